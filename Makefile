@@ -1,0 +1,45 @@
+# FSAR: `make run` serves the app with demo data; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench venv deps dev-deps browser clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+deps: $(PY)
+	$(PIP) install --quiet -r requirements.txt
+
+dev-deps: $(PY)
+	$(PIP) install --quiet -r requirements-dev.txt
+
+# Debian's Chromium for the browser tests (Playwright must not download its own).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+run: deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Serving FSAR at http://$(HOST):$(PORT)/ (Ctrl-C stops it and the periodic-job loop)"
+	@$(PY) manage.py run_periodic & PERIODIC=$$!; \
+	  trap 'kill $$PERIODIC 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: dev-deps browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: dev-deps
+	$(VENV)/bin/ruff check .
+
+bench: dev-deps
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .test-db.sqlite3 staticfiles

@@ -1,0 +1,170 @@
+"""Shared test fixtures: named users per role, API keys, a real RQ worker,
+and Playwright on Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+# live_server runs in a thread while sync Playwright drives the browser.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PASSWORD = "correct-horse-battery"
+ROOT = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need PostgreSQL say so and skip, with that reason, on SQLite."""
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (EXPLAIN, row locks or concurrency); CI runs it there")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_user(django_user_model, username: str, role: str | None = None, **extra):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(username=username, password=PASSWORD, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def operator(django_user_model):
+    from fsar.roles import OPERATORS
+
+    return make_user(django_user_model, "olivia", OPERATORS, is_staff=True)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    from fsar.roles import COMMITTEE
+
+    return make_user(django_user_model, "alice", COMMITTEE)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    from fsar.roles import COMMITTEE
+
+    return make_user(django_user_model, "bob", COMMITTEE)
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    from fsar.roles import COMMITTEE
+
+    return make_user(django_user_model, "charlie", COMMITTEE)
+
+
+@pytest.fixture
+def customer_user(django_user_model):
+    from fsar.roles import CUSTOMERS
+
+    return make_user(django_user_model, "carla", CUSTOMERS)
+
+
+@pytest.fixture
+def nobody(django_user_model):
+    return make_user(django_user_model, "nora")
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser(username="root", password=PASSWORD, email="root@example.com")
+
+
+@pytest.fixture
+def agent_user(django_user_model):
+    return django_user_model.objects.create_user(username="agent")
+
+
+@pytest.fixture
+def make_api_key(agent_user):
+    from tasks.services import api_key_create
+
+    counter = {"n": 0}
+
+    def make(scopes=("tasks", "reports", "backfill", "read"), owner=None, **kwargs):
+        counter["n"] += 1
+        api_key, secret = api_key_create(
+            name=f"key-{counter['n']}", owner=owner or agent_user, scopes=list(scopes), **kwargs
+        )
+        return api_key, secret
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_api_key):
+    return make_api_key()
+
+
+@pytest.fixture
+def agent(client, api_key):
+    """A Django test client that authenticates as the AI side with every scope."""
+    _, secret = api_key
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
+
+
+def run_rq_worker_burst(timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run a real `rqworker --burst` against the test database until the queue is empty.
+    Needs REDIS_URL (CI's PostgreSQL pass) and a transactional test."""
+    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    return subprocess.run(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+
+
+def _test_database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def rq_worker():
+    """A real RQ worker run. Tests using it are marked `postgres`: CI's PostgreSQL
+    pass is the one with Redis, and it sets REDIS_URL."""
+    if not settings.REDIS_URL:
+        pytest.fail("a real RQ worker needs REDIS_URL (CI's PostgreSQL pass sets it)")
+    import django_rq
+
+    django_rq.get_queue("default").empty()
+    return run_rq_worker_burst

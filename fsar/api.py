@@ -1,0 +1,96 @@
+"""The API root: one NinjaAPI at /api/v1/, composing every app's router, and the
+error handlers that keep every failure a JSON answer naming the problem."""
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, ValidationError
+
+from fsar.middleware import body_limit_for
+from tasks.api import BadCursor
+from tasks.api import router as tasks_router
+from tasks.auth import MissingScope
+from tasks.gate import GateUnavailable
+from tasks.models import ExecutionTask
+from tasks.services import ApiKeyError, TaskError
+
+api = NinjaAPI(
+    title="FSAR agent API",
+    version="1",
+    description=(
+        "For the AI side: register tasks and get the execution gate's decision, report "
+        "progress and cost, backfill history. Authenticate with `Authorization: Bearer <key>`."
+    ),
+    urls_namespace="api",
+)
+api.add_router("/tasks", tasks_router)
+
+
+def field_path(loc) -> str:
+    """`["body", "body", "tasks", 3, "started_at"]` → `tasks[3].started_at`."""
+    parts = list(loc)
+    while parts and parts[0] in ("body", "query", "path", "header", "filters"):
+        parts.pop(0)
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    return api.create_response(
+        request, {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status=422
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def on_unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return api.create_response(request, {"detail": "Missing, unknown, revoked or expired API key."}, status=401)
+
+
+@api.exception_handler(MissingScope)
+def on_missing_scope(request: HttpRequest, exc: MissingScope) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=403)
+
+
+@api.exception_handler(TaskError)
+def on_task_error(request: HttpRequest, exc: TaskError) -> HttpResponse:
+    return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(ApiKeyError)
+def on_api_key_error(request: HttpRequest, exc: ApiKeyError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=422)
+
+
+@api.exception_handler(BadCursor)
+def on_bad_cursor(request: HttpRequest, exc: BadCursor) -> HttpResponse:
+    return api.create_response(request, {"detail": f"cursor: {exc}"}, status=422)
+
+
+@api.exception_handler(ExecutionTask.DoesNotExist)
+def on_no_task(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc) or "No such task."}, status=404)
+
+
+@api.exception_handler(GateUnavailable)
+def on_gate_unavailable(request: HttpRequest, exc: GateUnavailable) -> HttpResponse:
+    response = api.create_response(
+        request,
+        {"detail": "The execution gate cannot decide right now; nothing was stored. Retry later."},
+        status=503,
+    )
+    response["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    limit = body_limit_for(request.path)
+    return api.create_response(request, {"detail": f"Request body too large: the limit is {limit} bytes."}, status=413)

@@ -1,0 +1,33 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+# Operators use the admin: they may view every FSAR model and manage API keys.
+OPERATOR_APPS = ("tasks", "reviews", "billing")
+OPERATOR_EXTRA_PERMISSIONS = ("tasks.add_apikey", "tasks.change_apikey")
+
+
+def sync_role_permissions(sender, using="default", **kwargs) -> None:
+    """Give the Operators group view permission on every model of the FSAR apps."""
+    from django.contrib.auth.models import Group, Permission
+
+    from fsar.roles import OPERATORS
+
+    group = Group.objects.using(using).filter(name=OPERATORS).first()
+    if group is None:
+        return
+    perms = set(
+        Permission.objects.using(using).filter(content_type__app_label__in=OPERATOR_APPS, codename__startswith="view_")
+    )
+    for dotted in OPERATOR_EXTRA_PERMISSIONS:
+        app_label, codename = dotted.split(".")
+        perms.update(Permission.objects.using(using).filter(content_type__app_label=app_label, codename=codename))
+    group.permissions.add(*perms)
+
+
+class FsarConfig(AppConfig):
+    name = "fsar"
+    verbose_name = "FSAR"
+
+    def ready(self) -> None:
+        post_migrate.connect(sync_role_permissions, dispatch_uid="fsar.sync_role_permissions")
+        from fsar import checks  # noqa: F401  (registers system checks)

@@ -1,0 +1,55 @@
+"""Demo users with printed logins, an API key, and about 20,000 tasks."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from fsar.roles import COMMITTEE, CUSTOMERS, OPERATORS
+from tasks.demo import seed_demo_tasks
+from tasks.models import ApiKey
+from tasks.services import api_key_create, api_key_revoke
+
+DEMO_PASSWORD = "fsar-demo-2026"
+DEMO_USERS = [
+    # username, role, is_staff
+    ("operator", OPERATORS, True),
+    ("alice", COMMITTEE, False),
+    ("bob", COMMITTEE, False),
+    ("charlie", COMMITTEE, False),
+    ("customer", CUSTOMERS, False),
+]
+AGENT_KEY_PREFIX = "demo-agent"
+
+
+class Command(BaseCommand):
+    help = "Create demo users, an API key and demo tasks. Safe to rerun (a new key each time)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tasks", type=int, default=20_000)
+
+    def handle(self, *args, tasks: int, **options) -> None:
+        with transaction.atomic():
+            for username, role, is_staff in DEMO_USERS:
+                user, _ = get_user_model().objects.get_or_create(username=username)
+                user.is_staff = is_staff
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.groups.add(Group.objects.get(name=role))
+            agent, _ = get_user_model().objects.get_or_create(username="agent")
+            agent.set_unusable_password()
+            agent.save()
+            for old in ApiKey.objects.filter(name__startswith=AGENT_KEY_PREFIX, revoked_at__isnull=True):
+                api_key_revoke(api_key_id=old.pk, reason="replaced by a new demo key")
+            name = f"{AGENT_KEY_PREFIX}-{timezone.now():%Y%m%d%H%M%S}"
+            _, secret = api_key_create(name=name, owner=agent, scopes=list(ApiKey.Scope.values))
+        added = seed_demo_tasks(count=tasks, now=timezone.now())
+        self.stdout.write(f"Demo tasks added: {added} (existing demo tasks are kept).")
+        self.stdout.write("")
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        for username, role, _ in DEMO_USERS:
+            self.stdout.write(f"  {username:<10} {role}")
+        self.stdout.write("")
+        self.stdout.write(f"API key {name!r} for the AI side (all scopes):")
+        self.stdout.write(f"  Authorization: Bearer {secret}")

@@ -1,0 +1,22 @@
+"""Create the three role groups. Their admin permissions are kept in step by
+`fsar.apps.sync_role_permissions` after every migrate, as models are added."""
+
+from django.db import migrations
+
+ROLES = ("Ethics committee", "Operators", "Customers")
+
+
+def create_roles(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def remove_roles(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [("auth", "0012_alter_user_first_name_max_length")]
+
+    operations = [migrations.RunPython(create_roles, remove_roles)]

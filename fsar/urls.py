@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from fsar import views
+from fsar.api import api
+
+admin.site.site_header = "FSAR administration"
+admin.site.site_title = "FSAR admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
+    path("tasks/", include("tasks.urls")),
+    path("reviews/", include("reviews.urls")),
+    path("billing/", include("billing.urls")),
+]

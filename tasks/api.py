@@ -1,0 +1,298 @@
+"""The agent API for execution tasks: register (with the gate), start, finish,
+cancel, read, list, and backfill. Endpoints only translate HTTP to services."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Literal
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Query, Router, Schema
+from pydantic import AwareDatetime, ConfigDict, StrictInt, StrictStr
+
+from tasks import selectors, services
+from tasks.auth import ApiKeyAuth
+from tasks.models import ExecutionTask, TaskStatus, TaskType
+
+router = Router(tags=["tasks"])
+
+TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvement"]
+ExternalId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2_147_483_647)]
+ErrorText = Annotated[StrictStr, Field(max_length=20_000)]
+
+
+class StrictSchema(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskIn(StrictSchema):
+    external_id: ExternalId
+    task_type: TaskTypeName
+    ai_model: ShortText | None = None
+    customer: ShortText | None = None
+    proposal_id: ShortText | None = None
+    payload: dict | None = None
+
+
+class FinishIn(StrictSchema):
+    outcome: Literal["succeeded", "failed"]
+    cost_micros: NonNegativeBigInt | None = None
+    tokens: NonNegativeInt | None = None
+    error: ErrorText = ""
+
+
+class CancelIn(StrictSchema):
+    reason: Annotated[StrictStr, Field(max_length=2000)] = ""
+
+
+class GateOut(Schema):
+    decision: str | None
+    reason: str | None
+    policy: str | None
+    case: str | None
+
+
+class TaskOut(Schema):
+    id: int
+    external_id: str
+    task_type: str
+    ai_model: str | None
+    customer: str | None
+    proposal_id: str | None
+    status: str
+    payload: dict
+    source: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    cost_micros: int | None
+    tokens: int | None
+    error: str
+    gate: GateOut
+
+
+class TaskPageOut(Schema):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class BackfillRowIn(StrictSchema):
+    external_id: ExternalId
+    task_type: TaskTypeName
+    ai_model: ShortText | None = None
+    customer: ShortText | None = None
+    status: Literal["succeeded", "failed"]
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    cost_micros: NonNegativeBigInt | None = None
+    tokens: NonNegativeInt | None = None
+    error: ErrorText = ""
+
+
+class BackfillIn(StrictSchema):
+    tasks: Annotated[list[BackfillRowIn], Field(min_length=1, max_length=services.BULK_MAX_ROWS)]
+
+
+class BackfillOut(Schema):
+    created: int
+    unchanged: int
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def task_out(task: ExecutionTask) -> dict:
+    return {
+        "id": task.pk,
+        "external_id": task.external_id,
+        "task_type": task.task_type,
+        "ai_model": task.ai_model,
+        "customer": task.customer_ref,
+        "proposal_id": task.proposal_ref,
+        "status": task.status,
+        "payload": task.payload,
+        "source": task.source,
+        "created_at": task.created_at,
+        "started_at": task.started_at,
+        "finished_at": task.finished_at,
+        "duration_ms": task.duration_ms,
+        "cost_micros": task.cost_micros,
+        "tokens": task.tokens,
+        "error": task.error,
+        "gate": {
+            "decision": task.gate_decision,
+            "reason": task.gate_reason,
+            "policy": task.gate_policy,
+            "case": task.gate_case,
+        },
+    }
+
+
+def actor(request: HttpRequest) -> services.Actor:
+    return services.Actor.for_key(request.auth)
+
+
+ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+
+
+@router.post(
+    "",
+    auth=ApiKeyAuth("tasks"),
+    response={200: TaskOut, 201: TaskOut, 503: ErrorOut, **ERRORS},
+    summary="Register a task and ask the gate whether it may run",
+)
+def register_task(request: HttpRequest, body: TaskIn):
+    """201 with the new task and the gate's decision; the same `external_id` with
+    the same fields again answers 200 with the same task; with other fields, 409."""
+    task, created = services.task_register(
+        actor=actor(request),
+        external_id=body.external_id,
+        task_type=body.task_type,
+        ai_model=body.ai_model,
+        customer_ref=body.customer,
+        proposal_ref=body.proposal_id,
+        payload=body.payload,
+    )
+    return (201 if created else 200), task_out(task)
+
+
+@router.post(
+    "/bulk",
+    auth=ApiKeyAuth("backfill"),
+    response={200: BackfillOut, **ERRORS},
+    summary="Backfill up to 10,000 finished tasks, all or nothing",
+)
+def backfill_tasks(request: HttpRequest, body: BackfillIn):
+    rows = [
+        services.BackfillRow(
+            external_id=row.external_id,
+            task_type=row.task_type,
+            status=row.status,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            ai_model=row.ai_model,
+            customer_ref=row.customer,
+            cost_micros=row.cost_micros,
+            tokens=row.tokens,
+            error=row.error,
+        )
+        for row in body.tasks
+    ]
+    result = services.tasks_backfill(actor=actor(request), rows=rows)
+    return {"created": result.created, "unchanged": result.unchanged}
+
+
+class TaskFilters(Schema):
+    status: TaskStatus | None = None
+    task_type: TaskType | None = None
+    ai_model: Annotated[str, Field(max_length=200)] | None = None
+    customer: Annotated[str, Field(max_length=200)] | None = None
+    proposal_id: Annotated[str, Field(max_length=200)] | None = None
+    external_id: Annotated[str, Field(max_length=200)] | None = None
+    cursor: Annotated[str, Field(max_length=40)] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class BadCursor(Exception):
+    pass
+
+
+def encode_cursor(task_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{task_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = raw.split(":", 1)
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadCursor("cursor is not one this API returned") from exc
+
+
+@router.get(
+    "",
+    auth=ApiKeyAuth("read"),
+    response={200: TaskPageOut, **ERRORS},
+    summary="List tasks, newest first, with cursor pagination",
+)
+def list_tasks(request: HttpRequest, filters: Query[TaskFilters]):
+    before_id = decode_cursor(filters.cursor) if filters.cursor else None
+    tasks = selectors.task_page(
+        status=filters.status,
+        task_type=filters.task_type,
+        ai_model=filters.ai_model,
+        customer_ref=filters.customer,
+        proposal_ref=filters.proposal_id,
+        external_id=filters.external_id,
+        before_id=before_id,
+        limit=filters.limit + 1,
+    )
+    has_more = len(tasks) > filters.limit
+    tasks = tasks[: filters.limit]
+    return {
+        "items": [task_out(t) for t in tasks],
+        "next_cursor": encode_cursor(tasks[-1].pk) if has_more else None,
+    }
+
+
+@router.get(
+    "/{int:task_id}",
+    auth=ApiKeyAuth("read"),
+    response={200: TaskOut, **ERRORS},
+    summary="One task with its gate decision",
+)
+def get_task(request: HttpRequest, task_id: int):
+    return task_out(get_object_or_404(ExecutionTask, pk=task_id))
+
+
+@router.post(
+    "/{int:task_id}/start",
+    auth=ApiKeyAuth("tasks"),
+    response={200: TaskOut, **ERRORS},
+    summary="Start a task the gate allowed (409 'gate closed' when held or denied)",
+)
+def start_task(request: HttpRequest, task_id: int):
+    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    return task_out(services.task_start(task_id=task_id, actor=actor(request)))
+
+
+@router.post(
+    "/{int:task_id}/finish",
+    auth=ApiKeyAuth("tasks"),
+    response={200: TaskOut, **ERRORS},
+    summary="Report a running task's outcome, cost and tokens",
+)
+def finish_task(request: HttpRequest, task_id: int, body: FinishIn):
+    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    task = services.task_finish(
+        task_id=task_id,
+        actor=actor(request),
+        outcome=body.outcome,
+        cost_micros=body.cost_micros,
+        tokens=body.tokens,
+        error=body.error,
+    )
+    return task_out(task)
+
+
+@router.post(
+    "/{int:task_id}/cancel",
+    auth=ApiKeyAuth("tasks"),
+    response={200: TaskOut, **ERRORS},
+    summary="Cancel a task that has not finished",
+)
+def cancel_task(request: HttpRequest, task_id: int, body: CancelIn | None = None):
+    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    reason = body.reason if body else ""
+    return task_out(services.task_cancel(task_id=task_id, actor=actor(request), reason=reason))

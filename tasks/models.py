@@ -1,0 +1,149 @@
+"""Execution tasks (the legacy `execution_tasks` table) and the API keys the AI side uses."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+from simple_history.signals import pre_create_historical_record
+
+
+class TaskType(models.TextChoices):
+    IMPLEMENT_IDEA = "implement_idea", "Implement idea"
+    IDEA_IMPLEMENTATION = "idea_implementation", "Idea implementation"
+    SELF_IMPROVEMENT = "self_improvement", "Self improvement"
+
+
+class TaskStatus(models.TextChoices):
+    REGISTERED = "registered", "Registered"
+    HELD = "held", "Held for review"
+    DENIED = "denied", "Denied"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+class TaskSource(models.TextChoices):
+    API = "api", "Registered through the API"
+    BACKFILL = "backfill", "Backfilled history"
+    LEGACY = "legacy", "Adopted from the legacy table"
+
+
+class ApiKey(models.Model):
+    """A key the AI side authenticates with. Only a SHA-256 of the secret is stored:
+    the key is 32 random bytes, so a fast hash is safe and keeps the gate fast."""
+
+    class Scope(models.TextChoices):
+        TASKS = "tasks", "Register and report tasks"
+        REPORTS = "reports", "Submit FSAR reports"
+        BACKFILL = "backfill", "Backfill finished tasks"
+        READ = "read", "Read tasks and metrics"
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, help_text="The key's first characters, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        help_text="The person answerable for what this key submits.",
+    )
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def is_active(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class ActorHistory(models.Model):
+    """Extra columns on historical task rows: which API key acted, when one did."""
+
+    history_api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+
+    class Meta:
+        abstract = True
+
+
+class ExecutionTask(models.Model):
+    """One unit of work the AI side runs. The first columns are the legacy table's
+    exactly (migration 0001); FSAR's own columns come in later migrations."""
+
+    external_id = models.CharField(max_length=200, unique=True)
+    task_type = models.CharField(max_length=40, choices=TaskType.choices)
+    status = models.CharField(max_length=20, choices=TaskStatus.choices)
+    payload = models.JSONField(default=dict, db_default=models.Value({}, models.JSONField()))
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    cost_micros = models.BigIntegerField(null=True, blank=True)
+    tokens = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="", db_default="")
+    # Added by FSAR (migration 0002 onward); all nullable, so no table rewrite.
+    ai_model = models.TextField(null=True, blank=True)
+    customer_ref = models.CharField(max_length=200, null=True, blank=True)
+    proposal_ref = models.CharField(max_length=200, null=True, blank=True)
+    source = models.CharField(max_length=20, choices=TaskSource.choices, null=True, blank=True)
+    submitted_by = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    gate_decision = models.CharField(max_length=10, null=True, blank=True)
+    gate_reason = models.TextField(null=True, blank=True)
+    gate_policy = models.CharField(max_length=200, null=True, blank=True)
+    gate_case = models.CharField(max_length=100, null=True, blank=True)
+    history = HistoricalRecords(bases=[ActorHistory], excluded_fields=["payload"])
+
+    class Meta:
+        db_table = "execution_tasks"
+        indexes = [
+            models.Index(fields=["status", "-id"], name="tasks_status_id"),
+            models.Index(fields=["task_type", "-id"], name="tasks_type_id"),
+            models.Index(fields=["ai_model", "-id"], name="tasks_model_id"),
+            models.Index(fields=["customer_ref", "-id"], name="tasks_customer_id"),
+            models.Index(fields=["proposal_ref"], name="tasks_proposal"),
+            models.Index(fields=["finished_at", "task_type", "ai_model"], name="tasks_finished"),
+            models.Index(fields=["status", "started_at"], name="tasks_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_type} {self.external_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+def _record_api_key_on_history(sender, instance, history_instance, **kwargs) -> None:
+    """Copy the acting API key (set by the services as `_history_api_key`) onto the history row."""
+    api_key = getattr(instance, "_history_api_key", None)
+    if api_key is not None and hasattr(history_instance, "history_api_key"):
+        history_instance.history_api_key = api_key
+
+
+pre_create_historical_record.connect(_record_api_key_on_history, dispatch_uid="tasks.history_api_key")

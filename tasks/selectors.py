@@ -1,0 +1,66 @@
+"""Reads of execution tasks. Each list read is one query whatever the table size."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from tasks.models import ExecutionTask, TaskStatus, TaskType
+
+
+def task_page(
+    *,
+    status: str | None = None,
+    task_type: str | None = None,
+    ai_model: str | None = None,
+    customer_ref: str | None = None,
+    proposal_ref: str | None = None,
+    external_id: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[ExecutionTask]:
+    """Newest first (by id), keyset-paginated: `before_id` is the last id of the previous page."""
+    qs: QuerySet[ExecutionTask] = ExecutionTask.objects.all()
+    filters = {
+        "status": status,
+        "task_type": task_type,
+        "ai_model": ai_model,
+        "customer_ref": customer_ref,
+        "proposal_ref": proposal_ref,
+        "external_id": external_id,
+    }
+    qs = qs.filter(**{k: v for k, v in filters.items() if v is not None})
+    if before_id is not None:
+        qs = qs.filter(pk__lt=before_id)
+    return list(qs.order_by("-pk")[:limit])
+
+
+def status_counts_by_type() -> dict:
+    """Counts of tasks by type and status for the dashboard: one grouped query.
+
+    Returns {"types": [{"task_type", "label", "counts": {status: n}, "total"}], "statuses": [...],
+    "totals": {status: n}, "total": n}.
+    """
+    rows = ExecutionTask.objects.values("task_type", "status").annotate(n=Count("pk")).order_by()
+    counts: dict[str, dict[str, int]] = {t: {} for t in TaskType.values}
+    for row in rows:
+        counts.setdefault(row["task_type"], {})[row["status"]] = row["n"]
+    labels = dict(TaskType.choices)
+    types = []
+    totals = {s: 0 for s in TaskStatus.values}
+    for task_type, by_status in counts.items():
+        for status, n in by_status.items():
+            totals[status] = totals.get(status, 0) + n
+        types.append(
+            {
+                "task_type": task_type,
+                "label": labels.get(task_type, task_type),
+                "counts": [by_status.get(s, 0) for s in TaskStatus.values],
+                "total": sum(by_status.values()),
+            }
+        )
+    return {
+        "statuses": TaskStatus.choices,
+        "types": types,
+        "totals": [totals.get(s, 0) for s in TaskStatus.values],
+        "total": sum(totals.values()),
+    }

@@ -1,0 +1,457 @@
+"""Every state change of an execution task goes through one function here.
+
+Each is atomic, locks the row it changes, checks the transition, and records
+who (user and API key) and why in the task's history.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from tasks.auth import KEY_PREFIX, generate_secret
+from tasks.gate import GateDecision, ask_gate
+from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
+from tasks.signals import task_finished
+
+logger = logging.getLogger(__name__)
+
+BULK_MAX_ROWS = 10_000
+
+
+class TaskError(Exception):
+    """A request the task rules refuse; `status_code` is the HTTP answer."""
+
+    status_code = 409
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class TaskConflict(TaskError):
+    status_code = 409
+
+
+class InvalidTransition(TaskError):
+    status_code = 409
+
+
+class GateClosed(TaskError):
+    status_code = 409
+
+
+class InvalidTaskInput(TaskError):
+    status_code = 422
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a person, an API key (whose owner is the person), or the system."""
+
+    user: Any = None
+    api_key: ApiKey | None = None
+
+    @classmethod
+    def for_key(cls, api_key: ApiKey) -> Actor:
+        return cls(user=api_key.owner, api_key=api_key)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls()
+
+
+def _save_with_history(task: ExecutionTask, *, actor: Actor, reason: str) -> None:
+    task._history_user = actor.user
+    task._history_api_key = actor.api_key
+    task._change_reason = reason
+    task.save()
+
+
+# Fields that make two registrations of one external_id "the same task".
+REGISTRATION_FIELDS = ("task_type", "ai_model", "customer_ref", "proposal_ref", "payload")
+
+
+def _registration_differences(task: ExecutionTask, wanted: dict[str, Any]) -> list[str]:
+    return [name for name in REGISTRATION_FIELDS if getattr(task, name) != wanted[name]]
+
+
+def task_register(
+    *,
+    actor: Actor,
+    external_id: str,
+    task_type: str,
+    ai_model: str | None = None,
+    customer_ref: str | None = None,
+    proposal_ref: str | None = None,
+    payload: dict | None = None,
+) -> tuple[ExecutionTask, bool]:
+    """Register a task and ask the gate whether it may run.
+
+    Idempotent on `external_id`: the same fields again return the existing task
+    (created=False); different fields raise TaskConflict naming them. When the
+    gate cannot decide, GateUnavailable propagates and nothing is stored.
+    """
+    wanted = {
+        "task_type": task_type,
+        "ai_model": ai_model,
+        "customer_ref": customer_ref,
+        "proposal_ref": proposal_ref,
+        "payload": payload or {},
+    }
+    existing = ExecutionTask.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        return _same_registration(existing, wanted), False
+    task = ExecutionTask(
+        external_id=external_id,
+        status=TaskStatus.REGISTERED,
+        source=TaskSource.API,
+        submitted_by=actor.api_key,
+        created_at=timezone.now(),
+        **wanted,
+    )
+    try:
+        with transaction.atomic():
+            decision = ask_gate(task)
+            _apply_decision(task, decision)
+            _save_with_history(task, actor=actor, reason=f"registered; gate: {decision.decision}")
+    except IntegrityError:
+        # Another request registered the same external_id a moment ago.
+        existing = ExecutionTask.objects.filter(external_id=external_id).first()
+        if existing is None:
+            raise
+        return _same_registration(existing, wanted), False
+    return task, True
+
+
+def _same_registration(task: ExecutionTask, wanted: dict[str, Any]) -> ExecutionTask:
+    differences = _registration_differences(task, wanted)
+    if differences:
+        raise TaskConflict(
+            f"external_id {task.external_id!r} is already registered with different {', '.join(differences)}",
+            fields=differences,
+            task_id=task.pk,
+        )
+    return task
+
+
+def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
+    task.gate_decision = decision.decision
+    task.gate_reason = decision.reason
+    task.gate_policy = decision.policy
+    task.gate_case = decision.case
+    task.status = {
+        "allow": TaskStatus.REGISTERED,
+        "hold": TaskStatus.HELD,
+        "deny": TaskStatus.DENIED,
+    }[decision.decision]
+
+
+def _locked(task_id: int) -> ExecutionTask:
+    try:
+        return ExecutionTask.objects.select_for_update().get(pk=task_id)
+    except ExecutionTask.DoesNotExist:
+        raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.") from None
+
+
+@transaction.atomic
+def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
+    """registered → running. A held or denied task answers GateClosed; starting a
+    task that is already running is a harmless retry and changes nothing."""
+    task = _locked(task_id)
+    if task.status == TaskStatus.RUNNING:
+        return task
+    if task.status in (TaskStatus.HELD, TaskStatus.DENIED):
+        raise GateClosed(
+            f"gate closed: the task is {task.status}" + (f" ({task.gate_reason})" if task.gate_reason else ""),
+            case=task.gate_case,
+        )
+    if task.status != TaskStatus.REGISTERED:
+        raise InvalidTransition(f"cannot start a task that is {task.status}")
+    task.status = TaskStatus.RUNNING
+    task.started_at = timezone.now()
+    _save_with_history(task, actor=actor, reason="started")
+    return task
+
+
+@transaction.atomic
+def task_finish(
+    *,
+    task_id: int,
+    actor: Actor,
+    outcome: str,
+    cost_micros: int | None = None,
+    tokens: int | None = None,
+    error: str = "",
+) -> ExecutionTask:
+    """running → succeeded | failed, recording duration, cost and tokens.
+
+    Repeating the same finish is a harmless retry; a different one is a conflict."""
+    if outcome not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
+        raise InvalidTaskInput("outcome must be 'succeeded' or 'failed'", field="outcome")
+    task = _locked(task_id)
+    if task.is_finished:
+        same = (
+            task.status == outcome
+            and task.cost_micros == cost_micros
+            and task.tokens == tokens
+            and task.error == (error or "")
+        )
+        if same:
+            return task
+        raise InvalidTransition(f"the task already finished as {task.status}")
+    if task.status != TaskStatus.RUNNING:
+        raise InvalidTransition(f"cannot finish a task that is {task.status}; start it first")
+    _finish(task, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error, now=timezone.now())
+    _save_with_history(task, actor=actor, reason=f"finished: {outcome}")
+    _announce_finished(task)
+    return task
+
+
+def _finish(task: ExecutionTask, *, outcome, cost_micros, tokens, error, now: datetime) -> None:
+    task.status = outcome
+    task.finished_at = now
+    task.duration_ms = duration_ms(task.started_at, now)
+    task.cost_micros = cost_micros
+    task.tokens = tokens
+    task.error = error or ""
+
+
+def duration_ms(started_at: datetime, finished_at: datetime) -> int:
+    delta = finished_at - started_at
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def _announce_finished(task: ExecutionTask) -> None:
+    task_finished.send(sender=ExecutionTask, task=task)
+
+
+CANCELLABLE = (TaskStatus.REGISTERED, TaskStatus.HELD, TaskStatus.RUNNING)
+
+
+@transaction.atomic
+def task_cancel(*, task_id: int, actor: Actor, reason: str = "") -> ExecutionTask:
+    """registered | held | running → cancelled. Cancelling twice is a harmless retry."""
+    task = _locked(task_id)
+    if task.status == TaskStatus.CANCELLED:
+        return task
+    if task.status not in CANCELLABLE:
+        raise InvalidTransition(f"cannot cancel a task that is {task.status}")
+    task.status = TaskStatus.CANCELLED
+    if task.started_at and not task.finished_at:
+        task.finished_at = timezone.now()
+    _save_with_history(task, actor=actor, reason=f"cancelled{': ' + reason if reason else ''}")
+    return task
+
+
+@transaction.atomic
+def task_gate_update(*, task_id: int, decision: GateDecision, actor: Actor, reason: str) -> ExecutionTask | None:
+    """Release or deny a held task after its case is decided. Only a task that is
+    still held changes (compare-and-set under a row lock), so a decision is
+    applied exactly once; returns None when the task was no longer held."""
+    task = _locked(task_id)
+    if task.status != TaskStatus.HELD:
+        return None
+    _apply_decision(task, decision)
+    _save_with_history(task, actor=actor, reason=reason)
+    return task
+
+
+ABANDONED_ERROR = "abandoned"
+
+
+def fail_abandoned_tasks(*, now: datetime | None = None, timeout_seconds: int | None = None) -> int:
+    """Mark tasks `running` for longer than the timeout as failed with error
+    "abandoned", so they skew neither metrics nor billing. Safe to run twice:
+    each task is re-checked under its row lock. Returns how many it failed."""
+    now = now or timezone.now()
+    timeout = timeout_seconds if timeout_seconds is not None else settings.TASK_RUNNING_TIMEOUT_SECONDS
+    cutoff = now - timedelta(seconds=timeout)
+    candidates = list(
+        ExecutionTask.objects.filter(status=TaskStatus.RUNNING, started_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    failed = 0
+    for task_id in candidates:
+        with transaction.atomic():
+            task = _locked(task_id)
+            if task.status != TaskStatus.RUNNING or task.started_at >= cutoff:
+                continue
+            _finish(
+                task,
+                outcome=TaskStatus.FAILED,
+                cost_micros=task.cost_micros,
+                tokens=task.tokens,
+                error=ABANDONED_ERROR,
+                now=now,
+            )
+            _save_with_history(task, actor=Actor.system(), reason=f"abandoned: still running after {timeout} s")
+            _announce_finished(task)
+            failed += 1
+    if failed:
+        logger.info("Marked %d abandoned task(s) as failed", failed)
+    return failed
+
+
+@dataclass(frozen=True)
+class BackfillRow:
+    external_id: str
+    task_type: str
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    ai_model: str | None = None
+    customer_ref: str | None = None
+    cost_micros: int | None = None
+    tokens: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    created: int
+    unchanged: int
+
+
+BACKFILL_COMPARED = (
+    "task_type",
+    "status",
+    "started_at",
+    "finished_at",
+    "ai_model",
+    "customer_ref",
+    "cost_micros",
+    "tokens",
+    "error",
+)
+
+
+def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
+    """Store finished tasks of the past, all or nothing.
+
+    Rows are checked first and the first bad one raises InvalidTaskInput naming
+    its index. A row whose external_id already exists with the same values is
+    counted as unchanged (so a retried backfill is safe); with other values it
+    is a conflict. Backfilled tasks skip the gate and are never billed
+    (`source=backfill`, and no task_finished signal is sent).
+    """
+    if len(rows) > BULK_MAX_ROWS:
+        raise InvalidTaskInput(f"at most {BULK_MAX_ROWS} tasks per request, got {len(rows)}", field="tasks")
+    now = timezone.now()
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        where = f"tasks[{index}]"
+        if row.status not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
+            raise InvalidTaskInput(f"{where}.status must be succeeded or failed", field=f"{where}.status")
+        if row.finished_at < row.started_at:
+            raise InvalidTaskInput(f"{where}.finished_at is before started_at", field=f"{where}.finished_at")
+        if row.finished_at > now:
+            raise InvalidTaskInput(f"{where}.finished_at is in the future", field=f"{where}.finished_at")
+        if row.external_id in seen:
+            raise InvalidTaskInput(
+                f"{where}.external_id {row.external_id!r} appears twice in this request",
+                field=f"{where}.external_id",
+            )
+        seen.add(row.external_id)
+
+    existing = {}
+    ids = [row.external_id for row in rows]
+    for start in range(0, len(ids), 1000):
+        for task in ExecutionTask.objects.filter(external_id__in=ids[start : start + 1000]):
+            existing[task.external_id] = task
+    new_tasks = []
+    unchanged = 0
+    for index, row in enumerate(rows):
+        if row.external_id in existing:
+            old = existing[row.external_id]
+            differences = [f for f in BACKFILL_COMPARED if getattr(old, f) != getattr(row, f)]
+            if differences:
+                raise TaskConflict(
+                    f"tasks[{index}]: external_id {row.external_id!r} already exists with different "
+                    f"{', '.join(differences)}",
+                    fields=differences,
+                    row=index,
+                )
+            unchanged += 1
+            continue
+        new_tasks.append(
+            ExecutionTask(
+                external_id=row.external_id,
+                task_type=row.task_type,
+                status=row.status,
+                payload={},
+                created_at=row.started_at,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                duration_ms=duration_ms(row.started_at, row.finished_at),
+                cost_micros=row.cost_micros,
+                tokens=row.tokens,
+                error=row.error,
+                ai_model=row.ai_model,
+                customer_ref=row.customer_ref,
+                source=TaskSource.BACKFILL,
+                submitted_by=actor.api_key,
+            )
+        )
+    try:
+        with transaction.atomic():
+            bulk_create_with_history(
+                new_tasks,
+                ExecutionTask,
+                batch_size=1000,
+                default_user=actor.user,
+                default_change_reason="backfilled",
+                custom_historical_attrs={"history_api_key": actor.api_key},
+            )
+    except IntegrityError as exc:
+        raise TaskConflict("another request stored some of these external_ids meanwhile; retry") from exc
+    return BackfillResult(created=len(new_tasks), unchanged=unchanged)
+
+
+class ApiKeyError(Exception):
+    pass
+
+
+@transaction.atomic
+def api_key_create(
+    *, name: str, owner, scopes: list[str], expires_at: datetime | None = None, by=None
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is shown this once only."""
+    unknown = sorted(set(scopes) - set(ApiKey.Scope.values))
+    if unknown:
+        raise ApiKeyError(f"unknown scope(s) {', '.join(unknown)}; allowed: {', '.join(ApiKey.Scope.values)}")
+    if not scopes:
+        raise ApiKeyError("a key needs at least one scope")
+    if ApiKey.objects.filter(name=name).exists():
+        raise ApiKeyError(f"an API key named {name!r} already exists")
+    secret = generate_secret()
+    api_key = ApiKey(
+        name=name,
+        prefix=secret[: len(KEY_PREFIX) + 6],
+        key_hash=ApiKey.hash_secret(secret),
+        owner=owner,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+    )
+    api_key._history_user = by or owner
+    api_key._change_reason = "created"
+    api_key.save()
+    return api_key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key_id: int, by=None, reason: str = "") -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key_id)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key._history_user = by
+        api_key._change_reason = f"revoked{': ' + reason if reason else ''}"
+        api_key.save()
+    return api_key
