@@ -1,0 +1,59 @@
+"""The permission matrix: every page × every role → the answer it must get.
+
+Add a row for every page a person uses. `anon` is a visitor who is not logged in
+(redirected to the login page, except on public pages); roles without access
+get 404 so a page's existence is not disclosed (the admin answers with its own
+login redirect).
+"""
+
+import pytest
+from django.urls import reverse
+
+ROLES = ("anon", "nobody", "operator", "committee", "customer", "superuser")
+
+# (url name or path, {role: expected status}); roles not listed expect 404.
+PAGES = [
+    ("home", {"anon": 302, "nobody": 200, "operator": 200, "committee": 200, "customer": 200, "superuser": 200}),
+    ("login", {r: 200 for r in ROLES}),
+    ("healthz", {r: 200 for r in ROLES}),
+    ("/admin/", {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200}),
+    (
+        "/admin/tasks/executiontask/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/tasks/apikey/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+]
+
+
+@pytest.fixture
+def user_for(operator, alice, customer_user, nobody, superuser):
+    return {
+        "anon": None,
+        "nobody": nobody,
+        "operator": operator,
+        "committee": alice,
+        "customer": customer_user,
+        "superuser": superuser,
+    }
+
+
+def resolve(page: str) -> str:
+    return page if page.startswith("/") else reverse(page)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page,expected", PAGES, ids=[p for p, _ in PAGES])
+def test_every_page_answers_each_role_as_the_matrix_says(client, user_for, page, expected):
+    url = resolve(page)
+    for role in ROLES:
+        client.logout()
+        if user_for[role] is not None:
+            client.force_login(user_for[role])
+        response = client.get(url)
+        want = expected.get(role, 404)
+        assert response.status_code == want, f"{role} on {url}: got {response.status_code}, want {want}"
+        if want == 302 and role == "anon" and not url.startswith("/admin/"):
+            assert response["Location"].startswith(reverse("login"))
