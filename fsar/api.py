@@ -11,6 +11,7 @@ from tasks.api import BadCursor
 from tasks.api import router as tasks_router
 from tasks.auth import MissingScope
 from tasks.gate import GateUnavailable
+from tasks.metrics_api import router as metrics_router
 from tasks.models import ExecutionTask
 from tasks.services import ApiKeyError, TaskError
 
@@ -24,6 +25,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/tasks", tasks_router)
+api.add_router("/metrics", metrics_router)
 
 
 def field_path(loc) -> str:

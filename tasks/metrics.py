@@ -1,0 +1,454 @@
+"""Task performance metrics: durations and failures per task type and AI model.
+
+The definitions are in docs/metrics.md. In short: a task counts in a window
+`since <= finished_at < until` when it finished (`succeeded` or `failed`);
+durations are the recorded `duration_ms`; percentiles follow PostgreSQL's
+`percentile_cont` (linear interpolation between the two nearest ranks).
+
+One aggregate, two engines: on PostgreSQL the figures come from one grouped
+SQL query using `percentile_cont`; on other databases (SQLite) the window's
+rows are read and the same formulas run in Python. A test runs both engines
+on the same PostgreSQL data and compares (tasks/tests/test_metrics.py).
+Count, sum and max are integers in both, so means and failure rates are
+computed here from them identically; only percentiles are floating point and
+are rounded to 0.1 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from django.db import connection
+
+from tasks.models import ExecutionTask, TaskStatus, TaskType
+
+Bucket = Literal["hour", "day"]
+GroupBy = Literal["task_type", "ai_model"]
+Engine = Literal["sql", "python"]
+
+DEFAULT_WINDOW = timedelta(days=7)
+MAX_WINDOW = timedelta(days=400)
+MAX_POINTS = 2000
+BUCKET_SIZES: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
+
+
+class AnyModel:
+    """Sentinel: do not filter by AI model (None means "tasks with no model")."""
+
+    def __repr__(self) -> str:
+        return "ANY_MODEL"
+
+
+ANY_MODEL = AnyModel()
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime
+    until: datetime
+
+    @property
+    def length(self) -> timedelta:
+        return self.until - self.since
+
+    def previous(self) -> Window:
+        """The window of the same length that ends where this one starts."""
+        return Window(self.since - self.length, self.since)
+
+    def as_dict(self) -> dict:
+        return {"since": self.since, "until": self.until}
+
+
+def default_window(now: datetime, length: timedelta = DEFAULT_WINDOW) -> Window:
+    return Window(now - length, now)
+
+
+@dataclass
+class Stats:
+    """Integer totals of one group, and its two percentiles."""
+
+    count: int = 0
+    failed: int = 0
+    timed: int = 0  # finished tasks with a recorded duration
+    sum_ms: int = 0
+    max_ms: int | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    @property
+    def mean_ms(self) -> float | None:
+        return round(self.sum_ms / self.timed, 1) if self.timed else None
+
+    @property
+    def failure_rate(self) -> float | None:
+        return round(self.failed / self.count, 4) if self.count else None
+
+    def figures(self) -> dict:
+        return {
+            "count": self.count,
+            "mean_ms": self.mean_ms,
+            "p50_ms": _round_ms(self.p50_ms),
+            "p95_ms": _round_ms(self.p95_ms),
+            "max_ms": self.max_ms,
+            "failure_rate": self.failure_rate,
+        }
+
+
+def _round_ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def relative_change(current: float | None, previous: float | None) -> float | None:
+    """(current − previous) / previous, rounded to 4 places; None without a previous mean."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return round((current - previous) / previous, 4)
+
+
+def percentile_cont(ordered: list[int], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont over already sorted values, step for step
+    (utils/adt/orderedsetaggs.c: floor and ceil of fraction·(n−1), then lerp)."""
+    n = len(ordered)
+    if n == 0:
+        return None
+    position = fraction * (n - 1)
+    first = math.floor(position)
+    second = math.ceil(position)
+    low = float(ordered[first])
+    if first == second:
+        return low
+    high = float(ordered[second])
+    return low + (high - low) * (position - first)
+
+
+# Group keys: (bucket start or None, task_type or None, ai_model or None).
+Key = tuple[datetime | None, str | None, str | None]
+
+
+@dataclass
+class Query:
+    window: Window
+    by_model: bool = False
+    by_type: bool = True
+    bucket: Bucket | None = None
+    task_type: str | None = None
+    ai_model: str | None | AnyModel = ANY_MODEL
+
+
+def aggregate(query: Query, *, engine: Engine | None = None) -> dict[Key, Stats]:
+    """Figures per group (and per bucket when `query.bucket` is set) for the window."""
+    engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
+    if engine == "sql":
+        return _aggregate_sql(query)
+    return _aggregate_python(query)
+
+
+def _filters(query: Query) -> tuple[list[str], list]:
+    where = ["finished_at >= %s", "finished_at < %s", "status IN (%s, %s)"]
+    params: list = [query.window.since, query.window.until, *FINISHED]
+    if query.task_type is not None:
+        where.append("task_type = %s")
+        params.append(query.task_type)
+    if query.ai_model is None:
+        where.append("ai_model IS NULL")
+    elif not isinstance(query.ai_model, AnyModel):
+        where.append("ai_model = %s")
+        params.append(query.ai_model)
+    return where, params
+
+
+def _aggregate_sql(query: Query) -> dict[Key, Stats]:
+    """PostgreSQL: one grouped query over the finished_at index range."""
+    where, params = _filters(query)
+    bucket = f"date_trunc('{query.bucket}', finished_at AT TIME ZONE 'UTC')" if query.bucket else "NULL::timestamp"
+    model = "ai_model" if query.by_model else "NULL::text"
+    task_type = "task_type" if query.by_type else "NULL::text"
+    sql = f"""
+        SELECT {bucket} AS bucket, {task_type} AS task_type, {model} AS model,
+               count(*), count(*) FILTER (WHERE status = 'failed'), count(duration_ms),
+               coalesce(sum(duration_ms), 0)::bigint, max(duration_ms),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+          FROM execution_tasks
+         WHERE {" AND ".join(where)}
+         GROUP BY 1, 2, 3
+    """  # noqa: S608 - only fixed fragments are interpolated; values are parameters
+    result: dict[Key, Stats] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for bucket_start, task_type, ai_model, count, failed, timed, sum_ms, max_ms, p50, p95 in cursor.fetchall():
+            if bucket_start is not None:
+                bucket_start = bucket_start.replace(tzinfo=UTC)
+            result[(bucket_start, task_type, ai_model)] = Stats(
+                count=count,
+                failed=failed,
+                timed=timed,
+                sum_ms=int(sum_ms),
+                max_ms=max_ms,
+                p50_ms=p50,
+                p95_ms=p95,
+            )
+    return result
+
+
+def bucket_start(moment: datetime, bucket: Bucket) -> datetime:
+    moment = moment.astimezone(UTC)
+    if bucket == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _aggregate_python(query: Query) -> dict[Key, Stats]:
+    """Any database: read the window's rows (one query) and aggregate here."""
+    qs = ExecutionTask.objects.filter(
+        finished_at__gte=query.window.since, finished_at__lt=query.window.until, status__in=FINISHED
+    )
+    if query.task_type is not None:
+        qs = qs.filter(task_type=query.task_type)
+    if query.ai_model is None:
+        qs = qs.filter(ai_model__isnull=True)
+    elif not isinstance(query.ai_model, AnyModel):
+        qs = qs.filter(ai_model=query.ai_model)
+    rows = qs.values_list("finished_at", "task_type", "ai_model", "status", "duration_ms").order_by()
+    return aggregate_rows(
+        rows.iterator(chunk_size=5000), by_model=query.by_model, by_type=query.by_type, bucket=query.bucket
+    )
+
+
+def aggregate_rows(
+    rows: Iterable[tuple[datetime, str, str | None, str, int | None]],
+    *,
+    by_model: bool,
+    bucket: Bucket | None,
+    by_type: bool = True,
+) -> dict[Key, Stats]:
+    """The aggregate over (finished_at, task_type, ai_model, status, duration_ms) rows
+    already filtered to the window."""
+    durations: dict[Key, list[int]] = defaultdict(list)
+    result: dict[Key, Stats] = {}
+    for finished_at, task_type, ai_model, status, duration in rows:
+        key = (
+            bucket_start(finished_at, bucket) if bucket else None,
+            task_type if by_type else None,
+            ai_model if by_model else None,
+        )
+        stats = result.get(key)
+        if stats is None:
+            stats = result[key] = Stats()
+        stats.count += 1
+        if status == TaskStatus.FAILED:
+            stats.failed += 1
+        if duration is not None:
+            stats.timed += 1
+            stats.sum_ms += duration
+            stats.max_ms = duration if stats.max_ms is None else max(stats.max_ms, duration)
+            durations[key].append(duration)
+    for key, values in durations.items():
+        values.sort()
+        result[key].p50_ms = percentile_cont(values, 0.5)
+        result[key].p95_ms = percentile_cont(values, 0.95)
+    return result
+
+
+def _group_order(key: Key) -> tuple:
+    bucket, task_type, ai_model = key
+    type_rank = TaskType.values.index(task_type) if task_type in TaskType.values else len(TaskType.values)
+    return (bucket or datetime.min.replace(tzinfo=UTC), type_rank, task_type, ai_model is None, ai_model or "")
+
+
+def _means_only(query: Query, engine: Engine | None) -> dict[Key, float | None]:
+    """Means of the previous window. On PostgreSQL a plain sum/count, no percentile sort."""
+    engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
+    if engine == "python":
+        return {key: stats.mean_ms for key, stats in _aggregate_python(query).items()}
+    where, params = _filters(query)
+    model = "ai_model" if query.by_model else "NULL::text"
+    sql = f"""
+        SELECT task_type, {model}, count(duration_ms), coalesce(sum(duration_ms), 0)::bigint
+          FROM execution_tasks WHERE {" AND ".join(where)} GROUP BY 1, 2
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {
+            (None, task_type, ai_model): Stats(timed=timed, sum_ms=int(sum_ms)).mean_ms
+            for task_type, ai_model, timed, sum_ms in cursor.fetchall()
+        }
+
+
+def task_metrics(
+    *,
+    window: Window,
+    group_by: GroupBy = "task_type",
+    task_type: str | None = None,
+    engine: Engine | None = None,
+) -> dict:
+    """The figures per group for `window`, each with `mean_ms_change` against the
+    previous window of the same length (the API's `GET /metrics/tasks`)."""
+    by_model = group_by == "ai_model"
+    current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)
+    previous = _means_only(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
+    groups = []
+    for key in sorted(current, key=_group_order):
+        _, group_type, ai_model = key
+        stats = current[key]
+        groups.append(
+            {
+                "task_type": group_type,
+                "ai_model": ai_model,
+                **stats.figures(),
+                "mean_ms_change": relative_change(stats.mean_ms, previous.get(key)),
+            }
+        )
+    return {"window": window.as_dict(), "group_by": group_by, "groups": groups}
+
+
+def bucket_starts(window: Window, bucket: Bucket) -> list[datetime]:
+    """Every bucket that overlaps the window, oldest first."""
+    step = BUCKET_SIZES[bucket]
+    start = bucket_start(window.since, bucket)
+    starts = []
+    while start < window.until:
+        starts.append(start)
+        start += step
+    return starts
+
+
+def series_point_count(window: Window, bucket: Bucket) -> int:
+    step = BUCKET_SIZES[bucket]
+    first = bucket_start(window.since, bucket)
+    return math.ceil((window.until - first) / step)
+
+
+def task_series(
+    *,
+    window: Window,
+    bucket: Bucket = "day",
+    task_type: str | None = None,
+    ai_model: str | None | AnyModel = ANY_MODEL,
+    engine: Engine | None = None,
+) -> dict:
+    """The same figures per bucket (the API's `GET /metrics/tasks/series`). Every
+    bucket overlapping the window is present, empty ones with count 0; the first
+    and last only count tasks inside the window. `mean_ms_change` is against the
+    point before (None for the first point, or when the point before is empty)."""
+    query = Query(window=window, bucket=bucket, task_type=task_type, ai_model=ai_model, by_type=False)
+    by_bucket = {start: value for (start, _, _), value in aggregate(query, engine=engine).items()}
+    points = []
+    previous_mean = None
+    for start in bucket_starts(window, bucket):
+        stats = by_bucket.get(start, Stats())
+        points.append(
+            {"start": start, **stats.figures(), "mean_ms_change": relative_change(stats.mean_ms, previous_mean)}
+        )
+        previous_mean = stats.mean_ms
+    return {
+        "window": window.as_dict(),
+        "bucket": bucket,
+        "task_type": task_type,
+        "ai_model": None if isinstance(ai_model, AnyModel) else ai_model,
+        "points": points,
+    }
+
+
+# --- What the operator page and the dashboard show ---------------------------------
+
+WINDOW_CHOICES: dict[str, tuple[str, timedelta]] = {
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "90d": ("Last 90 days", timedelta(days=90)),
+}
+DEFAULT_WINDOW_CHOICE = "7d"
+# A group whose mean got at least this much slower than in the previous window is flagged.
+REGRESSION_THRESHOLD = 0.10
+
+
+def chart_bucket(window: Window) -> Bucket:
+    return "hour" if window.length <= timedelta(days=2) else "day"
+
+
+def series_by_type(*, window: Window, bucket: Bucket, engine: Engine | None = None) -> dict[str, list[dict]]:
+    """Per task type, its points over the window (one grouped query for all types)."""
+    stats = aggregate(Query(window=window, bucket=bucket), engine=engine)
+    starts = bucket_starts(window, bucket)
+    result: dict[str, list[dict]] = {}
+    for task_type in sorted({key[1] for key in stats}, key=lambda t: _group_order((None, t, None))):
+        result[task_type] = [
+            {"start": start, **stats.get((start, task_type, None), Stats()).figures()} for start in starts
+        ]
+    return result
+
+
+def _slowest(groups: list[dict]) -> dict | None:
+    timed = [g for g in groups if g["mean_ms"] is not None]
+    return max(timed, key=lambda g: g["mean_ms"]) if timed else None
+
+
+def _biggest_regression(groups: list[dict]) -> dict | None:
+    worse = [g for g in groups if g["mean_ms_change"] is not None and g["mean_ms_change"] > 0]
+    return max(worse, key=lambda g: g["mean_ms_change"]) if worse else None
+
+
+def metrics_overview(*, window: Window, task_type: str | None = None, engine: Engine | None = None) -> dict:
+    """The operator page: per type (or, drilled down, per model of one type) the table,
+    the slowest type and model, the biggest regression, and per type a chart series."""
+    by_model = task_metrics(window=window, group_by="ai_model", task_type=task_type, engine=engine)
+    if task_type is None:
+        table = task_metrics(window=window, group_by="task_type", engine=engine)["groups"]
+    else:
+        table = by_model["groups"]
+    bucket = chart_bucket(window)
+    charts = series_by_type(window=window, bucket=bucket, engine=engine)
+    if task_type is not None:
+        charts = {k: v for k, v in charts.items() if k == task_type}
+    for group in table:
+        change = group["mean_ms_change"]
+        group["regressed"] = change is not None and change >= REGRESSION_THRESHOLD
+    type_groups = table if task_type is None else []
+    return {
+        "window": window,
+        "task_type": task_type,
+        "group_by": "ai_model" if task_type else "task_type",
+        "groups": table,
+        "slowest_type": _slowest(type_groups),
+        "slowest_model": _slowest(by_model["groups"]),
+        "biggest_regression": _biggest_regression(by_model["groups"]),
+        "chart_bucket": bucket,
+        "charts": charts,
+    }
+
+
+def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[dict]:
+    """Per task type: mean and p95 over the last 24 hours against the 24 before."""
+    last = default_window(now, timedelta(hours=24))
+    current = aggregate(Query(window=last), engine=engine)
+    previous = aggregate(Query(window=last.previous()), engine=engine)
+    labels = dict(TaskType.choices)
+    rows = []
+    types = sorted(
+        {key[1] for key in current} | {key[1] for key in previous}, key=lambda t: _group_order((None, t, None))
+    )
+    for task_type in types:
+        now_stats = current.get((None, task_type, None), Stats())
+        before = previous.get((None, task_type, None), Stats())
+        rows.append(
+            {
+                "task_type": task_type,
+                "label": labels.get(task_type, task_type),
+                "count": now_stats.count,
+                "mean_ms": now_stats.mean_ms,
+                "p95_ms": _round_ms(now_stats.p95_ms),
+                "previous_count": before.count,
+                "previous_mean_ms": before.mean_ms,
+                "previous_p95_ms": _round_ms(before.p95_ms),
+                "mean_change": relative_change(now_stats.mean_ms, before.mean_ms),
+                "p95_change": relative_change(_round_ms(now_stats.p95_ms), _round_ms(before.p95_ms)),
+            }
+        )
+    return rows
