@@ -40,10 +40,11 @@ def pytest_collection_modifyitems(config, items):
     """Tests that need PostgreSQL say so and skip, with that reason, on SQLite."""
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (EXPLAIN, row locks or concurrency); CI runs it there")
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        marker = item.get_closest_marker("postgres")
+        if marker is not None:
+            why = marker.kwargs.get("reason", "EXPLAIN, row locks or concurrency")
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL ({why}); CI runs it there"))
 
 
 def make_user(django_user_model, username: str, role: str | None = None, **extra):

@@ -9,9 +9,13 @@ OPERATOR_EXTRA_PERMISSIONS = ("tasks.add_apikey", "tasks.change_apikey")
 def sync_role_permissions(sender, using="default", **kwargs) -> None:
     """Give the Operators group view permission on every model of the FSAR apps."""
     from django.contrib.auth.models import Group, Permission
+    from django.db import connections
 
     from fsar.roles import OPERATORS
 
+    tables = set(connections[using].introspection.table_names())
+    if not {"auth_group", "auth_permission", "django_content_type"} <= tables:
+        return  # a partial migrate (e.g. one app to an old state): nothing to sync yet
     group = Group.objects.using(using).filter(name=OPERATORS).first()
     if group is None:
         return

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime, ConfigDict, StrictInt, StrictStr
 
 from tasks import selectors, services
@@ -161,7 +161,7 @@ def register_task(request: HttpRequest, body: TaskIn):
         proposal_ref=body.proposal_id,
         payload=body.payload,
     )
-    return (201 if created else 200), task_out(task)
+    return Status(201 if created else 200, task_out(task))
 
 
 @router.post(

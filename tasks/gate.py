@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
@@ -42,8 +41,9 @@ class GateUnavailable(Exception):
     retry_after_seconds = 5
 
 
-@cache
 def _gate() -> Callable[[ExecutionTask], GateDecision]:
+    # import_string is a dict lookup once the module is imported; not caching it
+    # lets tests swap the gate with override_settings.
     return import_string(settings.TASK_GATE)
 
 

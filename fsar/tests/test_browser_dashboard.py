@@ -1,0 +1,43 @@
+"""In Chromium: an operator logs in, sees the dashboard counts, opens a task in
+the admin and sees its history."""
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page: Page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_operator_sees_counts_and_a_tasks_history_in_the_admin(page: Page, live_server, operator, client, api_key):
+    _, secret = api_key
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    body = {"external_id": "browser-1", "task_type": "self_improvement", "ai_model": "claude-opus-5"}
+    task_id = client.post("/api/v1/tasks", json.dumps(body), content_type="application/json", **auth).json()["id"]
+    client.post(f"/api/v1/tasks/{task_id}/start", "{}", content_type="application/json", **auth)
+    client.post(
+        f"/api/v1/tasks/{task_id}/finish", json.dumps({"outcome": "succeeded"}), content_type="application/json", **auth
+    )
+
+    log_in(page, live_server, "olivia")
+    expect(page.get_by_role("heading", name="Operator dashboard")).to_be_visible()
+    row = page.locator('tr[data-task-type="self_improvement"]')
+    expect(row.locator("td.total")).to_have_text("1")
+    expect(page.get_by_test_id("task-total")).to_have_text("1")
+
+    page.goto(f"{live_server.url}/admin/tasks/executiontask/{task_id}/change/")
+    expect(page.get_by_text("browser-1").first).to_be_visible()
+    page.get_by_role("link", name="History").click()
+    history = page.locator("#change-history")
+    expect(history).to_contain_text("finished: succeeded")
+    expect(history).to_contain_text("started")
+    expect(history).to_contain_text("registered; gate: allow")

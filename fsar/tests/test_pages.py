@@ -1,0 +1,81 @@
+"""The operator dashboard, /healthz, login, and settings safety."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tasks.models import ExecutionTask
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_healthz_reports_database_redis_and_schema_as_json(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is True
+    assert body["database"]["ok"] and body["schema"] == {"ok": True, "problems": []}
+    assert body["redis"]["ok"]
+
+
+def test_healthz_is_503_when_the_schema_is_behind(client, monkeypatch):
+    from fsar.schema import SchemaProblem
+
+    monkeypatch.setattr("fsar.views.check_schema", lambda: [SchemaProblem("column", "execution_tasks", "ai_model")])
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["schema"]["problems"] == ["missing column execution_tasks.ai_model"]
+
+
+def test_the_dashboard_counts_tasks_by_status_and_type(client, operator):
+    for i, (task_type, status) in enumerate(
+        [("implement_idea", "succeeded"), ("implement_idea", "failed"), ("self_improvement", "held")]
+    ):
+        ExecutionTask.objects.create(external_id=f"t{i}", task_type=task_type, status=status)
+    client.force_login(operator)
+    response = client.get(reverse("home"))
+    counts = response.context["task_counts"]
+    rows = {row["task_type"]: row for row in counts["types"]}
+    assert rows["implement_idea"]["total"] == 2
+    assert rows["self_improvement"]["total"] == 1
+    assert counts["total"] == 3
+    assert b'data-testid="task-total">3<' in response.content
+
+
+def test_the_dashboard_query_count_does_not_grow_with_tasks(client, operator, django_assert_max_num_queries):
+    ExecutionTask.objects.bulk_create(
+        ExecutionTask(external_id=f"t{i}", task_type="implement_idea", status="succeeded") for i in range(300)
+    )
+    client.force_login(operator)
+    with django_assert_max_num_queries(12):
+        client.get(reverse("home"))
+
+
+def test_a_wrong_password_shows_an_error_on_the_login_form(client, operator):
+    response = client.post(reverse("login"), {"username": "olivia", "password": "nope"})
+    assert response.status_code == 200
+    assert b"did not match" in response.content
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY",)}
+    env.update(DEBUG="0", ALLOWED_HOSTS="fsar.example")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='fsar.settings'; django.setup()",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr

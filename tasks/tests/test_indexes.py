@@ -1,0 +1,48 @@
+"""The task list's filters and sort are served by indexes (PostgreSQL EXPLAIN)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tasks import selectors
+from tasks.models import ExecutionTask
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres(reason="EXPLAIN of PostgreSQL query plans")]
+
+
+def plan_for(query_sql: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + query_sql)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def list_sql(**filters) -> str:
+    with CaptureQueriesContext(connection) as ctx:
+        selectors.task_page(limit=51, **filters)
+    return ctx.captured_queries[-1]["sql"]
+
+
+@pytest.fixture(autouse=True)
+def some_tasks():
+    ExecutionTask.objects.bulk_create(
+        ExecutionTask(external_id=f"t{i}", task_type="implement_idea", status="succeeded", ai_model="m")
+        for i in range(20)
+    )
+
+
+@pytest.mark.parametrize(
+    "filters,index",
+    [
+        ({"status": "running"}, "tasks_status_id"),
+        ({"task_type": "self_improvement"}, "tasks_type_id"),
+        ({"ai_model": "gpt-5.1"}, "tasks_model_id"),
+        ({"customer_ref": "cust_acme"}, "tasks_customer_id"),
+    ],
+)
+def test_filtered_lists_use_their_index(filters, index):
+    assert index in plan_for(list_sql(**filters))
+
+
+def test_the_unfiltered_newest_first_list_walks_the_primary_key():
+    assert "execution_tasks_pkey" in plan_for(list_sql())

@@ -1,0 +1,154 @@
+"""The execution_tasks table: adopting a legacy database, the ai_model migration,
+and the schema check that finds a live database missing a column.
+
+These run `manage.py` against databases of their own (a temporary SQLite file,
+or a temporary PostgreSQL database), the way an operator would.
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+ROOT = Path(__file__).resolve().parents[2]
+LEGACY = Path(__file__).parent / "fixtures" / "legacy"
+
+
+def manage(database_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    env.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=check,
+    )
+
+
+# --- migrating a populated table forward and back (the test database itself) ---
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ai_model_migration_keeps_rows_forward_and_back_and_reads_null():
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate([("tasks", "0001_initial")])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO execution_tasks (external_id, task_type, status, payload, created_at, error) "
+                "VALUES ('old-1', 'implement_idea', 'succeeded', '{}', CURRENT_TIMESTAMP, ''), "
+                "('old-2', 'self_improvement', 'failed', '{}', CURRENT_TIMESTAMP, 'x')"
+            )
+        executor = MigrationExecutor(connection)
+        executor.migrate([("tasks", "0002_executiontask_ai_model")])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT external_id, ai_model FROM execution_tasks ORDER BY external_id")
+            assert cursor.fetchall() == [("old-1", None), ("old-2", None)]
+        executor = MigrationExecutor(connection)
+        executor.migrate([("tasks", "0001_initial")])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT external_id FROM execution_tasks ORDER BY external_id")
+            assert cursor.fetchall() == [("old-1",), ("old-2",)]
+            columns = [c.name for c in connection.introspection.get_table_description(cursor, "execution_tasks")]
+        assert "ai_model" not in columns
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM execution_tasks WHERE ai_model IS NULL")
+        assert cursor.fetchone() == (2,)
+
+
+def test_the_ai_model_migration_adds_a_nullable_column_without_a_default():
+    sql = manage("sqlite:///:memory:", "sqlmigrate", "tasks", "0002").stdout
+    assert 'ALTER TABLE "execution_tasks" ADD COLUMN "ai_model" text NULL;' in sql
+    assert "DEFAULT" not in sql.upper()
+
+
+def test_migration_0001_creates_only_the_legacy_table():
+    sql = manage("sqlite:///:memory:", "sqlmigrate", "tasks", "0001").stdout
+    statements = [line for line in sql.splitlines() if line.startswith(("CREATE", "ALTER"))]
+    assert len(statements) == 1 and statements[0].startswith('CREATE TABLE "execution_tasks"')
+
+
+# --- adopting a legacy database with --fake-initial ---
+
+
+def test_a_legacy_sqlite_database_is_adopted_with_fake_initial(tmp_path):
+    path = tmp_path / "legacy.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript((LEGACY / "execution_tasks.sqlite.sql").read_text())
+    url = f"sqlite:///{path}"
+    result = manage(url, "migrate", "--fake-initial", "--noinput")
+    assert "tasks.0001_initial... FAKED" in result.stdout
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT external_id, ai_model, duration_ms FROM execution_tasks ORDER BY id").fetchall()
+    assert rows == [("legacy-0001", None, 250000), ("legacy-0002", None, 1899000), ("legacy-0003", None, 720000)]
+    assert manage(url, "checkschema").returncode == 0
+
+
+@pytest.mark.postgres(reason="adopting a legacy PostgreSQL database")
+def test_a_legacy_postgresql_database_is_adopted_with_fake_initial():
+    import psycopg
+
+    settings = connection.settings_dict
+    name = f"fsar_legacy_{uuid.uuid4().hex[:8]}"
+    host, port, user = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432, settings["USER"] or "postgres"
+    admin_dsn = f"host={host} port={port} user={user} dbname=postgres"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}", autocommit=True) as db:
+            db.execute((LEGACY / "execution_tasks.postgresql.sql").read_text())
+        url = f"postgres://{user}@{host}:{port}/{name}"
+        result = manage(url, "migrate", "--fake-initial", "--noinput")
+        assert "tasks.0001_initial... FAKED" in result.stdout
+        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}") as db:
+            rows = db.execute("SELECT external_id, ai_model FROM execution_tasks ORDER BY id").fetchall()
+        assert rows == [("legacy-0001", None), ("legacy-0002", None), ("legacy-0003", None)]
+        assert manage(url, "checkschema").returncode == 0
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- the schema check: the seed report's bug ---
+
+
+def test_checkschema_finds_the_missing_ai_model_when_its_migration_was_faked(tmp_path):
+    url = f"sqlite:///{tmp_path / 'faked.sqlite3'}"
+    manage(url, "migrate", "tasks", "0001", "--noinput")
+    manage(url, "migrate", "tasks", "0002", "--fake", "--noinput")
+    result = manage(url, "checkschema", check=False)
+    assert result.returncode != 0
+    assert "missing column execution_tasks.ai_model" in result.stdout
+    assert "missing table tasks_apikey" in result.stdout
+
+
+def test_checkschema_passes_on_a_fully_migrated_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
+    manage(url, "migrate", "--noinput")
+    result = manage(url, "checkschema")
+    assert "Schema OK" in result.stdout
+
+
+def test_checkschema_reports_a_dropped_index(tmp_path):
+    path = tmp_path / "noindex.sqlite3"
+    url = f"sqlite:///{path}"
+    manage(url, "migrate", "--noinput")
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX tasks_status_id")
+    result = manage(url, "checkschema", check=False)
+    assert result.returncode != 0
+    assert "missing index execution_tasks.tasks_status_id" in result.stdout
