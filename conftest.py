@@ -159,6 +159,13 @@ def _test_database_url() -> str:
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+@pytest.fixture(autouse=True)
+def jobs_run_inline(settings):
+    """Jobs run inline in tests, with Redis too, so a test sees a job's effect at
+    once. Tests of a real worker enqueue with `get_queue(..., is_async=True)`."""
+    settings.RQ_QUEUES = {name: {**conf, "ASYNC": False} for name, conf in settings.RQ_QUEUES.items()}
+
+
 @pytest.fixture
 def rq_worker():
     """A real RQ worker run. Tests using it are marked `postgres`: CI's PostgreSQL
@@ -167,5 +174,5 @@ def rq_worker():
         pytest.fail("a real RQ worker needs REDIS_URL (CI's PostgreSQL pass sets it)")
     import django_rq
 
-    django_rq.get_queue("default").empty()
+    django_rq.get_queue("default", is_async=True).empty()
     return run_rq_worker_burst

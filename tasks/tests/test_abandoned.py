@@ -75,7 +75,7 @@ def test_a_real_rq_worker_runs_the_job_from_redis(rq_worker):
         started_at=datetime.now(UTC) - timedelta(hours=8),
         source="api",
     )
-    django_rq.get_queue("default").enqueue(job)
+    django_rq.get_queue("default", is_async=True).enqueue(job)
     rq_worker()
     stale.refresh_from_db()
     assert stale.status == TaskStatus.FAILED
