@@ -183,6 +183,23 @@ PERIODIC_LOOP_SECONDS = env_int("PERIODIC_LOOP_SECONDS", 60)
 
 # The execution gate, composed in fsar/ so that `tasks` never imports `reviews`.
 TASK_GATE = "fsar.gate.decide"
+# Extra keys for the task API's `gate` (case status and rationale), composed the same way.
+TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
+# Signed callbacks to the AI side (reviews): seconds to wait for the receiver.
+REVIEWS_CALLBACK_TIMEOUT_SECONDS = env_int("REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
+# Per-API-key rate limit: requests per fixed window (0 = no limit), answered 429 + Retry-After.
+API_RATE_LIMIT_REQUESTS = env_int("API_RATE_LIMIT_REQUESTS", 0)
+API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60)
+
+# Billing and Stripe (billing/stripe_client.py is the one module that calls Stripe).
+# Without STRIPE_API_KEY, billing works on local data and says Stripe is not configured.
+STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")  # another server, e.g. localstripe in tests
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+BILLING_CURRENCY = os.environ.get("BILLING_CURRENCY", "usd").lower()
+BILLING_DAYS_UNTIL_DUE = env_int("BILLING_DAYS_UNTIL_DUE", 30)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,27 @@
+"""RQ jobs: take ids, reload rows, call a service; safe to run twice."""
+
+import logging
+
+from django.utils import timezone
+
+from billing import money, services, stripe_client
+from billing.models import InvoiceRun
+
+logger = logging.getLogger(__name__)
+
+
+def invoice_run_process(run_id: int) -> str:
+    run = services.invoice_run_process(run_id=run_id)
+    return f"run {run.pk}: {run.status}"
+
+
+def invoice_run_scheduled() -> str:
+    """Periodic: once a month has ended, invoice it, once. Later runs for the same
+    period are an operator's decision (the retry action or `invoice_run`)."""
+    if not stripe_client.is_configured():
+        return "skipped: " + stripe_client.NOT_CONFIGURED
+    period = money.previous_period(timezone.now())
+    if InvoiceRun.objects.filter(period=period).exists():
+        return f"period {period} already has a run"
+    run = services.invoice_run(period=period)
+    return f"run {run.pk} for {period}: {run.status}"

@@ -1,0 +1,132 @@
+"""Billing reads. Who may see a customer's data has one answer: `customer_for_user`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.db.models import Count, QuerySet, Sum
+from django.http import Http404
+
+from billing import money
+from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, UsageRecord
+from tasks.models import ExecutionTask, TaskStatus
+
+
+def customer_for_user(user) -> Customer | None:
+    """The customer a Customers-group user belongs to (the first by name, if several)."""
+    if not user.is_authenticated:
+        return None
+    return Customer.objects.filter(users=user).order_by("name", "pk").first()
+
+
+def invoice_for_customer(customer: Customer | None, invoice_id: int) -> Invoice:
+    """The invoice, if it is this customer's; otherwise 404 (never 403, so other
+    customers' invoice numbers are not disclosed)."""
+    if customer is None:
+        raise Http404("No such invoice.")
+    try:
+        return Invoice.objects.select_related("customer").get(pk=invoice_id, customer=customer)
+    except Invoice.DoesNotExist:
+        raise Http404("No such invoice.") from None
+
+
+def usage_by_offering(customer: Customer, start: datetime, end: datetime) -> list[dict]:
+    rows = (
+        UsageRecord.objects.filter(customer=customer, occurred_at__gte=start, occurred_at__lt=end)
+        .values("offering_id", "offering__name", "unit")
+        .annotate(tasks=Count("id"), quantity=Sum("quantity"), amount_micros=Sum("amount_micros"))
+        .order_by("offering__name", "unit")
+    )
+    out = []
+    for row in rows:
+        out.append(
+            {
+                "offering": row["offering__name"],
+                "unit": row["unit"],
+                "tasks": row["tasks"],
+                "quantity": row["quantity"],
+                "amount_micros": row["amount_micros"],
+                "amount_minor": money.micros_to_minor(row["amount_micros"]),
+            }
+        )
+    return out
+
+
+def usage_records(customer: Customer, start: datetime, end: datetime) -> QuerySet[UsageRecord]:
+    return (
+        UsageRecord.objects.filter(customer=customer, occurred_at__gte=start, occurred_at__lt=end)
+        .select_related("offering", "task")
+        .order_by("occurred_at", "id")
+    )
+
+
+def invoice_usage_records(invoice: Invoice) -> QuerySet[UsageRecord]:
+    return (
+        UsageRecord.objects.filter(invoice_line__invoice=invoice)
+        .select_related("offering", "task")
+        .order_by("offering__name", "occurred_at", "id")
+    )
+
+
+CSV_HEADER = [
+    "task_external_id",
+    "task_type",
+    "finished_at",
+    "offering",
+    "unit",
+    "quantity",
+    "unit_price",
+    "amount",
+    "amount_micros",
+]
+
+
+def usage_csv_rows(records: QuerySet[UsageRecord]) -> Iterator[list[str]]:
+    """One row per billed task. Amounts are exact decimals of the micro-unit
+    rating: per offering they add up to the invoice line before its one rounding."""
+    yield CSV_HEADER
+    for r in records.iterator(chunk_size=2000):
+        yield [
+            r.task.external_id,
+            r.task.task_type,
+            r.occurred_at.isoformat(),
+            r.offering.name,
+            r.unit,
+            str(r.quantity),
+            money.format_micros(r.unit_price_micros),
+            money.format_micros(r.amount_micros),
+            str(r.amount_micros),
+        ]
+
+
+def held_tasks(customer: Customer, limit: int = 50) -> QuerySet[ExecutionTask]:
+    """The customer's tasks held for review: what and when only, never the case,
+    policy or reason (committee details are not the customer's)."""
+    return (
+        ExecutionTask.objects.filter(customer_ref=customer.customer_ref, status=TaskStatus.HELD)
+        .only("external_id", "task_type", "created_at")
+        .order_by("-id")[:limit]
+    )
+
+
+def invoices_for_customer(customer: Customer) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer=customer).select_related("customer").order_by("-period", "-id")
+
+
+def invoice_runs(limit: int = 50) -> QuerySet[InvoiceRun]:
+    return InvoiceRun.objects.select_related("started_by").order_by("-started_at", "-id")[:limit]
+
+
+def run_items(run: InvoiceRun) -> QuerySet[InvoiceRunItem]:
+    return run.items.select_related("customer", "invoice").order_by("status", "customer__name")
+
+
+def run_summary(run: InvoiceRun) -> dict:
+    rows = run.items.values("status").annotate(n=Count("id"), amount=Sum("invoice__total_minor"))
+    summary = {"done": 0, "failed": 0, "pending": 0, "amount_minor": 0}
+    for row in rows:
+        summary[row["status"]] = row["n"]
+        if row["status"] == InvoiceRunItem.Status.DONE:
+            summary["amount_minor"] = row["amount"] or 0
+    return summary

@@ -1,0 +1,96 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from billing import money, services
+from billing.models import ServiceOffering, UsageRecord
+from billing.stripe_client import BillingError
+from tasks.models import TaskType
+from tasks.services import Actor, BackfillRow, task_finish, tasks_backfill
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_succeeded_task_is_rated_when_it_finishes(acme, offerings, finish_task):
+    task = finish_task(task_type=TaskType.IMPLEMENT_IDEA, cost_micros=777)
+    record = UsageRecord.objects.get(task=task)
+    assert record.customer == acme
+    assert record.offering.name == "Idea implementation"
+    assert (record.quantity, record.unit_price_micros, record.amount_micros) == (1, 123_450, 123_450)
+    assert record.cost_micros == 777
+    assert record.occurred_at == task.finished_at
+    assert record.invoice_line is None
+
+
+def test_tokens_are_rated_per_thousand_rounding_half_up_in_micros(acme, offerings, finish_task):
+    task = finish_task(task_type=TaskType.SELF_IMPROVEMENT, tokens=1_250)
+    record = UsageRecord.objects.get(task=task)
+    assert (record.unit, record.quantity, record.amount_micros) == ("1k_tokens", 1_250, 2_500)
+    assert money.rate(unit="1k_tokens", unit_price_micros=3, quantity=1_500) == 5  # 4.5 → 5
+    assert money.rate(unit="1k_tokens", unit_price_micros=3, quantity=1_499) == 4
+
+
+def test_a_task_is_recorded_once_however_often_its_finish_is_reported(acme, offerings, finish_task, api_key):
+    task = finish_task(tokens=1000, cost_micros=500)
+    task_finish(task_id=task.pk, actor=Actor.for_key(api_key[0]), outcome="succeeded", tokens=1000, cost_micros=500)
+    services.usage_record_for_task(task=task)
+    assert UsageRecord.objects.filter(task=task).count() == 1
+
+
+@pytest.mark.parametrize("outcome", ["failed"])
+def test_failed_tasks_are_not_billed(acme, offerings, finish_task, outcome):
+    finish_task(outcome=outcome)
+    assert not UsageRecord.objects.exists()
+
+
+def test_tasks_of_unknown_customers_or_uncovered_types_are_not_billed(acme, per_task_offering, finish_task):
+    finish_task(customer_ref="cust_nobody_knows")
+    finish_task(customer_ref=None)
+    finish_task(task_type=TaskType.SELF_IMPROVEMENT)  # no offering covers it here
+    assert not UsageRecord.objects.exists()
+
+
+def test_backfilled_tasks_are_never_billed(acme, offerings, api_key):
+    rows = [
+        BackfillRow(
+            external_id="old-1",
+            task_type=TaskType.IMPLEMENT_IDEA,
+            status="succeeded",
+            started_at=datetime(2026, 10, 1, tzinfo=UTC),
+            finished_at=datetime(2026, 10, 1, 0, 5, tzinfo=UTC),
+            customer_ref="cust_acme",
+        )
+    ]
+    tasks_backfill(actor=Actor.for_key(api_key[0]), rows=rows)
+    from tasks.models import ExecutionTask
+
+    task = ExecutionTask.objects.get(external_id="old-1")
+    assert services.usage_record_for_task(task=task) is None  # `source` says backfill, even if asked directly
+    assert not UsageRecord.objects.exists()
+
+
+def test_a_later_price_change_never_rewrites_rated_usage(acme, per_task_offering, finish_task):
+    first = finish_task()
+    ServiceOffering.objects.filter(pk=per_task_offering.pk).update(unit_price_micros=999_999)
+    second = finish_task()
+    assert UsageRecord.objects.get(task=first).amount_micros == 123_450
+    assert UsageRecord.objects.get(task=second).amount_micros == 999_999
+
+
+def test_an_offering_may_not_cover_a_task_type_another_offering_covers(per_task_offering):
+    with pytest.raises(BillingError, match="already covered by another offering: implement_idea"):
+        services.offering_create(
+            name="Cheap ideas", unit="task", unit_price_micros=1, task_types=[TaskType.IMPLEMENT_IDEA]
+        )
+    assert ServiceOffering.objects.count() == 1
+
+
+def test_money_helpers_use_integers_and_round_each_line_once():
+    assert money.micros_to_minor(123_450) == 12  # 12.345 cents → 12
+    assert money.micros_to_minor(5_000) == 1  # half a cent rounds up
+    assert money.micros_to_minor(1_500_000, "jpy") == 2
+    assert money.format_minor(123_456) == "1,234.56 USD"
+    assert money.format_micros(123_450) == "0.123450"
+    assert money.parse_period("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    with pytest.raises(money.BadPeriod):
+        money.parse_period("2026-13")

@@ -1,0 +1,168 @@
+"""Customer billing pages and the operators' invoice-run page. Thin: a selector
+or one service call each; who may see a customer's data is `customer_for_user`."""
+
+from __future__ import annotations
+
+import csv
+
+import django_rq
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from billing import jobs, money, selectors, services, stripe_client
+from billing.forms import PeriodForm
+from billing.models import InvoiceRun
+from billing.stripe_client import BillingError
+from fsar.roles import CUSTOMERS, OPERATORS, role_required
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(rows, filename: str) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _period_or_current(request: HttpRequest) -> str:
+    return request.GET.get("period") or money.period_of(timezone.now())
+
+
+@role_required(CUSTOMERS)
+def usage(request: HttpRequest) -> HttpResponse:
+    customer = selectors.customer_for_user(request.user)
+    period = _period_or_current(request)
+    try:
+        start, end = money.parse_period(period)
+    except money.BadPeriod as exc:
+        return HttpResponseBadRequest(f"period: {exc}")
+    context = {"customer": customer, "period": period, "stripe_configured": stripe_client.is_configured()}
+    if customer is not None:
+        rows = selectors.usage_by_offering(customer, start, end)
+        context.update(
+            rows=rows,
+            total_minor=sum(r["amount_minor"] for r in rows),
+            held=selectors.held_tasks(customer),
+            open_invoices=selectors.invoices_for_customer(customer).filter(status="open"),
+        )
+    return render(request, "billing/usage.html", context)
+
+
+@role_required(CUSTOMERS)
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    customer = selectors.customer_for_user(request.user)
+    period = _period_or_current(request)
+    try:
+        start, end = money.parse_period(period)
+    except money.BadPeriod as exc:
+        return HttpResponseBadRequest(f"period: {exc}")
+    if customer is None:
+        return _csv_response([selectors.CSV_HEADER], f"usage-{period}.csv")
+    records = selectors.usage_records(customer, start, end)
+    return _csv_response(selectors.usage_csv_rows(records), f"usage-{customer.customer_ref}-{period}.csv")
+
+
+@role_required(CUSTOMERS)
+def invoices(request: HttpRequest) -> HttpResponse:
+    customer = selectors.customer_for_user(request.user)
+    rows = selectors.invoices_for_customer(customer) if customer else []
+    return render(request, "billing/invoices.html", {"customer": customer, "invoices": rows})
+
+
+@role_required(CUSTOMERS)
+def invoice_detail(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = selectors.invoice_for_customer(selectors.customer_for_user(request.user), invoice_id)
+    return render(
+        request,
+        "billing/invoice.html",
+        {
+            "invoice": invoice,
+            "lines": invoice.lines.select_related("offering"),
+            "payments": invoice.payments.all(),
+            "stripe_configured": stripe_client.is_configured(),
+        },
+    )
+
+
+@role_required(CUSTOMERS)
+def invoice_csv(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = selectors.invoice_for_customer(selectors.customer_for_user(request.user), invoice_id)
+    return _csv_response(
+        selectors.usage_csv_rows(selectors.invoice_usage_records(invoice)),
+        f"usage-{invoice.customer.customer_ref}-{invoice.period}.csv",
+    )
+
+
+@role_required(CUSTOMERS)
+@require_POST
+def portal(request: HttpRequest) -> HttpResponse:
+    customer = selectors.customer_for_user(request.user)
+    if customer is None:
+        messages.error(request, "Your login is not linked to a billing account yet.")
+        return redirect("billing:usage")
+    try:
+        url = services.portal_url(
+            customer_id=customer.pk, return_url=request.build_absolute_uri(reverse("billing:usage"))
+        )
+    except BillingError as exc:
+        messages.error(request, exc.message)
+        return redirect("billing:usage")
+    return redirect(url)
+
+
+@role_required(OPERATORS)
+@require_http_methods(["GET", "POST"])
+def runs(request: HttpRequest) -> HttpResponse:
+    form = PeriodForm(request.POST or None, initial={"period": money.previous_period(timezone.now())})
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.invoice_run_start(period=form.cleaned_data["period"], by=request.user)
+        except BillingError as exc:
+            form.add_error("period", exc.message)
+        else:
+            django_rq.enqueue(jobs.invoice_run_process, run.pk)
+            messages.success(request, f"Invoice run for {run.period} started.")
+            return redirect("billing:run", run_id=run.pk)
+    rows = [(run, selectors.run_summary(run)) for run in selectors.invoice_runs()]
+    return render(
+        request,
+        "billing/runs.html",
+        {"form": form, "runs": rows, "stripe_configured": stripe_client.is_configured()},
+    )
+
+
+@role_required(OPERATORS)
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(InvoiceRun.objects.select_related("started_by"), pk=run_id)
+    return render(
+        request,
+        "billing/run.html",
+        {
+            "run": run,
+            "summary": selectors.run_summary(run),
+            "items": selectors.run_items(run),
+            "stripe_configured": stripe_client.is_configured(),
+        },
+    )
+
+
+@role_required(OPERATORS)
+@require_POST
+def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    get_object_or_404(InvoiceRun, pk=run_id)
+    try:
+        services.invoice_run_retry(run_id=run_id, by=request.user)
+    except BillingError as exc:
+        messages.error(request, exc.message)
+    else:
+        django_rq.enqueue(jobs.invoice_run_process, run_id)
+        messages.success(request, "Retrying the failed customers.")
+    return redirect("billing:run", run_id=run_id)
