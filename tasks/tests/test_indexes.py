@@ -32,16 +32,19 @@ def some_tasks():
 
 
 @pytest.mark.parametrize(
-    "filters,index",
+    "filters,indexes",
     [
-        ({"status": "running"}, "tasks_status_id"),
-        ({"task_type": "self_improvement"}, "tasks_type_id"),
-        ({"ai_model": "gpt-5.1"}, "tasks_model_id"),
-        ({"customer_ref": "cust_acme"}, "tasks_customer_id"),
+        # Two indexes lead with status; on tiny data the planner may take either.
+        ({"status": "running"}, {"tasks_status_id", "tasks_status_started"}),
+        ({"task_type": "self_improvement"}, {"tasks_type_id"}),
+        ({"ai_model": "gpt-5.1"}, {"tasks_model_id"}),
+        ({"customer_ref": "cust_acme"}, {"tasks_customer_id"}),
     ],
 )
-def test_filtered_lists_use_their_index(filters, index):
-    assert index in plan_for(list_sql(**filters))
+def test_filtered_lists_use_their_index(filters, indexes):
+    plan = plan_for(list_sql(**filters))
+    assert "Seq Scan" not in plan
+    assert any(index in plan for index in indexes), plan
 
 
 def test_the_unfiltered_newest_first_list_walks_the_primary_key():
