@@ -1,0 +1,183 @@
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from billing import money, services
+from billing.models import Invoice, InvoiceRun, InvoiceRunItem, Payment
+from tasks.models import ExecutionTask, TaskStatus, TaskType
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def acme_usage(acme, offerings, finish_task):
+    for _ in range(3):
+        finish_task(task_type=TaskType.IMPLEMENT_IDEA)
+    finish_task(task_type=TaskType.SELF_IMPROVEMENT, tokens=2_500)
+    return acme
+
+
+@pytest.fixture
+def acme_invoice(acme_usage):
+    invoice = services.invoice_prepare(customer_id=acme_usage.pk, period="2026-11")
+    Invoice.objects.filter(pk=invoice.pk).update(
+        status="open",
+        number="FSAR-0001",
+        stripe_invoice_id="in_test_1",
+        hosted_invoice_url="https://invoice.stripe.com/i/acct_test/in_test_1",
+    )
+    Payment.objects.create(
+        invoice=invoice, kind=Payment.Kind.REFUND, stripe_id="re_1", amount_minor=5, status="succeeded"
+    )
+    return Invoice.objects.get(pk=invoice.pk)
+
+
+def csv_rows(response) -> list[dict]:
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_a_customer_sees_this_periods_usage_by_offering(client, acme_user, acme_usage):
+    client.force_login(acme_user)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(reverse("billing:usage"))
+    assert response.status_code == 200
+    rows = {r["offering"]: r for r in response.context["rows"]}
+    assert rows["Idea implementation"]["tasks"] == 3
+    assert rows["Idea implementation"]["amount_minor"] == 37
+    assert rows["Self improvement"]["quantity"] == 2_500
+    assert "0.38 USD" in response.content.decode()
+    assert "Stripe is not configured" in response.content.decode()
+
+
+def test_a_held_task_shows_as_awaiting_review_without_committee_details(client, acme_user, acme):
+    ExecutionTask.objects.create(
+        external_id="held-1",
+        task_type=TaskType.IMPLEMENT_IDEA,
+        status=TaskStatus.HELD,
+        customer_ref="cust_acme",
+        gate_decision="hold",
+        gate_reason="SECRET-RATIONALE severity high",
+        gate_policy="SECRET-POLICY",
+        gate_case="CASE-42",
+    )
+    client.force_login(acme_user)
+    body = client.get(reverse("billing:usage")).content.decode()
+    assert "held-1" in body and "awaiting review" in body
+    for secret in ("SECRET-RATIONALE", "SECRET-POLICY", "CASE-42"):
+        assert secret not in body
+
+
+def test_the_usage_csv_adds_up_to_the_invoice(client, acme_user, acme_invoice):
+    client.force_login(acme_user)
+    rows = csv_rows(client.get(reverse("billing:invoice_csv", args=[acme_invoice.pk])))
+    assert len(rows) == 4
+    by_offering: dict[str, int] = {}
+    for row in rows:
+        by_offering[row["offering"]] = by_offering.get(row["offering"], 0) + int(row["amount_micros"])
+    lines = {line.offering.name: line for line in acme_invoice.lines.all()}
+    for name, micros in by_offering.items():
+        assert micros == lines[name].amount_micros
+        assert money.micros_to_minor(micros) == lines[name].amount_minor
+    assert sum(money.micros_to_minor(m) for m in by_offering.values()) == acme_invoice.total_minor
+    with time_machine.travel(NOW, tick=False):
+        period_rows = csv_rows(client.get(reverse("billing:usage_csv")))
+    assert sorted(r["task_external_id"] for r in period_rows) == sorted(r["task_external_id"] for r in rows)
+
+
+def test_a_bad_period_is_a_400_naming_the_field(client, acme_user, acme):
+    client.force_login(acme_user)
+    response = client.get(reverse("billing:usage"), {"period": "2026-13"})
+    assert response.status_code == 400
+    assert b"period" in response.content
+
+
+def test_the_invoice_page_shows_lines_refunds_and_the_pay_button(client, acme_user, acme_invoice):
+    client.force_login(acme_user)
+    response = client.get(reverse("billing:invoice", args=[acme_invoice.pk]))
+    body = response.content.decode()
+    assert 'href="https://invoice.stripe.com/i/acct_test/in_test_1"' in body
+    assert "Idea implementation, 2026-11: 3 tasks" in body
+    assert "Refund" in body and "0.05 USD" in body
+    assert "FSAR-0001" in client.get(reverse("billing:invoices")).content.decode()
+
+
+def test_another_customers_invoice_is_404(client, globex_user, globex, acme_invoice):
+    client.force_login(globex_user)
+    assert client.get(reverse("billing:invoice", args=[acme_invoice.pk])).status_code == 404
+    assert client.get(reverse("billing:invoice_csv", args=[acme_invoice.pk])).status_code == 404
+    assert "FSAR-0001" not in client.get(reverse("billing:invoices")).content.decode()
+    with time_machine.travel(NOW, tick=False):
+        assert client.get(reverse("billing:usage")).context["rows"] == []
+        assert csv_rows(client.get(reverse("billing:usage_csv"))) == []
+
+
+def test_a_customer_user_without_a_billing_account_is_told_so(client, customer_user):
+    client.force_login(customer_user)
+    assert b"not linked to a billing account" in client.get(reverse("billing:usage")).content
+
+
+def test_the_billing_portal_says_plainly_when_stripe_is_not_configured(client, acme_user, acme):
+    client.force_login(acme_user)
+    response = client.post(reverse("billing:portal"), follow=True)
+    assert "Stripe is not configured" in [str(m) for m in response.context["messages"]][0]
+
+
+def test_the_billing_portal_redirects_to_a_stripe_session(client, acme_user, acme, fake_stripe):
+    client.force_login(acme_user)
+    response = client.post(reverse("billing:portal"))
+    assert response.status_code == 302
+    assert response["Location"].startswith("https://billing.stripe.com/p/session/")
+    assert fake_stripe.creates("/v1/customers") == [f"fsar-customer-{acme.pk}"]
+
+
+def test_the_invoice_list_makes_the_same_number_of_queries_for_many_invoices(
+    client, acme_user, acme, django_assert_max_num_queries
+):
+    for month in range(1, 11):
+        Invoice.objects.create(customer=acme, period=f"2025-{month:02d}", currency="usd", total_minor=month)
+    client.force_login(acme_user)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("billing:invoices"))
+    assert response.content.decode().count("data-invoice=") == 10
+
+
+def test_operators_start_a_run_see_failures_and_retry(
+    client, operator, acme_usage, settings, fake_stripe, django_capture_on_commit_callbacks
+):
+    settings.STRIPE_API_KEY = ""  # the first attempt fails: Stripe is not configured
+    client.force_login(operator)
+    with time_machine.travel(datetime(2026, 12, 3, tzinfo=UTC), tick=False):
+        assert client.get(reverse("billing:runs")).context["form"].initial["period"] == "2026-11"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("billing:runs"), {"period": "2026-11"})
+    run = InvoiceRun.objects.get()
+    assert response["Location"] == reverse("billing:run", args=[run.pk])
+    page = client.get(response["Location"]).content.decode()
+    assert "Stripe is not configured" in page and 'data-testid="retry"' in page
+    assert run.items.get().status == InvoiceRunItem.Status.FAILED
+
+    settings.STRIPE_API_KEY = "sk_test_fsar"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("billing:run_retry", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.status == InvoiceRun.Status.SUCCEEDED
+    assert run.items.get().invoice.status == "paid"
+    response = client.post(reverse("billing:run_retry", args=[run.pk]), follow=True)
+    assert any("no failed customers" in str(m) for m in response.context["messages"])
+
+
+def test_starting_a_run_for_a_bad_or_unfinished_period_names_the_problem(client, operator):
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        response = client.post(reverse("billing:runs"), {"period": "2026-11"})
+        assert "has not ended yet" in response.content.decode()
+        response = client.post(reverse("billing:runs"), {"period": "nov"})
+        assert "YYYY-MM" in response.content.decode()
+    assert not InvoiceRun.objects.exists()
