@@ -48,6 +48,11 @@ def demo_tasks(*, count: int, now: datetime, days: int = 30, seed: int = 7) -> l
         started = created + timedelta(seconds=rng.uniform(0.2, 5))
         finished = started + timedelta(milliseconds=duration_ms)
         roll = rng.random()
+        if roll < 0.01:
+            # Work still in flight is recent: the abandoned-task job would fail old ones.
+            created = now - timedelta(seconds=rng.uniform(60, 1800))
+            started = created + timedelta(seconds=rng.uniform(0.2, 5))
+            finished = started + timedelta(milliseconds=duration_ms)
         if finished > now or roll < 0.004:
             status, finished, duration = TaskStatus.RUNNING, None, None
         elif roll < 0.01:
