@@ -1,0 +1,92 @@
+"""Integration with a real fake Stripe: localstripe, started as an HTTP server on
+127.0.0.1 by the fixture and stopped after. localstripe cannot create one-off
+invoices or finalize them; those paths are covered with `responses`
+(test_invoicing.py). Here: our StripeClient's real HTTP path, customers with a
+card, invoice items, and error messages."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from billing import services
+from billing.models import Customer
+from billing.stripe_client import StripeClient, StripeFailed
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def localstripe_url(tmp_path_factory):
+    state = tmp_path_factory.mktemp("localstripe")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "billing.tests.localstripe_server", str(state)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # blocks until the server is listening
+        assert line.startswith("PORT "), f"localstripe did not start: {line!r}"
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe_at_localstripe(settings, localstripe_url):
+    settings.STRIPE_API_KEY = "sk_test_localstripe"
+    settings.STRIPE_API_BASE = localstripe_url
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    return StripeClient()
+
+
+def test_a_customer_with_a_visa_card_gets_invoice_items_in_localstripe(acme, stripe_at_localstripe):
+    client = stripe_at_localstripe
+    stripe_id = services._ensure_stripe_customer(client, acme.pk, timezone.now())
+    assert stripe_id.startswith("cus_")
+    assert Customer.objects.get(pk=acme.pk).stripe_customer_id == stripe_id
+    # Asking again uses the saved id: no second customer.
+    assert services._ensure_stripe_customer(client, acme.pk, timezone.now()) == stripe_id
+
+    raw = client._client.v1
+    raw.payment_methods.attach("pm_card_visa", params={"customer": stripe_id})
+    raw.customers.update(stripe_id, params={"invoice_settings": {"default_payment_method": "pm_card_visa"}})
+    customer = raw.customers.retrieve(stripe_id)
+    assert customer["invoice_settings"]["default_payment_method"] == "pm_card_visa"
+    assert customer["metadata"]["customer_ref"] == "cust_acme"
+
+    item = client.invoice_item_create(
+        params={
+            "customer": stripe_id,
+            "amount": 37,
+            "currency": "usd",
+            "description": "Idea implementation, 2026-11: 3 tasks",
+            "metadata": {"fsar_invoice_line_id": "1"},
+        },
+        idempotency_key="fsar-invoice-line-1",
+    )
+    assert item["id"].startswith("ii_") and item["amount"] == 37
+    listed = raw.invoice_items.list(params={"customer": stripe_id})
+    assert [i["id"] for i in listed["data"]] == [item["id"]]
+    assert listed["data"][0]["metadata"]["fsar_invoice_line_id"] == "1"
+
+
+def test_stripe_errors_become_messages_an_operator_can_act_on(stripe_at_localstripe):
+    with pytest.raises(StripeFailed, match="Stripe refused to add an invoice item"):
+        stripe_at_localstripe.invoice_item_create(
+            params={"customer": "cus_doesnotexist", "amount": 1, "currency": "usd"}, idempotency_key="k-1"
+        )
+
+
+def test_an_unreachable_stripe_is_reported_with_its_address(settings):
+    settings.STRIPE_API_KEY = "sk_test_x"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    with pytest.raises(StripeFailed, match=r"Could not reach Stripe at http://127.0.0.1:9"):
+        StripeClient().customer_create(params={"name": "x"}, idempotency_key="k")
