@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django_rq",
     "ninja",
     "fsar",
+    "audit",
     "tasks",
     "reviews",
     "billing",

@@ -18,4 +18,5 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
     path("billing/", include("billing.urls")),
+    path("audit/", include("audit.urls")),
 ]

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from audit.chain import actor_name, audit_append
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, ask_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
@@ -443,6 +444,13 @@ def api_key_create(
     api_key._history_user = by or owner
     api_key._change_reason = "created"
     api_key.save()
+    audit_append(
+        kind="api_key.created",
+        subject=f"api_key:{api_key.pk}",
+        actor=actor_name(user=by or owner),
+        data={"name": name, "owner": owner.get_username(), "scopes": api_key.scopes, "prefix": api_key.prefix,
+              "expires_at": expires_at.isoformat() if expires_at else None},
+    )
     return api_key, secret
 
 
@@ -454,4 +462,10 @@ def api_key_revoke(*, api_key_id: int, by=None, reason: str = "") -> ApiKey:
         api_key._history_user = by
         api_key._change_reason = f"revoked{': ' + reason if reason else ''}"
         api_key.save()
+        audit_append(
+            kind="api_key.revoked",
+            subject=f"api_key:{api_key.pk}",
+            actor=actor_name(user=by),
+            data={"name": api_key.name, "reason": reason},
+        )
     return api_key

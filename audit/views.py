@@ -1,0 +1,29 @@
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from audit.chain import current_head
+from audit.models import AuditEntry
+from fsar.roles import OPERATORS, role_required
+
+
+@role_required(OPERATORS)
+def chain(request: HttpRequest) -> HttpResponse:
+    """The head hash to write down, and the newest entries."""
+    entries = AuditEntry.objects.order_by("-seq")
+    kind = request.GET.get("kind", "").strip()
+    if kind:
+        entries = entries.filter(kind=kind)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        entries = entries.filter(seq__lt=int(before))
+    page = list(entries[:51])
+    return render(
+        request,
+        "audit/chain.html",
+        {
+            "head": current_head(),
+            "entries": page[:50],
+            "next_before": page[49].seq if len(page) > 50 else None,
+            "kind": kind,
+        },
+    )
