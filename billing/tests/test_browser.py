@@ -1,0 +1,53 @@
+"""In Chromium: a customer sees this period's usage and an open invoice whose Pay
+button goes to Stripe's hosted invoice page; another customer's invoice is 404."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from billing import money, services
+from billing.models import Invoice
+from conftest import PASSWORD
+from tasks.models import TaskType
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOSTED = "https://invoice.stripe.com/i/acct_test/in_browser_1"
+
+
+def log_in(page: Page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
+    page: Page, live_server, acme, globex, offerings, finish_task
+):
+    now = timezone.now()
+    earlier = now.replace(day=1) - timedelta(days=3)
+    finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=earlier)
+    invoice = services.invoice_prepare(customer_id=acme.pk, period=money.period_of(earlier))
+    Invoice.objects.filter(pk=invoice.pk).update(status="open", number="FSAR-0042", hosted_invoice_url=HOSTED)
+    for _ in range(2):
+        finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=now)
+    globex_invoice = Invoice.objects.create(customer=globex, period="2026-01", currency="usd", status="open")
+
+    log_in(page, live_server, "carla")
+    page.goto(f"{live_server.url}/billing/")
+    table = page.get_by_test_id("usage-by-offering")
+    expect(table).to_contain_text("Idea implementation")
+    expect(page.get_by_test_id("usage-total")).to_have_text("0.25 USD")  # 2 × 12.345 ¢, rounded once
+
+    page.get_by_role("link", name="Invoices").first.click()
+    expect(page.get_by_test_id("invoices")).to_contain_text("FSAR-0042")
+    expect(page.get_by_test_id("invoices")).to_contain_text("Open")
+    page.get_by_role("link", name="FSAR-0042").click()
+    expect(page.get_by_test_id("invoice-total")).to_have_text("0.12 USD")
+    expect(page.get_by_test_id("pay")).to_have_attribute("href", HOSTED)
+
+    response = page.goto(f"{live_server.url}/billing/invoices/{globex_invoice.pk}/")
+    assert response.status == 404
