@@ -1,8 +1,10 @@
 """The periodic jobs and how often each runs (seconds). One list, used by
 rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 
+from audit.jobs import verify_audit_chain_job
 from tasks.jobs import fail_abandoned_tasks
 
 PERIODIC_JOBS = [
     (fail_abandoned_tasks, 300),
+    (verify_audit_chain_job, 86_400),
 ]

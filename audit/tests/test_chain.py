@@ -172,3 +172,17 @@ def test_concurrent_appends_form_one_unbroken_chain():
     assert not errors
     report = verify_chain()
     assert report.ok and report.entries == 41
+
+
+def test_the_daily_job_mails_operators_when_the_chain_breaks(five_entries, operator, mailoutbox):
+    from audit.jobs import verify_audit_chain_job
+
+    operator.email = "olivia@example.com"
+    operator.save()
+    assert verify_audit_chain_job() is True
+    assert mailoutbox == []
+    sql("DELETE FROM audit_auditentry WHERE seq = 2")
+    assert verify_audit_chain_job() is False
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["olivia@example.com"]
+    assert "entry #2 is missing" in mailoutbox[0].body
