@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from billing.demo import seed_demo_billing
 from fsar.roles import COMMITTEE, CUSTOMERS, OPERATORS
 from tasks.demo import seed_demo_tasks
 from tasks.models import ApiKey
@@ -46,6 +47,9 @@ class Command(BaseCommand):
             _, secret = api_key_create(name=name, owner=agent, scopes=list(ApiKey.Scope.values))
         added = seed_demo_tasks(count=tasks, now=timezone.now())
         self.stdout.write(f"Demo tasks added: {added} (existing demo tasks are kept).")
+        billing_user = get_user_model().objects.get(username="customer")
+        if seed_demo_billing(now=timezone.now(), customer_user=billing_user):
+            self.stdout.write("Demo billing added: 3 customers (customer logs in as Acme), offerings, usage, invoices.")
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _ in DEMO_USERS:
