@@ -7,6 +7,10 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
 from fsar.middleware import body_limit_for
+from reviews.api import router as reviews_router
+from reviews.models import Report
+from reviews.reports import ReportInvalid, ReportTooLarge
+from reviews.services import ReviewError
 from tasks.api import BadCursor
 from tasks.api import router as tasks_router
 from tasks.auth import MissingScope
@@ -25,6 +29,7 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/tasks", tasks_router)
+api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
 
 
@@ -96,3 +101,23 @@ def on_gate_unavailable(request: HttpRequest, exc: GateUnavailable) -> HttpRespo
 def on_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     limit = body_limit_for(request.path)
     return api.create_response(request, {"detail": f"Request body too large: the limit is {limit} bytes."}, status=413)
+
+
+@api.exception_handler(ReportInvalid)
+def on_report_invalid(request: HttpRequest, exc: ReportInvalid) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc), "field": exc.field, "line": exc.line}, status=422)
+
+
+@api.exception_handler(ReportTooLarge)
+def on_report_too_large(request: HttpRequest, exc: ReportTooLarge) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=413)
+
+
+@api.exception_handler(ReviewError)
+def on_review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
+    return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(Report.DoesNotExist)
+def on_no_report(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc) or "No such report."}, status=404)

@@ -3,7 +3,16 @@ from django.db.models.signals import post_migrate
 
 # Operators use the admin: they may view every FSAR model and manage API keys.
 OPERATOR_APPS = ("tasks", "reviews", "billing")
-OPERATOR_EXTRA_PERMISSIONS = ("tasks.add_apikey", "tasks.change_apikey")
+OPERATOR_EXTRA_PERMISSIONS = (
+    "tasks.add_apikey",
+    "tasks.change_apikey",
+    # The gate's policy is edited by operators in the admin; failed callbacks are retried there.
+    "reviews.add_policyrule",
+    "reviews.change_policyrule",
+    "reviews.add_callbackendpoint",
+    "reviews.change_callbackendpoint",
+    "reviews.change_callbackdelivery",
+)
 
 
 def sync_role_permissions(sender, using="default", **kwargs) -> None:

@@ -1,19 +1,32 @@
 """The execution gate, composed here so that `tasks` does not import `reviews`.
 
-Until policies exist (the reviews issue), every task is allowed, and the
-decision says so.
+`decide` is settings.TASK_GATE: the policy rules, review cases and the kill
+switch of `reviews` decide on every task being registered. `tasks.gate.ask_gate`
+turns any failure into GateUnavailable (503 + Retry-After): the gate fails closed.
+`task_gate_details` is settings.TASK_GATE_DETAILS, adding the case's status and
+rationale to the task API's `gate`.
 """
 
-from tasks.gate import GateDecision
+from reviews import services as review_services
+from tasks.gate import GateDecision, GateUnavailable
 from tasks.models import ExecutionTask
+from tasks.services import InvalidTaskInput
 
-DEFAULT_ALLOW = GateDecision(
-    decision="allow",
-    reason="no review policy is configured yet; every task is allowed",
-    policy="default-allow",
-    case=None,
-)
+
+class UnknownProposal(InvalidTaskInput, GateUnavailable):
+    """An unknown `proposal_id` is the client's mistake (422), not the gate's.
+
+    It is also a GateUnavailable only so that `ask_gate` re-raises it as it is
+    instead of wrapping it into a 503; the API's TaskError handler (first in the
+    MRO) answers it with 422 naming the field."""
 
 
 def decide(task: ExecutionTask) -> GateDecision:
-    return DEFAULT_ALLOW
+    try:
+        return review_services.decide_task(task)
+    except review_services.UnknownProposal as exc:
+        raise UnknownProposal(str(exc), field="proposal_id") from exc
+
+
+def task_gate_details(task: ExecutionTask) -> dict:
+    return review_services.task_gate_details(task)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Literal
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AwareDatetime, ConfigDict, StrictInt, StrictStr
 
@@ -56,6 +59,9 @@ class GateOut(Schema):
     reason: str | None
     policy: str | None
     case: str | None
+    # Filled by settings.TASK_GATE_DETAILS (composed in fsar/): the case's status and rationale.
+    case_status: str | None = None
+    rationale: str | None = None
 
 
 class TaskOut(Schema):
@@ -132,8 +138,20 @@ def task_out(task: ExecutionTask) -> dict:
             "reason": task.gate_reason,
             "policy": task.gate_policy,
             "case": task.gate_case,
+            **_gate_details(task),
         },
     }
+
+
+@cache
+def _gate_details_hook():
+    path = getattr(settings, "TASK_GATE_DETAILS", None)
+    return import_string(path) if path else None
+
+
+def _gate_details(task: ExecutionTask) -> dict:
+    hook = _gate_details_hook()
+    return hook(task) if hook is not None and task.gate_case else {}
 
 
 def actor(request: HttpRequest) -> services.Actor:

@@ -31,6 +31,17 @@ PAGES = [
         "/admin/tasks/apikey/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
+    ("reviews:upload", {"anon": 302, "operator": 200, "superuser": 200}),
+    ("reviews:gate", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    ("/reviews/cases/999999/", {"anon": 302}),
+    (
+        "/admin/reviews/policyrule/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/reviews/callbackdelivery/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
 ]
 
 

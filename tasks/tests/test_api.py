@@ -137,6 +137,9 @@ def test_a_held_task_cannot_start_gate_closed_with_the_case(agent):
         "reason": "test policy holds all",
         "policy": "hold-all",
         "case": "case-7",
+        # From settings.TASK_GATE_DETAILS (reviews): no such review case here.
+        "case_status": None,
+        "rationale": None,
     }
     response = post(agent, f"/api/v1/tasks/{body['id']}/start", {})
     assert response.status_code == 409

@@ -1,0 +1,133 @@
+"""The agent API for FSAR reports: submit one (markdown or JSON) and read it back
+with the gate's decision. Endpoints only translate HTTP to services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import DatabaseError
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+
+from reviews import policy, selectors, services
+from reviews.models import Report
+from reviews.reports import format_timestamp
+from tasks.auth import ApiKeyAuth
+from tasks.gate import GateUnavailable
+
+router = Router(tags=["proposals"])
+
+
+class ProposalGateOut(Schema):
+    decision: str
+    reason: str
+    policy: str | None
+    case: int | None
+    case_status: str | None
+    rationale: str | None
+    values: dict
+    rejected_precedent: str | None
+
+
+class ProposalOut(Schema):
+    id: str
+    timestamp: str
+    severity: int
+    block_execution: bool
+    task_type: str | None
+    supersedes: str | None
+    proposal: str
+    risks: list[str]
+    mitigations: list[str]
+    received_at: datetime
+    gate: ProposalGateOut
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+def proposal_out(report: Report) -> dict:
+    case = report.case
+    decided = case is not None and case.decided_at is not None
+    return {
+        "id": report.report_id,
+        "timestamp": format_timestamp(report.timestamp),
+        "severity": report.severity,
+        "block_execution": report.block_execution,
+        "task_type": report.task_type,
+        "supersedes": report.supersedes_id,
+        "proposal": report.proposal,
+        "risks": report.risks,
+        "mitigations": report.mitigations,
+        "received_at": report.received_at,
+        "gate": {
+            "decision": report.gate_decision,
+            "reason": report.gate_reason,
+            "policy": report.gate_policy or None,
+            "case": report.case_id,
+            "case_status": case.status if case is not None else None,
+            "rationale": case.rationale if decided else None,
+            "values": report.gate_values,
+            "rejected_precedent": report.rejected_precedent.report_id if report.rejected_precedent_id else None,
+        },
+    }
+
+
+ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "One FSAR report, in either form (docs/fsar-report-format.md).",
+        "content": {
+            "text/markdown": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "timestamp", "proposal", "severity", "block_execution"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "proposal": {"type": "string"},
+                        "severity": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+                        "risks": {"type": "array", "items": {"type": "string"}},
+                        "mitigations": {"type": "array", "items": {"type": "string"}},
+                        "block_execution": {"type": "boolean"},
+                        "supersedes": {"type": "string", "nullable": True},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    auth=ApiKeyAuth("reports"),
+    response={200: ProposalOut, 201: ProposalOut, **ERRORS},
+    summary="Submit an FSAR report (text/markdown or application/json)",
+    openapi_extra=BODY_DOC,
+)
+def submit_proposal(request: HttpRequest):
+    """201 with the stored report and the gate's decision; the same report again
+    (in either form) answers 200; the same id with a different record, 409."""
+    try:
+        result = services.report_ingest(raw=request.body, content_type=request.content_type or "", api_key=request.auth)
+    except (policy.BrokenRule, DatabaseError) as exc:
+        raise GateUnavailable(str(exc)) from exc
+    report = selectors.report_by_id(result.report.report_id) if result.created else result.report
+    return Status(201 if result.created else 200, proposal_out(report))
+
+
+@router.get(
+    "/{report_id}",
+    auth=ApiKeyAuth("read"),
+    response={200: ProposalOut, **ERRORS},
+    summary="One report with the gate's decision, and its case's status and rationale once decided",
+)
+def get_proposal(request: HttpRequest, report_id: str):
+    report = selectors.report_by_id(report_id)
+    if report is None:
+        raise Report.DoesNotExist(f"No report with id {report_id!r}.")
+    return proposal_out(report)

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class ReviewsConfig(AppConfig):
+    name = "reviews"
+    verbose_name = "Reviews and the execution gate"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from reviews.models import PolicyRule
+
+        def rules_changed(sender, **kwargs) -> None:
+            from reviews.services import rules_changed as bump
+
+            bump()
+
+        post_save.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.save")
+        post_delete.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.delete")

@@ -1,0 +1,86 @@
+"""RQ jobs for reviews. Each takes ids, reloads rows, and is safe to run twice."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+import django_rq
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from reviews import services
+from reviews.models import CallbackDelivery
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "FSAR-Signature"
+
+
+def enqueue(func, *args):
+    return django_rq.get_queue("default").enqueue(func, *args)
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; the receiver
+    recomputes it, rejects old timestamps (replays) and de-duplicates on event_id."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def deliver_callback(delivery_id: int) -> str:
+    """POST one callback. A delivery that is not pending or not yet due is left alone."""
+    delivery = CallbackDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != CallbackDelivery.Status.PENDING:
+        return "skipped"
+    if delivery.next_attempt_at > timezone.now():
+        return "not due"
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(delivery.endpoint.secret, body, int(time.time())),
+        "FSAR-Event-Id": str(delivery.event_id),
+    }
+    try:
+        timeout = getattr(settings, "REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
+        response = requests.post(delivery.endpoint.url, data=body, headers=headers, timeout=timeout)
+        ok, status_code, error = 200 <= response.status_code < 300, response.status_code, ""
+        if not ok:
+            error = f"HTTP {response.status_code}: {response.text[:200]}"
+    except requests.RequestException as exc:
+        ok, status_code, error = False, None, f"{type(exc).__name__}: {exc}"
+    delivery = services.callback_record_attempt(delivery_id=delivery_id, ok=ok, status_code=status_code, error=error)
+    if not ok:
+        logger.warning(
+            "Callback %s to %s failed (attempt %d): %s",
+            delivery.event_id,
+            delivery.endpoint.url,
+            delivery.attempts,
+            error,
+        )
+    return delivery.status
+
+
+def retry_due_callbacks() -> int:
+    """Periodic: enqueue every pending delivery whose next attempt is due."""
+    due = list(
+        CallbackDelivery.objects.filter(
+            status=CallbackDelivery.Status.PENDING, next_attempt_at__lte=timezone.now()
+        ).values_list("pk", flat=True)[:500]
+    )
+    for delivery_id in due:
+        enqueue(deliver_callback, delivery_id)
+    return len(due)
+
+
+def expire_approvals() -> int:
+    """Periodic: approvals past their period become `expired`."""
+    return services.cases_expire()
+
+
+def redecide_paused_tasks() -> int:
+    return services.redecide_paused_tasks()

@@ -1,0 +1,248 @@
+"""FSAR reports, the policy rules the gate evaluates, review cases, the gate's
+global state (the kill switch), and signed callbacks to the AI side."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from tasks.models import ApiKey, TaskType
+
+
+class Action(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    HOLD = "hold", "Hold for a committee decision"
+    DENY = "deny", "Deny"
+
+
+class MetricKind(models.TextChoices):
+    FAILURE_RATE = "failure_rate", "Failure rate (0–1) over the model's last N finished tasks"
+    P95_DURATION_MS = "p95_duration_ms", "p95 duration (ms) over the model's last N finished tasks"
+
+
+class PolicyRule(models.Model):
+    """One rule of the gate's policy. Rules are tried in `priority` order (lowest
+    first); the first rule all of whose *set* conditions hold decides. A condition
+    the subject lacks (say, a severity for a task with no report) does not hold."""
+
+    name = models.CharField(max_length=100, unique=True)
+    priority = models.IntegerField(help_text="Lower numbers are tried first.")
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    # Conditions: blank/null means "not set".
+    task_types = models.JSONField(
+        default=list, blank=True, help_text=f"Any of these task types ({', '.join(TaskType.values)})."
+    )
+    ai_model_glob = models.CharField(max_length=200, blank=True, help_text="Shell-style glob, e.g. gpt-5*.")
+    severity_min = models.BigIntegerField(null=True, blank=True, help_text="Severity ≥ this.")
+    severity_max = models.BigIntegerField(null=True, blank=True, help_text="Severity ≤ this.")
+    block_execution = models.BooleanField(null=True, blank=True, help_text="The report's block_execution equals this.")
+    proposal_words = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated words or phrases; any one in the proposal matches."
+    )
+    customers = models.JSONField(default=list, blank=True, help_text="Any of these customer refs.")
+    metric = models.CharField(max_length=20, choices=MetricKind.choices, blank=True)
+    metric_threshold = models.FloatField(null=True, blank=True, help_text="The metric is above this.")
+    metric_window = models.PositiveIntegerField(null=True, blank=True, help_text="Over the model's last N tasks.")
+    # Action.
+    action = models.CharField(max_length=10, choices=Action.choices)
+    quorum = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed (hold).")
+    sla_hours = models.PositiveIntegerField(default=72, help_text="Hours the committee has to decide (hold).")
+    approval_valid_hours = models.PositiveIntegerField(
+        default=24 * 30, help_text="How long an approval covers later tasks of the same kind (hold)."
+    )
+    advisory_min_severity = models.BigIntegerField(
+        null=True, blank=True, help_text="Allow: reports at or above this severity open an advisory case."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.priority}: {self.name} → {self.action}"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired (approval lapsed)"
+    ADVISORY = "advisory", "Advisory"
+
+
+# Statuses in which tasks wait on the case.
+WAITING_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED)
+
+
+class Case(models.Model):
+    """What the committee decides on. Its subject is a report (revisions join the
+    same case) or, for tasks held without a report, the (rule, task type, AI model)
+    they matched, so one case covers every task waiting on the same thing."""
+
+    class Kind(models.TextChoices):
+        REPORT = "report", "FSAR report"
+        TASKS = "tasks", "Held tasks"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    title = models.CharField(max_length=300)
+    rule = models.ForeignKey(PolicyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
+    rule_name = models.CharField(max_length=100, blank=True)
+    # The subject of a task case: (rule_name, task_type, ai_model).
+    task_type = models.CharField(max_length=40, blank=True)
+    ai_model = models.CharField(max_length=200, blank=True)
+    quorum = models.PositiveSmallIntegerField(default=1)
+    approval_valid_hours = models.PositiveIntegerField(default=24 * 30)
+    opened_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rationale = models.TextField(blank=True)
+    approved_until = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "-id"], name="reviews_case_status"),
+            models.Index(fields=["kind", "rule_name", "task_type", "ai_model", "-id"], name="reviews_case_subject"),
+        ]
+        constraints = [
+            # One waiting case per held-task subject, even under concurrent registrations.
+            models.UniqueConstraint(
+                fields=["rule_name", "task_type", "ai_model"],
+                condition=models.Q(kind="tasks", status__in=["open", "changes_requested"]),
+                name="reviews_one_waiting_case_per_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk}: {self.title} ({self.status})"
+
+
+class Report(models.Model):
+    """One FSAR report: the raw text as received beside its structured record,
+    and the gate's decision on it with the rule and the values it compared."""
+
+    class Format(models.TextChoices):
+        MARKDOWN = "markdown", "Markdown"
+        JSON = "json", "JSON"
+
+    report_id = models.CharField(max_length=200, unique=True)
+    timestamp = models.DateTimeField()
+    severity = models.BigIntegerField()
+    block_execution = models.BooleanField()
+    task_type = models.CharField(max_length=40, null=True, blank=True)
+    proposal = models.TextField()
+    fingerprint = models.CharField(max_length=64, db_index=True, help_text="SHA-256 of the whitespace-folded proposal.")
+    risks = models.JSONField(default=list)
+    mitigations = models.JSONField(default=list)
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="revisions", to_field="report_id"
+    )
+    raw = models.TextField(help_text="The report exactly as received.")
+    raw_format = models.CharField(max_length=10, choices=Format.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+    submitted_by = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    rejected_precedent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="An earlier, rejected report with the same proposal.",
+    )
+    gate_decision = models.CharField(max_length=10, choices=Action.choices)
+    gate_reason = models.TextField()
+    gate_policy = models.CharField(max_length=100, blank=True)
+    gate_values = models.JSONField(default=dict, help_text="The values the deciding rule compared.")
+    history = HistoricalRecords(excluded_fields=["raw"])
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.report_id
+
+
+def new_rules_version() -> str:
+    return uuid.uuid4().hex
+
+
+class GateState(models.Model):
+    """The gate's global state, one row (pk=1): the kill switch, and a rules
+    version, a fresh random token whenever a policy rule changes, so that every
+    process reloads its cached rules (random, not a counter, so a rolled-back
+    change can never reuse a version that named other rules)."""
+
+    paused = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rules_version = models.CharField(max_length=32, default=new_rules_version)
+    history = HistoricalRecords(excluded_fields=["rules_version"])
+
+    class Meta:
+        verbose_name = "gate state"
+
+    def __str__(self) -> str:
+        return "paused" if self.paused else "running"
+
+
+class CallbackEndpoint(models.Model):
+    """Where the AI side behind an API key wants to hear about gate changes."""
+
+    api_key = models.OneToOneField(ApiKey, on_delete=models.CASCADE, related_name="callback")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200, help_text="Shared secret for the HMAC-SHA256 signature.")
+    enabled = models.BooleanField(default=True)
+    history = HistoricalRecords(excluded_fields=["secret"])
+
+    def __str__(self) -> str:
+        return f"{self.api_key.name} → {self.url}"
+
+
+class CallbackDelivery(models.Model):
+    class Type(models.TextChoices):
+        RELEASED = "released", "Task released"
+        DENIED = "denied", "Task denied"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        STOP = "stop", "Stop (gate paused)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    endpoint = models.ForeignKey(CallbackEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    type = models.CharField(max_length=20, choices=Type.choices)
+    task_id = models.BigIntegerField()
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "callback deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="reviews_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.type} task {self.task_id} ({self.status})"

@@ -1,0 +1,433 @@
+"""FSAR reports: the two wire forms (markdown and JSON), parsed to one record.
+
+The rules are written out for the AI side in docs/fsar-report-format.md; this
+module is their executable form. Both parsers return a `ReportRecord`, and
+`render_markdown(record)` writes the markdown form back, so that for every
+record the markdown form can express, `parse_markdown(render_markdown(r)) == r`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+MAX_REPORT_BYTES = 1024 * 1024
+MAX_SEVERITY = 2_147_483_647
+MAX_ID_LENGTH = 200
+HEADING = "# FSAR Proposal Report"
+SECTIONS = {"## Risks": "risks", "## Mitigations": "mitigations"}
+TASK_TYPES = ("implement_idea", "idea_implementation", "self_improvement")
+HEADER_KEYS = ("id", "timestamp", "severity", "block_execution", "supersedes")
+JSON_FIELDS = ("id", "timestamp", "proposal", "severity", "risks", "mitigations", "block_execution", "supersedes")
+REQUIRED = ("id", "timestamp", "severity", "block_execution", "proposal")
+
+_TASK_TYPE_PREFIX = re.compile(r"^(" + "|".join(TASK_TYPES) + r"):")
+_HEADER_LINE = re.compile(r"^- ([a-z_]+):(?:[ \t]+(.*?))?[ \t]*$")
+_FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
+
+
+class ReportInvalid(Exception):
+    """A report that cannot be parsed. `field` names the field, `line` (1-based)
+    the markdown line, when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
+        where = f"line {line}: " if line else ""
+        label = f"{field}: " if field else ""
+        super().__init__(f"{label}{where}{message}")
+        self.message = message
+        self.field = field
+        self.line = line
+
+
+class ReportTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the report is {size} bytes; the limit is {MAX_REPORT_BYTES} bytes")
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    id: str
+    timestamp: datetime
+    severity: int
+    block_execution: bool
+    proposal: str
+    risks: tuple[str, ...] = field(default_factory=tuple)
+    mitigations: tuple[str, ...] = field(default_factory=tuple)
+    supersedes: str | None = None
+
+    @property
+    def task_type(self) -> str | None:
+        match = _TASK_TYPE_PREFIX.match(self.proposal)
+        return match.group(1) if match else None
+
+    def differences(self, other: ReportRecord) -> list[str]:
+        names = ("timestamp", "severity", "block_execution", "proposal", "risks", "mitigations", "supersedes")
+        return [name for name in names if getattr(self, name) != getattr(other, name)]
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id,
+            "timestamp": format_timestamp(self.timestamp),
+            "severity": self.severity,
+            "block_execution": self.block_execution,
+            "proposal": self.proposal,
+            "risks": list(self.risks),
+            "mitigations": list(self.mitigations),
+            "supersedes": self.supersedes,
+        }
+
+
+# ---------------------------------------------------------------- shared rules
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 only (a leading byte-order mark is ignored); CRLF becomes LF."""
+    if len(raw) > MAX_REPORT_BYTES:
+        raise ReportTooLarge(len(raw))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReportInvalid(f"not UTF-8 (byte {exc.start})", field="body") from None
+    return normalise_newlines(text.removeprefix("\ufeff"))
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+def parse_timestamp(value: str, *, line: int | None = None) -> datetime:
+    """ISO 8601 with `Z` or an offset; returned in UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportInvalid(f"{value!r} is not an ISO 8601 timestamp", field="timestamp", line=line) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ReportInvalid(f"{value!r} has no `Z` or UTC offset", field="timestamp", line=line)
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    if value.microsecond == 0:
+        spec = "seconds"
+    elif value.microsecond % 1000 == 0:
+        spec = "milliseconds"
+    else:
+        spec = "microseconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+def trim_blank_lines(text: str) -> str:
+    """Drop leading and trailing blank (or whitespace-only) lines; keep the rest verbatim."""
+    lines = text.split("\n")
+    while lines and _is_blank(lines[0]):
+        lines.pop(0)
+    while lines and _is_blank(lines[-1]):
+        lines.pop()
+    return "\n".join(lines)
+
+
+def normalise_item(text: str) -> str:
+    """A bullet's text: its first line, then its continuation lines with their
+    common indentation removed; whitespace-only lines emptied; surrounding
+    whitespace dropped."""
+    lines = [line if line.strip() else "" for line in normalise_newlines(text).strip().split("\n")]
+    rest = textwrap.dedent("\n".join(lines[1:])) if len(lines) > 1 else ""
+    return (lines[0] + ("\n" + rest if len(lines) > 1 else "")).strip()
+
+
+def top_level_section_lines(text: str) -> list[tuple[int, str]]:
+    """(index, heading) of every `## Risks` / `## Mitigations` line at top level,
+    outside fenced code blocks."""
+    return _scan(text)[0]
+
+
+def unclosed_fence(text: str) -> bool:
+    return _scan(text)[1]
+
+
+def _scan(text: str) -> tuple[list[tuple[int, str]], bool]:
+    found = []
+    fence: str | None = None
+    for index, line in enumerate(text.split("\n")):
+        if fence is not None:
+            stripped = line.strip()
+            if stripped.startswith(fence[0]) and set(stripped) == {fence[0]} and len(stripped) >= len(fence):
+                fence = None
+            continue
+        opening = _FENCE_OPEN.match(line)
+        if opening and not (opening.group(1)[0] == "`" and "`" in opening.group(2)):
+            fence = opening.group(1)
+            continue
+        if line.rstrip() in SECTIONS:
+            found.append((index, line.rstrip()))
+    return found, fence is not None
+
+
+def _check_proposal(proposal: str, *, line: int | None = None) -> str:
+    proposal = trim_blank_lines(normalise_newlines(proposal))
+    if not proposal:
+        raise ReportInvalid("the proposal is empty", field="proposal", line=line)
+    return proposal
+
+
+def _check_id(value: str, name: str, *, line: int | None = None) -> str:
+    if not value or value != value.strip() or any(c.isspace() for c in value):
+        raise ReportInvalid("must be non-empty and contain no whitespace", field=name, line=line)
+    if len(value) > MAX_ID_LENGTH:
+        raise ReportInvalid(f"longer than {MAX_ID_LENGTH} characters", field=name, line=line)
+    return value
+
+
+def _check_items(items: list, name: str) -> tuple[str, ...]:
+    out = []
+    for index, item in enumerate(items):
+        text = normalise_item(item)
+        if not text:
+            raise ReportInvalid("is empty", field=f"{name}[{index}]")
+        out.append(text)
+    return tuple(out)
+
+
+# -------------------------------------------------------------------- markdown
+
+
+def parse_markdown(raw: bytes | str) -> ReportRecord:
+    """Parse the markdown form (see docs/fsar-report-format.md)."""
+    text = decode(raw) if isinstance(raw, bytes) else normalise_newlines(raw)
+    lines = text.split("\n")
+    n = len(lines)
+    i = 0
+    while i < n and _is_blank(lines[i]):
+        i += 1
+    if i >= n or lines[i].rstrip() != HEADING:
+        raise ReportInvalid(f"the report must start with `{HEADING}`", field="heading", line=i + 1 if i < n else None)
+    i += 1
+    header: dict[str, tuple[str, int]] = {}
+    proposal_line = None
+    inline_proposal = ""
+    while i < n:
+        line = lines[i]
+        if _is_blank(line):
+            i += 1
+            continue
+        match = _HEADER_LINE.match(line)
+        if not match:
+            raise ReportInvalid(f"expected a header line `- key: value`, got {line[:60]!r}", line=i + 1)
+        key, value = match.group(1), match.group(2) or ""
+        if key == "proposal":
+            proposal_line = i + 1
+            inline_proposal = value
+            i += 1
+            break
+        if key not in HEADER_KEYS:
+            raise ReportInvalid(f"unknown header `{key}`", field=key, line=i + 1)
+        if key in header:
+            raise ReportInvalid("appears twice", field=key, line=i + 1)
+        header[key] = (value, i + 1)
+        i += 1
+    for name in REQUIRED:
+        if name == "proposal":
+            if proposal_line is None:
+                raise ReportInvalid("missing (a `- proposal:` line, then the proposal)", field="proposal")
+        elif name not in header:
+            raise ReportInvalid("missing", field=name)
+
+    rest = "\n".join(lines[i:])
+    rest_lines = rest.split("\n")
+    # The proposal ends at its first top-level section heading outside a fence;
+    # after that, top-level lines are only bullets and headings (bullet text is
+    # indented, so a fence inside a bullet never hides a heading).
+    first = top_level_section_lines(rest)[:1]
+    sections = first + [
+        (index, line.rstrip())
+        for index, line in enumerate(rest_lines)
+        if first and index > first[0][0] and line.rstrip() in SECTIONS
+    ]
+    body_end = sections[0][0] if sections else None
+    body = "\n".join(rest_lines[:body_end] if body_end is not None else rest_lines)
+    if inline_proposal:
+        body = inline_proposal + "\n" + body
+    proposal = _check_proposal(body, line=proposal_line)
+
+    lists: dict[str, list[str]] = {}
+    for number, (start, heading) in enumerate(sections):
+        name = SECTIONS[heading]
+        if name in lists:
+            raise ReportInvalid(f"`{heading}` appears twice", field=name, line=i + start + 1)
+        end = sections[number + 1][0] if number + 1 < len(sections) else len(rest_lines)
+        lists[name] = _parse_bullets(rest_lines[start + 1 : end], name=name, first_line=i + start + 2)
+
+    id_value, id_line = header["id"]
+    severity_value, severity_line = header["severity"]
+    if not re.fullmatch(r"[0-9]+", severity_value):
+        raise ReportInvalid(
+            f"{severity_value!r} is not a whole number (digits only)", field="severity", line=severity_line
+        )
+    severity = int(severity_value)
+    if severity > MAX_SEVERITY:
+        raise ReportInvalid(f"above the maximum {MAX_SEVERITY}", field="severity", line=severity_line)
+    block_value, block_line = header["block_execution"]
+    if block_value not in ("true", "false"):
+        raise ReportInvalid(f"{block_value!r} is not `true` or `false`", field="block_execution", line=block_line)
+    supersedes = None
+    if "supersedes" in header:
+        supersedes = _check_id(header["supersedes"][0], "supersedes", line=header["supersedes"][1])
+    timestamp_value, timestamp_line = header["timestamp"]
+    return ReportRecord(
+        id=_check_id(id_value, "id", line=id_line),
+        timestamp=parse_timestamp(timestamp_value, line=timestamp_line),
+        severity=severity,
+        block_execution=block_value == "true",
+        proposal=proposal,
+        risks=tuple(lists.get("risks", ())),
+        mitigations=tuple(lists.get("mitigations", ())),
+        supersedes=supersedes,
+    )
+
+
+def _parse_bullets(lines: list[str], *, name: str, first_line: int) -> list[str]:
+    items: list[list[str]] = []
+    pending_blank = 0
+    for offset, line in enumerate(lines):
+        if _is_blank(line):
+            pending_blank += 1
+            continue
+        if line.startswith("- ") or line.rstrip() == "-":
+            items.append([line[2:]])
+        elif line[0] in " \t" and items:
+            items[-1].extend([""] * pending_blank)
+            items[-1].append(line)
+        else:
+            raise ReportInvalid(f"expected a bullet `- …`, got {line[:60]!r}", field=name, line=first_line + offset)
+        pending_blank = 0
+    out = []
+    for index, parts in enumerate(items):
+        text = normalise_item(parts[0] + ("\n" + "\n".join(parts[1:]) if len(parts) > 1 else ""))
+        if not text:
+            raise ReportInvalid("an empty bullet", field=f"{name}[{index}]")
+        out.append(text)
+    return out
+
+
+def render_markdown(record: ReportRecord) -> str:
+    """The markdown form of a record, in the seed report's layout."""
+    check_markdown_expressible(record.proposal)
+    lines = [
+        HEADING,
+        f"- id: {record.id}",
+        f"- timestamp: {format_timestamp(record.timestamp)}",
+        f"- severity: {record.severity}",
+        f"- block_execution: {'true' if record.block_execution else 'false'}",
+    ]
+    if record.supersedes:
+        lines.append(f"- supersedes: {record.supersedes}")
+    lines += ["- proposal:", "", record.proposal, ""]
+    for heading, items in (("## Risks", record.risks), ("## Mitigations", record.mitigations)):
+        lines.append(heading)
+        for item in items:
+            first, *more = item.split("\n")
+            lines.append(f"- {first}")
+            lines += [("  " + line) if line else "" for line in more]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def check_markdown_expressible(proposal: str) -> None:
+    found = top_level_section_lines(proposal)
+    if found:
+        index, heading = found[0]
+        raise ReportInvalid(
+            f"line {index + 1} of the proposal is a top-level `{heading}` outside a code fence, "
+            "which the markdown form cannot express",
+            field="proposal",
+        )
+    if unclosed_fence(proposal):
+        raise ReportInvalid(
+            "the proposal has a code fence that is never closed, which the markdown form cannot express",
+            field="proposal",
+        )
+
+
+# ------------------------------------------------------------------------ JSON
+
+
+def parse_json(raw: bytes | str) -> ReportRecord:
+    """Parse the JSON form; strict types (severity a JSON integer, block_execution a boolean)."""
+    text = decode(raw) if isinstance(raw, bytes) else raw
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise ReportInvalid(f"not valid JSON ({exc.msg} at {where})", field="body") from None
+    if not isinstance(data, dict):
+        raise ReportInvalid("must be a JSON object", field="body")
+    unknown = sorted(set(data) - set(JSON_FIELDS))
+    if unknown:
+        raise ReportInvalid("unknown field", field=unknown[0])
+    for name in REQUIRED:
+        if name not in data or data[name] is None:
+            raise ReportInvalid("missing", field=name)
+    for name in ("id", "timestamp", "proposal"):
+        if not isinstance(data[name], str):
+            raise ReportInvalid("must be a string", field=name)
+    severity = data["severity"]
+    if type(severity) is not int:
+        raise ReportInvalid("must be a JSON integer", field="severity")
+    if not 0 <= severity <= MAX_SEVERITY:
+        raise ReportInvalid(f"must be between 0 and {MAX_SEVERITY}", field="severity")
+    if type(data["block_execution"]) is not bool:
+        raise ReportInvalid("must be true or false", field="block_execution")
+    lists = {}
+    for name in ("risks", "mitigations"):
+        value = data.get(name)
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            raise ReportInvalid("must be a list of strings", field=name)
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ReportInvalid("must be a string", field=f"{name}[{index}]")
+        lists[name] = _check_items(value, name)
+    supersedes = data.get("supersedes")
+    if supersedes is not None and not isinstance(supersedes, str):
+        raise ReportInvalid("must be a string or null", field="supersedes")
+    proposal = _check_proposal(data["proposal"])
+    check_markdown_expressible(proposal)
+    return ReportRecord(
+        id=_check_id(data["id"], "id"),
+        timestamp=parse_timestamp(data["timestamp"]),
+        severity=severity,
+        block_execution=data["block_execution"],
+        proposal=proposal,
+        risks=lists["risks"],
+        mitigations=lists["mitigations"],
+        supersedes=_check_id(supersedes, "supersedes") if supersedes is not None else None,
+    )
+
+
+def parse_any(raw: bytes, *, content_type: str = "", filename: str = "") -> tuple[ReportRecord, str]:
+    """Parse by content type or file name; returns (record, "markdown" | "json")."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/json" or filename.lower().endswith(".json"):
+        return parse_json(raw), "json"
+    if kind in ("text/markdown", "text/x-markdown", "text/plain") or filename.lower().endswith((".md", ".markdown")):
+        return parse_markdown(raw), "markdown"
+    if not kind and not filename:
+        stripped = raw.lstrip()
+        return (parse_json(raw), "json") if stripped.startswith(b"{") else (parse_markdown(raw), "markdown")
+    raise ReportInvalid(
+        f"unsupported content type {kind or filename!r}; send text/markdown or application/json", field="content_type"
+    )
+
+
+def proposal_fingerprint(proposal: str) -> str:
+    """The proposal with whitespace folded (case kept), for spotting resubmissions."""
+    return " ".join(proposal.split())

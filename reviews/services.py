@@ -1,0 +1,652 @@
+"""Every state change in reviews goes through one function here: reports in,
+gate decisions, cases decided, the kill switch, and callbacks.
+
+Each write is atomic, locks the row it changes, records who and why in history,
+and defers side effects (RQ jobs) to transaction.on_commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from reviews import policy, selectors
+from reviews.models import (
+    WAITING_STATUSES,
+    Action,
+    CallbackDelivery,
+    CallbackEndpoint,
+    Case,
+    CaseStatus,
+    GateState,
+    PolicyRule,
+    Report,
+    new_rules_version,
+)
+from reviews.reports import ReportInvalid, ReportRecord, parse_any, proposal_fingerprint
+from tasks.gate import GateDecision
+from tasks.models import ApiKey, ExecutionTask, TaskStatus
+from tasks.services import Actor, task_gate_update
+
+logger = logging.getLogger(__name__)
+
+PAUSE_POLICY = "global-pause"
+NO_RULE_POLICY = "no-matching-rule"
+
+
+class ReviewError(Exception):
+    status_code = 409
+
+    def __init__(self, message: str, **extra) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ReportConflict(ReviewError):
+    status_code = 409
+
+
+class NotAllowed(ReviewError):
+    status_code = 409
+
+
+# ------------------------------------------------------------------ reports in
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    report: Report
+    created: bool
+
+
+def record_of(report: Report) -> ReportRecord:
+    return ReportRecord(
+        id=report.report_id,
+        timestamp=report.timestamp,
+        severity=report.severity,
+        block_execution=report.block_execution,
+        proposal=report.proposal,
+        risks=tuple(report.risks),
+        mitigations=tuple(report.mitigations),
+        supersedes=report.supersedes_id,
+    )
+
+
+def fingerprint(proposal: str) -> str:
+    return hashlib.sha256(proposal_fingerprint(proposal).encode()).hexdigest()
+
+
+def report_ingest(
+    *, raw: bytes, content_type: str = "", filename: str = "", api_key: ApiKey | None = None, user=None
+) -> IngestResult:
+    """Parse, store and decide on one FSAR report (API, upload form and command).
+
+    Idempotent on the report's `id`: the same record again (whatever its form or
+    line endings) returns the stored report with created=False; the same id with
+    a different record raises ReportConflict naming the fields. Raises
+    ReportInvalid / ReportTooLarge for bad input, with nothing stored.
+    """
+    record, raw_format = parse_any(raw, content_type=content_type, filename=filename)
+    existing = Report.objects.filter(report_id=record.id).first()
+    if existing is not None:
+        return IngestResult(_same_report(existing, record), False)
+    try:
+        with transaction.atomic():
+            report = _store_report(record, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
+    except IntegrityError:
+        existing = Report.objects.filter(report_id=record.id).first()
+        if existing is None:
+            raise
+        return IngestResult(_same_report(existing, record), False)
+    return IngestResult(report, True)
+
+
+def _same_report(report: Report, record: ReportRecord) -> Report:
+    differences = record_of(report).differences(record)
+    if differences:
+        raise ReportConflict(
+            f"report {record.id!r} already exists with a different {', '.join(differences)}",
+            fields=differences,
+        )
+    return report
+
+
+def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user) -> Report:
+    now = timezone.now()
+    previous = None
+    if record.supersedes is not None:
+        if record.supersedes == record.id:
+            raise ReportInvalid("a report cannot supersede itself", field="supersedes")
+        previous = Report.objects.select_related("case").filter(report_id=record.supersedes).first()
+        if previous is None:
+            raise ReportInvalid(f"no report with id {record.supersedes!r}", field="supersedes")
+    state = selectors.gate_state()
+    rules = policy.active_rules(state.rules_version)
+    subject = policy.Subject(
+        task_type=record.task_type,
+        severity=record.severity,
+        block_execution=record.block_execution,
+        proposal=record.proposal,
+    )
+    matched = policy.first_match(rules, subject)
+    rule, values = matched if matched else (None, {})
+    action = rule.action if rule else Action.HOLD
+    reason = rule.describe(values) if rule else "no policy rule matched; held for the committee"
+    policy_name = rule.name if rule else NO_RULE_POLICY
+
+    fp = fingerprint(record.proposal)
+    precedent = (
+        Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED).order_by("-id").first() if fp else None
+    )
+    if precedent is not None and action == Action.ALLOW:
+        action = Action.HOLD
+        values = {**values, "rejected_precedent": precedent.report_id}
+        reason = (
+            f"the same proposal was rejected before (report {precedent.report_id}, case {precedent.case_id}); "
+            "it needs a committee decision"
+        )
+
+    case = None
+    joined = previous.case if previous is not None and previous.case_id else None
+    if joined is not None:
+        joined = Case.objects.select_for_update().get(pk=joined.pk)
+    if action == Action.DENY:
+        case = None
+    elif action == Action.HOLD or (
+        joined is not None and joined.status not in (CaseStatus.APPROVED, CaseStatus.ADVISORY)
+    ):
+        action = Action.HOLD
+        if joined is not None:
+            case = _reopen(joined, quorum=rule.quorum if rule else 1, why=f"revision {record.id} submitted")
+            if not reason.startswith("the same proposal"):
+                reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
+        else:
+            case = _open_case(
+                kind=Case.Kind.REPORT,
+                status=CaseStatus.OPEN,
+                title=f"Report {record.id}",
+                rule=rule,
+                now=now,
+                why=f"report {record.id}: {reason}",
+            )
+    elif rule is not None and rule.advisory_min_severity is not None and record.severity >= rule.advisory_min_severity:
+        values = {**values, "severity": record.severity, "advisory_min_severity": rule.advisory_min_severity}
+        reason = f"{reason}; severity {record.severity} ≥ {rule.advisory_min_severity} opens an advisory case"
+        if joined is not None:
+            case = joined
+        else:
+            case = _open_case(
+                kind=Case.Kind.REPORT,
+                status=CaseStatus.ADVISORY,
+                title=f"Report {record.id}",
+                rule=rule,
+                now=now,
+                why=f"report {record.id}: advisory",
+            )
+    elif joined is not None:
+        case = joined
+
+    report = Report(
+        report_id=record.id,
+        timestamp=record.timestamp,
+        severity=record.severity,
+        block_execution=record.block_execution,
+        task_type=record.task_type,
+        proposal=record.proposal,
+        fingerprint=fp,
+        risks=list(record.risks),
+        mitigations=list(record.mitigations),
+        supersedes=previous,
+        raw=raw.decode("utf-8", errors="replace"),
+        raw_format=raw_format,
+        received_at=now,
+        submitted_by=api_key,
+        uploaded_by=user,
+        case=case,
+        rejected_precedent=precedent,
+        gate_decision=action,
+        gate_reason=reason,
+        gate_policy=policy_name,
+        gate_values=values,
+    )
+    report._history_user = user or (api_key.owner if api_key else None)
+    report._change_reason = f"received ({raw_format}); gate: {action}"
+    report.save()
+    return report
+
+
+def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, now, why: str, **subject) -> Case:
+    case = Case(
+        kind=kind,
+        status=status,
+        title=title[:300],
+        rule_id=rule.id if rule else None,
+        rule_name=rule.name if rule else NO_RULE_POLICY,
+        quorum=rule.quorum if rule else 1,
+        approval_valid_hours=rule.approval_valid_hours if rule else 24 * 30,
+        opened_at=now,
+        due_at=now + timedelta(hours=rule.sla_hours if rule else 72),
+        **subject,
+    )
+    case._change_reason = why
+    case.save()
+    return case
+
+
+def _reopen(case: Case, *, quorum: int, why: str) -> Case:
+    """Put a case (already locked) back in front of the committee."""
+    changed = case.status != CaseStatus.OPEN or quorum > case.quorum
+    if case.status != CaseStatus.OPEN:
+        case.status = CaseStatus.OPEN
+        case.decided_at = None
+        case.decided_by = None
+        case.approved_until = None
+        case.due_at = timezone.now() + timedelta(hours=72)
+    case.quorum = max(case.quorum, quorum)
+    if changed:
+        case._change_reason = why
+        case.save()
+    return case
+
+
+# -------------------------------------------------------------------- the gate
+
+
+class UnknownProposal(Exception):
+    def __init__(self, proposal_id: str) -> None:
+        super().__init__(f"proposal_id: no report with id {proposal_id!r}")
+        self.proposal_id = proposal_id
+
+
+def decide_task(task: ExecutionTask) -> GateDecision:
+    """The execution gate's decision on a task being registered.
+
+    Called inside task_register's transaction (so a case it opens is rolled back
+    with the task). Raises on anything it cannot decide; the caller fails closed.
+    Cost when nothing is held: one query for the gate state, cached rules.
+    """
+    state = selectors.gate_state()
+    if state.paused:
+        return GateDecision("hold", f"the gate is paused: {state.reason}", PAUSE_POLICY, None)
+    report = None
+    if task.proposal_ref:
+        report = selectors.report_by_id(task.proposal_ref)
+        if report is None:
+            raise UnknownProposal(task.proposal_ref)
+        linked = _decision_from_report(report)
+        if linked is not None:
+            return linked
+    subject = policy.Subject(
+        task_type=task.task_type,
+        ai_model=task.ai_model,
+        customer=task.customer_ref,
+        severity=report.severity if report else None,
+        block_execution=report.block_execution if report else None,
+        proposal=report.proposal if report else None,
+        metric=(lambda kind, window: selectors.model_metric(task.ai_model, kind, window)) if task.ai_model else None,
+    )
+    matched = policy.first_match(policy.active_rules(state.rules_version), subject)
+    if matched is None:
+        return _hold_for_tasks(task, None, "no policy rule matched")
+    rule, values = matched
+    reason = rule.describe(values)
+    if rule.action == Action.ALLOW:
+        return GateDecision("allow", reason, rule.name, None)
+    if rule.action == Action.DENY:
+        return GateDecision("deny", reason, rule.name, None)
+    return _hold_for_tasks(task, rule, reason)
+
+
+def _decision_from_report(report: Report) -> GateDecision | None:
+    """A task linked to a held or denied report is held or denied with it."""
+    name = report.report_id
+    if report.gate_decision == Action.DENY:
+        return GateDecision("deny", f"its report {name} was denied: {report.gate_reason}", report.gate_policy, None)
+    case = report.case
+    if case is None or case.status == CaseStatus.ADVISORY:
+        return None
+    case_ref = str(case.pk)
+    if case.status == CaseStatus.APPROVED:
+        if case.approved_until is None or case.approved_until > timezone.now():
+            return GateDecision("allow", f"its report {name} was approved (case {case.pk})", case.rule_name, case_ref)
+    if case.status == CaseStatus.REJECTED:
+        return GateDecision(
+            "deny", f"its report {name} was rejected (case {case.pk}): {case.rationale}", case.rule_name, case_ref
+        )
+    if case.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        _reopen(locked, quorum=locked.quorum, why=f"approval lapsed; task {name} needs a new decision")
+    return GateDecision(
+        "hold", f"its report {name} is waiting for the committee (case {case.pk})", case.rule_name, case_ref
+    )
+
+
+def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) -> GateDecision:
+    """One case per (rule, task type, AI model): join the waiting one, ride on a
+    current approval, or open one."""
+    rule_name = rule.name if rule else NO_RULE_POLICY
+    subject = {"task_type": task.task_type, "ai_model": task.ai_model or ""}
+    latest = (
+        Case.objects.select_for_update()
+        .filter(kind=Case.Kind.TASKS, rule_name=rule_name, **subject)
+        .order_by("-id")
+        .first()
+    )
+    now = timezone.now()
+    if latest is not None:
+        if latest.status == CaseStatus.APPROVED and latest.approved_until and latest.approved_until > now:
+            return GateDecision(
+                "allow",
+                f"{reason}; covered by the approval of case {latest.pk} "
+                f"until {latest.approved_until:%Y-%m-%d %H:%M} UTC",
+                rule_name,
+                str(latest.pk),
+            )
+        if latest.status in WAITING_STATUSES:
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+        if latest.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
+            _reopen(latest, quorum=latest.quorum, why=f"approval lapsed; task {task.external_id} needs a decision")
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+    try:
+        with transaction.atomic():
+            case = _open_case(
+                kind=Case.Kind.TASKS,
+                status=CaseStatus.OPEN,
+                title=f"{task.task_type} on {task.ai_model or 'any model'} ({rule_name})",
+                rule=rule,
+                now=now,
+                why=f"task {task.external_id}: {reason}",
+                **subject,
+            )
+    except IntegrityError:
+        # Another registration opened the case a moment ago: join it.
+        case = Case.objects.filter(
+            kind=Case.Kind.TASKS, rule_name=rule_name, status__in=WAITING_STATUSES, **subject
+        ).latest("id")
+    return GateDecision("hold", f"{reason}; waiting on case {case.pk}", rule_name, str(case.pk))
+
+
+def task_gate_details(task: ExecutionTask) -> dict:
+    """Extra gate keys for the task API: the case's status and, once decided, its rationale."""
+    if not task.gate_case:
+        return {"case_status": None, "rationale": None}
+    case = None
+    if task.gate_case.isdigit():
+        case = Case.objects.filter(pk=int(task.gate_case)).values("status", "rationale").first()
+    if case is None:
+        return {"case_status": None, "rationale": None}
+    return {"case_status": case["status"], "rationale": case["rationale"] or None}
+
+
+# ----------------------------------------------------------- deciding a case
+
+DECISIONS = (CaseStatus.APPROVED, CaseStatus.REJECTED, CaseStatus.CHANGES_REQUESTED)
+
+
+@transaction.atomic
+def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
+    """Decide a case: approve, reject or request changes, with a rationale.
+
+    Approving releases, rejecting denies, every task waiting on the case, each
+    exactly once (task_gate_update is compare-and-set under a row lock), in this
+    transaction; callbacks go out after commit. Requesting changes keeps them held.
+    """
+    if decision not in DECISIONS:
+        raise NotAllowed(f"decision must be one of {', '.join(DECISIONS)}", field="decision")
+    if not rationale.strip():
+        raise NotAllowed("a decision needs a written rationale", field="rationale")
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.status not in (*WAITING_STATUSES, CaseStatus.ADVISORY):
+        raise NotAllowed(f"case {case.pk} is {case.status}; it cannot be decided now")
+    now = timezone.now()
+    case.status = decision
+    case.rationale = rationale.strip()
+    case.decided_by = by
+    case.decided_at = now
+    case.approved_until = now + timedelta(hours=case.approval_valid_hours) if decision == CaseStatus.APPROVED else None
+    case._history_user = by
+    case._change_reason = f"{decision}: {case.rationale}"
+    case.save()
+    if decision == CaseStatus.CHANGES_REQUESTED:
+        waiting = list(selectors.held_tasks_for_case(case.pk))
+        _queue_callbacks(waiting, CallbackDelivery.Type.CHANGES_REQUESTED, case=case)
+        return case
+    gate = GateDecision(
+        "allow" if decision == CaseStatus.APPROVED else "deny",
+        f"case {case.pk} {decision} by {by}: {case.rationale}",
+        case.rule_name,
+        str(case.pk),
+    )
+    actor = Actor(user=by)
+    changed = []
+    for task_id in selectors.held_tasks_for_case(case.pk).values_list("pk", flat=True):
+        task = task_gate_update(task_id=task_id, decision=gate, actor=actor, reason=f"case {case.pk} {decision}")
+        if task is not None:
+            changed.append(task)
+    kind = CallbackDelivery.Type.RELEASED if decision == CaseStatus.APPROVED else CallbackDelivery.Type.DENIED
+    _queue_callbacks(changed, kind, case=case)
+    return case
+
+
+@transaction.atomic
+def case_escalate(*, case_id: int, by, reason: str) -> Case:
+    """Turn an advisory case into a hold: later tasks on its report wait for a decision."""
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.status != CaseStatus.ADVISORY:
+        raise NotAllowed(f"only an advisory case can be escalated; case {case.pk} is {case.status}")
+    case.status = CaseStatus.OPEN
+    case.due_at = timezone.now() + timedelta(hours=72)
+    case._history_user = by
+    case._change_reason = f"escalated to a hold: {reason}"
+    case.save()
+    return case
+
+
+def cases_expire(*, now=None) -> int:
+    """Approved cases whose approval period has passed become `expired`. Safe to run twice."""
+    now = now or timezone.now()
+    expired = 0
+    due = Case.objects.filter(status=CaseStatus.APPROVED, approved_until__lte=now).values_list("pk", flat=True)
+    for case_id in list(due):
+        with transaction.atomic():
+            case = Case.objects.select_for_update().get(pk=case_id)
+            if case.status != CaseStatus.APPROVED or case.approved_until is None or case.approved_until > now:
+                continue
+            case.status = CaseStatus.EXPIRED
+            case._change_reason = "approval lapsed"
+            case.save()
+            expired += 1
+    return expired
+
+
+# ------------------------------------------------------------ the kill switch
+
+
+@transaction.atomic
+def gate_pause(*, by, reason: str) -> GateState:
+    """Pause the gate: every new task is held, and running tasks get a `stop` callback."""
+    if not reason.strip():
+        raise NotAllowed("pausing the gate needs a reason", field="reason")
+    selectors.gate_state()
+    state = GateState.objects.select_for_update().get(pk=1)
+    if state.paused:
+        raise NotAllowed("the gate is already paused")
+    state.paused = True
+    state.reason = reason.strip()
+    state.changed_at = timezone.now()
+    state.changed_by = by
+    state._history_user = by
+    state._change_reason = f"paused: {state.reason}"
+    state.save()
+    running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
+    _queue_callbacks(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
+    return state
+
+
+@transaction.atomic
+def gate_resume(*, by, reason: str) -> GateState:
+    """Resume the gate; tasks held only by the pause are decided again (by a job)."""
+    if not reason.strip():
+        raise NotAllowed("resuming the gate needs a reason", field="reason")
+    selectors.gate_state()
+    state = GateState.objects.select_for_update().get(pk=1)
+    if not state.paused:
+        raise NotAllowed("the gate is not paused")
+    state.paused = False
+    state.reason = reason.strip()
+    state.changed_at = timezone.now()
+    state.changed_by = by
+    state._history_user = by
+    state._change_reason = f"resumed: {state.reason}"
+    state.save()
+    from reviews import jobs
+
+    transaction.on_commit(lambda: jobs.enqueue(jobs.redecide_paused_tasks))
+    return state
+
+
+def redecide_paused_tasks() -> int:
+    """Give every task held only by the pause the gate's current decision. Safe
+    to run twice: a task is changed only while still held by the pause."""
+    changed = 0
+    if selectors.gate_state().paused:
+        return 0
+    ids = list(
+        ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=PAUSE_POLICY).values_list("pk", flat=True)
+    )
+    for task_id in ids:
+        with transaction.atomic():
+            task = ExecutionTask.objects.select_for_update().get(pk=task_id)
+            if task.status != TaskStatus.HELD or task.gate_policy != PAUSE_POLICY:
+                continue
+            decision = decide_task(task)
+            updated = task_gate_update(
+                task_id=task_id, decision=decision, actor=Actor.system(), reason=f"gate resumed: {decision.decision}"
+            )
+            if updated is not None and decision.decision != "hold":
+                kind = CallbackDelivery.Type.RELEASED if decision.decision == "allow" else CallbackDelivery.Type.DENIED
+                _queue_callbacks([updated], kind, case=None)
+                changed += 1
+    return changed
+
+
+@transaction.atomic
+def rules_changed(*, why: str = "") -> None:
+    """Bump the rules version so every process reloads its cached rules."""
+    selectors.gate_state()
+    GateState.objects.filter(pk=1).update(rules_version=new_rules_version())
+
+
+def validate_rule(rule: PolicyRule) -> None:
+    """Raise policy.BrokenRule when a rule could not be evaluated (used by the admin form)."""
+    policy.Rule.from_model(rule)
+
+
+# ------------------------------------------------------------------- callbacks
+
+CALLBACK_BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600)
+CALLBACK_MAX_ATTEMPTS = len(CALLBACK_BACKOFF_SECONDS) + 1
+
+
+def _case_json(case: Case | None) -> dict | None:
+    if case is None:
+        return None
+    return {
+        "id": case.pk,
+        "status": case.status,
+        "rationale": case.rationale or None,
+        "url": reverse("reviews:case", args=[case.pk]),
+    }
+
+
+def _queue_callbacks(tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "") -> None:
+    """Record one delivery per task whose API key has a callback; enqueue after commit."""
+    key_ids = {t.submitted_by_id for t in tasks if t.submitted_by_id}
+    if not key_ids:
+        return
+    endpoints = {e.api_key_id: e for e in CallbackEndpoint.objects.filter(api_key_id__in=key_ids, enabled=True)}
+    deliveries = []
+    for task in tasks:
+        endpoint = endpoints.get(task.submitted_by_id)
+        if endpoint is None:
+            continue
+        delivery = CallbackDelivery(endpoint=endpoint, type=kind, task_id=task.pk, payload={})
+        delivery.payload = {
+            "event_id": str(delivery.event_id),
+            "type": kind,
+            "task": {"id": task.pk, "external_id": task.external_id, "status": task.status},
+            "case": _case_json(case),
+            "decision": {
+                "decision": task.gate_decision,
+                "reason": reason or task.gate_reason,
+                "policy": task.gate_policy,
+            },
+        }
+        deliveries.append(delivery)
+    CallbackDelivery.objects.bulk_create(deliveries)
+    if deliveries:
+        from reviews import jobs
+
+        ids = [d.pk for d in deliveries]
+        transaction.on_commit(lambda: [jobs.enqueue(jobs.deliver_callback, i) for i in ids])
+
+
+@transaction.atomic
+def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> CallbackEndpoint:
+    endpoint, _ = CallbackEndpoint.objects.select_for_update().get_or_create(
+        api_key_id=api_key_id, defaults={"url": url, "secret": secret}
+    )
+    endpoint.url = url
+    endpoint.secret = secret
+    endpoint.enabled = True
+    endpoint._history_user = by
+    endpoint._change_reason = "callback set"
+    endpoint.save()
+    return endpoint
+
+
+def callback_record_attempt(*, delivery_id: int, ok: bool, status_code: int | None, error: str) -> CallbackDelivery:
+    """Record one delivery attempt (compare-and-set on `pending`); schedules the next try with backoff."""
+    with transaction.atomic():
+        delivery = CallbackDelivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.status != CallbackDelivery.Status.PENDING:
+            return delivery
+        now = timezone.now()
+        delivery.attempts += 1
+        delivery.last_status_code = status_code
+        if ok:
+            delivery.status = CallbackDelivery.Status.DELIVERED
+            delivery.delivered_at = now
+            delivery.last_error = ""
+        else:
+            delivery.last_error = error[:2000]
+            if delivery.attempts >= CALLBACK_MAX_ATTEMPTS:
+                delivery.status = CallbackDelivery.Status.FAILED
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=CALLBACK_BACKOFF_SECONDS[delivery.attempts - 1])
+        delivery.save()
+        return delivery
+
+
+@transaction.atomic
+def callback_retry(*, delivery_id: int, by) -> CallbackDelivery:
+    """An operator retries a failed delivery: it goes back to pending, due now."""
+    delivery = CallbackDelivery.objects.select_for_update().get(pk=delivery_id)
+    if delivery.status == CallbackDelivery.Status.DELIVERED:
+        raise NotAllowed("this callback was already delivered")
+    delivery.status = CallbackDelivery.Status.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = timezone.now()
+    delivery.save()
+    from reviews import jobs
+
+    transaction.on_commit(lambda: jobs.enqueue(jobs.deliver_callback, delivery.pk))
+    logger.info("Callback %s retried by %s", delivery.event_id, by)
+    return delivery

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rule_cache():
+    """Each test sees the rules in its own database, never a previous test's cache."""
+    from reviews import policy
+
+    policy.clear_cache()
+    yield
+    policy.clear_cache()
+
+
+@pytest.fixture
+def seed_md() -> bytes:
+    return (FIXTURES / "seed_report.md").read_bytes()
+
+
+def report_md(
+    report_id: str,
+    *,
+    severity: int = 6,
+    block: bool = False,
+    proposal: str = "implement_idea: add a cache",
+    supersedes: str | None = None,
+) -> str:
+    lines = [
+        "# FSAR Proposal Report",
+        f"- id: {report_id}",
+        "- timestamp: 2026-02-01T10:00:00Z",
+        f"- severity: {severity}",
+        f"- block_execution: {'true' if block else 'false'}",
+    ]
+    if supersedes:
+        lines.append(f"- supersedes: {supersedes}")
+    lines += ["- proposal:", "", proposal, "", "## Risks", "- it might break", "", "## Mitigations", "- test it", ""]
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def post_report(agent):
+    def post(text: str, content_type: str = "text/markdown"):
+        return agent.post("/api/v1/proposals", data=text.encode(), content_type=content_type)
+
+    return post

@@ -1,0 +1,197 @@
+"""The execution gate on POST /api/v1/tasks: policy rules, cases, release exactly
+once, the kill switch, and failing closed."""
+
+import pytest
+from django.db import DatabaseError
+
+from reviews import services
+from reviews.models import Case, CaseStatus, PolicyRule
+from reviews.tests.conftest import report_md
+from tasks.models import ExecutionTask, TaskStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def register(agent, external_id, **fields):
+    body = {"external_id": external_id, "task_type": "implement_idea", **fields}
+    return agent.post("/api/v1/tasks", data=body, content_type="application/json")
+
+
+def test_a_task_without_a_report_is_allowed_by_the_default_rule(agent):
+    response = register(agent, "t1", ai_model="gpt-x")
+    assert response.status_code == 201
+    gate = response.json()["gate"]
+    assert (gate["decision"], gate["policy"], gate["case"]) == ("allow", "default-allow", None)
+
+
+def test_a_task_linked_to_a_held_report_is_held_with_it_and_released_when_approved(agent, post_report, alice):
+    case_id = post_report(report_md("r1", severity=50)).json()["gate"]["case"]
+    response = register(agent, "t1", proposal_id="r1")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "held"
+    assert body["gate"]["decision"] == "hold"
+    assert body["gate"]["case"] == str(case_id)
+    assert body["gate"]["case_status"] == "open"
+
+    start = agent.post(f"/api/v1/tasks/{body['id']}/start")
+    assert start.status_code == 409
+    assert "gate closed" in start.json()["detail"]
+    assert start.json()["case"] == str(case_id)
+
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the rollback plan.")
+    task = agent.get(f"/api/v1/tasks/{body['id']}").json()
+    assert task["status"] == "registered"
+    assert task["gate"]["decision"] == "allow"
+    assert task["gate"]["case_status"] == "approved"
+    assert task["gate"]["rationale"] == "Reviewed the rollback plan."
+    assert agent.post(f"/api/v1/tasks/{body['id']}/start").status_code == 200
+    # Later tasks on the approved report run at once.
+    assert register(agent, "t2", proposal_id="r1").json()["gate"]["decision"] == "allow"
+
+
+def test_a_rejected_case_denies_its_waiting_tasks_exactly_once(agent, post_report, alice, bob):
+    case_id = post_report(report_md("r1", block=True)).json()["gate"]["case"]
+    ids = [register(agent, f"t{i}", proposal_id="r1").json()["id"] for i in range(3)]
+    services.case_decide(case_id=case_id, decision="rejected", by=alice, rationale="Not safe.")
+    assert set(ExecutionTask.objects.filter(pk__in=ids).values_list("status", flat=True)) == {TaskStatus.DENIED}
+    history = ExecutionTask.history.filter(id=ids[0]).order_by("history_date")
+    assert [h.status for h in history] == ["held", "denied"]
+    assert history.last().history_user == alice
+    with pytest.raises(services.NotAllowed):
+        services.case_decide(case_id=case_id, decision="approved", by=bob, rationale="Changed my mind.")
+    assert ExecutionTask.history.filter(id=ids[0]).count() == 2
+    assert register(agent, "t9", proposal_id="r1").json()["gate"]["decision"] == "deny"
+
+
+def test_a_denied_report_denies_its_tasks(agent, post_report):
+    PolicyRule.objects.create(name="no-crypto", priority=1, proposal_words="crypto, mining", action="deny")
+    assert post_report(report_md("r1", proposal="implement_idea: crypto mining")).json()["gate"]["decision"] == "deny"
+    body = register(agent, "t1", proposal_id="r1").json()
+    assert body["status"] == "denied"
+    assert "its report r1 was denied" in body["gate"]["reason"]
+
+
+def test_an_unknown_proposal_id_is_422_and_stores_nothing(agent):
+    response = register(agent, "t1", proposal_id="ghost")
+    assert response.status_code == 422
+    assert response.json()["field"] == "proposal_id"
+    assert "ghost" in response.json()["detail"]
+    assert not ExecutionTask.objects.exists()
+
+
+def test_tasks_held_by_a_rule_share_one_case_per_rule_type_and_model(agent, alice):
+    PolicyRule.objects.create(name="new-models", priority=1, ai_model_glob="exp-*", action="hold", quorum=1)
+    a = register(agent, "t1", ai_model="exp-7").json()
+    b = register(agent, "t2", ai_model="exp-7").json()
+    c = register(agent, "t3", ai_model="exp-8").json()
+    assert a["status"] == b["status"] == c["status"] == "held"
+    assert a["gate"]["case"] == b["gate"]["case"] != c["gate"]["case"]
+    assert "ai_model=exp-7" in a["gate"]["reason"]
+    services.case_decide(case_id=int(a["gate"]["case"]), decision="approved", by=alice, rationale="Evaluated.")
+    assert ExecutionTask.objects.get(pk=b["id"]).status == TaskStatus.REGISTERED
+    assert ExecutionTask.objects.get(pk=c["id"]).status == TaskStatus.HELD
+    # The approval covers later tasks of the same kind for its period.
+    later = register(agent, "t4", ai_model="exp-7").json()
+    assert later["gate"]["decision"] == "allow"
+    assert "covered by the approval" in later["gate"]["reason"]
+
+
+def test_rules_on_customer_and_model_failure_rate(agent, make_api_key):
+    PolicyRule.objects.create(name="acme", priority=1, customers=["acme"], action="deny")
+    PolicyRule.objects.create(
+        name="flaky", priority=2, metric="failure_rate", metric_threshold=0.5, metric_window=4, action="deny"
+    )
+    assert register(agent, "t1", customer="acme").json()["gate"]["policy"] == "acme"
+    outcomes = ["succeeded"] * 5 + ["failed", "failed", "failed", "succeeded"]  # only the last 4 count
+    for i, outcome in enumerate(outcomes):
+        ExecutionTask.objects.create(external_id=f"m{i}", task_type="implement_idea", status=outcome, ai_model="shaky")
+    gate = register(agent, "t2", ai_model="shaky").json()["gate"]
+    assert gate["decision"] == "deny" and gate["policy"] == "flaky"
+    assert "failure_rate=0.75" in gate["reason"]
+    assert register(agent, "t3", ai_model="steady").json()["gate"]["decision"] == "allow"
+
+
+def test_a_rule_change_takes_effect_on_the_next_task(agent):
+    assert register(agent, "t1").json()["gate"]["decision"] == "allow"
+    rule = PolicyRule.objects.create(name="stop-ideas", priority=1, task_types=["implement_idea"], action="deny")
+    assert register(agent, "t2").json()["gate"]["decision"] == "deny"
+    rule.enabled = False
+    rule.save()
+    assert register(agent, "t3").json()["gate"]["decision"] == "allow"
+
+
+def test_the_gate_fails_closed_on_a_database_error(agent, monkeypatch):
+    def broken(*args, **kwargs):
+        raise DatabaseError("connection lost")
+
+    monkeypatch.setattr("reviews.selectors.gate_state", broken)
+    response = register(agent, "t1")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert not ExecutionTask.objects.exists()
+
+
+def test_the_gate_fails_closed_on_a_broken_rule(agent):
+    PolicyRule.objects.create(name="broken", priority=1, metric="failure_rate", action="deny")  # no threshold
+    response = register(agent, "t1")
+    assert response.status_code == 503
+    assert response.has_header("Retry-After")
+    assert not ExecutionTask.objects.exists()
+    # Reports fail closed the same way.
+    assert agent.post("/api/v1/proposals", data=report_md("r1"), content_type="text/markdown").status_code == 503
+
+
+def test_the_gate_fails_closed_on_a_timeout(agent, monkeypatch):
+    from tasks.gate import GateUnavailable
+
+    def slow(*args, **kwargs):
+        raise TimeoutError("statement timeout")
+
+    monkeypatch.setattr("reviews.services.decide_task", slow)
+    response = register(agent, "t1")
+    assert response.status_code == 503
+    assert not ExecutionTask.objects.exists()
+    assert issubclass(GateUnavailable, Exception)
+
+
+def test_pausing_holds_every_new_task_and_resuming_decides_them_again(
+    agent, operator, django_capture_on_commit_callbacks
+):
+    services.gate_pause(by=operator, reason="incident 42")
+    body = register(agent, "t1").json()
+    assert body["status"] == "held"
+    assert body["gate"]["policy"] == "global-pause"
+    assert "incident 42" in body["gate"]["reason"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.gate_resume(by=operator, reason="fixed")
+    assert ExecutionTask.objects.get(pk=body["id"]).status == TaskStatus.REGISTERED
+    assert [h.history_change_reason for h in services.selectors.gate_state().history.order_by("history_date")][-2:] == [
+        "paused: incident 42",
+        "resumed: fixed",
+    ]
+
+
+def test_an_advisory_case_can_be_escalated_to_a_hold(agent, post_report, alice):
+    case_id = post_report(report_md("r1", severity=12)).json()["gate"]["case"]
+    assert register(agent, "t1", proposal_id="r1").json()["status"] == "registered"
+    services.case_escalate(case_id=case_id, by=alice, reason="Looks worse than it says.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
+    assert register(agent, "t2", proposal_id="r1").json()["status"] == "held"
+
+
+def test_an_approval_lapses_and_the_next_task_reopens_the_case(agent, alice):
+    import time_machine
+
+    PolicyRule.objects.create(
+        name="new-models", priority=1, ai_model_glob="exp-*", action="hold", approval_valid_hours=1
+    )
+    case_id = int(register(agent, "t1", ai_model="exp-1").json()["gate"]["case"])
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="ok")
+    with time_machine.travel(Case.objects.get(pk=case_id).approved_until, tick=False):
+        assert services.cases_expire() == 1
+        assert Case.objects.get(pk=case_id).status == CaseStatus.EXPIRED
+        later = register(agent, "t2", ai_model="exp-1").json()
+    assert later["status"] == "held"
+    assert later["gate"]["case"] == str(case_id)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
