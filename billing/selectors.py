@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 
@@ -130,3 +131,36 @@ def run_summary(run: InvoiceRun) -> dict:
         if row["status"] == InvoiceRunItem.Status.DONE:
             summary["amount_minor"] = row["amount"] or 0
     return summary
+
+
+DASHBOARD_SQL = """
+SELECT
+  (SELECT COUNT(*) FROM billing_invoice WHERE status = 'open'),
+  (SELECT COALESCE(SUM(amount_remaining_minor), 0) FROM billing_invoice WHERE status = 'open'),
+  (SELECT COUNT(*) FROM billing_invoice WHERE status = 'draft'),
+  r.id, r.period, r.status,
+  (SELECT COUNT(*) FROM billing_invoicerunitem i WHERE i.run_id = r.id AND i.status = 'done'),
+  (SELECT COUNT(*) FROM billing_invoicerunitem i WHERE i.run_id = r.id AND i.status = 'failed')
+FROM (SELECT 1 AS one) AS base
+LEFT JOIN (SELECT id, period, status FROM billing_invoicerun ORDER BY started_at DESC, id DESC LIMIT 1) AS r ON 1 = 1
+"""
+
+
+def dashboard_context() -> dict:
+    """The operator dashboard's billing section, in one query (the dashboard's
+    query budget is shared by every app)."""
+    with connection.cursor() as cursor:
+        cursor.execute(DASHBOARD_SQL)
+        open_count, open_minor, drafts, run_id, period, status, done, failed = cursor.fetchone()
+    last_run = None
+    if run_id is not None:
+        last_run = {
+            "pk": run_id,
+            "period": period,
+            "status": InvoiceRun.Status(status).label,
+            "done": done,
+            "failed": failed,
+        }
+    return {
+        "billing": {"open_count": open_count, "open_minor": int(open_minor), "drafts": drafts, "last_run": last_run}
+    }

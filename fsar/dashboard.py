@@ -1,9 +1,14 @@
 """What the operator dashboard shows: each app contributes a section, rendered
 from `templates/<app>/_dashboard.html` with the context its selectors build."""
 
+from billing import selectors as billing_selectors
 from reviews import selectors as review_selectors
 from tasks import selectors as task_selectors
 
 
 def context() -> dict:
-    return {"task_counts": task_selectors.status_counts_by_type(), **review_selectors.dashboard_context()}
+    return {
+        "task_counts": task_selectors.status_counts_by_type(),
+        **review_selectors.dashboard_context(),
+        **billing_selectors.dashboard_context(),
+    }

@@ -181,3 +181,13 @@ def test_starting_a_run_for_a_bad_or_unfinished_period_names_the_problem(client,
         response = client.post(reverse("billing:runs"), {"period": "nov"})
         assert "YYYY-MM" in response.content.decode()
     assert not InvoiceRun.objects.exists()
+
+
+def test_the_operator_dashboard_shows_open_invoices_and_the_last_runs_failures(client, operator, acme_invoice):
+    run = InvoiceRun.objects.create(period="2026-11", status=InvoiceRun.Status.FAILED)
+    InvoiceRunItem.objects.create(run=run, customer=acme_invoice.customer, status=InvoiceRunItem.Status.FAILED)
+    client.force_login(operator)
+    response = client.get(reverse("home"))
+    section = response.content.decode().split('data-testid="billing-dashboard"')[1].split("</section>")[0]
+    assert "Open invoices: <strong>1</strong>, 0.38 USD outstanding" in section
+    assert "1 failed" in section and reverse("billing:run", args=[run.pk]) in section
