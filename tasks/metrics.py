@@ -437,6 +437,8 @@ def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[di
     for task_type in types:
         now_stats = current.get((None, task_type, None), Stats())
         before = previous.get((None, task_type, None), Stats())
+        mean_change = relative_change(now_stats.mean_ms, before.mean_ms)
+        p95_change = relative_change(_round_ms(now_stats.p95_ms), _round_ms(before.p95_ms))
         rows.append(
             {
                 "task_type": task_type,
@@ -447,8 +449,11 @@ def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[di
                 "previous_count": before.count,
                 "previous_mean_ms": before.mean_ms,
                 "previous_p95_ms": _round_ms(before.p95_ms),
-                "mean_change": relative_change(now_stats.mean_ms, before.mean_ms),
-                "p95_change": relative_change(_round_ms(now_stats.p95_ms), _round_ms(before.p95_ms)),
+                "mean_change": mean_change,
+                "p95_change": p95_change,
+                # For display: percent, as the template cannot multiply.
+                "mean_change_pct": None if mean_change is None else round(mean_change * 100, 1),
+                "p95_change_pct": None if p95_change is None else round(p95_change * 100, 1),
             }
         )
     return rows

@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from tasks import views
 
 app_name = "tasks"
-urlpatterns: list = []
+urlpatterns = [
+    path("metrics/", views.metrics_page, name="metrics"),
+]

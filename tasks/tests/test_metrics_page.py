@@ -1,0 +1,175 @@
+"""The operator's metrics page, the dashboard summary, and (in Chromium) that the
+page shows the API's numbers for the same window."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from playwright.sync_api import Page, expect
+
+from conftest import PASSWORD
+from tasks.models import TaskStatus
+from tasks.tests.test_metrics import make_task, random_tasks, store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PAGE = "/tasks/metrics/"
+
+
+def slow_and_fast_history() -> None:
+    """self_improvement is the slowest type; llama got 50% slower this week."""
+    this_week, last_week = NOW - timedelta(days=1), NOW - timedelta(days=8)
+    store(
+        make_task(finished_at=this_week, task_type="self_improvement", ai_model="claude-opus-5", duration_ms=9000),
+        make_task(finished_at=this_week, ai_model="llama-4-70b", duration_ms=3000, status=TaskStatus.FAILED),
+        make_task(finished_at=last_week, ai_model="llama-4-70b", duration_ms=2000),
+        make_task(finished_at=this_week, ai_model="gpt-5.1", duration_ms=1000),
+        make_task(finished_at=last_week, ai_model="gpt-5.1", duration_ms=1000),
+    )
+
+
+@pytest.mark.django_db
+def test_the_operator_sees_each_type_with_the_slowest_and_the_biggest_regression(client, operator):
+    slow_and_fast_history()
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(PAGE)
+    assert response.status_code == 200
+    groups = response.context["groups"]
+    assert [(g["task_type"], g["count"], g["mean_ms"]) for g in groups] == [
+        ("implement_idea", 2, 2000.0),
+        ("self_improvement", 1, 9000.0),
+    ]
+    assert response.context["slowest_type"]["task_type"] == "self_improvement"
+    assert response.context["slowest_model"]["ai_model"] == "claude-opus-5"
+    regression = response.context["biggest_regression"]
+    assert (regression["ai_model"], regression["mean_ms_change"]) == ("llama-4-70b", 0.5)
+    html = response.content.decode()
+    assert 'data-testid="chart-implement_idea"' in html and "<polyline" in html
+    assert "+50.0%" in html
+
+
+@pytest.mark.django_db
+def test_drilling_down_from_a_type_shows_its_models(client, operator):
+    slow_and_fast_history()
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(PAGE, {"task_type": "implement_idea", "window": "30d"})
+    rows = [(g["ai_model"], g["count"], g["failure_rate"], g["regressed"]) for g in response.context["groups"]]
+    assert rows == [("gpt-5.1", 2, 0.0, False), ("llama-4-70b", 2, 0.5, False)]  # 30 days: both weeks in one window
+    assert list(response.context["charts"]) and response.context["charts"][0]["task_type"] == "implement_idea"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params,field", [({"window": "1y"}, "window"), ({"task_type": "nap"}, "task_type")])
+def test_a_bad_choice_answers_400_naming_it(client, operator, params, field):
+    client.force_login(operator)
+    response = client.get(PAGE, params)
+    assert response.status_code == 400
+    assert f"{field}:" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_makes_the_same_queries_for_ten_tasks_and_a_thousand(client, operator):
+    rng = random.Random(2)
+    client.force_login(operator)
+    store(*random_tasks(rng, 10, days=8))
+    with time_machine.travel(NOW, tick=False):
+        client.get(PAGE)
+        with CaptureQueriesContext(connection) as small:
+            client.get(PAGE)
+        store(*random_tasks(rng, 1000, days=8))
+        with CaptureQueriesContext(connection) as large:
+            client.get(PAGE)
+    assert len(small) == len(large), [q["sql"] for q in large]
+
+
+@pytest.mark.django_db
+def test_the_dashboard_compares_each_types_last_24_hours_with_the_24_before(client, operator):
+    store(
+        make_task(finished_at=NOW - timedelta(hours=2), duration_ms=1200),
+        make_task(finished_at=NOW - timedelta(hours=3), duration_ms=1400),
+        make_task(finished_at=NOW - timedelta(hours=30), duration_ms=1000),
+        make_task(finished_at=NOW - timedelta(hours=50), duration_ms=99_000),  # older than both windows
+    )
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/")
+    (row,) = response.context["task_performance"]
+    assert (row["task_type"], row["count"], row["mean_ms"], row["p95_ms"]) == ("implement_idea", 2, 1300.0, 1390.0)
+    assert (row["previous_mean_ms"], row["previous_p95_ms"], row["mean_change"]) == (1000.0, 1000.0, 0.3)
+    html = response.content.decode()
+    assert 'data-testid="task-performance"' in html and "+30.0%" in html
+    assert 'href="/tasks/metrics/"' in html
+
+
+# --- In the browser ------------------------------------------------------------------------
+
+
+def number(text: str) -> float | None:
+    text = text.strip().replace(",", "")
+    if text == "—":
+        return None
+    return float(text.rstrip("%"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_page_shows_the_apis_numbers_for_the_same_window(page: Page, live_server, operator, client, api_key):
+    now = datetime.now(UTC)
+    store(*[_shift(t, now) for t in random_tasks(random.Random(9), 600, days=20)])
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", operator.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+    page.goto(f"{live_server.url}/")
+    page.get_by_test_id("metrics-link").click()
+    page.select_option("#window", "30d")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("link", name="Implement idea").click()
+    expect(page.get_by_role("heading", name="Task performance: Implement idea")).to_be_visible()
+
+    window = page.get_by_test_id("metrics-window")
+    since, until = window.get_attribute("data-since"), window.get_attribute("data-until")
+    _, secret = api_key
+    body = client.get(
+        "/api/v1/metrics/tasks",
+        {"since": since, "until": until, "group_by": "ai_model"},
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    ).json()
+    expected = [g for g in body["groups"] if g["task_type"] == "implement_idea"]
+    rows = page.locator("[data-testid=metrics-table] tbody tr")
+    expect(rows).to_have_count(len(expected))
+    assert len(expected) == 3
+    for group in expected:
+        row = page.locator(f'[data-testid=metrics-table] tbody tr[data-ai-model="{group["ai_model"] or ""}"]')
+        shown = {cell.get_attribute("data-field"): number(cell.inner_text()) for cell in row.locator("td").all()}
+        assert shown["count"] == group["count"]
+        for field in ("mean_ms", "p50_ms", "p95_ms", "max_ms"):
+            assert shown[field] == group[field], field
+        assert shown["failure_rate"] == round(group["failure_rate"] * 100, 2)
+        if group["mean_ms_change"] is None:
+            assert shown["mean_ms_change"] is None
+        else:
+            assert shown["mean_ms_change"] == round(group["mean_ms_change"] * 100, 1)
+
+    # A first click sorts by p95 slowest first; a second, fastest first.
+    by_p95 = sorted(expected, key=lambda g: g["p95_ms"])
+    page.get_by_role("button", name="p95 ms").click()
+    expect(rows.first).to_have_attribute("data-ai-model", by_p95[-1]["ai_model"] or "")
+    page.get_by_role("button", name="p95 ms").click()
+    expect(rows.first).to_have_attribute("data-ai-model", by_p95[0]["ai_model"] or "")
+
+
+def _shift(task, now: datetime):
+    """Move a task generated around NOW to the same place around the real now."""
+    delta = now - NOW
+    for name in ("created_at", "started_at", "finished_at"):
+        if getattr(task, name) is not None:
+            setattr(task, name, getattr(task, name) + delta)
+    return task
