@@ -1,10 +1,10 @@
 """What the operator dashboard shows: each app contributes a section, rendered
 from `templates/<app>/_dashboard.html` with the context its selectors build."""
 
-from billing import selectors as billing_selectors
-from reviews import selectors as review_selectors
 from django.utils import timezone
 
+from billing import selectors as billing_selectors
+from reviews import selectors as review_selectors
 from tasks import metrics as task_metrics
 from tasks import selectors as task_selectors
 
