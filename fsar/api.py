@@ -13,7 +13,7 @@ from reviews.reports import ReportInvalid, ReportTooLarge
 from reviews.services import ReviewError
 from tasks.api import BadCursor
 from tasks.api import router as tasks_router
-from tasks.auth import MissingScope
+from tasks.auth import MissingScope, RateLimited
 from tasks.gate import GateUnavailable
 from tasks.metrics_api import router as metrics_router
 from tasks.models import ExecutionTask
@@ -121,3 +121,10 @@ def on_review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
 @api.exception_handler(Report.DoesNotExist)
 def on_no_report(request: HttpRequest, exc: Exception) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc) or "No such report."}, status=404)
+
+
+@api.exception_handler(RateLimited)
+def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    response = api.create_response(request, {"detail": str(exc)}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response

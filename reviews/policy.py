@@ -165,7 +165,14 @@ def active_rules(version: str) -> tuple[Rule, ...]:
     """The enabled rules in order, cached per process for one `rules_version`."""
     if _cache["version"] == version:
         return _cache["rules"]  # type: ignore[return-value]
-    rules = tuple(Rule.from_model(r) for r in PolicyRule.objects.filter(enabled=True).order_by("priority", "id"))
+    rows = list(PolicyRule.objects.filter(enabled=True).order_by("priority", "id"))
+    if not rows and not PolicyRule.objects.exists():
+        # No policy at all (a database emptied since its migrations): the built-in
+        # defaults apply, never "allow everything". Disabled rules do not count as none.
+        from reviews.defaults import DEFAULT_RULES
+
+        rows = [PolicyRule(**spec) for spec in DEFAULT_RULES]
+    rules = tuple(Rule.from_model(r) for r in rows)
     with _cache_lock:
         _cache["version"] = version
         _cache["rules"] = rules

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
@@ -20,6 +23,34 @@ class MissingScope(Exception):
     def __init__(self, scope: str) -> None:
         super().__init__(f"This API key lacks the '{scope}' scope.")
         self.scope = scope
+
+
+class RateLimited(Exception):
+    """The key used up its requests for this window; retry after `retry_after` seconds (429)."""
+
+    def __init__(self, limit: int, window: int, retry_after: int) -> None:
+        super().__init__(f"Rate limit exceeded: {limit} requests per {window} s for this API key.")
+        self.retry_after = retry_after
+
+
+def check_rate_limit(api_key: ApiKey, now: float | None = None) -> None:
+    """A fixed window per key in the cache (Redis when REDIS_URL is set, so shared
+    by every web process). settings.API_RATE_LIMIT_REQUESTS = 0 turns it off."""
+    limit = settings.API_RATE_LIMIT_REQUESTS
+    if limit <= 0:
+        return
+    window = max(1, settings.API_RATE_LIMIT_WINDOW_SECONDS)
+    now = time.time() if now is None else now
+    slot = int(now // window)
+    key = f"fsar:ratelimit:{api_key.pk}:{slot}"
+    cache.add(key, 0, timeout=window + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 1)
+        used = 1
+    if used > limit:
+        raise RateLimited(limit, window, retry_after=max(1, int((slot + 1) * window - now) + 1))
 
 
 class ApiKeyAuth(HttpBearer):
@@ -39,6 +70,7 @@ class ApiKeyAuth(HttpBearer):
             return None
         if not api_key.has_scope(self.scope):
             raise MissingScope(self.scope)
+        check_rate_limit(api_key)
         request.api_key = api_key
         return api_key
 

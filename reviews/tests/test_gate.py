@@ -195,3 +195,28 @@ def test_an_approval_lapses_and_the_next_task_reopens_the_case(agent, alice):
     assert later["status"] == "held"
     assert later["gate"]["case"] == str(case_id)
     assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
+
+
+def test_with_no_rules_at_all_the_built_in_defaults_apply(agent, post_report):
+    PolicyRule.objects.all().delete()
+    assert register(agent, "t1").json()["gate"]["policy"] == "default-allow"
+    assert post_report(report_md("r1", severity=55)).json()["gate"]["policy"] == "severity-50-hold"
+
+
+def test_when_every_rule_is_disabled_nothing_is_allowed_without_a_decision(agent):
+    PolicyRule.objects.update(enabled=False)
+    services.rules_changed()
+    gate = register(agent, "t1").json()["gate"]
+    assert gate["decision"] == "hold"
+    assert gate["policy"] == "no-matching-rule"
+    assert gate["case"] is not None
+
+
+def test_the_gate_decides_a_plain_task_in_one_query_once_rules_are_cached(agent, django_assert_max_num_queries):
+    from reviews.services import decide_task
+    from tasks.models import ExecutionTask as Task
+
+    task = Task(external_id="q1", task_type="implement_idea", ai_model="gpt-x", customer_ref="acme")
+    decide_task(task)  # warm the rule cache
+    with django_assert_max_num_queries(1):
+        assert decide_task(task).decision == "allow"
