@@ -62,3 +62,31 @@ def test_a_case_page_shows_its_report_and_waiting_tasks(client, alice, post_repo
     assert "Report r1" in html
     assert "t1" in html
     assert 'data-testid="case-status">Open' in html
+
+
+def test_an_operator_edits_the_policy_in_the_admin_and_broken_rules_are_refused(client, operator):
+    from reviews.models import PolicyRule
+
+    client.force_login(operator)
+    assert client.get("/admin/reviews/policyrule/add/").status_code == 200
+    form = {
+        "name": "flaky-models",
+        "priority": "5",
+        "enabled": "on",
+        "task_types": "[]",
+        "customers": "[]",
+        "metric": "failure_rate",
+        "metric_window": "20",
+        "action": "hold",
+        "quorum": "1",
+        "sla_hours": "24",
+        "approval_valid_hours": "24",
+    }
+    refused = client.post("/admin/reviews/policyrule/add/", form)
+    assert refused.status_code == 200
+    assert "a metric needs a threshold" in refused.content.decode()
+    assert not PolicyRule.objects.filter(name="flaky-models").exists()
+    response = client.post("/admin/reviews/policyrule/add/", {**form, "metric_threshold": "0.2"})
+    assert response.status_code == 302
+    rule = PolicyRule.objects.get(name="flaky-models")
+    assert rule.history.get().history_user == operator
