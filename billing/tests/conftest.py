@@ -32,7 +32,7 @@ def globex_user(django_user_model):
     from conftest import PASSWORD
 
     user = django_user_model.objects.create_user(username="gary", password=PASSWORD)
-    user.groups.add(Group.objects.get(name=CUSTOMERS))
+    user.groups.add(Group.objects.get_or_create(name=CUSTOMERS)[0])
     return user
 
 

@@ -23,6 +23,26 @@ PAGES = [
     ("/billing/invoices/999999/", {"anon": 302}),
     ("billing:runs", {"anon": 302, "operator": 200, "superuser": 200}),
     ("/billing/runs/999999/", {"anon": 302}),
+    (
+        "/admin/billing/customer/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/billing/serviceoffering/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/billing/invoice/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/billing/invoicerun/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/billing/usagerecord/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     ("/admin/", {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200}),
     (
         "/admin/tasks/executiontask/",
