@@ -1,6 +1,7 @@
 """The API root: one NinjaAPI at /api/v1/, composing every app's router, and the
 error handlers that keep every failure a JSON answer naming the problem."""
 
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -27,6 +28,8 @@ api = NinjaAPI(
         "progress and cost, backfill history. Authenticate with `Authorization: Bearer <key>`."
     ),
     urls_namespace="api",
+    # The docs are a page for people: like every page, they need a login.
+    docs_decorator=login_required,
 )
 api.add_router("/tasks", tasks_router)
 api.add_router("/proposals", reviews_router)

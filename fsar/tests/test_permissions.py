@@ -16,7 +16,6 @@ PAGES = [
     ("home", {"anon": 302, "nobody": 200, "operator": 200, "committee": 200, "customer": 200, "superuser": 200}),
     ("login", {r: 200 for r in ROLES}),
     ("healthz", {r: 200 for r in ROLES}),
-    ("tasks:metrics", {"anon": 302, "operator": 200, "superuser": 200}),
     ("billing:usage", {"anon": 302, "customer": 200, "superuser": 200}),
     ("billing:usage_csv", {"anon": 302, "customer": 200, "superuser": 200}),
     ("billing:invoices", {"anon": 302, "customer": 200, "superuser": 200}),
@@ -43,6 +42,8 @@ PAGES = [
         "/admin/billing/usagerecord/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
+    ("tasks:metrics", {"anon": 302, "operator": 200, "superuser": 200}),
+    ("audit:chain", {"anon": 302, "operator": 200, "superuser": 200}),
     ("/admin/", {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200}),
     (
         "/admin/tasks/executiontask/",
