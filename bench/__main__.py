@@ -7,7 +7,9 @@ import importlib
 import sys
 
 # name -> module; each module has main(argv: list[str]) -> int
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "gate": "bench.gate",
+}
 
 
 def main(argv: list[str]) -> int:

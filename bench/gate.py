@@ -1,0 +1,300 @@
+"""The execution gate on the hot path, under gunicorn, PostgreSQL and RQ workers.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \\
+        .venv/bin/python -m bench gate [--seconds=N] [--clients=16] [--workers=N] [--keep]
+
+Creates its own database (fsar_bench_gate), migrates it (the default policy
+plus two more rules, so the gate walks six rules), starts gunicorn (sync
+workers, DEBUG off) with one extra URL, `POST /api/bench/noop`: a trivial endpoint
+that authenticates the same API key the same way and answers `{"ok": true}`,
+and an `rqworker` on REDIS_URL. Then, with N concurrent clients (one
+connection per request, as gunicorn's sync workers close it), in the same run
+and alternating so that noise hits both alike:
+
+1. `POST /api/bench/noop` (the baseline) and `POST /api/v1/tasks` (registration:
+   API key, gate decision, insert with a history row), throughput and p50/p99;
+2. `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
+   tenth opens a case), reports/s.
+
+Drops the database at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+BENCH_DB = "fsar_bench_gate"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+class Load:
+    """N closed-loop clients, each sending the next request as soon as the last answered."""
+
+    def __init__(self, port: int, secret: str, clients: int) -> None:
+        self.port = port
+        self.secret = secret
+        self.clients = clients
+
+    async def one(self, method: str, path: str, body: bytes, content_type: str) -> tuple[int, float]:
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.secret}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        await writer.drain()
+        data = await reader.read()
+        writer.close()
+        elapsed = (time.perf_counter() - start) * 1000
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+        return status, elapsed
+
+    async def run(self, seconds: float, make_request) -> dict:
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        deadline = time.perf_counter() + seconds
+
+        async def client() -> None:
+            while time.perf_counter() < deadline:
+                status, elapsed = await self.one(*make_request())
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append(elapsed)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(self.clients)))
+        wall = time.perf_counter() - started
+        latencies.sort()
+        return {
+            "requests": len(latencies),
+            "per_second": len(latencies) / wall,
+            "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99),
+            "mean": statistics.fmean(latencies) if latencies else float("nan"),
+            "statuses": statuses,
+        }
+
+
+def report_markdown(report_id: str, i: int) -> bytes:
+    severity = 30 if i % 10 == 0 else 6  # every tenth is held and opens a case
+    return (
+        f"# FSAR Proposal Report\n- id: {report_id}\n- timestamp: 2026-11-27T10:00:00Z\n- severity: {severity}\n"
+        f"- block_execution: false\n- proposal:\n\nimplement_idea: benchmark proposal {i}\n\n## Risks\n"
+        "- slow failure\n\n## Mitigations\n- audits\n"
+    ).encode()
+
+
+def main(argv: list[str]) -> int:
+    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    seconds = float(options.get("seconds", 10))
+    clients = int(options.get("clients", 16))
+    workers = int(options.get("workers", (os.cpu_count() or 2) * 2 + 1))
+    keep = "--keep" in argv
+    url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
+        log("bench gate needs DATABASE_URL=postgres://… (it creates its own database) and REDIS_URL")
+        return 2
+    import psycopg
+
+    server = urlparse(url)
+    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
+    if server.password:
+        admin_dsn += f" password={server.password}"
+    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": server._replace(path=f"/{BENCH_DB}").geturl(),
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "bench.gate_settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-gate-not-a-real-secret-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "API_RATE_LIMIT_REQUESTS": "0",
+        "DB_CONN_MAX_AGE": "600",
+        "PYTHONWARNINGS": "ignore::UserWarning",
+    }
+    processes: list[subprocess.Popen] = []
+    try:
+        return run(env, processes, seconds=seconds, clients=clients, workers=workers)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if not keep:
+            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def setup_database(env: dict) -> str:
+    """Migrate, add two rules, create an API key; returns its secret."""
+    script = """
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from reviews.models import PolicyRule
+from tasks.services import api_key_create
+PolicyRule.objects.create(name="blocked-customer", priority=5, customers=["blocked-co"], action="deny")
+PolicyRule.objects.create(name="experimental-models", priority=6, ai_model_glob="exp-*", metric="failure_rate",
+                          metric_threshold=0.2, metric_window=50, action="hold")
+agent = get_user_model().objects.create_user(username="bench-agent")
+_, secret = api_key_create(name="bench", owner=agent, scopes=["tasks", "reports", "read"])
+print(secret)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def pg_version(env: dict) -> str:
+    import psycopg
+
+    u = urlparse(env["DATABASE_URL"])
+    with psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:]) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not listen on {port}")
+
+
+def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int) -> int:
+    log(f"setting up {BENCH_DB} …")
+    secret = setup_database(env)
+    port, bare_port = free_port(), free_port()
+    for listen, extra in ((port, {}), (bare_port, {"BENCH_GATE": "allow"})):
+        gunicorn = [sys.executable, "-m", "gunicorn", "fsar.wsgi", "-b", f"127.0.0.1:{listen}", "-w", str(workers)]
+        processes.append(subprocess.Popen([*gunicorn, "--log-level", "warning"], cwd=ROOT, env={**env, **extra}))
+    processes.append(
+        subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "default"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    )
+    wait_for(port)
+    wait_for(bare_port)
+    load = Load(port, secret, clients)
+    bare = Load(bare_port, secret, clients)
+    counter = itertools.count()
+    models = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b", "exp-1"]
+    task_types = ["implement_idea", "idea_implementation", "self_improvement"]
+
+    def noop():
+        return "POST", "/api/bench/noop", b"{}", "application/json"
+
+    def task():
+        i = next(counter)
+        body = {
+            "external_id": f"bench-{i}",
+            "task_type": task_types[i % 3],
+            "ai_model": models[i % len(models)],
+            "customer": f"cust-{i % 7}",
+        }
+        return "POST", "/api/v1/tasks", json.dumps(body).encode(), "application/json"
+
+    def proposal():
+        i = next(counter)
+        return "POST", "/api/v1/proposals", report_markdown(f"bench-report-{i}", i), "text/markdown"
+
+    async def phases() -> dict:
+        await load.run(2, noop)  # warm-up: workers, connections, rule caches
+        await load.run(2, task)
+        await bare.run(2, task)
+        results = {"noop": [], "task": [], "bare": []}
+        for _ in range(2):  # alternate, so noise on the shared machine hits all alike
+            results["noop"].append(await load.run(seconds / 2, noop))
+            results["task"].append(await load.run(seconds / 2, task))
+            results["bare"].append(await bare.run(seconds / 2, task))
+        results["proposal"] = [await load.run(seconds / 2, proposal)]
+        return results
+
+    results = asyncio.run(phases())
+
+    def merged(runs: list[dict]) -> dict:
+        return {
+            "requests": sum(r["requests"] for r in runs),
+            "per_second": statistics.fmean(r["per_second"] for r in runs),
+            "p50": statistics.fmean(r["p50"] for r in runs),
+            "p99": max(r["p99"] for r in runs),
+            "statuses": {k: sum(r["statuses"].get(k, 0) for r in runs) for r in runs for k in r["statuses"]},
+        }
+
+    noop_r, task_r, prop_r = merged(results["noop"]), merged(results["task"]), merged(results["proposal"])
+    bare_r = merged(results["bare"])
+    ratio = task_r["per_second"] / noop_r["per_second"]
+    log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    log(
+        f"gunicorn {workers} sync workers (two servers: real gate, allow-all), {clients} concurrent clients, "
+        f"{seconds:.0f} s per endpoint, 1 rqworker, PostgreSQL {pg_version(env)}"
+    )
+    log("| endpoint | requests | req/s | p50 ms | p99 ms | statuses |")
+    log("|---|---|---|---|---|---|")
+    for name, r in (
+        ("POST /api/bench/noop (baseline)", noop_r),
+        ("POST /api/v1/tasks (gate)", task_r),
+        ("POST /api/v1/tasks, gate replaced by allow-all", bare_r),
+        ("POST /api/v1/proposals", prop_r),
+    ):
+        log(
+            f"| {name} | {r['requests']} | {r['per_second']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+            f"{dict(sorted(r['statuses'].items()))} |"
+        )
+    log(f"tasks/noop throughput ratio: {ratio:.2f} (goal ≥ 0.50); tasks p99 {task_r['p99']:.1f} ms (goal ≤ 25 ms)")
+    log(f"gate/allow-all registration throughput ratio: {task_r['per_second'] / bare_r['per_second']:.2f}")
+    seen = {**noop_r["statuses"], **task_r["statuses"], **bare_r["statuses"], **prop_r["statuses"]}
+    bad = {k: v for k, v in seen.items() if k not in (200, 201)}
+    if bad:
+        log(f"unexpected statuses: {bad}")
+        return 1
+    return 0
