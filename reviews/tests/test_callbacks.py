@@ -120,3 +120,50 @@ def test_the_signature_is_hmac_sha256_over_timestamp_and_body():
     signature = jobs.sign("k", b'{"a":1}', 1700000000)
     expected = hmac.new(b"k", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
     assert signature == f"t=1700000000,v1={expected}"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_rq_worker_delivers_the_signed_callback(agent, post_report, api_key, alice, operator, rq_worker):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import django_rq
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        key, _ = api_key
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        services.callback_endpoint_set(api_key_id=key.pk, url=url, secret="s3cret", by=operator)
+        case_id, task = held_task(agent, post_report)
+        real_queue = django_rq.get_queue("default", is_async=True)
+        original = jobs.enqueue
+        jobs.enqueue = lambda func, *args: real_queue.enqueue(func, *args)
+        try:
+            services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Go.")
+        finally:
+            jobs.enqueue = original
+        assert not received  # nothing delivered until a worker runs
+        rq_worker()
+    finally:
+        server.shutdown()
+    assert len(received) == 1
+    headers, body = received[0]
+    parts = dict(part.split("=", 1) for part in headers["FSAR-Signature"].split(","))
+    assert parts["v1"] == hmac.new(b"s3cret", f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    assert json.loads(body)["task"]["id"] == task["id"]
+    assert CallbackDelivery.objects.get().status == "delivered"
