@@ -1,7 +1,7 @@
 """Billing admin, with history. Rated usage, invoices and runs are read-only here:
 they change through the services (the invoice run, Stripe)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.models import (
@@ -13,6 +13,7 @@ from billing.models import (
     OfferingTaskType,
     Payment,
     ServiceOffering,
+    StripeEvent,
     UsageRecord,
 )
 
@@ -81,3 +82,22 @@ class InvoiceRunItemInline(ReadOnlyMixin, admin.TabularInline):
 class InvoiceRunAdmin(ReadOnlyMixin, SimpleHistoryAdmin):
     list_display = ("__str__", "period", "status", "started_at", "finished_at", "started_by")
     inlines = [InvoiceRunItemInline]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("stripe_id", "type", "created", "status", "attempts", "result", "error", "received_at")
+    list_filter = ("status", "type")
+    search_fields = ("=stripe_id", "type")
+    show_full_result_count = False
+    actions = ["replay"]
+
+    @admin.action(description="Process the selected events again (failed or pending ones)")
+    def replay(self, request, queryset):
+        from billing import webhooks
+
+        results = [webhooks.event_process(event_id=pk) for pk in queryset.values_list("pk", flat=True)]
+        failed = [e.stripe_id for e in results if e.status == StripeEvent.Status.FAILED]
+        self.message_user(request, f"Processed {len(results) - len(failed)} event(s).", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "Still failing: " + ", ".join(failed[:10]), messages.WARNING)

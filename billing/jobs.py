@@ -25,3 +25,10 @@ def invoice_run_scheduled() -> str:
         return f"period {period} already has a run"
     run = services.invoice_run(period=period)
     return f"run {run.pk} for {period}: {run.status}"
+
+
+def stripe_event_process(event_id: int) -> str:
+    from billing import webhooks
+
+    event = webhooks.event_process(event_id=event_id)
+    return f"{event.stripe_id}: {event.status} {event.result or event.error}"

@@ -116,6 +116,9 @@ class Invoice(models.Model):
     finalized_at = models.DateTimeField(null=True, blank=True)
     collected_at = models.DateTimeField(null=True, blank=True, help_text="When it was charged or sent.")
     collection_error = models.TextField(blank=True, default="")
+    # `created` of the last Stripe event applied (one-second resolution): a same-status
+    # event older than this does not overwrite amounts.
+    stripe_event_created = models.BigIntegerField(null=True, blank=True)
     # A lease, so that two runs never push the same invoice to Stripe at once.
     push_lease_until = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords(excluded_fields=["push_lease_until"])
@@ -251,3 +254,34 @@ class InvoiceRunItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} {self.customer}"
+
+
+class StripeEvent(models.Model):
+    """A verified Stripe webhook delivery, stored under its unique Stripe id before
+    it is processed, so a duplicate delivery is a no-op and a failure can be replayed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Stored, no handler"
+        FAILED = "failed", "Failed"
+
+    stripe_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    api_version = models.CharField(max_length=50, blank=True, default="")
+    created = models.BigIntegerField(help_text="Stripe's `created` (Unix seconds).")
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    result = models.TextField(blank=True, default="", help_text="What the handler did, or why it did nothing.")
+    error = models.TextField(blank=True, default="")
+    attempts = models.IntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+        indexes = [models.Index(fields=["status", "id"], name="stripe_event_status")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"

@@ -13,4 +13,5 @@ urlpatterns = [
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("runs/<int:run_id>/retry/", views.run_retry, name="run_retry"),
+    path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
 ]

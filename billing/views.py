@@ -7,13 +7,14 @@ import csv
 
 import django_rq
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from billing import jobs, money, selectors, services, stripe_client
+from billing import jobs, money, selectors, services, stripe_client, webhooks
 from billing.forms import PeriodForm
 from billing.models import InvoiceRun
 from billing.stripe_client import BillingError
@@ -166,3 +167,16 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
         django_rq.enqueue(jobs.invoice_run_process, run_id)
         messages.success(request, "Retrying the failed customers.")
     return redirect("billing:run", run_id=run_id)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """Verify, store once, acknowledge; a job applies the event."""
+    try:
+        event, created = webhooks.receive(body=request.body, signature=request.headers.get("Stripe-Signature"))
+    except webhooks.WebhookRefused as exc:
+        return JsonResponse({"detail": exc.message}, status=exc.status)
+    if created:
+        django_rq.enqueue(jobs.stripe_event_process, event.pk)
+    return JsonResponse({"received": event.stripe_id, "duplicate": not created})

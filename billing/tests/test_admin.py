@@ -48,3 +48,25 @@ def test_the_admin_refuses_a_task_type_another_offering_covers(client, superuser
     assert response.status_code == 200  # the form again, with the error
     assert "already exists" in response.content.decode()
     assert not per_task_offering.__class__.objects.filter(name="Cheap ideas").exists()
+
+
+def test_operators_replay_failed_stripe_events_from_the_admin(client, superuser):
+    from billing.models import StripeEvent
+
+    event = StripeEvent.objects.create(
+        stripe_id="evt_a1",
+        type="product.created",
+        created=1_800_000_000,
+        payload={"data": {"object": {}}},
+        status=StripeEvent.Status.FAILED,
+        error="boom",
+    )
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:billing_stripeevent_changelist"),
+        {"action": "replay", "_selected_action": [event.pk]},
+        follow=True,
+    )
+    assert "Processed 1 event(s)." in response.content.decode()
+    event.refresh_from_db()
+    assert event.status == StripeEvent.Status.IGNORED and event.error == ""

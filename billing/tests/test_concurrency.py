@@ -45,3 +45,57 @@ def test_concurrent_runs_for_one_period_never_duplicate_anything(acme, globex, o
     assert len(fake_stripe.invoices) == 2
     assert len(fake_stripe.items) == 4
     assert set(Invoice.objects.values_list("status", flat=True)) == {"paid"}
+
+
+def test_concurrent_deliveries_in_any_order_leave_the_invoice_paid_once(acme, settings):
+    import json
+
+    import stripe
+
+    from billing import webhooks
+    from billing.models import Payment, StripeEvent
+
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_concurrent"
+    Invoice.objects.create(customer=acme, period="2026-11", currency="usd", status="draft", stripe_invoice_id="in_c")
+
+    def event(i, kind, status, paid):
+        obj = {"id": "in_c", "object": "invoice", "status": status, "total": 100, "amount_paid": paid}
+        obj["amount_remaining"] = 100 - paid
+        obj["payment_intent"] = "pi_c"
+        return {"id": f"evt_c{i}", "type": kind, "created": 1_800_000_000, "data": {"object": obj}}
+
+    events = [
+        event(1, "invoice.created", "draft", 0),
+        event(2, "invoice.finalized", "open", 0),
+        event(3, "invoice.paid", "paid", 100),
+        event(4, "invoice.payment_failed", "open", 0),
+    ]
+    # Each event delivered twice, newest first, all at once.
+    bodies = [json.dumps(e) for e in reversed(events)] * 2
+    barrier = threading.Barrier(len(bodies))
+    errors = []
+
+    def deliver(body: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            header = stripe.WebhookSignature.generate_signature_header(body, "whsec_concurrent")
+            stored, created = webhooks.receive(body=body.encode(), signature=header)
+            if created:
+                webhooks.event_process(event_id=stored.pk)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    assert StripeEvent.objects.count() == 4
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+    invoice = Invoice.objects.get()
+    assert invoice.status == "paid"
+    assert invoice.amount_paid_minor == 100 and invoice.amount_remaining_minor == 0
+    assert Payment.objects.count() == 1

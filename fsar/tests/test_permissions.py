@@ -22,6 +22,11 @@ PAGES = [
     ("/billing/invoices/999999/", {"anon": 302}),
     ("billing:runs", {"anon": 302, "operator": 200, "superuser": 200}),
     ("/billing/runs/999999/", {"anon": 302}),
+    ("billing:stripe_webhook", {r: 405 for r in ROLES}),
+    (
+        "/admin/billing/stripeevent/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     (
         "/admin/billing/customer/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},

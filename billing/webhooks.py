@@ -1,0 +1,283 @@
+"""Stripe webhooks: verify, store, then process in a job.
+
+Delivery is at least once and unordered, and `created` has one-second
+resolution, so nothing here trusts arrival order: an invoice only ever moves
+forward along Stripe's state machine (draft → open → paid | void |
+uncollectible, and uncollectible → paid | void; paid and void are final), under
+the invoice's row lock, and payments and refunds are upserts keyed by Stripe ids.
+An event's effects and its processed status commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
+
+logger = logging.getLogger(__name__)
+
+# Position in Stripe's invoice state machine; an invoice only moves to a higher rank.
+RANK = {
+    InvoiceStatus.DRAFT: 0,
+    InvoiceStatus.OPEN: 1,
+    InvoiceStatus.UNCOLLECTIBLE: 2,
+    InvoiceStatus.PAID: 3,
+    InvoiceStatus.VOID: 3,
+}
+FINAL = (InvoiceStatus.PAID, InvoiceStatus.VOID)
+EVENT_STATUS = {
+    "invoice.created": InvoiceStatus.DRAFT,
+    "invoice.finalized": InvoiceStatus.OPEN,
+    "invoice.paid": InvoiceStatus.PAID,
+    "invoice.payment_succeeded": InvoiceStatus.PAID,
+    "invoice.voided": InvoiceStatus.VOID,
+    "invoice.marked_uncollectible": InvoiceStatus.UNCOLLECTIBLE,
+}
+
+
+class WebhookRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def can_move(current: str, target: str) -> bool:
+    if current in FINAL or target not in RANK:
+        return False
+    return RANK[target] > RANK.get(current, 0)
+
+
+# Intake
+
+
+def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
+    """Verify the signature on the raw body and store the event once under its
+    Stripe id. Returns (event, created); a duplicate delivery returns created=False.
+    Raises WebhookRefused (nothing stored) for a bad signature or body, or when no
+    webhook secret is configured."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookRefused(
+            503, "Stripe webhooks are not configured (set STRIPE_WEBHOOK_SECRET); the event was not stored."
+        )
+    try:
+        stripe.WebhookSignature.verify_header(body, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRefused(400, f"Stripe-Signature: {exc.user_message or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise WebhookRefused(400, "body: not UTF-8") from exc
+    try:
+        data = json.loads(body)
+        stripe_id, kind, created = data["id"], data["type"], data["created"]
+        if not (isinstance(stripe_id, str) and isinstance(kind, str) and isinstance(created, int)):
+            raise TypeError
+        data["data"]["object"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WebhookRefused(400, "body: not a Stripe event (id, type, created, data.object)") from exc
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.create(
+                stripe_id=stripe_id,
+                type=kind,
+                api_version=str(data.get("api_version") or ""),
+                created=created,
+                livemode=bool(data.get("livemode")),
+                payload=data,
+            )
+    except IntegrityError:
+        return StripeEvent.objects.get(stripe_id=stripe_id), False
+    return event, True
+
+
+# Processing
+
+
+def event_process(*, event_id: int) -> StripeEvent:
+    """Apply a stored event. Its effects and its status commit together; a failure
+    rolls the effects back and records the error (replay with `stripe_replay`).
+    Processing a processed event again does nothing."""
+    try:
+        with transaction.atomic():
+            event = StripeEvent.objects.select_for_update().get(pk=event_id)
+            if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
+                return event
+            handler = HANDLERS.get(event.type)
+            if handler is None:
+                event.status, event.result = StripeEvent.Status.IGNORED, "stored and acknowledged; no handler"
+            else:
+                event.status = StripeEvent.Status.PROCESSED
+                event.result = handler(event, event.payload["data"]["object"])
+            event.error = ""
+            event.attempts += 1
+            event.processed_at = timezone.now()
+            event.save()
+            return event
+    except Exception as exc:
+        logger.exception("Stripe event %s failed", event_id)
+        StripeEvent.objects.filter(pk=event_id).update(
+            status=StripeEvent.Status.FAILED, error=f"{type(exc).__name__}: {exc}", attempts=F("attempts") + 1
+        )
+        return StripeEvent.objects.get(pk=event_id)
+
+
+def _invoice_for(stripe_invoice_id: str | None, metadata: dict | None = None) -> Invoice | None:
+    qs = Invoice.objects.select_for_update()
+    if stripe_invoice_id:
+        found = qs.filter(stripe_invoice_id=stripe_invoice_id).first()
+        if found is not None:
+            return found
+    local_id = (metadata or {}).get("fsar_invoice_id")
+    if local_id and str(local_id).isdigit():
+        return qs.filter(pk=int(local_id)).first()
+    return None
+
+
+def _ref(value) -> str | None:
+    """An id from a field that may be an id or an expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _payment_intent_of(obj: dict) -> str | None:
+    """The invoice's payment intent: `payments` (API 2025-03-31 on) or `payment_intent` (older)."""
+    for item in ((obj.get("payments") or {}).get("data")) or []:
+        payment = item.get("payment") or {}
+        if _ref(payment.get("payment_intent")):
+            return _ref(payment.get("payment_intent"))
+    return _ref(obj.get("payment_intent"))
+
+
+def _ts(value) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int) and value else None
+
+
+def handle_invoice(event: StripeEvent, obj: dict) -> str:
+    invoice = _invoice_for(obj.get("id"), obj.get("metadata"))
+    if invoice is None:
+        return "ignored: not an FSAR invoice"
+    target = EVENT_STATUS.get(event.type) or obj.get("status")
+    if event.type == "invoice.payment_succeeded" and obj.get("paid") is False:
+        target = obj.get("status")
+    before = invoice.status
+    moved = bool(target) and target != before and can_move(before, target)
+    newer = invoice.stripe_event_created is None or event.created >= invoice.stripe_event_created
+    notes = []
+    if moved:
+        invoice.status = target
+        notes.append(f"{before} → {target}")
+    elif target and target != before:
+        notes.append(f"stale: stays {before} (event says {target})")
+    if moved or (target == before and newer):
+        for ours, theirs in (
+            ("total_minor", "total"),
+            ("amount_paid_minor", "amount_paid"),
+            ("amount_remaining_minor", "amount_remaining"),
+        ):
+            if isinstance(obj.get(theirs), int):
+                setattr(invoice, ours, obj[theirs])
+        invoice.stripe_event_created = max(invoice.stripe_event_created or 0, event.created)
+    invoice.stripe_invoice_id = invoice.stripe_invoice_id or obj.get("id")
+    invoice.number = invoice.number or obj.get("number") or ""
+    invoice.hosted_invoice_url = invoice.hosted_invoice_url or obj.get("hosted_invoice_url") or ""
+    invoice.invoice_pdf = invoice.invoice_pdf or obj.get("invoice_pdf") or ""
+    invoice.due_date = invoice.due_date or _ts(obj.get("due_date"))
+    if event.type == "invoice.payment_failed" and invoice.status == InvoiceStatus.OPEN:
+        invoice.collection_error = f"payment failed (Stripe event {event.stripe_id})"
+        notes.append("payment failed")
+    invoice._change_reason = f"Stripe {event.type} ({event.stripe_id})" + (f": {notes[0]}" if notes else "")
+    invoice.save()
+    if target == InvoiceStatus.PAID and isinstance(obj.get("amount_paid"), int):
+        payment_id = _payment_intent_of(obj) or f"{obj.get('id')}:paid"
+        _upsert_payment(invoice, payment_id, Payment.Kind.PAYMENT, obj["amount_paid"], "succeeded")
+        notes.append(f"payment {payment_id}")
+    return "; ".join(notes) or "no change"
+
+
+def _upsert_payment(invoice: Invoice, stripe_id: str, kind: str, amount: int, status: str) -> Payment:
+    payment = Payment.objects.select_for_update().filter(stripe_id=stripe_id).first()
+    if payment is None:
+        payment = Payment(invoice=invoice, stripe_id=stripe_id, kind=kind, amount_minor=amount, status=status)
+    else:
+        if payment.status == "succeeded" and status != "succeeded":
+            return payment  # a late failure never undoes a success
+        # Refunds only grow: a stale charge.refunded carries a smaller amount.
+        payment.amount_minor = max(payment.amount_minor, amount) if kind == Payment.Kind.REFUND else amount
+        payment.status = status
+    payment._change_reason = f"{kind} {status}"
+    payment.save()
+    return payment
+
+
+def _invoice_for_payment_intent(pi_id: str | None, old_invoice_ref=None) -> Invoice | None:
+    invoice = _invoice_for(_ref(old_invoice_ref)) if old_invoice_ref else None
+    if invoice is None and pi_id:
+        payment = Payment.objects.filter(stripe_id=pi_id).select_related("invoice").first()
+        if payment is not None:
+            invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
+    return invoice
+
+
+def handle_payment_intent(event: StripeEvent, obj: dict) -> str:
+    invoice = _invoice_for_payment_intent(obj.get("id"), obj.get("invoice"))
+    if invoice is None:
+        return "ignored: no FSAR invoice for this payment"
+    if event.type == "payment_intent.succeeded":
+        amount = obj.get("amount_received") or obj.get("amount") or 0
+        _upsert_payment(invoice, obj["id"], Payment.Kind.PAYMENT, amount, "succeeded")
+        return f"payment {obj['id']} succeeded"
+    message = ((obj.get("last_payment_error") or {}).get("message")) or "the payment failed"
+    _upsert_payment(invoice, obj["id"], Payment.Kind.PAYMENT, obj.get("amount") or 0, "failed")
+    if invoice.status == InvoiceStatus.OPEN:
+        invoice.collection_error = message
+        invoice._change_reason = f"Stripe {event.type} ({event.stripe_id})"
+        invoice.save()
+    return f"payment {obj['id']} failed: {message}"
+
+
+def handle_charge_refunded(event: StripeEvent, obj: dict) -> str:
+    invoice = _invoice_for_payment_intent(_ref(obj.get("payment_intent")), obj.get("invoice"))
+    if invoice is None:
+        return "ignored: no FSAR invoice for this charge"
+    refunded = obj.get("amount_refunded") or 0
+    _upsert_payment(invoice, f"{obj['id']}:refunds", Payment.Kind.REFUND, refunded, "succeeded")
+    return f"refunded {refunded} in total on {obj['id']}"
+
+
+def handle_customer(event: StripeEvent, obj: dict) -> str:
+    customer = Customer.objects.select_for_update().filter(stripe_customer_id=obj.get("id")).first()
+    if customer is None:
+        return "ignored: not an FSAR customer"
+    if event.type == "customer.deleted":
+        customer.stripe_customer_id = None
+        customer.stripe_create_attempted_at = None
+        customer._change_reason = f"deleted in Stripe ({event.stripe_id})"
+        customer.save()
+        return "unlinked from the deleted Stripe customer"
+    if obj.get("email") and obj["email"] != customer.email:
+        customer.email = obj["email"]
+        customer._change_reason = f"email changed in Stripe ({event.stripe_id})"
+        customer.save()
+        return "email updated"
+    return "no change"
+
+
+HANDLERS = {
+    **{kind: handle_invoice for kind in EVENT_STATUS},
+    "invoice.payment_failed": handle_invoice,
+    "invoice.updated": handle_invoice,
+    "payment_intent.succeeded": handle_payment_intent,
+    "payment_intent.payment_failed": handle_payment_intent,
+    "charge.refunded": handle_charge_refunded,
+    "customer.updated": handle_customer,
+    "customer.deleted": handle_customer,
+}
