@@ -32,3 +32,15 @@ def stripe_event_process(event_id: int) -> str:
 
     event = webhooks.event_process(event_id=event_id)
     return f"{event.stripe_id}: {event.status} {event.result or event.error}"
+
+
+def reconcile_invoices() -> str:
+    """Periodic: catch missed webhooks by re-fetching unsettled invoices from Stripe."""
+    from billing import webhooks
+
+    if not stripe_client.is_configured():
+        return "skipped: " + stripe_client.NOT_CONFIGURED
+    corrections = webhooks.reconcile_invoices()
+    for line in corrections:
+        logger.warning("Stripe reconciliation: %s", line)
+    return f"corrected {len(corrections)} invoice(s)" + "".join(f"\n{c}" for c in corrections)

@@ -168,15 +168,32 @@ def handle_invoice(event: StripeEvent, obj: dict) -> str:
     target = EVENT_STATUS.get(event.type) or obj.get("status")
     if event.type == "invoice.payment_succeeded" and obj.get("paid") is False:
         target = obj.get("status")
+    notes = apply_invoice_state(
+        invoice,
+        obj,
+        target=target,
+        created=event.created,
+        payment_failed=event.type == "invoice.payment_failed",
+        source=f"Stripe {event.type} ({event.stripe_id})",
+    )
+    return "; ".join(notes) or "no change"
+
+
+def apply_invoice_state(
+    invoice: Invoice, obj: dict, *, target: str | None, created: int, source: str, payment_failed: bool = False
+) -> list[str]:
+    """Move a locked invoice towards `target` if Stripe's state machine allows it,
+    copy amounts when this is the newest word on its state, record a payment when
+    paid. Returns what changed, for the event's result or a reconciliation report."""
     before = invoice.status
     moved = bool(target) and target != before and can_move(before, target)
-    newer = invoice.stripe_event_created is None or event.created >= invoice.stripe_event_created
+    newer = invoice.stripe_event_created is None or created >= invoice.stripe_event_created
     notes = []
     if moved:
         invoice.status = target
         notes.append(f"{before} → {target}")
     elif target and target != before:
-        notes.append(f"stale: stays {before} (event says {target})")
+        notes.append(f"stale: stays {before} (Stripe says {target})")
     if moved or (target == before and newer):
         for ours, theirs in (
             ("total_minor", "total"),
@@ -185,22 +202,23 @@ def handle_invoice(event: StripeEvent, obj: dict) -> str:
         ):
             if isinstance(obj.get(theirs), int):
                 setattr(invoice, ours, obj[theirs])
-        invoice.stripe_event_created = max(invoice.stripe_event_created or 0, event.created)
+        invoice.stripe_event_created = max(invoice.stripe_event_created or 0, created)
     invoice.stripe_invoice_id = invoice.stripe_invoice_id or obj.get("id")
     invoice.number = invoice.number or obj.get("number") or ""
     invoice.hosted_invoice_url = invoice.hosted_invoice_url or obj.get("hosted_invoice_url") or ""
     invoice.invoice_pdf = invoice.invoice_pdf or obj.get("invoice_pdf") or ""
     invoice.due_date = invoice.due_date or _ts(obj.get("due_date"))
-    if event.type == "invoice.payment_failed" and invoice.status == InvoiceStatus.OPEN:
-        invoice.collection_error = f"payment failed (Stripe event {event.stripe_id})"
+    if payment_failed and invoice.status == InvoiceStatus.OPEN:
+        invoice.collection_error = f"payment failed ({source})"
         notes.append("payment failed")
-    invoice._change_reason = f"Stripe {event.type} ({event.stripe_id})" + (f": {notes[0]}" if notes else "")
+    invoice._change_reason = source + (f": {notes[0]}" if notes else "")
     invoice.save()
-    if target == InvoiceStatus.PAID and isinstance(obj.get("amount_paid"), int):
+    paid = target == InvoiceStatus.PAID and invoice.status == InvoiceStatus.PAID
+    if paid and isinstance(obj.get("amount_paid"), int):
         payment_id = _payment_intent_of(obj) or f"{obj.get('id')}:paid"
         _upsert_payment(invoice, payment_id, Payment.Kind.PAYMENT, obj["amount_paid"], "succeeded")
         notes.append(f"payment {payment_id}")
-    return "; ".join(notes) or "no change"
+    return notes
 
 
 def _upsert_payment(invoice: Invoice, stripe_id: str, kind: str, amount: int, status: str) -> Payment:
@@ -281,3 +299,39 @@ HANDLERS = {
     "customer.updated": handle_customer,
     "customer.deleted": handle_customer,
 }
+
+
+# Reconciliation
+
+UNSETTLED = (InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+
+
+def reconcile_invoices(*, client=None) -> list[str]:
+    """Re-fetch every unsettled invoice that is in Stripe and apply what Stripe says
+    now, to catch missed webhook deliveries. Returns the corrections made."""
+    from billing.stripe_client import BillingError, StripeClient
+
+    client = client or StripeClient()
+    corrections = []
+    ids = Invoice.objects.filter(status__in=UNSETTLED, stripe_invoice_id__isnull=False).values_list("pk", flat=True)
+    for invoice_id in list(ids):
+        stripe_id = Invoice.objects.filter(pk=invoice_id).values_list("stripe_invoice_id", flat=True).first()
+        try:
+            obj = client.invoice_retrieve(stripe_id)
+        except BillingError as exc:
+            corrections.append(f"{stripe_id}: could not fetch: {exc.message}")
+            continue
+        with transaction.atomic():
+            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+            label = invoice.display_number
+            notes = apply_invoice_state(
+                invoice,
+                obj,
+                target=obj.get("status"),
+                created=int(timezone.now().timestamp()),
+                source="reconciliation with Stripe",
+            )
+        moved = [n for n in notes if "→" in n]
+        if moved:
+            corrections.append(f"{label} ({stripe_id}): {moved[0]}")
+    return corrections

@@ -2,13 +2,14 @@
 rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 
 from audit.jobs import verify_audit_chain_job
-from billing.jobs import invoice_run_scheduled
+from billing.jobs import invoice_run_scheduled, reconcile_invoices
 from reviews.jobs import expire_approvals, retry_due_callbacks
 from tasks.jobs import fail_abandoned_tasks
 
 PERIODIC_JOBS = [
     (fail_abandoned_tasks, 300),
     (invoice_run_scheduled, 3_600),
+    (reconcile_invoices, 900),
     (verify_audit_chain_job, 86_400),
     (retry_due_callbacks, 60),
     (expire_approvals, 300),

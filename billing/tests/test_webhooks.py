@@ -202,7 +202,7 @@ def test_events_in_reverse_order_never_move_an_invoice_backwards(deliver, open_i
     invoice = Invoice.objects.get()
     assert invoice.status == "paid" and invoice.amount_paid_minor == 3800 and invoice.amount_remaining_minor == 0
     results = list(StripeEvent.objects.order_by("id").values_list("result", flat=True))
-    assert "stale: stays paid (event says open)" in results[1]
+    assert "stale: stays paid (Stripe says open)" in results[1]
 
 
 def test_events_in_the_same_second_apply_by_state_not_arrival(deliver, open_invoice):
