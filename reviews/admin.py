@@ -7,7 +7,17 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from reviews import policy, services
-from reviews.models import CallbackDelivery, CallbackEndpoint, Case, GateState, PolicyRule, Report
+from reviews.models import (
+    CallbackDelivery,
+    CallbackEndpoint,
+    Case,
+    Comment,
+    GateState,
+    PolicyRule,
+    Recusal,
+    Report,
+    Vote,
+)
 
 
 class PolicyRuleForm(forms.ModelForm):
@@ -98,3 +108,21 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
             self.message_user(request, f"Retrying {done} deliver(ies).", messages.SUCCESS)
         if refused:
             self.message_user(request, "Not retried: " + "; ".join(refused[:10]), messages.WARNING)
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyHistoryAdmin):
+    """Votes are the record of decisions: never edited, deleted or reverted here."""
+
+    list_display = ("case", "case_version", "member", "choice", "created_at")
+    list_filter = ("choice",)
+
+
+@admin.register(Recusal)
+class RecusalAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("case", "member", "created_at")
+
+
+@admin.register(Comment)
+class CommentAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("case", "author", "created_at")

@@ -53,7 +53,10 @@ class PolicyRule(models.Model):
     quorum = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed (hold).")
     sla_hours = models.PositiveIntegerField(default=72, help_text="Hours the committee has to decide (hold).")
     approval_valid_hours = models.PositiveIntegerField(
-        default=24 * 30, help_text="How long an approval covers later tasks of the same kind (hold)."
+        default=24 * 90, help_text="How long an approval lasts before continuing review (hold)."
+    )
+    decide_by_majority = models.BooleanField(
+        default=False, help_text="Hold: reject by a majority of votes cast instead of on any one reject."
     )
     advisory_min_severity = models.BigIntegerField(
         null=True, blank=True, help_text="Allow: reports at or above this severity open an advisory case."
@@ -78,6 +81,8 @@ class CaseStatus(models.TextChoices):
 
 # Statuses in which tasks wait on the case.
 WAITING_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED)
+# Statuses that put a case in the committee's queue (expired: continuing review).
+QUEUE_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
 
 
 class Case(models.Model):
@@ -98,7 +103,19 @@ class Case(models.Model):
     task_type = models.CharField(max_length=40, blank=True)
     ai_model = models.CharField(max_length=200, blank=True)
     quorum = models.PositiveSmallIntegerField(default=1)
-    approval_valid_hours = models.PositiveIntegerField(default=24 * 30)
+    approval_valid_hours = models.PositiveIntegerField(default=24 * 90)
+    decide_by_majority = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by each revision; votes count per version.")
+    severity = models.BigIntegerField(
+        default=0, help_text="The latest report's severity (0 for held tasks); orders the queue."
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    short_of_members = models.BooleanField(
+        default=False, help_text="Recusals leave fewer eligible members than the quorum: operators are alerted."
+    )
     opened_at = models.DateTimeField(default=timezone.now)
     due_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +129,14 @@ class Case(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["status", "-id"], name="reviews_case_status"),
+            # The queue's keyset order: most severe first, then nearest (or most overdue) due time.
+            models.Index(
+                models.F("severity").desc(),
+                "due_at",
+                "id",
+                name="reviews_case_queue",
+                condition=models.Q(status__in=["open", "changes_requested", "expired", "advisory"]),
+            ),
             models.Index(fields=["kind", "rule_name", "task_type", "ai_model", "-id"], name="reviews_case_subject"),
         ]
         constraints = [
@@ -125,6 +150,57 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"Case {self.pk}: {self.title} ({self.status})"
+
+
+class Vote(models.Model):
+    """One member's vote on one version of a case. A revision bumps the case's
+    version, which voids earlier votes (they stay, for the record)."""
+
+    class Choice(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="votes")
+    case_version = models.PositiveIntegerField()
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    choice = models.CharField(max_length=20, choices=Choice.choices)
+    rationale = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "case_version", "member"], name="reviews_one_vote_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member} {self.choice} case {self.case_id} v{self.case_version}"
+
+
+class Recusal(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recusals")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "member"], name="reviews_one_recusal_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.member} recused from case {self.case_id}"
+
+
+class Comment(models.Model):
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.author} on case {self.case_id}"
 
 
 class Report(models.Model):

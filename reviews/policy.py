@@ -50,6 +50,7 @@ class Rule:
     quorum: int
     sla_hours: int
     approval_valid_hours: int
+    decide_by_majority: bool
     advisory_min_severity: int | None
 
     @classmethod
@@ -72,6 +73,7 @@ class Rule:
             quorum=rule.quorum,
             sla_hours=rule.sla_hours,
             approval_valid_hours=rule.approval_valid_hours,
+            decide_by_majority=rule.decide_by_majority,
             advisory_min_severity=rule.advisory_min_severity,
         )
         snapshot.check()

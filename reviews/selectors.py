@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from reviews.models import CallbackDelivery, Case, CaseStatus, GateState, MetricKind, Report
+from reviews.models import QUEUE_STATUSES, CallbackDelivery, Case, CaseStatus, GateState, MetricKind, Report
 from tasks.models import ExecutionTask, TaskStatus
 
 
@@ -56,4 +56,5 @@ def dashboard_context() -> dict:
         "held_task_count": ExecutionTask.objects.filter(status=TaskStatus.HELD).count(),
         "failed_callback_count": CallbackDelivery.objects.filter(status=CallbackDelivery.Status.FAILED).count(),
         "recent_reports": list(Report.objects.select_related("case").order_by("-id")[:5]),
+        "short_cases": list(Case.objects.filter(short_of_members=True, status__in=QUEUE_STATUSES).order_by("-id")[:20]),
     }

@@ -37,6 +37,14 @@ from tasks.services import Actor, task_gate_update
 logger = logging.getLogger(__name__)
 
 PAUSE_POLICY = "global-pause"
+HISTORY_REASON_MAX = 100  # simple-history's history_change_reason column
+
+
+def _why(text: str) -> str:
+    """A history change reason, cut to fit its column (the full text is kept on the row itself)."""
+    return text if len(text) <= HISTORY_REASON_MAX else text[: HISTORY_REASON_MAX - 1] + "…"
+
+
 NO_RULE_POLICY = "no-matching-rule"
 
 
@@ -159,28 +167,33 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         joined = Case.objects.select_for_update().get(pk=joined.pk)
     if action == Action.DENY:
         case = None
-    elif action == Action.HOLD or (
-        joined is not None and joined.status not in (CaseStatus.APPROVED, CaseStatus.ADVISORY)
-    ):
+    elif joined is not None and (action == Action.HOLD or joined.status != CaseStatus.ADVISORY):
+        # A revision joins its case, voids the votes on the version before, and
+        # reopens it: what was approved is not what is now proposed.
         action = Action.HOLD
-        if joined is not None:
-            case = _reopen(joined, quorum=rule.quorum if rule else 1, why=f"revision {record.id} submitted")
-            if not reason.startswith("the same proposal"):
-                reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
-        else:
-            case = _open_case(
-                kind=Case.Kind.REPORT,
-                status=CaseStatus.OPEN,
-                title=f"Report {record.id}",
-                rule=rule,
-                now=now,
-                why=f"report {record.id}: {reason}",
-            )
+        case = _reopen(
+            joined,
+            quorum=rule.quorum if rule else 1,
+            why=f"revision {record.id} submitted; earlier votes void",
+            revision=record,
+        )
+        if not reason.startswith("the same proposal"):
+            reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
+    elif action == Action.HOLD:
+        case = _open_case(
+            kind=Case.Kind.REPORT,
+            status=CaseStatus.OPEN,
+            title=f"Report {record.id}",
+            rule=rule,
+            now=now,
+            why=f"report {record.id}: {reason}",
+            severity=record.severity,
+        )
     elif rule is not None and rule.advisory_min_severity is not None and record.severity >= rule.advisory_min_severity:
         values = {**values, "severity": record.severity, "advisory_min_severity": rule.advisory_min_severity}
         reason = f"{reason}; severity {record.severity} ≥ {rule.advisory_min_severity} opens an advisory case"
         if joined is not None:
-            case = joined
+            case = _reopen(joined, quorum=joined.quorum, why=f"revision {record.id} submitted", revision=record)
         else:
             case = _open_case(
                 kind=Case.Kind.REPORT,
@@ -189,9 +202,10 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
                 rule=rule,
                 now=now,
                 why=f"report {record.id}: advisory",
+                severity=record.severity,
             )
     elif joined is not None:
-        case = joined
+        case = _reopen(joined, quorum=joined.quorum, why=f"revision {record.id} submitted", revision=record)
 
     report = Report(
         report_id=record.id,
@@ -217,7 +231,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         gate_values=values,
     )
     report._history_user = user or (api_key.owner if api_key else None)
-    report._change_reason = f"received ({raw_format}); gate: {action}"
+    report._change_reason = _why(f"received ({raw_format}); gate: {action}")
     report.save()
     return report
 
@@ -230,20 +244,28 @@ def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, 
         rule_id=rule.id if rule else None,
         rule_name=rule.name if rule else NO_RULE_POLICY,
         quorum=rule.quorum if rule else 1,
-        approval_valid_hours=rule.approval_valid_hours if rule else 24 * 30,
+        approval_valid_hours=rule.approval_valid_hours if rule else 24 * 90,
+        decide_by_majority=rule.decide_by_majority if rule else False,
         opened_at=now,
         due_at=now + timedelta(hours=rule.sla_hours if rule else 72),
         **subject,
     )
-    case._change_reason = why
+    case._change_reason = _why(why)
     case.save()
     return case
 
 
-def _reopen(case: Case, *, quorum: int, why: str) -> Case:
-    """Put a case (already locked) back in front of the committee."""
-    changed = case.status != CaseStatus.OPEN or quorum > case.quorum
-    if case.status != CaseStatus.OPEN:
+def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None) -> Case:
+    """Put a case (already locked) back in front of the committee. A revision
+    bumps the case's version (voiding the votes on the one before); an advisory
+    case stays advisory."""
+    changed = case.status != CaseStatus.OPEN or quorum > case.quorum or revision is not None
+    if revision is not None:
+        case.version += 1
+        case.severity = revision.severity
+        case.title = f"Report {revision.id}"[:300]
+        case.short_of_members = False
+    if case.status != CaseStatus.OPEN and not (revision is not None and case.status == CaseStatus.ADVISORY):
         case.status = CaseStatus.OPEN
         case.decided_at = None
         case.decided_by = None
@@ -251,7 +273,7 @@ def _reopen(case: Case, *, quorum: int, why: str) -> Case:
         case.due_at = timezone.now() + timedelta(hours=72)
     case.quorum = max(case.quorum, quorum)
     if changed:
-        case._change_reason = why
+        case._change_reason = _why(why)
         case.save()
     return case
 
@@ -403,7 +425,7 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     if not rationale.strip():
         raise NotAllowed("a decision needs a written rationale", field="rationale")
     case = Case.objects.select_for_update().get(pk=case_id)
-    if case.status not in (*WAITING_STATUSES, CaseStatus.ADVISORY):
+    if case.status not in (*WAITING_STATUSES, CaseStatus.ADVISORY, CaseStatus.EXPIRED):
         raise NotAllowed(f"case {case.pk} is {case.status}; it cannot be decided now")
     now = timezone.now()
     case.status = decision
@@ -412,7 +434,7 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     case.decided_at = now
     case.approved_until = now + timedelta(hours=case.approval_valid_hours) if decision == CaseStatus.APPROVED else None
     case._history_user = by
-    case._change_reason = f"{decision}: {case.rationale}"
+    case._change_reason = _why(f"{decision}: {case.rationale}")
     case.save()
     if decision == CaseStatus.CHANGES_REQUESTED:
         waiting = list(selectors.held_tasks_for_case(case.pk))
@@ -444,7 +466,7 @@ def case_escalate(*, case_id: int, by, reason: str) -> Case:
     case.status = CaseStatus.OPEN
     case.due_at = timezone.now() + timedelta(hours=72)
     case._history_user = by
-    case._change_reason = f"escalated to a hold: {reason}"
+    case._change_reason = _why(f"escalated to a hold: {reason}")
     case.save()
     return case
 
@@ -460,7 +482,8 @@ def cases_expire(*, now=None) -> int:
             if case.status != CaseStatus.APPROVED or case.approved_until is None or case.approved_until > now:
                 continue
             case.status = CaseStatus.EXPIRED
-            case._change_reason = "approval lapsed"
+            case.version += 1  # continuing review: the old approvals do not count again
+            case._change_reason = _why("approval lapsed; back in the queue for continuing review")
             case.save()
             expired += 1
     return expired
@@ -483,7 +506,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     state.changed_at = timezone.now()
     state.changed_by = by
     state._history_user = by
-    state._change_reason = f"paused: {state.reason}"
+    state._change_reason = _why(f"paused: {state.reason}")
     state.save()
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
     _queue_callbacks(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
@@ -504,7 +527,7 @@ def gate_resume(*, by, reason: str) -> GateState:
     state.changed_at = timezone.now()
     state.changed_by = by
     state._history_user = by
-    state._change_reason = f"resumed: {state.reason}"
+    state._change_reason = _why(f"resumed: {state.reason}")
     state.save()
     from reviews import jobs
 
@@ -607,7 +630,7 @@ def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> Call
     endpoint.secret = secret
     endpoint.enabled = True
     endpoint._history_user = by
-    endpoint._change_reason = "callback set"
+    endpoint._change_reason = _why("callback set")
     endpoint.save()
     return endpoint
 
@@ -650,3 +673,215 @@ def callback_retry(*, delivery_id: int, by) -> CallbackDelivery:
     transaction.on_commit(lambda: jobs.enqueue(jobs.deliver_callback, delivery.pk))
     logger.info("Callback %s retried by %s", delivery.event_id, by)
     return delivery
+
+
+# ------------------------------------------------------------- the committee
+
+MIN_RATIONALE_CHARS = 15
+MIN_RATIONALE_WORDS = 3
+VOTABLE_STATUSES = (CaseStatus.OPEN, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
+
+
+def check_rationale(text: str, *, field: str = "rationale") -> str:
+    """A written reason a person can act on: not empty, not one word."""
+    text = (text or "").strip()
+    if len(text) < MIN_RATIONALE_CHARS or len(text.split()) < MIN_RATIONALE_WORDS:
+        raise NotAllowed(
+            f"write a rationale of at least {MIN_RATIONALE_WORDS} words and {MIN_RATIONALE_CHARS} characters",
+            field=field,
+        )
+    return text
+
+
+def committee_members():
+    from django.contrib.auth import get_user_model
+
+    from fsar.roles import COMMITTEE
+
+    return get_user_model().objects.filter(is_active=True, groups__name=COMMITTEE)
+
+
+def submitters(case: Case) -> set[int]:
+    """Users who submitted what the case is about: uploaders, and owners of the API keys that sent it."""
+    ids: set[int] = set()
+    for uploaded_by, key_owner in case.reports.values_list("uploaded_by_id", "submitted_by__owner_id"):
+        ids.update(i for i in (uploaded_by, key_owner) if i is not None)
+    return ids
+
+
+def eligible_member_ids(case: Case) -> set[int]:
+    members = set(committee_members().values_list("pk", flat=True))
+    recused = set(case.recusals.values_list("member_id", flat=True))
+    return members - recused - submitters(case)
+
+
+def why_cannot_vote(case: Case, member) -> str | None:
+    """None when `member` may vote on the case's current version, else the reason."""
+    from fsar.roles import COMMITTEE, has_role
+
+    if not has_role(member, COMMITTEE):
+        return "only ethics committee members vote"
+    if case.status == CaseStatus.CHANGES_REQUESTED:
+        return "changes were requested; votes resume on the revision"
+    if case.status not in VOTABLE_STATUSES:
+        return f"the case is {case.get_status_display().lower()}"
+    if member.pk in submitters(case):
+        return "you submitted what this case is about"
+    if case.recusals.filter(member=member).exists():
+        return "you recused yourself from this case"
+    if case.votes.filter(case_version=case.version, member=member).exists():
+        return "you already voted on this version"
+    return None
+
+
+@transaction.atomic
+def vote_cast(*, case_id: int, member, choice: str, rationale: str):
+    """Record a member's vote on the case's current version, then apply the
+    decision rules: any reject (or, by policy, a majority of eligible members
+    rejecting) rejects; a request for changes sets `changes_requested` and waits
+    for a revision; the quorum of approvals approves. The case row is locked, so
+    two members voting at once are both recorded and exactly one decision is made.
+    """
+    from reviews.models import Vote
+
+    if choice not in Vote.Choice.values:
+        raise NotAllowed(f"choice must be one of {', '.join(Vote.Choice.values)}", field="choice")
+    rationale = check_rationale(rationale)
+    case = Case.objects.select_for_update().get(pk=case_id)
+    reason = why_cannot_vote(case, member)
+    if reason:
+        raise NotAllowed(f"You cannot vote: {reason}.")
+    vote = Vote(case=case, case_version=case.version, member=member, choice=choice, rationale=rationale)
+    vote._history_user = member
+    vote._change_reason = _why(f"voted {choice} on version {case.version}")
+    vote.save()
+    _tally(case, by=member)
+    return vote
+
+
+def _tally(case: Case, *, by) -> None:
+    from reviews.models import Vote
+
+    votes = list(case.votes.filter(case_version=case.version).select_related("member"))
+    eligible = eligible_member_ids(case)
+    approvals = [v for v in votes if v.choice == Vote.Choice.APPROVE and v.member_id in eligible]
+    rejects = [v for v in votes if v.choice == Vote.Choice.REJECT]
+    changes = [v for v in votes if v.choice == Vote.Choice.REQUEST_CHANGES]
+
+    def summary(chosen) -> str:
+        return " | ".join(f"{v.member}: {v.rationale}" for v in chosen)
+
+    if rejects and (not case.decide_by_majority or len(rejects) * 2 > len(eligible)):
+        case_decide(case_id=case.pk, decision=CaseStatus.REJECTED, by=by, rationale=summary(rejects))
+    elif changes and votes[-1].choice == Vote.Choice.REQUEST_CHANGES:
+        case_decide(case_id=case.pk, decision=CaseStatus.CHANGES_REQUESTED, by=by, rationale=summary(changes))
+    elif len(approvals) >= case.quorum:
+        case_decide(case_id=case.pk, decision=CaseStatus.APPROVED, by=by, rationale=summary(approvals))
+
+
+@transaction.atomic
+def recuse(*, case_id: int, member, reason: str):
+    """A member steps aside from a case, with a reason. When recusals leave fewer
+    eligible members than the quorum, the case is flagged for operators."""
+    from reviews.models import Recusal
+
+    reason = check_rationale(reason, field="reason")
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.recusals.filter(member=member).exists():
+        raise NotAllowed("You already recused yourself from this case.")
+    if case.votes.filter(case_version=case.version, member=member).exists():
+        raise NotAllowed("You already voted on this version; you cannot recuse now.")
+    recusal = Recusal(case=case, member=member, reason=reason)
+    recusal._history_user = member
+    recusal._change_reason = _why("recused")
+    recusal.save()
+    _check_short_of_members(case, by=member)
+    return recusal
+
+
+def _check_short_of_members(case: Case, *, by=None) -> None:
+    short = len(eligible_member_ids(case)) < case.quorum
+    if short != case.short_of_members:
+        case.short_of_members = short
+        case._history_user = by
+        case._change_reason = (
+            "fewer eligible members than the quorum: operators alerted" if short else "enough eligible members again"
+        )
+        case.save()
+        if short:
+            logger.warning("Case %s cannot reach its quorum of %s: too few eligible members", case.pk, case.quorum)
+
+
+@transaction.atomic
+def comment_add(*, case_id: int, author, text: str):
+    from reviews.models import Comment
+
+    text = (text or "").strip()
+    if not text:
+        raise NotAllowed("a comment cannot be empty", field="text")
+    case = Case.objects.get(pk=case_id)
+    comment = Comment(case=case, author=author, text=text[:10_000])
+    comment._history_user = author
+    comment._change_reason = _why("commented")
+    comment.save()
+    return comment
+
+
+def claim_minutes() -> int:
+    from django.conf import settings
+
+    return getattr(settings, "REVIEWS_CLAIM_MINUTES", 60)
+
+
+@transaction.atomic
+def case_claim(*, case_id: int, member) -> Case:
+    """Say that `member` is working on the case, until the claim expires. Others may still vote."""
+    case = Case.objects.select_for_update().get(pk=case_id)
+    now = timezone.now()
+    if case.claimed_by_id and case.claimed_by_id != member.pk and case.claimed_until and case.claimed_until > now:
+        raise NotAllowed(f"{case.claimed_by} is working on this case until {case.claimed_until:%H:%M} UTC.")
+    case.claimed_by = member
+    case.claimed_until = now + timedelta(minutes=claim_minutes())
+    case._history_user = member
+    case._change_reason = _why("claimed")
+    case.save()
+    return case
+
+
+@transaction.atomic
+def case_release(*, case_id: int, member) -> Case:
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.claimed_by_id == member.pk:
+        case.claimed_by = None
+        case.claimed_until = None
+        case._history_user = member
+        case._change_reason = _why("released the claim")
+        case.save()
+    return case
+
+
+@transaction.atomic
+def case_revoke(*, case_id: int, by, rationale: str) -> Case:
+    """Revoke an approval: the case reopens (earlier votes void), the gate holds
+    again at once, and running tasks approved through it get a `stop` callback."""
+    from fsar.roles import COMMITTEE, has_role
+
+    rationale = check_rationale(rationale)
+    if not has_role(by, COMMITTEE):
+        raise NotAllowed("only ethics committee members revoke approvals")
+    case = Case.objects.select_for_update().get(pk=case_id)
+    if case.status != CaseStatus.APPROVED:
+        raise NotAllowed(f"only an approved case can be revoked; case {case.pk} is {case.status}")
+    case.status = CaseStatus.OPEN
+    case.version += 1
+    case.approved_until = None
+    case.decided_at = None
+    case.decided_by = None
+    case.rationale = ""
+    case.due_at = timezone.now() + timedelta(hours=72)
+    case._history_user = by
+    case._change_reason = _why(f"approval revoked: {rationale}")
+    case.save()
+    running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, gate_case=str(case.pk)))
+    _queue_callbacks(running, CallbackDelivery.Type.STOP, case=case, reason=f"approval revoked: {rationale}")
+    return case

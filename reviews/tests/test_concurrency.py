@@ -59,3 +59,32 @@ def test_concurrent_held_registrations_share_one_case_and_are_released_once(api_
     assert set(ExecutionTask.objects.values_list("status", flat=True)) == {outcome}
     for task in ExecutionTask.objects.all():
         assert task.history.count() == 2  # registered (held), then released or denied: once
+
+
+def test_two_members_voting_at_once_are_both_recorded_and_decide_exactly_once(api_key, alice, bob):
+    from reviews.models import Vote
+    from reviews.services import report_ingest
+    from reviews.tests.conftest import report_md
+
+    key, _ = api_key
+    case = report_ingest(raw=report_md("r1", severity=30).encode(), content_type="text/markdown").report.case
+    actor = Actor.for_key(key)
+    for i in range(3):
+        task_register(actor=actor, external_id=f"t{i}", task_type="implement_idea", proposal_ref="r1")
+    assert set(ExecutionTask.objects.values_list("status", flat=True)) == {TaskStatus.HELD}
+
+    members = [alice, bob]
+    _, errors = in_threads(
+        2,
+        lambda i: services.vote_cast(
+            case_id=case.pk, member=members[i], choice="approve", rationale="Both of us read it carefully."
+        ),
+    )
+    assert not errors
+    assert Vote.objects.filter(case=case).count() == 2
+    case.refresh_from_db()
+    assert case.status == "approved"
+    assert [h.status for h in case.history.order_by("history_date")].count("approved") == 1
+    for task in ExecutionTask.objects.all():
+        assert task.status == TaskStatus.REGISTERED
+        assert task.history.count() == 2  # held, then released: once

@@ -1,0 +1,185 @@
+"""The committee's decision rules: quorum, no self-review, recusal, blind votes
+per version, revisions, revocation, expiry, claims."""
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from reviews import services
+from reviews.models import Case, CaseStatus, PolicyRule, Vote
+from reviews.tests.conftest import report_md
+from tasks.models import ExecutionTask, TaskStatus
+
+pytestmark = pytest.mark.django_db
+WHY = "I read the report and the rollback plan."
+
+
+def held(agent, post_report, *, severity=30, report_id="r1", task_id="t1"):
+    """A report held for a quorum of 2 (severity ≥ 30) and a task waiting on it."""
+    case_id = post_report(report_md(report_id, severity=severity)).json()["gate"]["case"]
+    task = agent.post(
+        "/api/v1/tasks",
+        data={"external_id": task_id, "task_type": "implement_idea", "proposal_id": report_id},
+        content_type="application/json",
+    ).json()
+    return case_id, task["id"]
+
+
+def test_the_quorum_of_approvals_approves_and_releases_the_waiting_task(agent, post_report, alice, bob):
+    case_id, task_id = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.HELD
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale="Risks are mitigated well enough.")
+    case = Case.objects.get(pk=case_id)
+    assert case.status == CaseStatus.APPROVED
+    assert "alice: I read the report" in case.rationale and "bob: Risks are mitigated" in case.rationale
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.REGISTERED
+    assert [h.history_user for h in Vote.history.order_by("history_date")] == [alice, bob]
+
+
+def test_any_reject_rejects_by_default(agent, post_report, alice, bob):
+    case_id, task_id = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    services.vote_cast(case_id=case_id, member=bob, choice="reject", rationale="The audit plan has no teeth.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.REJECTED
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.DENIED
+
+
+def test_a_majority_policy_needs_most_eligible_members_to_reject(agent, post_report, alice, bob, charlie):
+    PolicyRule.objects.filter(name="severity-30-hold").update(decide_by_majority=True)
+    services.rules_changed()
+    case_id, _ = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="reject", rationale="Not convinced at all by this.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # 1 of 3 eligible
+    services.vote_cast(case_id=case_id, member=bob, choice="reject", rationale="Agree with alice on this one.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.REJECTED
+
+
+@pytest.mark.parametrize("rationale", ["", "   ", "ok", "Looks fine", "lgtm lgtm"])
+def test_empty_or_one_word_rationales_are_refused(agent, post_report, alice, rationale):
+    case_id, _ = held(agent, post_report)
+    with pytest.raises(services.NotAllowed, match="rationale of at least"):
+        services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=rationale)
+    assert not Vote.objects.exists()
+
+
+def test_nobody_votes_on_what_they_submitted(client, agent, post_report, alice, bob, make_api_key, operator):
+    from django.contrib.auth.models import Group
+
+    from fsar.roles import COMMITTEE
+
+    operator.groups.add(Group.objects.get(name=COMMITTEE))  # an operator who also sits on the committee
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(operator)
+    client.post("/reviews/upload/", {"files": [SimpleUploadedFile("u.md", report_md("u1", severity=30).encode())]})
+    case_id = Case.objects.get(reports__report_id="u1").pk
+    with pytest.raises(services.NotAllowed, match="you submitted"):
+        services.vote_cast(case_id=case_id, member=operator, choice="approve", rationale=WHY)
+
+    _, secret = make_api_key(owner=bob)
+    sent = client.post(
+        "/api/v1/proposals",
+        data=report_md("k1", severity=30),
+        content_type="text/markdown",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    with pytest.raises(services.NotAllowed, match="you submitted"):
+        services.vote_cast(case_id=sent.json()["gate"]["case"], member=bob, choice="approve", rationale=WHY)
+
+
+def test_one_vote_per_member_per_version_and_none_while_recused(agent, post_report, alice, bob, charlie):
+    case_id, _ = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    with pytest.raises(services.NotAllowed, match="already voted"):
+        services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    services.recuse(case_id=case_id, member=charlie, reason="I advised the team that wrote this.")
+    with pytest.raises(services.NotAllowed, match="recused"):
+        services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale=WHY)
+
+
+def test_recusals_that_leave_too_few_members_alert_operators(agent, post_report, alice, bob, client, operator):
+    case_id, _ = held(agent, post_report)  # quorum 2; alice and bob are the committee
+    services.recuse(case_id=case_id, member=alice, reason="Conflict of interest with the author.")
+    case = Case.objects.get(pk=case_id)
+    assert case.short_of_members
+    client.force_login(operator)
+    assert 'data-testid="short-of-members"' in client.get("/").content.decode()
+
+
+def test_request_changes_waits_for_a_revision_which_voids_earlier_votes(agent, post_report, alice, bob, charlie):
+    case_id, task_id = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    services.vote_cast(
+        case_id=case_id, member=bob, choice="request_changes", rationale="Add a rollback section please."
+    )
+    assert Case.objects.get(pk=case_id).status == CaseStatus.CHANGES_REQUESTED
+    assert agent.get(f"/api/v1/tasks/{task_id}").json()["gate"]["case_status"] == "changes_requested"
+    with pytest.raises(services.NotAllowed, match="votes resume on the revision"):
+        services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale=WHY)
+
+    post_report(report_md("r2", severity=30, supersedes="r1", proposal="implement_idea: now with rollback"))
+    case = Case.objects.get(pk=case_id)
+    assert (case.status, case.version) == (CaseStatus.OPEN, 2)
+    assert "earlier votes void" in case.history.first().history_change_reason
+    services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale=WHY)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # alice's v1 approval no longer counts
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale="The rollback plan is good now.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.APPROVED
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.REGISTERED
+
+
+def test_revoking_an_approval_holds_again_and_stops_running_tasks(
+    agent, post_report, alice, bob, api_key, operator, django_capture_on_commit_callbacks
+):
+    import responses
+
+    key, _ = api_key
+    services.callback_endpoint_set(api_key_id=key.pk, url="https://agent.example/cb", secret="x", by=operator)
+    case_id, task_id = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+    assert agent.post(f"/api/v1/tasks/{task_id}/start").status_code == 200
+    with responses.RequestsMock() as mock:
+        mock.post("https://agent.example/cb", status=200)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.case_revoke(case_id=case_id, by=alice, rationale="New evidence of silent defects.")
+        stops = [c for c in mock.calls if b'"type":"stop"' in c.request.body]
+    assert len(stops) == 1
+    case = Case.objects.get(pk=case_id)
+    assert (case.status, case.version) == (CaseStatus.OPEN, 2)
+    later = agent.post(
+        "/api/v1/tasks",
+        data={"external_id": "t2", "task_type": "implement_idea", "proposal_id": "r1"},
+        content_type="application/json",
+    ).json()
+    assert later["status"] == "held"
+
+
+def test_approvals_expire_after_90_days_into_continuing_review(agent, post_report, alice, bob):
+    case_id, _ = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+    case = Case.objects.get(pk=case_id)
+    assert (case.approved_until - case.decided_at).days == 90
+    with time_machine.travel(case.approved_until, tick=False):
+        assert services.cases_expire() == 1
+        later = agent.post(
+            "/api/v1/tasks",
+            data={"external_id": "t2", "task_type": "implement_idea", "proposal_id": "r1"},
+            content_type="application/json",
+        ).json()
+    assert later["status"] == "held"
+    case = Case.objects.get(pk=case_id)
+    assert case.status == CaseStatus.OPEN and case.version == 2
+
+
+def test_a_claim_names_who_is_working_expires_and_does_not_stop_others_voting(agent, post_report, alice, bob):
+    case_id, _ = held(agent, post_report)
+    services.case_claim(case_id=case_id, member=alice)
+    with pytest.raises(services.NotAllowed, match="alice is working on this case"):
+        services.case_claim(case_id=case_id, member=bob)
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+    with time_machine.travel(timezone.now() + timezone.timedelta(minutes=61)):
+        assert services.case_claim(case_id=case_id, member=bob).claimed_by == bob
