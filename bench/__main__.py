@@ -8,6 +8,7 @@ import sys
 
 # name -> module; each module has main(argv: list[str]) -> int
 BENCHMARKS: dict[str, str] = {
+    "metrics": "bench.metrics",
     "gate": "bench.gate",
 }
 

@@ -262,11 +262,12 @@ def _group_order(key: Key) -> tuple:
     return (bucket or datetime.min.replace(tzinfo=UTC), type_rank, task_type, ai_model is None, ai_model or "")
 
 
-def _means_only(query: Query, engine: Engine | None) -> dict[Key, float | None]:
-    """Means of the previous window. On PostgreSQL a plain sum/count, no percentile sort."""
+def _previous_totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:
+    """Counts and sums of the previous window (enough for its means). On PostgreSQL a
+    plain sum/count, no percentile sort."""
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
     if engine == "python":
-        return {key: stats.mean_ms for key, stats in _aggregate_python(query).items()}
+        return _aggregate_python(query)
     where, params = _filters(query)
     model = "ai_model" if query.by_model else "NULL::text"
     sql = f"""
@@ -276,9 +277,36 @@ def _means_only(query: Query, engine: Engine | None) -> dict[Key, float | None]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {
-            (None, task_type, ai_model): Stats(timed=timed, sum_ms=int(sum_ms)).mean_ms
+            (None, task_type, ai_model): Stats(timed=timed, sum_ms=int(sum_ms))
             for task_type, ai_model, timed, sum_ms in cursor.fetchall()
         }
+
+
+def _by_type(totals: dict[Key, Stats]) -> dict[Key, Stats]:
+    """Per-model counts and sums added up per type (percentiles are not additive, and not needed)."""
+    result: dict[Key, Stats] = {}
+    for (bucket, task_type, _), stats in totals.items():
+        into = result.setdefault((bucket, task_type, None), Stats())
+        into.timed += stats.timed
+        into.sum_ms += stats.sum_ms
+    return result
+
+
+def _groups(current: dict[Key, Stats], previous: dict[Key, Stats]) -> list[dict]:
+    groups = []
+    for key in sorted(current, key=_group_order):
+        _, group_type, ai_model = key
+        stats = current[key]
+        before = previous.get(key)
+        groups.append(
+            {
+                "task_type": group_type,
+                "ai_model": ai_model,
+                **stats.figures(),
+                "mean_ms_change": relative_change(stats.mean_ms, before.mean_ms if before else None),
+            }
+        )
+    return groups
 
 
 def task_metrics(
@@ -292,20 +320,8 @@ def task_metrics(
     previous window of the same length (the API's `GET /metrics/tasks`)."""
     by_model = group_by == "ai_model"
     current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)
-    previous = _means_only(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
-    groups = []
-    for key in sorted(current, key=_group_order):
-        _, group_type, ai_model = key
-        stats = current[key]
-        groups.append(
-            {
-                "task_type": group_type,
-                "ai_model": ai_model,
-                **stats.figures(),
-                "mean_ms_change": relative_change(stats.mean_ms, previous.get(key)),
-            }
-        )
-    return {"window": window.as_dict(), "group_by": group_by, "groups": groups}
+    previous = _previous_totals(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
+    return {"window": window.as_dict(), "group_by": group_by, "groups": _groups(current, previous)}
 
 
 def bucket_starts(window: Window, bucket: Bucket) -> list[datetime]:
@@ -398,9 +414,12 @@ def _biggest_regression(groups: list[dict]) -> dict | None:
 def metrics_overview(*, window: Window, task_type: str | None = None, engine: Engine | None = None) -> dict:
     """The operator page: per type (or, drilled down, per model of one type) the table,
     the slowest type and model, the biggest regression, and per type a chart series."""
-    by_model = task_metrics(window=window, group_by="ai_model", task_type=task_type, engine=engine)
+    # One previous-window read serves both tables: per-type sums are the per-model sums added up.
+    previous = _previous_totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
+    current_by_model = aggregate(Query(window=window, by_model=True, task_type=task_type), engine=engine)
+    by_model = {"groups": _groups(current_by_model, previous)}
     if task_type is None:
-        table = task_metrics(window=window, group_by="task_type", engine=engine)["groups"]
+        table = _groups(aggregate(Query(window=window), engine=engine), _by_type(previous))
     else:
         table = by_model["groups"]
     bucket = chart_bucket(window)

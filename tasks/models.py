@@ -129,6 +129,12 @@ class ExecutionTask(models.Model):
             models.Index(fields=["proposal_ref"], name="tasks_proposal"),
             models.Index(fields=["finished_at", "task_type", "ai_model"], name="tasks_finished"),
             models.Index(fields=["status", "started_at"], name="tasks_status_started"),
+            # Metrics (tasks/metrics.py): a finished_at range read from the index alone.
+            models.Index(
+                fields=["finished_at"],
+                include=["task_type", "ai_model", "status", "duration_ms"],
+                name="tasks_finished_cover",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -302,3 +302,19 @@ def test_postgresql_percentile_cont_and_the_python_engine_give_the_same_numbers(
         window=window, engine="python"
     )
     assert metrics.dashboard_summary(now=NOW, engine="sql") == metrics.dashboard_summary(now=NOW, engine="python")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_window_is_read_through_the_covering_finished_at_index():
+    store(*random_tasks(random.Random(4), 500))
+    window = metrics.Window(NOW - timedelta(days=7), NOW)
+    with CaptureQueriesContext(connection) as queries:
+        metrics.aggregate(metrics.Query(window=window, by_model=True), engine="sql")
+    (query,) = queries.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE execution_tasks")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + query["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tasks_finished_cover" in plan, plan

@@ -1,0 +1,335 @@
+"""Task metrics at a million tasks, on PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench metrics [--rows=N] [--keep]
+
+Creates its own database (fsar_bench_metrics), migrates it, loads N tasks
+(default 1,000,000, spread over the 30 days ending now, like the demo data)
+with COPY, then in the same run:
+
+1. times `GET /api/v1/metrics/tasks` (through Django's test client: routing,
+   API-key auth, both queries, JSON) against the equivalent raw SQL
+   aggregate, `percentile_cont` grouped the same way, for a 7-day and a
+   30-day window, and the operator page `/tasks/metrics/`;
+2. times `POST /api/v1/tasks/bulk` ingest (10,000 tasks a request, with
+   history rows) against `COPY` of the same rows into a table with the same
+   indexes.
+
+Each timing is the median of several runs after one warm-up. Drops the
+database at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+BENCH_DB = "fsar_bench_metrics"
+RUNS = 7
+INGEST_ROWS = 20_000
+
+TYPES = {
+    "implement_idea": (5, [("gpt-5.1", 240, 0.04, 5), ("claude-sonnet-5", 200, 0.03, 4), ("llama-4-70b", 420, 0.11, 2),
+                           (None, 300, 0.06, 1)]),
+    "idea_implementation": (3, [("gpt-5.1", 900, 0.05, 4), ("claude-sonnet-5", 780, 0.04, 4),
+                                ("mistral-large-3", 1500, 0.14, 2), (None, 1100, 0.07, 1)]),
+    "self_improvement": (2, [("claude-opus-5", 600, 0.02, 3), ("gpt-5.1", 720, 0.05, 2), (None, 800, 0.08, 1)]),
+}  # fmt: skip
+COLUMNS = (
+    "external_id, task_type, status, payload, created_at, started_at, finished_at, duration_ms, "
+    "cost_micros, tokens, error, ai_model, customer_ref, source"
+)
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def median_ms(fn, runs: int = RUNS) -> float:
+    fn()  # warm-up: caches, plans, connections
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def generate(count: int, now: datetime, *, prefix: str, days: int = 30, seed: int = 1, finished_only: bool = False):
+    """Tuples in COPY column order: demo-like types, models and log-normal durations."""
+    rng = random.Random(seed)
+    type_names = list(TYPES)
+    type_weights = [TYPES[t][0] for t in type_names]
+    for i in range(count):
+        task_type = rng.choices(type_names, type_weights)[0]
+        models = TYPES[task_type][1]
+        model, median_s, failure_rate, _ = rng.choices(models, [m[3] for m in models])[0]
+        duration = int(median_s * 1000 * math.exp(rng.gauss(0, 0.55)))
+        finished = now - timedelta(seconds=rng.uniform(1, days * 86400))
+        started = finished - timedelta(milliseconds=duration)
+        roll = rng.random()
+        if not finished_only and roll < 0.01:
+            status, finished_at, duration_ms = "running", None, None
+        elif not finished_only and roll < 0.015:
+            status, finished_at, duration_ms = "cancelled", finished, None
+        else:
+            status = "failed" if rng.random() < failure_rate else "succeeded"
+            finished_at, duration_ms = finished, duration
+        tokens = duration // 1000 * 40
+        yield (
+            f"{prefix}{i:07d}",
+            task_type,
+            status,
+            started,
+            finished_at,
+            duration_ms,
+            tokens * 5,
+            tokens,
+            "model returned an invalid patch" if status == "failed" else "",
+            model,
+            rng.choice(["cust_acme", "cust_globex", "cust_initech", None]),
+        )
+
+
+def copy_text(rows) -> io.StringIO:
+    out = io.StringIO()
+    for external_id, task_type, status, started, finished, duration, cost, tokens, error, model, customer in rows:
+        out.write(
+            "\t".join(
+                (
+                    external_id,
+                    task_type,
+                    status,
+                    "{}",
+                    started.isoformat(),
+                    started.isoformat(),
+                    finished.isoformat() if finished else r"\N",
+                    str(duration) if duration is not None else r"\N",
+                    str(cost),
+                    str(tokens),
+                    error,
+                    model or r"\N",
+                    customer or r"\N",
+                    "backfill",
+                )
+            )
+        )
+        out.write("\n")
+    out.seek(0)
+    return out
+
+
+def copy_into(connection, table: str, text: io.StringIO) -> None:
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as copy:
+            while chunk := text.read(1 << 20):
+                copy.write(chunk)
+
+
+def raw_sql(since: datetime, until: datetime) -> tuple[str, list]:
+    """The raw aggregate the endpoint is measured against: the same figures, same groups."""
+    return (
+        """
+        SELECT task_type, ai_model, count(*), avg(duration_ms), max(duration_ms),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
+               avg((status = 'failed')::int)
+          FROM execution_tasks
+         WHERE finished_at >= %s AND finished_at < %s AND status IN ('succeeded', 'failed')
+         GROUP BY task_type, ai_model
+        """,
+        [since, until],
+    )
+
+
+def main(argv: list[str]) -> int:
+    rows = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--rows=")), 1_000_000)
+    keep = "--keep" in argv
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        log("bench metrics needs DATABASE_URL=postgres://… (any database on the server; it creates its own)")
+        return 2
+    import psycopg
+
+    server = urlparse(url)
+    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
+    if server.password:
+        admin_dsn += f" password={server.password}"
+    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    os.environ["DATABASE_URL"] = server._replace(path=f"/{BENCH_DB}").geturl()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsar.settings")
+    try:
+        return run(rows)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not keep:
+            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def run(rows: int) -> int:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    settings.DATABASES["default"]["NAME"] = BENCH_DB
+    connection.close()
+    connection.settings_dict["NAME"] = BENCH_DB
+    settings.DEBUG = False  # no query log in memory
+    call_command("migrate", verbosity=0)
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from fsar.roles import OPERATORS
+    from tasks.services import api_key_create
+
+    now = datetime.now(UTC)
+    log(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, {connection.vendor}")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        log(f"PostgreSQL {cursor.fetchone()[0]}; date {now:%Y-%m-%d %H:%M} UTC; rows {rows:,}")
+
+    start = time.perf_counter()
+    text = copy_text(generate(rows, now, prefix="bench-"))
+    generated = time.perf_counter() - start
+    connection.ensure_connection()
+    start = time.perf_counter()
+    copy_into(connection.connection, "execution_tasks", text)
+    loaded = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE execution_tasks")
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('execution_tasks'))")
+        size = cursor.fetchone()[0]
+    log(f"load: generated in {generated:.1f} s, COPY {rows:,} rows in {loaded:.1f} s ({rows / loaded:,.0f} rows/s)")
+    log(f"execution_tasks with its indexes: {size}")
+
+    owner = get_user_model().objects.create_user(username="bench-operator", is_staff=True)
+    owner.groups.add(Group.objects.get_or_create(name=OPERATORS)[0])
+    _, secret = api_key_create(name="bench", owner=owner, scopes=["read", "backfill"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    page_client = Client()
+    page_client.force_login(owner)
+
+    for label, days, window in (("7 days (default)", 7, "7d"), ("30 days", 30, "30d")):
+        measure_window(connection, client, page_client, label=label, days=days, window=window)
+
+    ingest_benchmark(connection, client, now)
+    return 0
+
+
+def ingest_benchmark(connection, client, now: datetime) -> None:
+    """POST /api/v1/tasks/bulk against COPY of the same rows."""
+    ingest = list(generate(INGEST_ROWS, now, prefix="ingest-", seed=2, finished_only=True))
+    bodies = []
+    for start_row in range(0, len(ingest), 10_000):
+        bodies.append(
+            json.dumps(
+                {
+                    "tasks": [
+                        {
+                            "external_id": external_id,
+                            "task_type": task_type,
+                            "ai_model": model,
+                            "customer": customer,
+                            "status": status,
+                            "started_at": started.isoformat(),
+                            "finished_at": finished.isoformat(),
+                            "cost_micros": cost,
+                            "tokens": tokens,
+                            "error": error,
+                        }
+                        for (
+                            external_id,
+                            task_type,
+                            status,
+                            started,
+                            finished,
+                            _,
+                            cost,
+                            tokens,
+                            error,
+                            model,
+                            customer,
+                        ) in (ingest[start_row : start_row + 10_000])
+                    ]
+                }
+            )
+        )
+    start = time.perf_counter()
+    for body in bodies:
+        response = client.post("/api/v1/tasks/bulk", body, content_type="application/json")
+        assert response.status_code == 200 and response.json()["created"] == 10_000, response.content[:300]
+    bulk_s = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_copy (LIKE execution_tasks INCLUDING ALL)")
+    # The API recomputes duration_ms from the timestamps; COPY stores the same value.
+    text = copy_text(ingest)
+    start = time.perf_counter()
+    copy_into(connection.connection, "bench_copy", text)
+    copy_s = time.perf_counter() - start
+    log(
+        f"ingest {INGEST_ROWS:,} tasks: POST /api/v1/tasks/bulk {INGEST_ROWS / bulk_s:,.0f} tasks/s "
+        f"({bulk_s:.1f} s, 10,000 a request, with history rows); COPY {INGEST_ROWS / copy_s:,.0f} tasks/s "
+        f"({copy_s:.2f} s); bulk/COPY {(INGEST_ROWS / bulk_s) / (INGEST_ROWS / copy_s):.3f}"
+    )
+
+
+def measure_window(connection, client, page_client, *, label: str, days: int, window: str) -> None:
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    params = {"since": since.isoformat(), "until": until.isoformat(), "group_by": "ai_model"}
+    sql, sql_params = raw_sql(since, until)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM execution_tasks WHERE finished_at >= %s AND finished_at < %s "
+            "AND status IN ('succeeded', 'failed')",
+            [since, until],
+        )
+        in_window = cursor.fetchone()[0]
+
+    def raw():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, sql_params)
+            cursor.fetchall()
+
+    def endpoint():
+        response = client.get("/api/v1/metrics/tasks", params)
+        assert response.status_code == 200, response.content
+        assert response.json()["groups"]
+
+    def by_type():
+        assert client.get("/api/v1/metrics/tasks", {**params, "group_by": "task_type"}).status_code == 200
+
+    def page():
+        assert page_client.get("/tasks/metrics/", {"window": window}).status_code == 200
+
+    raw_ms = median_ms(raw)
+    endpoint_ms = median_ms(endpoint)
+    by_type_ms = median_ms(by_type)
+    page_ms = median_ms(page, runs=3)
+    log(
+        f"window {label}: {in_window:,} finished tasks; raw percentile_cont SQL {raw_ms:.0f} ms; "
+        f"GET /metrics/tasks?group_by=ai_model {endpoint_ms:.0f} ms (ratio {endpoint_ms / raw_ms:.2f}); "
+        f"group_by=task_type {by_type_ms:.0f} ms; page /tasks/metrics/?window={window} {page_ms:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
