@@ -166,6 +166,8 @@ def jobs_run_inline(settings):
     """Jobs run inline in tests, with Redis too, so a test sees a job's effect at
     once. Tests of a real worker enqueue with `get_queue(..., is_async=True)`."""
     settings.RQ_QUEUES = {name: {**conf, "ASYNC": False} for name, conf in settings.RQ_QUEUES.items()}
+    # Tests create many users; the production hasher's cost buys nothing here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

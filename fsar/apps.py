@@ -16,18 +16,20 @@ OPERATOR_EXTRA_PERMISSIONS = (
 
 
 def sync_role_permissions(sender, using="default", **kwargs) -> None:
-    """Give the Operators group view permission on every model of the FSAR apps."""
+    """Make sure the role groups exist and give Operators view permission on every model of the FSAR apps."""
     from django.contrib.auth.models import Group, Permission
     from django.db import connections
 
-    from fsar.roles import OPERATORS
+    from fsar.roles import ALL_ROLES, OPERATORS
 
     tables = set(connections[using].introspection.table_names())
     if not {"auth_group", "auth_permission", "django_content_type"} <= tables:
         return  # a partial migrate (e.g. one app to an old state): nothing to sync yet
-    group = Group.objects.using(using).filter(name=OPERATORS).first()
-    if group is None:
-        return
+    # The groups come from migration fsar.0001_roles; a flush (tests) removes
+    # them, and the post_migrate after it brings them back here.
+    for role in ALL_ROLES:
+        Group.objects.using(using).get_or_create(name=role)
+    group = Group.objects.using(using).get(name=OPERATORS)
     perms = set(
         Permission.objects.using(using).filter(content_type__app_label__in=OPERATOR_APPS, codename__startswith="view_")
     )

@@ -91,7 +91,7 @@ def demo_tasks(*, count: int, now: datetime, days: int = 30, seed: int = 7) -> l
 @transaction.atomic
 def seed_demo_tasks(*, count: int, now: datetime) -> int:
     """Insert demo tasks unless they are there already; returns how many were added."""
-    if ExecutionTask.objects.filter(external_id__startswith=DEMO_PREFIX).exists():
+    if ExecutionTask.objects.filter(external_id__startswith=f"{DEMO_PREFIX}7-").exists():
         return 0
     ExecutionTask.objects.bulk_create(demo_tasks(count=count, now=now), batch_size=2000)
     return count

@@ -37,13 +37,13 @@ class Command(BaseCommand):
                 user.is_staff = is_staff
                 user.set_password(DEMO_PASSWORD)
                 user.save()
-                user.groups.add(Group.objects.get(name=role))
+                user.groups.add(Group.objects.get_or_create(name=role)[0])
             agent, _ = get_user_model().objects.get_or_create(username="agent")
             agent.set_unusable_password()
             agent.save()
             for old in ApiKey.objects.filter(name__startswith=AGENT_KEY_PREFIX, revoked_at__isnull=True):
                 api_key_revoke(api_key_id=old.pk, reason="replaced by a new demo key")
-            name = f"{AGENT_KEY_PREFIX}-{timezone.now():%Y%m%d%H%M%S}"
+            name = f"{AGENT_KEY_PREFIX}-{timezone.now():%Y%m%d%H%M%S%f}"
             _, secret = api_key_create(name=name, owner=agent, scopes=list(ApiKey.Scope.values))
         added = seed_demo_tasks(count=tasks, now=timezone.now())
         self.stdout.write(f"Demo tasks added: {added} (existing demo tasks are kept).")
