@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
+from django.utils import timezone
 
 from billing import money
 from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, UsageRecord
@@ -140,18 +141,32 @@ SELECT
   (SELECT COUNT(*) FROM billing_invoice WHERE status = 'draft'),
   r.id, r.period, r.status,
   (SELECT COUNT(*) FROM billing_invoicerunitem i WHERE i.run_id = r.id AND i.status = 'done'),
-  (SELECT COUNT(*) FROM billing_invoicerunitem i WHERE i.run_id = r.id AND i.status = 'failed')
+  (SELECT COUNT(*) FROM billing_invoicerunitem i WHERE i.run_id = r.id AND i.status = 'failed'),
+  (SELECT COALESCE(SUM(l.amount_minor), 0) FROM billing_invoiceline l
+     JOIN billing_invoice v ON v.id = l.invoice_id WHERE v.period = %(period)s AND v.status = 'paid'),
+  (SELECT COALESCE(SUM(p.amount_minor), 0) FROM billing_payment p
+     JOIN billing_invoice v ON v.id = p.invoice_id
+     WHERE v.period = %(period)s AND v.status = 'paid' AND p.kind IN ('refund', 'credit_note')),
+  (SELECT COALESCE(SUM(u.cost_micros), 0) FROM billing_usagerecord u
+     JOIN billing_invoiceline l ON l.id = u.invoice_line_id JOIN billing_invoice v ON v.id = l.invoice_id
+     WHERE v.period = %(period)s AND v.status IN ('open', 'paid', 'uncollectible'))
 FROM (SELECT 1 AS one) AS base
 LEFT JOIN (SELECT id, period, status FROM billing_invoicerun ORDER BY started_at DESC, id DESC LIMIT 1) AS r ON 1 = 1
 """
 
 
-def dashboard_context() -> dict:
+def dashboard_context(now: datetime | None = None) -> dict:
     """The operator dashboard's billing section, in one query (the dashboard's
-    query budget is shared by every app)."""
+    query budget is shared by every app): open invoices, the last invoice run,
+    and last month's collected revenue against the AI cost of what was billed."""
+    roi_period = money.previous_period(now or timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(DASHBOARD_SQL)
-        open_count, open_minor, drafts, run_id, period, status, done, failed = cursor.fetchone()
+        cursor.execute(DASHBOARD_SQL, {"period": roi_period})
+        (open_count, open_minor, drafts, run_id, period, status, done, failed, paid, refunded, cost) = cursor.fetchone()
+    from billing.roi import RoiRow
+
+    roi = RoiRow(offering="All offerings", period=roi_period, revenue_minor=int(paid) - int(refunded))
+    roi.ai_cost_micros = int(cost)
     last_run = None
     if run_id is not None:
         last_run = {
@@ -162,5 +177,11 @@ def dashboard_context() -> dict:
             "failed": failed,
         }
     return {
-        "billing": {"open_count": open_count, "open_minor": int(open_minor), "drafts": drafts, "last_run": last_run}
+        "billing": {
+            "open_count": open_count,
+            "open_minor": int(open_minor),
+            "drafts": drafts,
+            "last_run": last_run,
+            "roi": roi,
+        }
     }

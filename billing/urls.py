@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("runs/<int:run_id>/retry/", views.run_retry, name="run_retry"),
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
+    path("roi/", views.roi, name="roi"),
 ]

@@ -180,3 +180,27 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     if created:
         django_rq.enqueue(jobs.stripe_event_process, event.pk)
     return JsonResponse({"received": event.stripe_id, "duplicate": not created})
+
+
+@role_required(OPERATORS)
+def roi(request: HttpRequest) -> HttpResponse:
+    from billing import roi as roi_module
+
+    period = request.GET.get("period") or money.period_of(timezone.now())
+    try:
+        periods = roi_module.periods_ending(period, 12)
+    except money.BadPeriod as exc:
+        return HttpResponseBadRequest(f"period: {exc}")
+    report = roi_module.roi_report(periods=periods)
+    rows = report.for_period(period)
+    return render(
+        request,
+        "billing/roi.html",
+        {
+            "period": period,
+            "rows": rows,
+            "total": report.total(period),
+            "chart": roi_module.chart(report),
+            "currency": money.currency().upper(),
+        },
+    )

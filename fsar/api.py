@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
+from billing.api import router as billing_router
 from fsar.middleware import body_limit_for
 from reviews.api import router as reviews_router
 from reviews.models import Report
@@ -34,6 +35,7 @@ api = NinjaAPI(
 api.add_router("/tasks", tasks_router)
 api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
+api.add_router("/billing", billing_router)
 
 
 def field_path(loc) -> str:

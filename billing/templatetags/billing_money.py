@@ -14,3 +14,18 @@ def minor(amount: int | None, code: str | None = None) -> str:
 @register.filter
 def micros(amount: int | None) -> str:
     return money.format_micros(amount or 0)
+
+
+@register.filter
+def micros_as_minor(amount: int | None) -> str:
+    """Micro-units shown as money, rounded once for display."""
+    amount = amount or 0
+    sign = -1 if amount < 0 else 1
+    return money.format_minor(sign * money.micros_to_minor(abs(amount)))
+
+
+@register.filter
+def roi_percent(bp: int | None) -> str:
+    from billing.roi import format_bp
+
+    return format_bp(bp)

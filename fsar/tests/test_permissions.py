@@ -23,6 +23,7 @@ PAGES = [
     ("billing:runs", {"anon": 302, "operator": 200, "superuser": 200}),
     ("/billing/runs/999999/", {"anon": 302}),
     ("billing:stripe_webhook", {r: 405 for r in ROLES}),
+    ("billing:roi", {"anon": 302, "operator": 200, "superuser": 200}),
     (
         "/admin/billing/stripeevent/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
