@@ -17,3 +17,9 @@ class ReviewsConfig(AppConfig):
 
         post_save.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.save")
         post_delete.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.delete")
+
+        from django.contrib.auth.signals import user_logged_in
+
+        from reviews.views import note_login_time
+
+        user_logged_in.connect(note_login_time, dispatch_uid="reviews.note_login_time")

@@ -25,3 +25,36 @@ class ReportUploadForm(forms.Form):
 
 class GatePauseForm(forms.Form):
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), strip=True)
+
+
+class VoteForm(forms.Form):
+    choice = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject"), ("request_changes", "Request changes")],
+        widget=forms.RadioSelect,
+    )
+    rationale = forms.CharField(
+        max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why: at least a sentence."
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=10_000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class CommentForm(forms.Form):
+    text = forms.CharField(max_length=10_000, widget=forms.Textarea(attrs={"rows": 2}), label="Comment")
+
+
+class QueueFilterForm(forms.Form):
+    KINDS = [("", "Any subject"), ("report", "FSAR reports"), ("tasks", "Held tasks")]
+    SHOW = [
+        ("", "Open"),
+        ("mine", "Claimed by me"),
+        ("unclaimed", "Unclaimed"),
+        ("overdue", "Overdue"),
+        ("advisory", "Advisory"),
+    ]
+    kind = forms.ChoiceField(choices=KINDS, required=False)
+    show = forms.ChoiceField(choices=SHOW, required=False)
+    min_severity = forms.IntegerField(required=False, min_value=0, label="Severity at least")
+    after = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)

@@ -3,9 +3,25 @@ dashboard and pages show."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from datetime import datetime
 
-from reviews.models import QUEUE_STATUSES, CallbackDelivery, Case, CaseStatus, GateState, MetricKind, Report
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from fsar.roles import COMMITTEE, has_role
+from reviews.models import (
+    QUEUE_STATUSES,
+    WAITING_STATUSES,
+    CallbackDelivery,
+    Case,
+    CaseStatus,
+    Comment,
+    GateState,
+    MetricKind,
+    Recusal,
+    Report,
+    Vote,
+)
 from tasks.models import ExecutionTask, TaskStatus
 
 
@@ -58,3 +74,153 @@ def dashboard_context() -> dict:
         "recent_reports": list(Report.objects.select_related("case").order_by("-id")[:5]),
         "short_cases": list(Case.objects.filter(short_of_members=True, status__in=QUEUE_STATUSES).order_by("-id")[:20]),
     }
+
+
+# ------------------------------------------------------------------- the queue
+
+QUEUE_PAGE_SIZE = 50
+
+
+def encode_queue_cursor(case: Case) -> str:
+    return f"{case.severity}~{case.due_at.isoformat()}~{case.pk}"
+
+
+def decode_queue_cursor(cursor: str) -> tuple[int, datetime, int] | None:
+    """The keyset position after which the next page starts; ValueError when it is not one we made."""
+    if not cursor:
+        return None
+    severity, due_at, pk = cursor.split("~")
+    parsed = datetime.fromisoformat(due_at)
+    if parsed.tzinfo is None:
+        raise ValueError("cursor without a time zone")
+    return int(severity), parsed, int(pk)
+
+
+def human_duration(delta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
+def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, now, size: int = QUEUE_PAGE_SIZE):
+    """One page of the committee queue, most urgent first (severity, then due time),
+    with each row's approvals on the current version and whether `user` voted.
+    One query whatever the number of open cases: keyset pagination, no total count."""
+    approvals = (
+        Vote.objects.filter(case=OuterRef("pk"), case_version=OuterRef("version"), choice=Vote.Choice.APPROVE)
+        .order_by()
+        .values("case")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    statuses = [CaseStatus.ADVISORY] if show == "advisory" else [s for s in QUEUE_STATUSES if s != CaseStatus.ADVISORY]
+    cases = (
+        Case.objects.filter(status__in=statuses, due_at__isnull=False)
+        .select_related("claimed_by")
+        .annotate(
+            approvals=Coalesce(Subquery(approvals), 0),
+            i_voted=Exists(
+                Vote.objects.filter(case=OuterRef("pk"), case_version=OuterRef("version"), member_id=user.pk)
+            ),
+        )
+        .order_by("-severity", "due_at", "id")
+    )
+    if kind:
+        cases = cases.filter(kind=kind)
+    if min_severity is not None:
+        cases = cases.filter(severity__gte=min_severity)
+    if show == "mine":
+        cases = cases.filter(claimed_by=user, claimed_until__gt=now)
+    elif show == "unclaimed":
+        cases = cases.filter(Q(claimed_by__isnull=True) | Q(claimed_until__lte=now))
+    elif show == "overdue":
+        cases = cases.filter(due_at__lt=now)
+    if after is not None:
+        severity, due_at, pk = after
+        cases = cases.filter(
+            Q(severity__lt=severity)
+            | Q(severity=severity, due_at__gt=due_at)
+            | Q(severity=severity, due_at=due_at, pk__gt=pk)
+        )
+    rows = list(cases[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    for case in rows:
+        case.claim_active = bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now)
+        case.overdue = case.due_at < now
+        case.due_text = human_duration(abs(case.due_at - now))
+    return rows, (encode_queue_cursor(rows[-1]) if more and rows else None)
+
+
+# ------------------------------------------------------------------ case page
+
+
+def case_page(*, case: Case, user, now) -> dict:
+    """Everything the case page shows. Votes are blind: until `user` has voted on
+    (or recused from) this version, and while the case is undecided, only their
+    count is shown."""
+    from reviews import services
+    from reviews.rendering import proposal_diff, render_markdown
+
+    reports = list(case.reports.select_related("rejected_precedent__case", "supersedes").order_by("id"))
+    latest = reports[-1] if reports else None
+    votes = list(case.votes.filter(case_version=case.version).select_related("member").order_by("created_at"))
+    recused = {r.member_id: r for r in case.recusals.select_related("member")}
+    i_voted = any(v.member_id == user.pk for v in votes)
+    undecided = case.status in (*WAITING_STATUSES, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
+    blind = undecided and not i_voted and user.pk not in recused and has_role(user, COMMITTEE)
+    if latest is not None and latest.supersedes_id:
+        diff = proposal_diff(latest.supersedes.proposal, latest.proposal)
+    else:
+        diff = ""
+    lookalikes = (
+        list(
+            Report.objects.filter(fingerprint=latest.fingerprint, case__status=CaseStatus.REJECTED)
+            .exclude(case=case)
+            .select_related("case")[:10]
+        )
+        if latest is not None
+        else []
+    )
+    approvals = sum(1 for v in votes if v.choice == Vote.Choice.APPROVE)
+    return {
+        "case": case,
+        "reports": reports,
+        "latest": latest,
+        "proposal_html": render_markdown(latest.proposal) if latest else "",
+        "diff": diff,
+        "lookalikes": lookalikes,
+        "votes": [] if blind else votes,
+        "vote_count": len(votes),
+        "approvals": approvals,
+        "blind": blind,
+        "recusals": list(recused.values()),
+        "comments": list(case.comments.select_related("author").order_by("created_at")),
+        "held_tasks": list(held_tasks_for_case(case.pk)[:100]),
+        "why_not": services.why_cannot_vote(case, user),
+        "timeline": timeline(case, blind=blind),
+        "claim_active": bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now),
+        "i_voted": i_voted,
+        "i_recused": user.pk in recused,
+    }
+
+
+def timeline(case: Case, *, blind: bool) -> list[dict]:
+    """Who did what, when and why: the case's history with its votes, recusals
+    and comments, oldest first. While votes are blind, a vote on the current
+    version shows only that it was cast."""
+    events = []
+    for h in case.history.select_related("history_user"):
+        events.append({"at": h.history_date, "who": h.history_user, "what": h.history_change_reason or h.status})
+    for h in Vote.history.filter(case_id=case.pk).select_related("history_user"):
+        hidden = blind and h.case_version == case.version  # earlier versions were decided: visible
+        what = "voted" if hidden else f"voted {h.choice} (version {h.case_version}): {h.rationale}"
+        events.append({"at": h.history_date, "who": h.history_user, "what": what})
+    for h in Recusal.history.filter(case_id=case.pk).select_related("history_user"):
+        events.append({"at": h.history_date, "who": h.history_user, "what": f"recused: {h.reason}"})
+    for h in Comment.history.filter(case_id=case.pk).select_related("history_user"):
+        events.append({"at": h.history_date, "who": h.history_user, "what": f"commented: {h.text}"})
+    return sorted(events, key=lambda e: e["at"])

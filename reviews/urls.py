@@ -4,7 +4,15 @@ from reviews import views
 
 app_name = "reviews"
 urlpatterns = [
+    path("", views.queue, name="queue"),
     path("upload/", views.upload, name="upload"),
     path("gate/", views.gate, name="gate"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
+    path("cases/<int:case_id>/vote/", views.vote, name="vote"),
+    path("cases/<int:case_id>/recuse/", views.recuse, name="recuse"),
+    path("cases/<int:case_id>/revoke/", views.revoke, name="revoke"),
+    path("cases/<int:case_id>/escalate/", views.escalate, name="escalate"),
+    path("cases/<int:case_id>/comment/", views.comment, name="comment"),
+    path("cases/<int:case_id>/claim/", views.claim, name="claim"),
+    path("cases/<int:case_id>/release/", views.release, name="release"),
 ]

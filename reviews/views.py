@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fsar.roles import COMMITTEE, OPERATORS, role_required
+from fsar.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
+from reviews.forms import CommentForm, QueueFilterForm, ReasonForm, VoteForm
 from reviews.models import Case
 from reviews.reports import ReportInvalid, ReportTooLarge
 
@@ -75,13 +81,174 @@ def gate(request: HttpRequest) -> HttpResponse:
     return render(request, "reviews/gate.html", {"state": state, "form": form, "history": history})
 
 
+RECENT_LOGIN_SECONDS = 15 * 60
+LOGIN_AT = "fsar_login_at"
+
+
+def note_login_time(sender, request, user, **kwargs) -> None:
+    """user_logged_in receiver: decisive actions need a login this recent."""
+    if request is not None and hasattr(request, "session"):
+        request.session[LOGIN_AT] = int(time.time())
+
+
+def recent_login_required(view):
+    """Votes, recusals and revocations need a login within the last 15 minutes;
+    otherwise the member signs in again and comes back to the case."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, case_id: int, *args, **kwargs) -> HttpResponse:
+        logged_in_at = request.session.get(LOGIN_AT, 0)
+        if time.time() - logged_in_at > RECENT_LOGIN_SECONDS:
+            messages.warning(request, "For a decision, please sign in again: your last sign-in is over 15 minutes old.")
+            back = reverse("reviews:case", args=[case_id])
+            return redirect(f"{reverse('login')}?{urlencode({'next': back})}")
+        return view(request, case_id, *args, **kwargs)
+
+    return wrapped
+
+
 @role_required(OPERATORS, COMMITTEE)
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    try:
+        after = selectors.decode_queue_cursor(filters.get("after") or "")
+    except ValueError:
+        after = None
+    rows, next_cursor = selectors.queue_page(
+        user=request.user,
+        kind=filters.get("kind") or "",
+        show=filters.get("show") or "",
+        min_severity=filters.get("min_severity"),
+        after=after,
+        now=timezone.now(),
+    )
+    params = {k: v for k, v in request.GET.items() if k != "after"}
+    next_url = f"?{urlencode({**params, 'after': next_cursor})}" if next_cursor else None
+    return render(request, "reviews/queue.html", {"form": form, "rows": rows, "next_url": next_url})
+
+
+@role_required(OPERATORS, COMMITTEE)
+@require_GET
 def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
-    case = get_object_or_404(Case.objects.select_related("decided_by"), pk=case_id)
-    context = {
-        "case": case,
-        "reports": case.reports.order_by("id"),
-        "held_tasks": selectors.held_tasks_for_case(case.pk)[:100],
-        "history": case.history.select_related("history_user").order_by("-history_date")[:50],
-    }
+    case = get_object_or_404(Case.objects.select_related("decided_by", "claimed_by"), pk=case_id)
+    context = selectors.case_page(case=case, user=request.user, now=timezone.now())
+    context.update(
+        {
+            "vote_form": VoteForm(),
+            "reason_form": ReasonForm(),
+            "comment_form": CommentForm(),
+            "is_member": has_role(request.user, COMMITTEE),
+        }
+    )
     return render(request, "reviews/case.html", context)
+
+
+def _act(request: HttpRequest, case_id: int, action, success: str) -> HttpResponse:
+    get_object_or_404(Case.objects.only("pk"), pk=case_id)
+    try:
+        action()
+    except services.ReviewError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+    return redirect("reviews:case", case_id=case_id)
+
+
+def _invalid(request: HttpRequest, case_id: int, form) -> HttpResponse:
+    problems = "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+    messages.error(request, f"Not recorded: {problems}")
+    return redirect("reviews:case", case_id=case_id)
+
+
+@role_required(COMMITTEE)
+@require_POST
+@recent_login_required
+def vote(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, case_id, form)
+    data = form.cleaned_data
+    return _act(
+        request,
+        case_id,
+        lambda: services.vote_cast(
+            case_id=case_id, member=request.user, choice=data["choice"], rationale=data["rationale"]
+        ),
+        "Your vote is recorded.",
+    )
+
+
+@role_required(COMMITTEE)
+@require_POST
+@recent_login_required
+def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, case_id, form)
+    reason = form.cleaned_data["reason"]
+    return _act(
+        request,
+        case_id,
+        lambda: services.recuse(case_id=case_id, member=request.user, reason=reason),
+        "You recused yourself.",
+    )
+
+
+@role_required(COMMITTEE)
+@require_POST
+@recent_login_required
+def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, case_id, form)
+    reason = form.cleaned_data["reason"]
+    return _act(
+        request,
+        case_id,
+        lambda: services.case_revoke(case_id=case_id, by=request.user, rationale=reason),
+        "The approval is revoked; the gate holds again.",
+    )
+
+
+@role_required(COMMITTEE)
+@require_POST
+def escalate(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, case_id, form)
+    reason = form.cleaned_data["reason"]
+    return _act(
+        request,
+        case_id,
+        lambda: services.case_escalate(case_id=case_id, by=request.user, reason=reason),
+        "The advisory case now holds its tasks.",
+    )
+
+
+@role_required(COMMITTEE)
+@require_POST
+def comment(request: HttpRequest, case_id: int) -> HttpResponse:
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        return _invalid(request, case_id, form)
+    text = form.cleaned_data["text"]
+    add = lambda: services.comment_add(case_id=case_id, author=request.user, text=text)  # noqa: E731
+    return _act(request, case_id, add, "Comment added.")
+
+
+@role_required(COMMITTEE)
+@require_POST
+def claim(request: HttpRequest, case_id: int) -> HttpResponse:
+    return _act(
+        request, case_id, lambda: services.case_claim(case_id=case_id, member=request.user), "You are on this case."
+    )
+
+
+@role_required(COMMITTEE)
+@require_POST
+def release(request: HttpRequest, case_id: int) -> HttpResponse:
+    return _act(
+        request, case_id, lambda: services.case_release(case_id=case_id, member=request.user), "Claim released."
+    )

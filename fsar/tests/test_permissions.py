@@ -60,6 +60,17 @@ PAGES = [
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
     ("reviews:upload", {"anon": 302, "operator": 200, "superuser": 200}),
+    ("reviews:queue", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    # Committee actions are POST only (405 to a GET); everyone else gets 404.
+    ("/reviews/cases/999999/vote/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/recuse/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/revoke/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/comment/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/claim/", {"anon": 302, "committee": 405, "superuser": 405}),
+    (
+        "/admin/reviews/vote/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     ("reviews:gate", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
     ("/reviews/cases/999999/", {"anon": 302}),
     (

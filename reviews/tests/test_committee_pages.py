@@ -1,0 +1,181 @@
+"""The committee's pages: the queue, the case page (sanitised report, blind
+votes, actions), and who may see them."""
+
+import time
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from reviews import services
+from reviews.models import Case, CaseStatus, Vote
+from reviews.tests.conftest import report_md
+from reviews.views import LOGIN_AT
+
+pytestmark = pytest.mark.django_db
+WHY = "I read the report and the rollback plan."
+
+
+def case_for(post_report, report_id="r1", severity=30, **kwargs):
+    return post_report(report_md(report_id, severity=severity, **kwargs)).json()["gate"]["case"]
+
+
+def test_the_queue_lists_open_cases_most_urgent_first_with_quorum_progress(client, post_report, alice, bob):
+    low = case_for(post_report, "low", 30)
+    high = case_for(post_report, "high", 60)
+    case_for(post_report, "advisory", 12)
+    services.vote_cast(case_id=low, member=bob, choice="approve", rationale=WHY)
+    client.force_login(alice)
+    html = client.get(reverse("reviews:queue")).content.decode()
+    assert html.index(f'data-case="{high}"') < html.index(f'data-case="{low}"')
+    assert "1 of 2" in html and "0 of 3" in html
+    assert "Report advisory" not in html
+    advisory = client.get(reverse("reviews:queue"), {"show": "advisory"}).content.decode()
+    assert "Report advisory" in advisory and "Report high" not in advisory
+
+
+def test_queue_filters_claimed_unclaimed_overdue_and_severity(client, post_report, alice):
+    mine = case_for(post_report, "mine", 30)
+    other = case_for(post_report, "other", 55)
+    services.case_claim(case_id=mine, member=alice)
+    client.force_login(alice)
+
+    def ids(**params):
+        response = client.get(reverse("reviews:queue"), params)
+        return {c.pk for c in response.context["rows"]}
+
+    assert ids(show="mine") == {mine}
+    assert ids(show="unclaimed") == {other}
+    assert ids(min_severity=50) == {other}
+    assert ids(show="overdue") == set()
+    with time_machine.travel(timezone.now() + timezone.timedelta(days=5)):
+        assert ids(show="overdue") == {mine, other}
+
+
+def test_the_queue_pages_by_keyset_in_the_same_queries_for_few_and_many(client, alice):
+    from reviews.models import Case
+
+    now = timezone.now()
+
+    def make(n, start):
+        Case.objects.bulk_create(
+            Case(kind="tasks", status="open", title=f"c{i}", severity=i % 7, due_at=now, rule_name=f"r{i}")
+            for i in range(start, start + n)
+        )
+
+    client.force_login(alice)
+    make(10, 0)
+    client.get(reverse("reviews:queue"))
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("reviews:queue"))
+    make(300, 10)
+    with CaptureQueriesContext(connection) as many:
+        first = client.get(reverse("reviews:queue"))
+    assert len(many) == len(few) <= 6, [q["sql"][:120] for q in many.captured_queries]
+    assert not any("COUNT(" in q["sql"].upper() and "reviews_vote" not in q["sql"] for q in many.captured_queries)
+    seen = [c.pk for c in first.context["rows"]]
+    url = first.context["next_url"]
+    while url:
+        page = client.get(reverse("reviews:queue") + url)
+        seen += [c.pk for c in page.context["rows"]]
+        url = page.context["next_url"]
+    assert len(seen) == len(set(seen)) == 310
+    severity = dict(Case.objects.values_list("pk", "severity"))
+    in_order = [severity[pk] for pk in seen]
+    assert in_order == sorted(in_order, reverse=True)
+
+
+def test_the_report_renders_sanitised(client, post_report, alice):
+    hostile = (
+        "implement_idea: <script>alert('x')</script>\n\n<img src=x onerror=alert(1)>\n\n"
+        "[click](javascript:alert(1)) and [docs](https://example.com)\n\n**bold**"
+    )
+    case_id = case_for(post_report, proposal=hostile)
+    client.force_login(alice)
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    proposal = html.split('data-testid="proposal">', 1)[1].split("</div>", 1)[0]
+    assert "<script" not in proposal
+    assert "<img" not in proposal  # raw HTML is shown as text, never as a tag with its onerror
+    assert 'href="javascript' not in proposal
+    assert "&lt;script&gt;" in proposal
+    assert '<a href="https://example.com" rel="noopener noreferrer nofollow">docs</a>' in proposal
+    assert "<strong>bold</strong>" in proposal
+
+
+def test_votes_are_blind_until_you_vote(client, post_report, alice, bob):
+    case_id = case_for(post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale="Alice's secret reasoning here.")
+    client.force_login(bob)
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    assert 'data-testid="blind">1 vote cast' in html
+    assert "secret reasoning" not in html
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "reject", "rationale": "Bob disagrees with this plan."}
+    )
+    assert response.status_code == 302
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    assert "secret reasoning" in html and "Bob disagrees" in html
+    assert Case.objects.get(pk=case_id).status == CaseStatus.REJECTED
+
+
+def test_operators_see_a_case_read_only(client, post_report, operator, alice):
+    case_id = case_for(post_report)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    client.force_login(operator)
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    assert "vote-form" not in html and WHY in html
+    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    assert response.status_code == 404
+    assert Vote.objects.count() == 1
+
+
+def test_a_vote_needs_a_login_within_15_minutes(client, post_report, alice):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    session = client.session
+    session[LOGIN_AT] = int(time.time()) - 16 * 60
+    session.save()
+    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert not Vote.objects.exists()
+    client.force_login(alice)  # signs in again
+    client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    assert Vote.objects.count() == 1
+
+
+def test_a_refused_vote_says_why_and_records_nothing(client, post_report, alice):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": "fine"}, follow=True
+    )
+    assert "rationale of at least" in response.content.decode()
+    assert not Vote.objects.exists()
+
+
+def test_the_timeline_and_the_revision_diff(client, post_report, alice, bob):
+    case_id = case_for(post_report, proposal="implement_idea: add a cache\nwith no expiry")
+    services.vote_cast(case_id=case_id, member=bob, choice="request_changes", rationale="Say when entries expire.")
+    post_report(report_md("r2", severity=30, supersedes="r1", proposal="implement_idea: add a cache\nexpiring hourly"))
+    services.comment_add(case_id=case_id, author=alice, text="Better now.")
+    client.force_login(alice)
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    assert "-with no expiry" in html and "+expiring hourly" in html
+    assert "revision r2 submitted; earlier votes void" in html
+    assert "commented: Better now." in html
+    assert "voted request_changes (version 1): Say when entries expire." in html  # decided version: visible
+
+
+def test_customers_and_people_without_a_role_never_see_committee_data(client, post_report, customer_user, nobody):
+    case_id = case_for(post_report)
+    for user in (customer_user, nobody):
+        client.force_login(user)
+        for url in (reverse("reviews:queue"), reverse("reviews:case", args=[case_id])):
+            assert client.get(url).status_code == 404
+        response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+        assert response.status_code == 404
+    assert not Vote.objects.exists()
