@@ -1,6 +1,6 @@
 """Demo billing data: the three customers tasks.demo names, two offerings, some
-rated usage last month and this month, last month's invoices (local drafts:
-nothing is sent to Stripe), and a task awaiting review."""
+rated usage last month and this month, last month's invoices (two marked paid,
+one open, all local: nothing is sent to Stripe), and a task awaiting review."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from billing import money, services
-from billing.models import Customer, ServiceOffering
+from billing.models import Customer, Invoice, InvoiceStatus, ServiceOffering
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
 DEMO_PREFIX = "demo-billing-"
@@ -36,13 +36,13 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
         services.offering_create(
             name="Idea implementation",
             unit=ServiceOffering.Unit.TASK,
-            unit_price_micros=150_000,  # 15 cents a task
+            unit_price_micros=400_000,  # 40 cents a task
             task_types=[TaskType.IMPLEMENT_IDEA, TaskType.IDEA_IMPLEMENTATION],
         )
         services.offering_create(
             name="Self improvement",
             unit=ServiceOffering.Unit.THOUSAND_TOKENS,
-            unit_price_micros=4_000,  # 0.4 cents per 1,000 tokens
+            unit_price_micros=20_000,  # 2 cents per 1,000 tokens
             task_types=[TaskType.SELF_IMPROVEMENT],
         )
     rng = random.Random(seed)
@@ -87,6 +87,15 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
         gate_reason="demo: held for the ethics committee",
         gate_policy="demo",
     )
-    for customer in customers.values():
-        services.invoice_prepare(customer_id=customer.pk, period=last_period, now=now)
+    # Last month's invoices, as if Stripe had finalized them and two were paid (no
+    # Stripe ids: nothing here points at Stripe), so the ROI page has something to show.
+    for ref, customer in customers.items():
+        invoice = services.invoice_prepare(customer_id=customer.pk, period=last_period, now=now)
+        paid = ref != "cust_initech"
+        Invoice.objects.filter(pk=invoice.pk).update(
+            status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
+            number=f"DEMO-{last_period}-{ref.removeprefix('cust_').upper()}",
+            amount_paid_minor=invoice.total_minor if paid else 0,
+            amount_remaining_minor=0 if paid else invoice.total_minor,
+        )
     return True

@@ -1,6 +1,7 @@
 """In Chromium: a customer sees this period's usage and an open invoice whose Pay
 button goes to Stripe's hosted invoice page; another customer's invoice is 404."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -51,3 +52,41 @@ def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
 
     response = page.goto(f"{live_server.url}/billing/invoices/{globex_invoice.pk}/")
     assert response.status == 404
+
+
+def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
+    page: Page, live_server, operator, acme, offerings, finish_task, settings
+):
+    import json
+
+    import requests
+    import stripe
+
+    when = timezone.now().replace(day=1) - timedelta(days=3)
+    period = money.period_of(when)
+    for _ in range(4):
+        finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=when, cost_micros=50_000)
+    invoice = services.invoice_prepare(customer_id=acme.pk, period=period)
+    Invoice.objects.filter(pk=invoice.pk).update(status="open", stripe_invoice_id="in_browser_roi")
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_browser"
+
+    log_in(page, live_server, "olivia")
+    page.goto(f"{live_server.url}/billing/roi/?period={period}")
+    expect(page.get_by_test_id("roi-revenue")).to_have_text("0.00 USD")
+    expect(page.get_by_test_id("roi-total")).to_have_text("-100.0 %")
+
+    obj = {"id": "in_browser_roi", "object": "invoice", "status": "paid", "amount_paid": 49, "amount_remaining": 0}
+    body = json.dumps(
+        {"id": "evt_browser", "type": "invoice.paid", "created": int(time.time()), "data": {"object": obj}}
+    )
+    header = stripe.WebhookSignature.generate_signature_header(body, "whsec_browser")
+    response = requests.post(
+        f"{live_server.url}/billing/stripe/webhook/",
+        data=body,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    page.reload()
+    expect(page.get_by_test_id("roi-revenue")).to_have_text("0.49 USD")  # 4 × 12.345 ¢, rounded once
+    expect(page.get_by_test_id("roi-total")).to_have_text("145.0 %")  # (49 ¢ − 20 ¢) ÷ 20 ¢

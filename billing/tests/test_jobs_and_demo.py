@@ -58,6 +58,7 @@ def test_demo_billing_links_the_demo_customer_to_acme_and_is_safe_to_rerun(custo
         }
         assert UsageRecord.objects.filter(invoice_line__isnull=True).exists()  # this month
         assert Invoice.objects.filter(period="2026-10").count() == 3
+        assert set(Invoice.objects.values_list("status", flat=True)) == {"paid", "open"}
         client.force_login(customer_user)
         response = client.get("/billing/")
     assert response.context["customer"].customer_ref == "cust_acme"

@@ -90,3 +90,46 @@ def test_an_unreachable_stripe_is_reported_with_its_address(settings):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     with pytest.raises(StripeFailed, match=r"Could not reach Stripe at http://127.0.0.1:9"):
         StripeClient().customer_create(params={"name": "x"}, idempotency_key="k")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_localstripe_delivers_signed_webhooks_that_we_verify_store_and_apply(
+    acme, stripe_at_localstripe, localstripe_url, live_server, settings
+):
+    import threading
+
+    import requests
+    from django.db.models.signals import post_save
+
+    from billing.models import StripeEvent
+
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_localstripe"
+    done = {"customer.created": threading.Event(), "customer.updated": threading.Event()}
+
+    ours = {}
+
+    def seen(sender, instance, **kwargs):
+        # Events of the other tests' customers may arrive too: wait for ours.
+        obj = instance.payload["data"]["object"]
+        if instance.type in done and obj.get("id") == ours.get("id") and instance.status != StripeEvent.Status.PENDING:
+            done[instance.type].set()
+
+    post_save.connect(seen, sender=StripeEvent, dispatch_uid="test-localstripe-seen")
+    try:
+        response = requests.post(
+            f"{localstripe_url}/_config/webhooks/fsar",
+            data={"url": f"{live_server.url}/billing/stripe/webhook/", "secret": "whsec_localstripe"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        stripe_id = ours["id"] = services._ensure_stripe_customer(stripe_at_localstripe, acme.pk, timezone.now())
+        assert done["customer.created"].wait(timeout=20), "localstripe's customer.created never arrived"
+        stripe_at_localstripe._client.v1.customers.update(stripe_id, params={"email": "ap@acme.example"})
+        assert done["customer.updated"].wait(timeout=20), "localstripe's customer.updated never arrived"
+    finally:
+        post_save.disconnect(dispatch_uid="test-localstripe-seen", sender=StripeEvent)
+    created = StripeEvent.objects.get(type="customer.created", payload__data__object__id=stripe_id)
+    assert created.status == StripeEvent.Status.IGNORED
+    updated = StripeEvent.objects.get(type="customer.updated", payload__data__object__id=stripe_id)
+    assert updated.status == StripeEvent.Status.PROCESSED and updated.result == "email updated"
+    assert Customer.objects.get(pk=acme.pk).email == "ap@acme.example"
