@@ -262,23 +262,29 @@ def _group_order(key: Key) -> tuple:
     return (bucket or datetime.min.replace(tzinfo=UTC), type_rank, task_type, ai_model is None, ai_model or "")
 
 
-def _previous_totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:
-    """Counts and sums of the previous window (enough for its means). On PostgreSQL a
-    plain sum/count, no percentile sort."""
+def _totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:
+    """Counts, sums and maxima without percentiles: enough for means, failure rates
+    and changes. On PostgreSQL a plain grouped scan, no percentile sort."""
     engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
     if engine == "python":
-        return _aggregate_python(query)
+        totals = _aggregate_python(query)
+        for stats in totals.values():
+            stats.p50_ms = stats.p95_ms = None
+        return totals
     where, params = _filters(query)
     model = "ai_model" if query.by_model else "NULL::text"
     sql = f"""
-        SELECT task_type, {model}, count(duration_ms), coalesce(sum(duration_ms), 0)::bigint
+        SELECT task_type, {model}, count(*), count(*) FILTER (WHERE status = 'failed'), count(duration_ms),
+               coalesce(sum(duration_ms), 0)::bigint, max(duration_ms)
           FROM execution_tasks WHERE {" AND ".join(where)} GROUP BY 1, 2
     """  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {
-            (None, task_type, ai_model): Stats(timed=timed, sum_ms=int(sum_ms))
-            for task_type, ai_model, timed, sum_ms in cursor.fetchall()
+            (None, task_type, ai_model): Stats(
+                count=count, failed=failed, timed=timed, sum_ms=int(sum_ms), max_ms=max_ms
+            )
+            for task_type, ai_model, count, failed, timed, sum_ms, max_ms in cursor.fetchall()
         }
 
 
@@ -320,7 +326,7 @@ def task_metrics(
     previous window of the same length (the API's `GET /metrics/tasks`)."""
     by_model = group_by == "ai_model"
     current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)
-    previous = _previous_totals(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
+    previous = _totals(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
     return {"window": window.as_dict(), "group_by": group_by, "groups": _groups(current, previous)}
 
 
@@ -415,12 +421,17 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
     """The operator page: per type (or, drilled down, per model of one type) the table,
     the slowest type and model, the biggest regression, and per type a chart series."""
     # One previous-window read serves both tables: per-type sums are the per-model sums added up.
-    previous = _previous_totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
-    current_by_model = aggregate(Query(window=window, by_model=True, task_type=task_type), engine=engine)
-    by_model = {"groups": _groups(current_by_model, previous)}
+    previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     if task_type is None:
         table = _groups(aggregate(Query(window=window), engine=engine), _by_type(previous))
+        # The highlights only need means: no percentile sort for the per-model groups here.
+        by_model = {"groups": _groups(_totals(Query(window=window, by_model=True), engine), previous)}
     else:
+        by_model = {
+            "groups": _groups(
+                aggregate(Query(window=window, by_model=True, task_type=task_type), engine=engine), previous
+            )
+        }
         table = by_model["groups"]
     bucket = chart_bucket(window)
     charts = series_by_type(window=window, bucket=bucket, engine=engine)
