@@ -1,5 +1,5 @@
-"""Settings for `python -m bench gate`: the project's, plus the trivial baseline
-endpoint, and (BENCH_GATE=allow) a gate that allows everything without looking,
+"""Settings for `python -m bench gate` and `queue`: the project's, plus the trivial
+baseline endpoints, and (BENCH_GATE=allow) a gate that allows everything without looking,
 to measure what the real gate costs on top of registration itself."""
 
 import os

@@ -1,7 +1,9 @@
-"""The project's URLs plus `POST /bench/noop`: authenticates an API key exactly as
-the agent API does (same ninja auth class, same scope) and answers `{"ok": true}`.
-The gate benchmark's baseline."""
+"""The project's URLs plus two baselines: `POST /api/bench/noop` authenticates an
+API key exactly as the agent API does (same ninja auth class, same scope) and
+answers `{"ok": true}` (the gate benchmark's); `GET /bench/plain/` is a plain
+template page (the queue benchmark's)."""
 
+from django.shortcuts import render
 from django.urls import path
 from ninja import NinjaAPI
 
@@ -16,8 +18,13 @@ def noop(request):
     return {"ok": True}
 
 
+def plain(request):
+    """A plain template page: the site layout and nothing else (the queue benchmark's baseline)."""
+    return render(request, "base.html", {})
+
+
 # Under /api/ like the agent API, so that the login middleware lets it through the same way.
-urlpatterns = [path("api/bench/", bench_api.urls), *project_urlpatterns]
+urlpatterns = [path("api/bench/", bench_api.urls), path("bench/plain/", plain), *project_urlpatterns]
 
 
 def allow_all(task):

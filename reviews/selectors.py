@@ -4,9 +4,9 @@ dashboard and pages show."""
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q, QuerySet
 
 from fsar.roles import COMMITTEE, has_role
 from reviews.models import (
@@ -81,7 +81,7 @@ def dashboard_context() -> dict:
 QUEUE_PAGE_SIZE = 50
 
 
-def encode_queue_cursor(case: Case) -> str:
+def encode_queue_cursor(case) -> str:
     return f"{case.severity}~{case.due_at.isoformat()}~{case.pk}"
 
 
@@ -105,29 +105,24 @@ def human_duration(delta) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
+class QueueRow(SimpleNamespace):
+    """One queue row: the case's columns plus what the page shows about it."""
+
+
+QUEUE_COLUMNS = (
+    "id", "kind", "status", "title", "severity", "quorum", "version", "due_at", "claimed_by_id", "claimed_until",
+    "short_of_members",
+)  # fmt: skip
+
+
 def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, now, size: int = QUEUE_PAGE_SIZE):
     """One page of the committee queue, most urgent first (severity, then due time),
     with each row's approvals on the current version and whether `user` voted.
-    One query whatever the number of open cases: keyset pagination, no total count."""
-    approvals = (
-        Vote.objects.filter(case=OuterRef("pk"), case_version=OuterRef("version"), choice=Vote.Choice.APPROVE)
-        .order_by()
-        .values("case")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    Two queries whatever the number of open cases (the page by keyset on the
+    partial index `reviews_case_queue`, then the votes on those cases); never a
+    count of the whole table."""
     statuses = [CaseStatus.ADVISORY] if show == "advisory" else [s for s in QUEUE_STATUSES if s != CaseStatus.ADVISORY]
-    cases = (
-        Case.objects.filter(status__in=statuses, due_at__isnull=False)
-        .select_related("claimed_by")
-        .annotate(
-            approvals=Coalesce(Subquery(approvals), 0),
-            i_voted=Exists(
-                Vote.objects.filter(case=OuterRef("pk"), case_version=OuterRef("version"), member_id=user.pk)
-            ),
-        )
-        .order_by("-severity", "due_at", "id")
-    )
+    cases = Case.objects.filter(status__in=statuses, due_at__isnull=False).order_by("-severity", "due_at", "id")
     if kind:
         cases = cases.filter(kind=kind)
     if min_severity is not None:
@@ -140,18 +135,39 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
         cases = cases.filter(due_at__lt=now)
     if after is not None:
         severity, due_at, pk = after
+        # The redundant `severity <= s` lets PostgreSQL start the index scan at the cursor.
         cases = cases.filter(
-            Q(severity__lt=severity)
-            | Q(severity=severity, due_at__gt=due_at)
-            | Q(severity=severity, due_at=due_at, pk__gt=pk)
+            Q(severity__lte=severity)
+            & (
+                Q(severity__lt=severity)
+                | Q(severity=severity, due_at__gt=due_at)
+                | Q(severity=severity, due_at=due_at, pk__gt=pk)
+            )
         )
-    rows = list(cases[: size + 1])
+    rows = [QueueRow(**row) for row in cases.values(*QUEUE_COLUMNS, claimer=F("claimed_by__username"))[: size + 1]]
     more = len(rows) > size
     rows = rows[:size]
-    for case in rows:
-        case.claim_active = bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now)
-        case.overdue = case.due_at < now
-        case.due_text = human_duration(abs(case.due_at - now))
+    versions = {row.id: row.version for row in rows}
+    approvals: dict[int, int] = {}
+    voted: set[int] = set()
+    for case_id, version, member_id, choice in Vote.objects.filter(case_id__in=versions).values_list(
+        "case_id", "case_version", "member_id", "choice"
+    ):
+        if version != versions[case_id]:
+            continue
+        if choice == Vote.Choice.APPROVE:
+            approvals[case_id] = approvals.get(case_id, 0) + 1
+        if member_id == user.pk:
+            voted.add(case_id)
+    kinds, labels = dict(Case.Kind.choices), dict(CaseStatus.choices)
+    for row in rows:
+        row.pk = row.id
+        row.kind_label, row.status_label = kinds[row.kind], labels[row.status]
+        row.approvals = approvals.get(row.id, 0)
+        row.i_voted = row.id in voted
+        row.claim_active = bool(row.claimed_by_id and row.claimed_until and row.claimed_until > now)
+        row.overdue = row.due_at < now
+        row.due_text = human_duration(abs(row.due_at - now))
     return rows, (encode_queue_cursor(rows[-1]) if more and rows else None)
 
 

@@ -126,7 +126,14 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     params = {k: v for k, v in request.GET.items() if k != "after"}
     next_url = f"?{urlencode({**params, 'after': next_cursor})}" if next_cursor else None
-    return render(request, "reviews/queue.html", {"form": form, "rows": rows, "next_url": next_url})
+    context = {
+        "form": form,
+        "filters": filters,
+        "rows": rows,
+        "next_url": next_url,
+        "case_url": reverse("reviews:case", args=[0]).removesuffix("0/"),
+    }
+    return render(request, "reviews/queue.html", context)
 
 
 @role_required(OPERATORS, COMMITTEE)
