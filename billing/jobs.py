@@ -44,3 +44,11 @@ def reconcile_invoices() -> str:
     for line in corrections:
         logger.warning("Stripe reconciliation: %s", line)
     return f"corrected {len(corrections)} invoice(s)" + "".join(f"\n{c}" for c in corrections)
+
+
+def stripe_events_drain() -> str:
+    """Process every pending Stripe event (scheduled by webhook intake, and
+    periodically as a safety net)."""
+    from billing import webhooks
+
+    return f"processed {webhooks.drain_pending()} event(s)"

@@ -172,13 +172,13 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
-    """Verify, store once, acknowledge; a job applies the event."""
+    """Verify, store once, acknowledge; a drain job applies stored events in order."""
     try:
         event, created = webhooks.receive(body=request.body, signature=request.headers.get("Stripe-Signature"))
     except webhooks.WebhookRefused as exc:
         return JsonResponse({"detail": exc.message}, status=exc.status)
     if created:
-        django_rq.enqueue(jobs.stripe_event_process, event.pk)
+        webhooks.schedule_drain()
     return JsonResponse({"received": event.stripe_id, "duplicate": not created})
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -100,14 +101,61 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
 
 # Processing
 
+# Set while a drain job is queued or running, so that intake enqueues one job for
+# a burst of events instead of one per event (each RQ job forks a work horse).
+DRAIN_KEY = "billing:stripe-events:drain-scheduled"
+DRAIN_KEY_TTL = 300  # a drain that died frees the key; the periodic drain covers the gap
+DRAIN_BATCH = 200
 
-def event_process(*, event_id: int) -> StripeEvent:
+
+def schedule_drain() -> bool:
+    """Enqueue a drain job unless one is already queued or running."""
+    import django_rq
+
+    from billing import jobs
+
+    if not cache.add(DRAIN_KEY, 1, timeout=DRAIN_KEY_TTL):
+        return False
+    django_rq.enqueue(jobs.stripe_events_drain)
+    return True
+
+
+def drain_pending() -> int:
+    """Process pending events in arrival order until none are left; several
+    workers may drain at once (rows are claimed with SKIP LOCKED). Returns how
+    many this call processed. Failed events stay failed for `stripe_replay`."""
+    processed = 0
+    while True:
+        ids = list(
+            StripeEvent.objects.filter(status=StripeEvent.Status.PENDING)
+            .order_by("id")
+            .values_list("pk", flat=True)[:DRAIN_BATCH]
+        )
+        if not ids:
+            # Free the key, then look once more: an event stored in between either
+            # scheduled a new drain (the key was free) or is seen here.
+            cache.delete(DRAIN_KEY)
+            if not StripeEvent.objects.filter(status=StripeEvent.Status.PENDING).exists():
+                return processed
+            if not cache.add(DRAIN_KEY, 1, timeout=DRAIN_KEY_TTL):
+                return processed  # another drain has it
+            continue
+        for pk in ids:
+            processed += event_process(event_id=pk, skip_locked=True) is not None
+
+
+def event_process(*, event_id: int, skip_locked: bool = False) -> StripeEvent | None:
     """Apply a stored event. Its effects and its status commit together; a failure
     rolls the effects back and records the error (replay with `stripe_replay`).
-    Processing a processed event again does nothing."""
+    Processing a processed event again does nothing. With skip_locked, an event
+    another worker is processing right now is skipped (returns None)."""
     try:
         with transaction.atomic():
-            event = StripeEvent.objects.select_for_update().get(pk=event_id)
+            event = StripeEvent.objects.select_for_update(skip_locked=skip_locked).filter(pk=event_id).first()
+            if event is None:
+                if skip_locked:
+                    return None
+                raise StripeEvent.DoesNotExist(f"No stored Stripe event with id {event_id}.")
             if event.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED):
                 return event
             handler = HANDLERS.get(event.type)

@@ -2,7 +2,7 @@
 rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 
 from audit.jobs import verify_audit_chain_job
-from billing.jobs import invoice_run_scheduled, reconcile_invoices
+from billing.jobs import invoice_run_scheduled, reconcile_invoices, stripe_events_drain
 from reviews.jobs import expire_approvals, retry_due_callbacks
 from tasks.jobs import fail_abandoned_tasks
 
@@ -10,6 +10,7 @@ PERIODIC_JOBS = [
     (fail_abandoned_tasks, 300),
     (invoice_run_scheduled, 3_600),
     (reconcile_invoices, 900),
+    (stripe_events_drain, 60),
     (verify_audit_chain_job, 86_400),
     (retry_due_callbacks, 60),
     (expire_approvals, 300),

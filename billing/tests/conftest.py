@@ -111,3 +111,15 @@ def stripe_on(settings):
 def fake_stripe(stripe_on):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield FakeStripe(rsps)
+
+
+@pytest.fixture(autouse=True)
+def no_drain_scheduled():
+    """The "drain scheduled" flag lives in the cache, which outlives a test."""
+    from django.core.cache import cache
+
+    from billing.webhooks import DRAIN_KEY
+
+    cache.delete(DRAIN_KEY)
+    yield
+    cache.delete(DRAIN_KEY)

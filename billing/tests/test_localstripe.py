@@ -99,6 +99,7 @@ def test_localstripe_delivers_signed_webhooks_that_we_verify_store_and_apply(
     import threading
 
     import requests
+    from django.db import transaction
     from django.db.models.signals import post_save
 
     from billing.models import StripeEvent
@@ -112,7 +113,8 @@ def test_localstripe_delivers_signed_webhooks_that_we_verify_store_and_apply(
         # Events of the other tests' customers may arrive too: wait for ours.
         obj = instance.payload["data"]["object"]
         if instance.type in done and obj.get("id") == ours.get("id") and instance.status != StripeEvent.Status.PENDING:
-            done[instance.type].set()
+            # Tell the test only once the processing transaction has committed.
+            transaction.on_commit(done[instance.type].set)
 
     post_save.connect(seen, sender=StripeEvent, dispatch_uid="test-localstripe-seen")
     try:

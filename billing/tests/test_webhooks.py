@@ -301,3 +301,43 @@ def test_a_failing_handler_rolls_back_records_the_error_and_can_be_replayed(deli
     out = StringIO()
     call_command("stripe_replay", stdout=out)
     assert "Replayed 0 event(s)" in out.getvalue()
+
+
+def test_a_burst_of_events_is_drained_by_one_job_in_arrival_order(client, webhook_secret, open_invoice):
+    """Intake schedules one drain job for a burst (not one per event); the drain
+    applies every pending event and frees the flag for the next burst."""
+    from django.core.cache import cache
+
+    from billing import jobs
+
+    events = [
+        stripe_event("invoice.finalized", invoice_obj("open"), created=1),
+        stripe_event("invoice.paid", invoice_obj("paid"), created=2),
+        stripe_event("charge.refunded", {"id": "ch_9", "payment_intent": "pi_1", "amount_refunded": 100}, created=3),
+    ]
+    with mock.patch("django_rq.enqueue") as enqueue:
+        for event in events:
+            body = json.dumps(event)
+            response = client.post(
+                reverse("billing:stripe_webhook"),
+                body,
+                content_type="application/json",
+                HTTP_STRIPE_SIGNATURE=signed(body),
+            )
+            assert response.status_code == 200
+    assert enqueue.call_count == 1 and enqueue.call_args.args == (jobs.stripe_events_drain,)
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"pending"}
+
+    assert jobs.stripe_events_drain() == "processed 3 event(s)"
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert Invoice.objects.get().status == "paid"
+    assert Payment.objects.get(kind="refund").amount_minor == 100
+    assert cache.get(webhooks.DRAIN_KEY) is None
+    assert jobs.stripe_events_drain() == "processed 0 event(s)"
+
+
+def test_the_periodic_drain_is_a_safety_net():
+    from billing import jobs
+    from fsar.periodic import PERIODIC_JOBS
+
+    assert jobs.stripe_events_drain in [job for job, _ in PERIODIC_JOBS]
