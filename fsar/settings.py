@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "simple_history",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "django_rq",
     "ninja",
     "fsar",
@@ -70,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "fsar.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -186,6 +189,8 @@ PERIODIC_LOOP_SECONDS = env_int("PERIODIC_LOOP_SECONDS", 60)
 TASK_GATE = "fsar.gate.decide"
 # Extra keys for the task API's `gate` (case status and rationale), composed the same way.
 TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
+# Committee decisions need a TOTP-verified session from every member (else only from members who enrolled).
+REVIEWS_REQUIRE_TOTP = env_bool("REVIEWS_REQUIRE_TOTP", False)
 # Signed callbacks to the AI side (reviews): seconds to wait for the receiver.
 REVIEWS_CALLBACK_TIMEOUT_SECONDS = env_int("REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
 # Per-API-key rate limit: requests per fixed window (0 = no limit), answered 429 + Retry-After.

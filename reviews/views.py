@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import time
+from base64 import b32encode
 from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from fsar.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
@@ -92,19 +97,77 @@ def note_login_time(sender, request, user, **kwargs) -> None:
 
 
 def recent_login_required(view):
-    """Votes, recusals and revocations need a login within the last 15 minutes;
-    otherwise the member signs in again and comes back to the case."""
+    """Votes, recusals and revocations need a login within the last 15 minutes
+    (otherwise the member signs in again and comes back to the case), and a
+    TOTP-verified session from members who enrolled a device, or from everyone
+    when settings.REVIEWS_REQUIRE_TOTP is on."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, case_id: int, *args, **kwargs) -> HttpResponse:
+        back = reverse("reviews:case", args=[case_id])
         logged_in_at = request.session.get(LOGIN_AT, 0)
         if time.time() - logged_in_at > RECENT_LOGIN_SECONDS:
             messages.warning(request, "For a decision, please sign in again: your last sign-in is over 15 minutes old.")
-            back = reverse("reviews:case", args=[case_id])
             return redirect(f"{reverse('login')}?{urlencode({'next': back})}")
+        has_device = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).exists()
+        if not has_device and settings.REVIEWS_REQUIRE_TOTP:
+            messages.warning(request, "Decisions need two-factor authentication: enrol an authenticator app first.")
+            return redirect(f"{reverse('reviews:two_factor')}?{urlencode({'next': back})}")
+        if has_device and not request.user.is_verified():
+            messages.warning(request, "Enter the code from your authenticator app to continue.")
+            return redirect(f"{reverse('reviews:two_factor_verify')}?{urlencode({'next': back})}")
         return view(request, case_id, *args, **kwargs)
 
     return wrapped
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return reverse("reviews:queue")
+
+
+@role_required(COMMITTEE)
+@require_http_methods(["GET", "POST"])
+def two_factor(request: HttpRequest) -> HttpResponse:
+    """Enrol a TOTP authenticator: create an unconfirmed device, show its secret,
+    and confirm it with a first code."""
+    confirmed = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).first()
+    pending = TOTPDevice.objects.devices_for_user(request.user, confirmed=False).first()
+    if request.method == "POST" and confirmed is None:
+        if request.POST.get("action") == "start" and pending is None:
+            pending = TOTPDevice.objects.create(user=request.user, name="Authenticator app", confirmed=False)
+        elif request.POST.get("action") == "confirm" and pending is not None:
+            if pending.verify_token((request.POST.get("token") or "").strip()):
+                pending.confirmed = True
+                pending.save()
+                otp_login(request, pending)
+                messages.success(request, "Two-factor authentication is on for your account.")
+                return redirect(_safe_next(request))
+            messages.error(request, "That code did not match; check the time on your phone and try again.")
+        return redirect(f"{reverse('reviews:two_factor')}?{urlencode({'next': _safe_next(request)})}")
+    context = {
+        "confirmed": confirmed,
+        "pending": pending,
+        "secret": b32encode(pending.bin_key).decode() if pending else "",
+        "next": _safe_next(request),
+        "required": settings.REVIEWS_REQUIRE_TOTP,
+    }
+    return render(request, "reviews/two_factor.html", context)
+
+
+@role_required(COMMITTEE)
+@require_http_methods(["GET", "POST"])
+def two_factor_verify(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        token = (request.POST.get("token") or "").strip()
+        for device in TOTPDevice.objects.devices_for_user(request.user, confirmed=True):
+            if device.verify_token(token):
+                otp_login(request, device)
+                return redirect(_safe_next(request))
+        messages.error(request, "That code did not match.")
+    return render(request, "reviews/two_factor_verify.html", {"next": _safe_next(request)})
 
 
 @role_required(OPERATORS, COMMITTEE)

@@ -61,6 +61,8 @@ PAGES = [
     ),
     ("reviews:upload", {"anon": 302, "operator": 200, "superuser": 200}),
     ("reviews:queue", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    ("reviews:two_factor", {"anon": 302, "committee": 200, "superuser": 200}),
+    ("reviews:two_factor_verify", {"anon": 302, "committee": 200, "superuser": 200}),
     # Committee actions are POST only (405 to a GET); everyone else gets 404.
     ("/reviews/cases/999999/vote/", {"anon": 302, "committee": 405, "superuser": 405}),
     ("/reviews/cases/999999/recuse/", {"anon": 302, "committee": 405, "superuser": 405}),
