@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from billing.demo import seed_demo_billing
 from fsar.roles import COMMITTEE, CUSTOMERS, OPERATORS
+from reviews.demo import seed_demo_reviews
 from tasks.demo import seed_demo_tasks
 from tasks.models import ApiKey
 from tasks.services import api_key_create, api_key_revoke
@@ -44,12 +45,15 @@ class Command(BaseCommand):
             for old in ApiKey.objects.filter(name__startswith=AGENT_KEY_PREFIX, revoked_at__isnull=True):
                 api_key_revoke(api_key_id=old.pk, reason="replaced by a new demo key")
             name = f"{AGENT_KEY_PREFIX}-{timezone.now():%Y%m%d%H%M%S%f}"
-            _, secret = api_key_create(name=name, owner=agent, scopes=list(ApiKey.Scope.values))
+            demo_key, secret = api_key_create(name=name, owner=agent, scopes=list(ApiKey.Scope.values))
         added = seed_demo_tasks(count=tasks, now=timezone.now())
         self.stdout.write(f"Demo tasks added: {added} (existing demo tasks are kept).")
         billing_user = get_user_model().objects.get(username="customer")
         if seed_demo_billing(now=timezone.now(), customer_user=billing_user):
             self.stdout.write("Demo billing added: 3 customers (customer logs in as Acme), offerings, usage, invoices.")
+        alice = get_user_model().objects.get(username="alice")
+        if seed_demo_reviews(api_key=demo_key, first_member=alice):
+            self.stdout.write("Demo reviews added: the seed report, a blocking and a severity-50 report, held tasks.")
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _ in DEMO_USERS:

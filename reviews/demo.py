@@ -1,0 +1,45 @@
+"""Demo reviews for `manage.py seed_demo`: the seed report and two held ones, with
+tasks waiting on them and one vote cast. Safe to rerun (reports are idempotent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reviews import services
+from reviews.models import Case, Vote
+from tasks.models import ApiKey
+from tasks.services import Actor, task_register
+
+REPORTS = Path(__file__).parent / "demo_reports"
+
+
+def seed_demo_reviews(*, api_key: ApiKey, first_member=None) -> int:
+    """Ingest the demo reports; hold two tasks on the blocking one; `first_member` approves it once."""
+    created = 0
+    for path in sorted(REPORTS.glob("*.md")):
+        result = services.report_ingest(raw=path.read_bytes(), filename=path.name, api_key=api_key)
+        created += result.created
+    actor = Actor.for_key(api_key)
+    for i in range(2):
+        task_register(
+            actor=actor,
+            external_id=f"demo-held-{i}",
+            task_type="implement_idea",
+            ai_model="gpt-5.1-mini",
+            proposal_ref="fsar_demo-blocking-rollout",
+        )
+    blocking = Case.objects.filter(reports__report_id="fsar_demo-blocking-rollout").first()
+    if first_member is not None and blocking is not None and not Vote.objects.filter(case=blocking).exists():
+        # One approval of the two needed: a second member completes it and releases the held tasks.
+        services.vote_cast(
+            case_id=blocking.pk,
+            member=first_member,
+            choice="approve",
+            rationale="The rollback is warm and traffic is capped at 30 percent.",
+        )
+        risky = Case.objects.filter(reports__report_id="fsar_demo-self-modify-gate").first()
+        if risky is not None:
+            services.comment_add(
+                case_id=risky.pk, author=first_member, text="Who watches the thresholds if this ships?"
+            )
+    return created
