@@ -717,9 +717,7 @@ def eligible_member_ids(case: Case) -> set[int]:
 
 def why_cannot_vote(case: Case, member) -> str | None:
     """None when `member` may vote on the case's current version, else the reason."""
-    from fsar.roles import COMMITTEE, has_role
-
-    if not has_role(member, COMMITTEE):
+    if not committee_members().filter(pk=member.pk).exists():
         return "only ethics committee members vote"
     if case.status == CaseStatus.CHANGES_REQUESTED:
         return "changes were requested; votes resume on the revision"
