@@ -10,7 +10,7 @@ template, every query):
 
 - the baseline: a plain template page (`/bench/plain/`: the site layout, no
   queries of its own);
-- `/reviews/` (first page), `/reviews/?show=unclaimed`, `/reviews/?show=overdue`,
+- `/reviews/` (first page of 25), `/reviews/?show=unclaimed`, `/reviews/?show=overdue`,
   `/reviews/?min_severity=50`, and a page deep in the keyset (cursor of row 5,000).
 
 Reports each page's query count and median server time against the baseline's.
@@ -151,7 +151,9 @@ def run(count: int) -> int:
     assert first.status_code == 200, first.status_code
     cursor_after = None
     page = first
-    for _ in range(100):  # walk to row 5,000 (100 pages of 50), following the page's own "Next" link
+    from reviews.selectors import QUEUE_PAGE_SIZE
+
+    for _ in range(5000 // QUEUE_PAGE_SIZE):  # walk to row 5,000, following each page's own "Next" link
         cursor_after = html.unescape(re.search(r'<a href="(\?[^"]+)" rel="next"', page.content.decode()).group(1))
         page = client.get("/reviews/" + cursor_after)
     pages = {

@@ -78,7 +78,7 @@ def dashboard_context() -> dict:
 
 # ------------------------------------------------------------------- the queue
 
-QUEUE_PAGE_SIZE = 50
+QUEUE_PAGE_SIZE = 25
 
 
 def encode_queue_cursor(case) -> str:
