@@ -10,6 +10,7 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "metrics": "bench.metrics",
     "gate": "bench.gate",
+    "webhooks": "bench.webhooks",
     "queue": "bench.queue",
 }
 

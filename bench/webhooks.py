@@ -1,0 +1,320 @@
+"""Stripe webhook intake under gunicorn, PostgreSQL and RQ workers.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \\
+        .venv/bin/python -m bench webhooks [--seconds=N] [--clients=16] [--workers=N] [--rqworkers=2] [--keep]
+
+Creates its own database (fsar_bench_webhooks) with one customer and enough open
+invoices, starts gunicorn (sync workers, DEBUG off) with one extra URL,
+`POST /billing/stripe/webhook/bench-noop` (reads the body and answers `{"received": true}`: the
+baseline), and `rqworker`s on REDIS_URL. Then, alternating so noise hits both
+alike, N closed-loop clients send:
+
+1. the baseline, and
+2. signed `invoice.paid` events to `POST /billing/stripe/webhook/`, each for its
+   own invoice, 10% of them re-deliveries of an event already sent.
+
+Reports acknowledgements/s and p50/p99 acknowledgement time for both, waits for
+the workers to drain, and checks that nothing was lost or applied twice: every
+acknowledged event is stored once and processed, every invoice it names is paid
+with exactly one payment. Drops the database at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from urllib.parse import urlparse
+
+import stripe
+
+from bench.gate import ROOT, free_port, log, percentile, pg_version, wait_for
+
+BENCH_DB = "fsar_bench_webhooks"
+SECRET = "whsec_bench_webhooks"
+INVOICES = 40_000
+
+
+async def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, float]:
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode() + body)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    elapsed = (time.perf_counter() - start) * 1000
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    return status, elapsed
+
+
+async def load(port: int, clients: int, seconds: float, make_request) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            path, body, headers, on_status = make_request()
+            status, elapsed = await post(port, path, body, headers)
+            on_status(status)
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append(elapsed)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "per_second": len(latencies) / wall,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "statuses": statuses,
+    }
+
+
+def main(argv: list[str]) -> int:
+    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    seconds = float(options.get("seconds", 10))
+    clients = int(options.get("clients", 16))
+    workers = int(options.get("workers", (os.cpu_count() or 2) * 2 + 1))
+    rqworkers = int(options.get("rqworkers", 2))
+    keep = "--keep" in argv
+    url = os.environ.get("DATABASE_URL", "")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
+        log("bench webhooks needs DATABASE_URL=postgres://… (it creates its own database) and REDIS_URL")
+        return 2
+    import psycopg
+
+    server = urlparse(url)
+    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
+    if server.password:
+        admin_dsn += f" password={server.password}"
+    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": server._replace(path=f"/{BENCH_DB}").geturl(),
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "bench.webhook_settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-webhooks-not-a-real-secret-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "PYTHONWARNINGS": "ignore::UserWarning",
+    }
+    processes: list[subprocess.Popen] = []
+    try:
+        return run(env, processes, seconds=seconds, clients=clients, workers=workers, rqworkers=rqworkers)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if not keep:
+            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def django_script(env: dict, script: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+SETUP = f"""
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from billing.models import Customer, Invoice
+customer = Customer.objects.create(customer_ref="cust_bench", name="Bench Co", stripe_customer_id="cus_bench")
+Invoice.objects.bulk_create(
+    [Invoice(customer=customer, period=f"{{2000 + i // 12:04d}}-{{i % 12 + 1:02d}}", currency="usd", status="open",
+             total_minor=1000, amount_remaining_minor=1000, stripe_invoice_id=f"in_bench_{{i}}")
+     for i in range({INVOICES})],
+    batch_size=5000,
+)
+"""
+
+# Invoices per customer per period are unique: one customer, so periods must differ.
+assert INVOICES <= 12 * 7999
+
+CHECK = """
+import json
+from django.db.models import Count
+from billing.models import Invoice, Payment, StripeEvent
+sent = json.loads(open(SENT_FILE).read())
+# First: events only ever leave `pending`, so 0 here means the rest below is final.
+pending = StripeEvent.objects.filter(status="pending").count()
+events = StripeEvent.objects.filter(stripe_id__in=sent)
+by_status = dict(events.values_list("status").annotate(n=Count("id")))
+stored = events.count()
+applied = Invoice.objects.filter(stripe_invoice_id__in=[f"in_bench_{s.split('_')[-1]}" for s in sent])
+paid = applied.filter(status="paid", amount_paid_minor=1000, amount_remaining_minor=0).count()
+payments = Payment.objects.filter(invoice__in=applied)
+doubled = payments.values("invoice_id").annotate(n=Count("id")).filter(n__gt=1).count()
+print(json.dumps({"stored": stored, "by_status": by_status, "paid": paid, "payments": payments.count(),
+                  "doubled": doubled, "pending": pending}))
+"""
+
+
+def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rqworkers: int) -> int:
+    log(f"setting up {BENCH_DB} ({INVOICES} open invoices) …")
+    django_script(env, SETUP)
+    port = free_port()
+    gunicorn = [sys.executable, "-m", "gunicorn", "fsar.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+    processes.append(subprocess.Popen([*gunicorn, "--log-level", "warning"], cwd=ROOT, env=env))
+    for _ in range(rqworkers):
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "rqworker", "default"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+            )
+        )
+    wait_for(port)
+    rng = random.Random(7)
+    numbers = itertools.count()
+    sent: dict[str, bytes] = {}  # event id → body
+    acknowledged: set[str] = set()
+    duplicates = {"sent": 0}
+
+    def noop():
+        body = json.dumps({"id": "evt_noop", "type": "noop", "data": {"object": {}}}).encode()
+        return "/billing/stripe/webhook/bench-noop", body, {}, lambda status: None
+
+    def webhook():
+        if sent and rng.random() < 0.10:
+            event_id = f"evt_bench_{rng.randrange(len(sent))}"
+            body = sent[event_id]
+            duplicates["sent"] += 1
+        else:
+            i = next(numbers)
+            if i >= INVOICES:
+                raise RuntimeError("ran out of invoices: raise INVOICES")
+            event_id = f"evt_bench_{i}"
+            obj = {
+                "id": f"in_bench_{i}",
+                "object": "invoice",
+                "status": "paid",
+                "total": 1000,
+                "amount_paid": 1000,
+                "amount_remaining": 0,
+                "payments": {
+                    "object": "list",
+                    "data": [{"id": f"inpay_{i}", "payment": {"type": "payment_intent", "payment_intent": f"pi_{i}"}}],
+                },
+            }
+            body = json.dumps(
+                {
+                    "id": event_id,
+                    "object": "event",
+                    "type": "invoice.paid",
+                    "created": int(time.time()),
+                    "api_version": "2026-10-28.endive",
+                    "data": {"object": obj},
+                }
+            ).encode()
+            sent[event_id] = body
+        header = stripe.WebhookSignature.generate_signature_header(body.decode(), SECRET)
+
+        def on_status(status: int, event_id=event_id) -> None:
+            if status == 200:
+                acknowledged.add(event_id)
+
+        return "/billing/stripe/webhook/", body, {"Stripe-Signature": header}, on_status
+
+    async def phases() -> dict:
+        await load(port, clients, 2, noop)  # warm-up
+        await load(port, clients, 2, webhook)
+        results = {"noop": [], "webhook": []}
+        for _ in range(2):
+            results["noop"].append(await load(port, clients, seconds / 2, noop))
+            results["webhook"].append(await load(port, clients, seconds / 2, webhook))
+        return results
+
+    results = asyncio.run(phases())
+
+    def merged(runs: list[dict]) -> dict:
+        return {
+            "requests": sum(r["requests"] for r in runs),
+            "per_second": statistics.fmean(r["per_second"] for r in runs),
+            "p50": statistics.fmean(r["p50"] for r in runs),
+            "p99": max(r["p99"] for r in runs),
+            "statuses": {k: sum(r["statuses"].get(k, 0) for r in runs) for r in runs for k in r["statuses"]},
+        }
+
+    noop_r, hook_r = merged(results["noop"]), merged(results["webhook"])
+    # Let the workers drain the queue, then check every acknowledged event.
+    sent_file = f"/tmp/{BENCH_DB}-sent.json"
+    with open(sent_file, "w") as f:
+        json.dump(sorted(acknowledged), f)
+    check = CHECK.replace("SENT_FILE", repr(sent_file))
+    drain_started = time.perf_counter()
+    while True:
+        outcome = json.loads(django_script(env, check).splitlines()[-1])
+        if outcome["pending"] == 0 or time.perf_counter() - drain_started > 120:
+            break
+        time.sleep(1)
+    drained = time.perf_counter() - drain_started
+    log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    log(
+        f"gunicorn {workers} sync workers, {rqworkers} rqworkers, {clients} concurrent clients, "
+        f"{seconds:.0f} s per endpoint, PostgreSQL {pg_version(env)}"
+    )
+    log("| endpoint | requests | acks/s | p50 ms | p99 ms | statuses |")
+    log("|---|---|---|---|---|---|")
+    for name, r in (
+        ("POST /billing/stripe/webhook/bench-noop (baseline)", noop_r),
+        ("POST /billing/stripe/webhook/ (signed invoice.paid, 10% duplicates)", hook_r),
+    ):
+        log(
+            f"| {name} | {r['requests']} | {r['per_second']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+            f"{dict(sorted(r['statuses'].items()))} |"
+        )
+    log(
+        f"webhook/noop throughput ratio: {hook_r['per_second'] / noop_r['per_second']:.2f}; "
+        f"webhook {hook_r['per_second']:.0f} acks/s (goal ≥ 300), p99 {hook_r['p99']:.1f} ms (goal ≤ 50 ms)"
+    )
+    unique = len(acknowledged)
+    lost = unique - outcome["stored"]
+    log(
+        f"after the run (workers drained in {drained:.1f} s): {unique} distinct events acknowledged "
+        f"({duplicates['sent']} re-deliveries sent), {outcome['stored']} stored {outcome['by_status']}, "
+        f"{outcome['paid']} invoices paid, {outcome['payments']} payments, {outcome['doubled']} invoices paid twice, "
+        f"{lost} lost"
+    )
+    ok = (
+        lost == 0
+        and outcome["doubled"] == 0
+        and outcome["paid"] == unique
+        and outcome["payments"] == unique
+        and outcome["by_status"] == {"processed": unique}
+    )
+    bad = {k: v for k, v in {**noop_r["statuses"], **hook_r["statuses"]}.items() if k != 200}
+    if bad:
+        log(f"unexpected statuses: {bad}")
+    log("integrity: " + ("OK, zero lost or double-applied events" if ok else "FAILED"))
+    return 0 if ok and not bad else 1
