@@ -319,6 +319,24 @@ def handle_charge_refunded(event: StripeEvent, obj: dict) -> str:
     return f"refunded {refunded} in total on {obj['id']}"
 
 
+def handle_credit_note(event: StripeEvent, obj: dict) -> str:
+    invoice = _invoice_for(_ref(obj.get("invoice")))
+    if invoice is None:
+        return "ignored: no FSAR invoice for this credit note"
+    amount = obj.get("total") if isinstance(obj.get("total"), int) else obj.get("amount") or 0
+    status = "void" if event.type == "credit_note.voided" or obj.get("status") == "void" else "issued"
+    payment = Payment.objects.select_for_update().filter(stripe_id=obj["id"]).first()
+    if payment is None:
+        payment = Payment(invoice=invoice, stripe_id=obj["id"], kind=Payment.Kind.CREDIT_NOTE, amount_minor=amount)
+    elif payment.status == "void":
+        return "credit note already void"  # void is final: a late `created` never revives it
+    payment.amount_minor = 0 if status == "void" else amount
+    payment.status = status
+    payment._change_reason = f"credit note {status} ({event.stripe_id})"
+    payment.save()
+    return f"credit note {obj['id']} {status}: {payment.amount_minor}"
+
+
 def handle_customer(event: StripeEvent, obj: dict) -> str:
     customer = Customer.objects.select_for_update().filter(stripe_customer_id=obj.get("id")).first()
     if customer is None:
@@ -344,6 +362,8 @@ HANDLERS = {
     "payment_intent.succeeded": handle_payment_intent,
     "payment_intent.payment_failed": handle_payment_intent,
     "charge.refunded": handle_charge_refunded,
+    "credit_note.created": handle_credit_note,
+    "credit_note.voided": handle_credit_note,
     "customer.updated": handle_customer,
     "customer.deleted": handle_customer,
 }

@@ -341,3 +341,13 @@ def test_the_periodic_drain_is_a_safety_net():
     from fsar.periodic import PERIODIC_JOBS
 
     assert jobs.stripe_events_drain in [job for job, _ in PERIODIC_JOBS]
+
+
+def test_credit_notes_are_recorded_and_a_void_one_stays_void(deliver, open_invoice):
+    note = {"id": "cn_1", "object": "credit_note", "invoice": "in_wh_1", "total": 700, "status": "issued"}
+    deliver(stripe_event("credit_note.voided", {**note, "status": "void"}, created=2))
+    deliver(stripe_event("credit_note.created", note, created=1))  # late
+    payment = Payment.objects.get(stripe_id="cn_1")
+    assert (payment.kind, payment.status, payment.amount_minor) == ("credit_note", "void", 0)
+    deliver(stripe_event("credit_note.created", {**note, "id": "cn_2"}))
+    assert Payment.objects.get(stripe_id="cn_2").amount_minor == 700
