@@ -15,6 +15,22 @@ def fresh_rule_cache():
     policy.clear_cache()
 
 
+@pytest.fixture(autouse=True)
+def default_policy(request):
+    """Database tests start from the default policy, even after a transactional
+    test elsewhere in the run flushed what the data migration installed."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from reviews import policy
+    from reviews.defaults import install_default_rules
+
+    install_default_rules()
+    policy.clear_cache()
+
+
 @pytest.fixture
 def seed_md() -> bytes:
     return (FIXTURES / "seed_report.md").read_bytes()
