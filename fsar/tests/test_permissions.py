@@ -69,6 +69,8 @@ PAGES = [
     ("/reviews/cases/999999/revoke/", {"anon": 302, "committee": 405, "superuser": 405}),
     ("/reviews/cases/999999/comment/", {"anon": 302, "committee": 405, "superuser": 405}),
     ("/reviews/cases/999999/claim/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/release/", {"anon": 302, "committee": 405, "superuser": 405}),
+    ("/reviews/cases/999999/escalate/", {"anon": 302, "committee": 405, "superuser": 405}),
     (
         "/admin/reviews/vote/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
