@@ -45,6 +45,7 @@ def test_it_ingests_a_folder_reports_bad_files_and_is_safe_to_rerun(tmp_path, se
         "fsar_23be25a2-d60f-4876-be4d-6b8deacdf09a",
     }
 
-    again = run(tmp_path / "seed.md", tmp_path / "clash.md")
-    assert "2 file(s): 2 unchanged" in again
+    again = run(tmp_path / "seed.md", tmp_path / "missing.md", tmp_path / "clash.md")
+    assert "3 file(s): 2 unchanged, 1 invalid" in again
+    assert "missing.md: invalid: no such file or folder" in again
     assert Report.objects.count() == 2

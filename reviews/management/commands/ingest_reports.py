@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from reviews.views import ingest_file
@@ -13,8 +13,10 @@ from reviews.views import ingest_file
 SUFFIXES = (".md", ".json")
 
 
-def collect(paths: list[str]) -> list[Path]:
+def collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """The files to ingest, and the paths that are neither a file nor a folder."""
     found: list[Path] = []
+    missing: list[str] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
@@ -22,8 +24,8 @@ def collect(paths: list[str]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise CommandError(f"{name}: no such file or folder")
-    return found
+            missing.append(name)
+    return found, missing
 
 
 class Command(BaseCommand):
@@ -37,9 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar (e.g. in logs).")
 
     def handle(self, *args, paths: list[str], no_progress: bool = False, **options) -> None:
-        files = collect(paths)
-        counts: Counter[str] = Counter()
-        problems: list[str] = []
+        files, missing = collect(paths)
+        counts: Counter[str] = Counter(invalid=len(missing))
+        problems: list[str] = [f"{name}: invalid: no such file or folder" for name in missing]
         bar = tqdm(files, unit="report", disable=no_progress or not files, file=self.stderr._out)
         for path in bar:
             try:
@@ -57,4 +59,4 @@ class Command(BaseCommand):
         summary = ", ".join(
             f"{counts[k]} {k}" for k in ("ingested", "unchanged", "conflicting", "invalid", "unavailable") if counts[k]
         )
-        self.stdout.write(f"{len(files)} file(s): {summary or 'nothing to do'}")
+        self.stdout.write(f"{len(files) + len(missing)} file(s): {summary or 'nothing to do'}")
