@@ -4,7 +4,7 @@ rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 from audit.jobs import verify_audit_chain_job
 from billing.jobs import invoice_run_scheduled, reconcile_invoices, stripe_events_drain
 from reviews.jobs import expire_approvals, retry_due_callbacks
-from tasks.jobs import fail_abandoned_tasks
+from tasks.jobs import fail_abandoned_tasks, rebuild_metrics_rollups
 
 PERIODIC_JOBS = [
     (fail_abandoned_tasks, 300),
@@ -14,4 +14,5 @@ PERIODIC_JOBS = [
     (verify_audit_chain_job, 86_400),
     (retry_due_callbacks, 60),
     (expire_approvals, 300),
+    (rebuild_metrics_rollups, 86_400),  # repairs the last 48 hours of metrics rollups
 ]

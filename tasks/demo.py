@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from tasks import rollups
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
 DEMO_PREFIX = "demo-"
@@ -93,5 +94,6 @@ def seed_demo_tasks(*, count: int, now: datetime) -> int:
     """Insert demo tasks unless they are there already; returns how many were added."""
     if ExecutionTask.objects.filter(external_id__startswith=f"{DEMO_PREFIX}7-").exists():
         return 0
-    ExecutionTask.objects.bulk_create(demo_tasks(count=count, now=now), batch_size=2000)
+    tasks = ExecutionTask.objects.bulk_create(demo_tasks(count=count, now=now), batch_size=2000)
+    rollups.fold_tasks(tasks)
     return count

@@ -5,13 +5,21 @@ The definitions are in docs/metrics.md. In short: a task counts in a window
 durations are the recorded `duration_ms`; percentiles follow PostgreSQL's
 `percentile_cont` (linear interpolation between the two nearest ranks).
 
-One aggregate, two engines: on PostgreSQL the figures come from one grouped
-SQL query using `percentile_cont`; on other databases (SQLite) the window's
-rows are read and the same formulas run in Python. A test runs both engines
-on the same PostgreSQL data and compares (tasks/tests/test_metrics.py).
-Count, sum and max are integers in both, so means and failure rates are
-computed here from them identically; only percentiles are floating point and
-are rounded to 0.1 ms.
+Two exact engines: on PostgreSQL the figures come from one grouped SQL query
+using `percentile_cont`; on other databases (SQLite) the window's rows are
+read and the same formulas run in Python. A test runs both engines on the
+same PostgreSQL data and compares (tasks/tests/test_metrics.py). Count, sum
+and max are integers in both, so means and failure rates are computed here
+from them identically; only percentiles are floating point and are rounded
+to 0.1 ms.
+
+And the rollup engine (tasks/rollups.py): hour and day rows per type × model
+for the whole hours of the window, raw rows for its partial edge hours.
+Counts, sums, maxima, means and failure rates are exact; percentiles come
+from duration histograms, within 0.99% of the exact ones. By default
+(`engine=None`, "auto") a window holding at most METRICS_EXACT_MAX_TASKS
+finished tasks is answered exactly from the raw rows, a larger one from the
+rollups; `engine="exact"` always answers exactly.
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from django.conf import settings
 from django.db import connection
+from django.db.models import Q, Sum
 
-from tasks.models import ExecutionTask, TaskStatus, TaskType
+from tasks import rollups
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus, TaskType
 
 Bucket = Literal["hour", "day"]
 GroupBy = Literal["task_type", "ai_model"]
-Engine = Literal["sql", "python"]
+Engine = Literal["sql", "python", "exact", "rollup", "auto"]
 
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_WINDOW = timedelta(days=400)
@@ -141,9 +152,34 @@ class Query:
     ai_model: str | None | AnyModel = ANY_MODEL
 
 
+def exact_engine() -> Engine:
+    return "sql" if connection.vendor == "postgresql" else "python"
+
+
+def exact_max_tasks() -> int:
+    return getattr(settings, "METRICS_EXACT_MAX_TASKS", 20_000)
+
+
+def resolve_engine(engine: Engine | None, window: Window) -> Engine:
+    """The engine that answers: "auto" (the default) is exact for a window holding at
+    most METRICS_EXACT_MAX_TASKS finished tasks (by the rollups' count, one small
+    query), rollups above that; "exact" is the database's exact engine."""
+    if engine in ("sql", "python", "rollup"):
+        return engine
+    if engine == "exact":
+        return exact_engine()
+    _, rollup_filter = _rollup_cover(window, None)
+    tasks = 0
+    if rollup_filter is not None:
+        tasks = TaskMetricsRollup.objects.filter(rollup_filter).aggregate(n=Sum("count"))["n"] or 0
+    return exact_engine() if tasks <= exact_max_tasks() else "rollup"
+
+
 def aggregate(query: Query, *, engine: Engine | None = None) -> dict[Key, Stats]:
     """Figures per group (and per bucket when `query.bucket` is set) for the window."""
-    engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
+    engine = resolve_engine(engine, query.window)
+    if engine == "rollup":
+        return _aggregate_rollups(query, percentiles=True)
     if engine == "sql":
         return _aggregate_sql(query)
     return _aggregate_python(query)
@@ -256,6 +292,92 @@ def aggregate_rows(
     return result
 
 
+def _ceil(moment: datetime, bucket: Bucket) -> datetime:
+    start = bucket_start(moment, bucket)
+    return start if start == moment else start + BUCKET_SIZES[bucket]
+
+
+def _rollup_cover(window: Window, bucket: Bucket | None) -> tuple[list[tuple[datetime, datetime]], Q | None]:
+    """How the rollups cover a window: the partial edge hours to read from the raw rows,
+    and a filter for the rollup rows of the whole hours between (day rows for whole
+    days, unless the answer is per hour)."""
+    h0, h1 = _ceil(window.since, "hour"), bucket_start(window.until, "hour")
+    if h0 >= h1:
+        return [(window.since, window.until)], None
+    raw = [(a, b) for a, b in ((window.since, h0), (h1, window.until)) if a < b]
+    hour, day = TaskMetricsRollup.Period.HOUR, TaskMetricsRollup.Period.DAY
+    d0, d1 = _ceil(h0, "day"), bucket_start(h1, "day")
+    if bucket == "hour" or d0 >= d1:
+        return raw, Q(period=hour, start__gte=h0, start__lt=h1)
+    rows = Q(period=day, start__gte=d0, start__lt=d1)
+    if h0 < d0:
+        rows |= Q(period=hour, start__gte=h0, start__lt=d0)
+    if d1 < h1:
+        rows |= Q(period=hour, start__gte=d1, start__lt=h1)
+    return raw, rows
+
+
+def _aggregate_rollups(query: Query, *, percentiles: bool) -> dict[Key, Stats]:
+    """The rollup engine: rollup rows for whole hours (and days), raw rows for the edges.
+    Two queries at most, whatever the data size."""
+    raw, rollup_filter = _rollup_cover(query.window, query.bucket)
+    bucket = query.bucket
+    totals: dict[Key, rollups.Totals] = {}
+
+    def into(moment: datetime, task_type: str, ai_model: str | None) -> rollups.Totals:
+        key = (
+            bucket_start(moment, bucket) if bucket else None,
+            task_type if query.by_type else None,
+            ai_model if query.by_model else None,
+        )
+        found = totals.get(key)
+        if found is None:
+            found = totals[key] = rollups.Totals()
+        return found
+
+    if rollup_filter is not None:
+        rows = TaskMetricsRollup.objects.filter(rollup_filter)
+        if query.task_type is not None:
+            rows = rows.filter(task_type=query.task_type)
+        if query.ai_model is None:
+            rows = rows.filter(has_model=False)
+        elif not isinstance(query.ai_model, AnyModel):
+            rows = rows.filter(has_model=True, model=query.ai_model)
+        fields = ["start", "task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms"]
+        for start, task_type, has_model, model, *figures in rows.values_list(
+            *fields, *(["histogram"] if percentiles else [])
+        ).order_by():
+            into(start, task_type, model if has_model else None).add(*figures, *([] if percentiles else [None]))
+    if raw:
+        edges = Q()
+        for since, until in raw:
+            edges |= Q(finished_at__gte=since, finished_at__lt=until)
+        qs = ExecutionTask.objects.filter(edges, status__in=FINISHED)
+        if query.task_type is not None:
+            qs = qs.filter(task_type=query.task_type)
+        if query.ai_model is None:
+            qs = qs.filter(ai_model__isnull=True)
+        elif not isinstance(query.ai_model, AnyModel):
+            qs = qs.filter(ai_model=query.ai_model)
+        for finished_at, task_type, ai_model, status, duration in qs.values_list(
+            "finished_at", "task_type", "ai_model", "status", "duration_ms"
+        ).order_by():
+            into(finished_at, task_type, ai_model).add_task(status, duration)
+    return {
+        key: Stats(
+            count=t.count,
+            failed=t.failed,
+            timed=t.timed,
+            sum_ms=t.sum_ms,
+            max_ms=t.max_ms,
+            p50_ms=t.percentile(0.5) if percentiles else None,
+            p95_ms=t.percentile(0.95) if percentiles else None,
+        )
+        for key, t in totals.items()
+        if t.count
+    }
+
+
 def _group_order(key: Key) -> tuple:
     bucket, task_type, ai_model = key
     type_rank = TaskType.values.index(task_type) if task_type in TaskType.values else len(TaskType.values)
@@ -264,8 +386,11 @@ def _group_order(key: Key) -> tuple:
 
 def _totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:
     """Counts, sums and maxima without percentiles: enough for means, failure rates
-    and changes. On PostgreSQL a plain grouped scan, no percentile sort."""
-    engine = engine or ("sql" if connection.vendor == "postgresql" else "python")
+    and changes. On PostgreSQL a plain grouped scan, no percentile sort; from the
+    rollups, their rows without histograms."""
+    engine = resolve_engine(engine, query.window)
+    if engine == "rollup":
+        return _aggregate_rollups(query, percentiles=False)
     if engine == "python":
         totals = _aggregate_python(query)
         for stats in totals.values():
@@ -325,6 +450,7 @@ def task_metrics(
     """The figures per group for `window`, each with `mean_ms_change` against the
     previous window of the same length (the API's `GET /metrics/tasks`)."""
     by_model = group_by == "ai_model"
+    engine = resolve_engine(engine, window)
     current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)
     previous = _totals(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)
     return {"window": window.as_dict(), "group_by": group_by, "groups": _groups(current, previous)}
@@ -359,6 +485,7 @@ def task_series(
     bucket overlapping the window is present, empty ones with count 0; the first
     and last only count tasks inside the window. `mean_ms_change` is against the
     point before (None for the first point, or when the point before is empty)."""
+    engine = resolve_engine(engine, window)
     query = Query(window=window, bucket=bucket, task_type=task_type, ai_model=ai_model, by_type=False)
     by_bucket = {start: value for (start, _, _), value in aggregate(query, engine=engine).items()}
     points = []
@@ -420,6 +547,7 @@ def _biggest_regression(groups: list[dict]) -> dict | None:
 def metrics_overview(*, window: Window, task_type: str | None = None, engine: Engine | None = None) -> dict:
     """The operator page: per type (or, drilled down, per model of one type) the table,
     the slowest type and model, the biggest regression, and per type a chart series."""
+    engine = resolve_engine(engine, window)
     # One previous-window read serves both tables: per-type sums are the per-model sums added up.
     previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     if task_type is None:
@@ -457,6 +585,7 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
 def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[dict]:
     """Per task type: mean and p95 over the last 24 hours against the 24 before."""
     last = default_window(now, timedelta(hours=24))
+    engine = resolve_engine(engine, last)
     current = aggregate(Query(window=last), engine=engine)
     previous = aggregate(Query(window=last.previous()), engine=engine)
     labels = dict(TaskType.choices)

@@ -25,6 +25,9 @@ class WindowQuery(Schema):
 
     since: AwareDatetime | None = Field(None, description="Start, inclusive (ISO 8601 with a timezone).")
     until: AwareDatetime | None = Field(None, description="End, exclusive (ISO 8601 with a timezone). Default: now.")
+    exact: bool = Field(
+        False, description="Exact percentiles from the raw rows, however many (slower on large windows)."
+    )
 
 
 class MetricsQuery(WindowQuery):
@@ -102,6 +105,11 @@ def window_from(query: WindowQuery) -> metrics.Window:
     return metrics.Window(since, until)
 
 
+def engine(query: WindowQuery) -> metrics.Engine | None:
+    """`exact=true`: the raw rows' exact figures; otherwise rollups for large windows."""
+    return "exact" if query.exact else None
+
+
 @router.get(
     "/tasks",
     auth=ApiKeyAuth("read"),
@@ -111,8 +119,10 @@ def window_from(query: WindowQuery) -> metrics.Window:
 def task_metrics(request: HttpRequest, filters: Query[MetricsQuery]):
     """Finished tasks (by `finished_at`, `since` ≤ t < `until`) grouped by `group_by`:
     count, mean, p50, p95 (percentile_cont), max, failure rate, and `mean_ms_change`
-    against the previous window of the same length (null when that window is empty)."""
-    return metrics.task_metrics(window=window_from(filters), group_by=filters.group_by)
+    against the previous window of the same length (null when that window is empty).
+    On large windows p50 and p95 come from rollup histograms (within 0.99%);
+    `exact=true` computes them from the raw rows."""
+    return metrics.task_metrics(window=window_from(filters), group_by=filters.group_by, engine=engine(filters))
 
 
 @router.get(
@@ -128,4 +138,6 @@ def task_series(request: HttpRequest, filters: Query[SeriesQuery]):
     if metrics.series_point_count(window, filters.bucket) > metrics.MAX_POINTS:
         raise invalid("bucket", f"more than {metrics.MAX_POINTS} {filters.bucket}s in the window; use a larger bucket")
     ai_model = metrics.ANY_MODEL if filters.ai_model is None else (filters.ai_model or None)
-    return metrics.task_series(window=window, bucket=filters.bucket, task_type=filters.task_type, ai_model=ai_model)
+    return metrics.task_series(
+        window=window, bucket=filters.bucket, task_type=filters.task_type, ai_model=ai_model, engine=engine(filters)
+    )

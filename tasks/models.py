@@ -153,3 +153,44 @@ def _record_api_key_on_history(sender, instance, history_instance, **kwargs) -> 
 
 
 pre_create_historical_record.connect(_record_api_key_on_history, dispatch_uid="tasks.history_api_key")
+
+
+class TaskMetricsRollup(models.Model):
+    """Finished tasks per UTC hour (and per UTC day) × task type × AI model: exact
+    counts, sums and maxima, and a duration histogram for percentiles. Kept by
+    tasks/rollups.py, repaired from `execution_tasks` by `rebuild_metrics_rollups`;
+    see docs/metrics.md."""
+
+    class Period(models.TextChoices):
+        HOUR = "hour", "Hour"
+        DAY = "day", "Day"
+
+    period = models.CharField(max_length=4, choices=Period.choices)
+    start = models.DateTimeField()
+    task_type = models.CharField(max_length=40)
+    # (has_model, model) instead of a nullable ai_model, so that the key is unique on
+    # every database and "no model" never collides with a model named "".
+    has_model = models.BooleanField()
+    model = models.TextField(blank=True)
+    count = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)
+    sum_ms = models.BigIntegerField(default=0)
+    max_ms = models.BigIntegerField(null=True)
+    # {bucket index (tasks.rollups.bucket_index): tasks}, only non-empty buckets.
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "tasks_metrics_rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "start", "task_type", "has_model", "model"], name="tasks_rollup_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.start:%Y-%m-%d %H:00} {self.task_type} {self.ai_model or '(no model)'}"
+
+    @property
+    def ai_model(self) -> str | None:
+        return self.model if self.has_model else None

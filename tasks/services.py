@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
+from tasks import rollups
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, ask_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
@@ -341,7 +342,8 @@ def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
     its index. A row whose external_id already exists with the same values is
     counted as unchanged (so a retried backfill is safe); with other values it
     is a conflict. Backfilled tasks skip the gate and are never billed
-    (`source=backfill`, and no task_finished signal is sent).
+    (`source=backfill`, and no task_finished signal is sent); the metrics rollups
+    count them in the same transaction.
     """
     if len(rows) > BULK_MAX_ROWS:
         raise InvalidTaskInput(f"at most {BULK_MAX_ROWS} tasks per request, got {len(rows)}", field="tasks")
@@ -411,6 +413,7 @@ def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
                 default_change_reason="backfilled",
                 custom_historical_attrs={"history_api_key": actor.api_key},
             )
+            rollups.fold_tasks(new_tasks)  # the metrics rollups count them in the same transaction
     except IntegrityError as exc:
         raise TaskConflict("another request stored some of these external_ids meanwhile; retry") from exc
     return BackfillResult(created=len(new_tasks), unchanged=unchanged)

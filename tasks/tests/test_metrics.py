@@ -10,7 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tasks import metrics
+from tasks import metrics, rollups
 from tasks.models import ExecutionTask, TaskSource, TaskStatus
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -44,7 +44,9 @@ def make_task(
 
 
 def store(*tasks: ExecutionTask) -> None:
+    """Insert tasks the way bulk paths do (backfill, demo): rows, then their rollups."""
     ExecutionTask.objects.bulk_create(tasks)
+    rollups.fold_tasks(tasks)
 
 
 def random_tasks(rng: random.Random, count: int, *, days: int = 16) -> list[ExecutionTask]:

@@ -1,0 +1,368 @@
+"""Rollups of finished tasks for the metrics: per UTC hour and per UTC day × task
+type × AI model, the exact count, failures, timed count, sum and max of
+durations, and a histogram of durations on log-spaced buckets.
+
+Why and how (docs/metrics.md):
+
+- **Buckets.** Integer boundaries b₀ = 0, bₖ₊₁ = ⌊bₖ · 51/50⌋ + 1, so a bucket
+  holds the integers [bₖ, bₖ₊₁ − 1] with (bₖ₊₁ − 1) / bₖ ≤ γ = 1.02. Its
+  representative r = 2·lo·hi / (lo + hi) is within (γ − 1)/(γ + 1) = 0.99% of every
+  value in it; below 50 ms each bucket is a single integer (exact). Integer
+  arithmetic only, so every database and Python agree on the bucket of a value.
+  Negative durations (legacy rows only) mirror the positive buckets.
+- **Percentiles** follow percentile_cont over the histogram: rank p·(n − 1),
+  linear interpolation between the two neighbouring ranks, each rank's value
+  being its bucket's representative. A convex combination of two values each
+  within 0.99% is within 0.99% of the exact interpolation: that is the bound.
+- **Writes** happen in the transaction that finished the tasks: `fold_tasks`
+  adds them to their hour and day rows. On PostgreSQL one
+  `INSERT … ON CONFLICT DO UPDATE` adds counts and merges histograms in SQL, so
+  two tasks finishing at once in the same hour both count (row lock, keys in a
+  fixed order, no deadlock); elsewhere (SQLite, one writer at a time) the rows
+  are read, merged and written in Python.
+- **Repair** (`rebuild`) recomputes whole UTC days from the raw rows, a day per
+  transaction, under a lock that finishing tasks take shared: a task finishing
+  during a rebuild is either in the raw rows read or added after, never lost.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection, transaction
+
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+HOUR = TaskMetricsRollup.Period.HOUR.value
+DAY = TaskMetricsRollup.Period.DAY.value
+FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
+FAILED = TaskStatus.FAILED.value
+
+# --- Buckets --------------------------------------------------------------------------
+
+GAMMA = (51, 50)  # γ = 1.02 as a fraction: boundaries are computed in integers.
+MAX_RELATIVE_ERROR = (GAMMA[0] - GAMMA[1]) / (GAMMA[0] + GAMMA[1])  # 0.0099
+
+
+def _boundaries() -> list[int]:
+    bounds = [0]
+    while bounds[-1] <= 2**63:
+        bounds.append(bounds[-1] * GAMMA[0] // GAMMA[1] + 1)
+    return bounds
+
+
+BOUNDS = _boundaries()
+_REPRESENTATIVES = [
+    float(lo) if lo == hi - 1 else 2 * lo * (hi - 1) / (lo + hi - 1) for lo, hi in zip(BOUNDS, BOUNDS[1:], strict=False)
+]
+
+
+def bucket_index(value: int) -> int:
+    """The bucket of a duration in ms: k with BOUNDS[k] ≤ value < BOUNDS[k+1];
+    negative values get −1 − (the bucket of −value)."""
+    if value >= 0:
+        return bisect.bisect_right(BOUNDS, value) - 1
+    return -1 - bucket_index(-value)
+
+
+def representative(index: int) -> float:
+    """The value a bucket stands for: within MAX_RELATIVE_ERROR of any value in it."""
+    if index < 0:
+        return -_REPRESENTATIVES[-1 - index]
+    return _REPRESENTATIVES[index]
+
+
+def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
+    """percentile_cont over a histogram {bucket index: count}: the values at ranks
+    ⌊p(n−1)⌋ and ⌈p(n−1)⌉ (0-based, ascending) are their buckets' representatives."""
+    n = sum(histogram.values())
+    if n == 0:
+        return None
+    position = fraction * (n - 1)
+    first, second = math.floor(position), math.ceil(position)
+    low = high = None
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        if low is None and seen > first:
+            low = representative(index)
+        if seen > second:
+            high = representative(index)
+            break
+    if first == second:
+        return low
+    return low + (high - low) * (position - first)
+
+
+# --- Accumulating ---------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    """Additive figures of a set of finished tasks. `histogram` keys are bucket
+    indexes as strings (as JSON stores them), so merging stored rows needs no
+    conversion."""
+
+    count: int = 0
+    failed: int = 0
+    timed: int = 0
+    sum_ms: int = 0
+    max_ms: int | None = None
+    histogram: dict[str, int] = field(default_factory=dict)
+
+    def add_task(self, status: str, duration: int | None) -> None:
+        self.count += 1
+        if status == FAILED:
+            self.failed += 1
+        if duration is not None:
+            self.timed += 1
+            self.sum_ms += duration
+            if self.max_ms is None or duration > self.max_ms:
+                self.max_ms = duration
+            key = str(bucket_index(duration))
+            self.histogram[key] = self.histogram.get(key, 0) + 1
+
+    def add(self, count, failed, timed, sum_ms, max_ms, histogram: dict[str, int] | None) -> None:
+        self.count += count
+        self.failed += failed
+        self.timed += timed
+        self.sum_ms += sum_ms
+        if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
+            self.max_ms = max_ms
+        if histogram:
+            mine = self.histogram
+            for key, tasks in histogram.items():
+                mine[key] = mine.get(key, 0) + tasks
+
+    def merge(self, other: Totals) -> None:
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, other.histogram)
+
+    def percentile(self, fraction: float) -> float | None:
+        return histogram_percentile({int(k): v for k, v in self.histogram.items()}, fraction)
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# (period, start, task_type, ai_model)
+RollupKey = tuple[str, datetime, str, str | None]
+Row = tuple[datetime, str, str | None, str, int | None]  # finished_at, task_type, ai_model, status, duration_ms
+
+
+def accumulate(rows: Iterable[Row]) -> dict[RollupKey, Totals]:
+    """Hour and day totals of (finished_at, task_type, ai_model, status, duration_ms)
+    rows; rows that are not finished (succeeded/failed, with a finished_at) are skipped."""
+    result: dict[RollupKey, Totals] = {}
+    for finished_at, task_type, ai_model, status, duration in rows:
+        if finished_at is None or status not in FINISHED:
+            continue
+        hour = hour_start(finished_at)
+        for key in ((HOUR, hour, task_type, ai_model), (DAY, hour.replace(hour=0), task_type, ai_model)):
+            totals = result.get(key)
+            if totals is None:
+                totals = result[key] = Totals()
+            totals.add_task(status, duration)
+    return result
+
+
+def task_rows(tasks: Iterable[ExecutionTask]) -> Iterator[Row]:
+    for task in tasks:
+        yield task.finished_at, task.task_type, task.ai_model, task.status, task.duration_ms
+
+
+# --- Writing ----------------------------------------------------------------------------
+
+# Finishing tasks take this advisory lock shared, a rebuild exclusively (PostgreSQL).
+REBUILD_LOCK = 0x7461736B  # "task"
+UPSERT_CHUNK = 500
+
+
+def fold_tasks(tasks: Iterable[ExecutionTask]) -> int:
+    """Add finished tasks to their hour and day rollups, in the caller's transaction.
+    Tasks that are not finished are ignored. Returns how many rollup rows changed."""
+    deltas = accumulate(task_rows(tasks))
+    if not deltas:
+        return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [REBUILD_LOCK])
+            _upsert_postgresql(deltas)
+        else:
+            _upsert_python(deltas)
+    return len(deltas)
+
+
+def _key_order(key: RollupKey) -> tuple:
+    period, start, task_type, ai_model = key
+    return (period, start, task_type, ai_model is not None, ai_model or "")
+
+
+_UPSERT = """
+INSERT INTO tasks_metrics_rollup AS r
+       (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram)
+VALUES {values}
+ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
+    count = r.count + EXCLUDED.count,
+    failed = r.failed + EXCLUDED.failed,
+    timed = r.timed + EXCLUDED.timed,
+    sum_ms = r.sum_ms + EXCLUDED.sum_ms,
+    max_ms = GREATEST(r.max_ms, EXCLUDED.max_ms),
+    histogram = (
+        SELECT coalesce(jsonb_object_agg(key, total), '{{}}'::jsonb)
+          FROM (SELECT key, sum(value::bigint) AS total
+                  FROM (SELECT * FROM jsonb_each_text(r.histogram)
+                        UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.histogram)) AS both_sides
+                 GROUP BY key) AS merged)
+"""
+
+
+def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
+    """One statement per chunk; keys in a fixed order so concurrent writers lock rows
+    in the same order. The additions happen in SQL on the locked row: no lost update."""
+    keys = sorted(deltas, key=_key_order)
+    with connection.cursor() as cursor:
+        for begin in range(0, len(keys), UPSERT_CHUNK):
+            chunk = keys[begin : begin + UPSERT_CHUNK]
+            params: list = []
+            for key in chunk:
+                period, start, task_type, ai_model = key
+                t = deltas[key]
+                params += [period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed,
+                           t.timed, t.sum_ms, t.max_ms, json.dumps(t.histogram)]  # fmt: skip
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"] * len(chunk))
+            cursor.execute(_UPSERT.format(values=values), params)
+
+
+def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
+    """Read, merge, write: for databases with one writer at a time (SQLite)."""
+    by_period_start: dict[tuple[str, datetime], list[RollupKey]] = {}
+    for key in deltas:
+        by_period_start.setdefault((key[0], key[1]), []).append(key)
+    existing: dict[RollupKey, TaskMetricsRollup] = {}
+    for period in (HOUR, DAY):
+        starts = sorted({start for (p, start) in by_period_start if p == period})
+        for begin in range(0, len(starts), UPSERT_CHUNK):
+            for row in TaskMetricsRollup.objects.filter(period=period, start__in=starts[begin : begin + UPSERT_CHUNK]):
+                existing[(row.period, row.start, row.task_type, row.ai_model)] = row
+    changed, created = [], []
+    for key in sorted(deltas, key=_key_order):
+        delta = deltas[key]
+        row = existing.get(key)
+        if row is None:
+            period, start, task_type, ai_model = key
+            created.append(
+                TaskMetricsRollup(
+                    period=period, start=start, task_type=task_type, has_model=ai_model is not None,
+                    model=ai_model or "", count=delta.count, failed=delta.failed, timed=delta.timed,
+                    sum_ms=delta.sum_ms, max_ms=delta.max_ms, histogram=delta.histogram,
+                )
+            )  # fmt: skip
+            continue
+        merged = Totals(row.count, row.failed, row.timed, row.sum_ms, row.max_ms, dict(row.histogram))
+        merged.merge(delta)
+        row.count, row.failed, row.timed, row.sum_ms = merged.count, merged.failed, merged.timed, merged.sum_ms
+        row.max_ms, row.histogram = merged.max_ms, merged.histogram
+        changed.append(row)
+    TaskMetricsRollup.objects.bulk_create(created, batch_size=UPSERT_CHUNK)
+    TaskMetricsRollup.objects.bulk_update(
+        changed, ["count", "failed", "timed", "sum_ms", "max_ms", "histogram"], batch_size=UPSERT_CHUNK
+    )
+
+
+def fold_finished_task(sender, task: ExecutionTask, **kwargs) -> None:
+    """task_finished receiver. Under a savepoint: should the rollup write fail, the
+    finish still stands and the nightly repair recomputes the hour from the raw rows."""
+    try:
+        with transaction.atomic():
+            fold_tasks([task])
+    except Exception:
+        logger.exception("Could not add task %s to the metrics rollups; the repair job will", task.pk)
+
+
+# --- Repair -------------------------------------------------------------------------------
+
+
+def raw_rows(since: datetime, until: datetime) -> Iterator[Row]:
+    """Finished tasks with since <= finished_at < until, straight from execution_tasks."""
+    qs = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED).order_by()
+    return qs.values_list("finished_at", "task_type", "ai_model", "status", "duration_ms").iterator(chunk_size=10_000)
+
+
+def days_between(since: datetime, until: datetime) -> list[datetime]:
+    """The UTC days overlapping [since, until)."""
+    day, days = day_start(since), []
+    while day < until:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def rebuild(since: datetime, until: datetime, *, progress: Callable[[datetime, int], None] | None = None) -> int:
+    """Recompute the rollups of every UTC day overlapping [since, until) from the raw
+    rows, one day per transaction. Idempotent. Returns how many tasks were counted."""
+    counted = 0
+    for day in days_between(since, until):
+        counted += rebuild_day(day)
+        if progress:
+            progress(day, counted)
+    return counted
+
+
+@transaction.atomic
+def rebuild_day(day: datetime) -> int:
+    """Replace one UTC day's hour and day rows with totals recomputed from the raw rows."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Waits for finishing transactions to commit; holds new ones off until this day is done.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REBUILD_LOCK])
+    end = day + timedelta(days=1)
+    TaskMetricsRollup.objects.filter(start__gte=day, start__lt=end).delete()
+    deltas = accumulate(raw_rows(day, end))
+    if deltas:
+        # Nothing else writes these rows meanwhile (lock, or SQLite's single writer): plain inserts.
+        TaskMetricsRollup.objects.bulk_create(
+            [
+                TaskMetricsRollup(
+                    period=period, start=start, task_type=task_type, has_model=ai_model is not None,
+                    model=ai_model or "", count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms,
+                    max_ms=t.max_ms, histogram=t.histogram,
+                )
+                for (period, start, task_type, ai_model), t in sorted(deltas.items(), key=lambda i: _key_order(i[0]))
+            ],
+            batch_size=UPSERT_CHUNK,
+        )  # fmt: skip
+    return sum(t.count for (period, *_), t in deltas.items() if period == DAY)
+
+
+def recompute(since: datetime, until: datetime) -> dict[RollupKey, Totals]:
+    """What the rollups of the days overlapping [since, until) should hold, from the raw rows."""
+    days = days_between(since, until)
+    return accumulate(raw_rows(days[0], days[-1] + timedelta(days=1))) if days else {}
+
+
+def stored(since: datetime, until: datetime) -> dict[RollupKey, Totals]:
+    """What the rollups of the days overlapping [since, until) hold (empty rows left out)."""
+    days = days_between(since, until)
+    if not days:
+        return {}
+    rows = TaskMetricsRollup.objects.filter(start__gte=days[0], start__lt=days[-1] + timedelta(days=1))
+    return {
+        (r.period, r.start, r.task_type, r.ai_model): Totals(r.count, r.failed, r.timed, r.sum_ms, r.max_ms,
+                                                             {k: v for k, v in r.histogram.items() if v})
+        for r in rows
+        if r.count
+    }  # fmt: skip

@@ -1,0 +1,370 @@
+"""Metrics rollups: kept in step with the raw rows by every path that finishes tasks,
+repairable from them, and giving the exact engine's numbers (percentiles within the
+stated 0.99%)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.db import connection, connections
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from tasks import metrics, rollups
+from tasks.demo import seed_demo_tasks
+from tasks.jobs import rebuild_metrics_rollups
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
+from tasks.services import Actor, BackfillRow, fail_abandoned_tasks, tasks_backfill
+from tasks.tests.test_metrics import make_task, random_tasks, store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+BOUND = rollups.MAX_RELATIVE_ERROR
+
+
+def post(client, url: str, body: dict):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def assert_rollups_match_raw(since: datetime = NOW - timedelta(days=60), until: datetime = NOW + timedelta(days=2)):
+    stored, recomputed = rollups.stored(since, until), rollups.recompute(since, until)
+    assert stored == recomputed
+    return recomputed
+
+
+def assert_close(rollup: dict, exact: dict) -> None:
+    """Same groups, same exact figures; percentiles within the stated bound (plus the
+    0.05 ms each side may lose rounding to 0.1 ms)."""
+    for field in ("count", "mean_ms", "max_ms", "failure_rate", "mean_ms_change"):
+        assert rollup[field] == exact[field], (field, rollup, exact)
+    for field in ("p50_ms", "p95_ms"):
+        if exact[field] is None:
+            assert rollup[field] is None
+        else:
+            assert abs(rollup[field] - exact[field]) <= BOUND * abs(exact[field]) + 0.1, (field, rollup, exact)
+
+
+# --- Buckets and the error bound ---------------------------------------------------------
+
+
+def test_every_duration_is_within_the_stated_error_of_its_buckets_representative():
+    assert BOUND < 0.01
+    values = list(range(0, 20_000)) + [int(1.37**k) for k in range(20, 130)] + [2**62, 2**63 - 1]
+    for value in values:
+        index = rollups.bucket_index(value)
+        assert rollups.BOUNDS[index] <= value < rollups.BOUNDS[index + 1]
+        assert abs(rollups.representative(index) - value) <= BOUND * value + 1e-9 * value, value
+        assert rollups.representative(rollups.bucket_index(-value)) == -rollups.representative(index)
+    # Below 50 ms every bucket is one integer: exact.
+    assert all(rollups.representative(rollups.bucket_index(v)) == v for v in range(50))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_histogram_percentiles_stay_within_the_bound_of_percentile_cont_on_skewed_data(seed):
+    rng = random.Random(seed)
+    n = rng.choice([1, 2, 3, 17, 1000, 20_000])
+    shape = seed % 3
+    if shape == 0:  # heavy log-normal tail
+        values = [int(rng.lognormvariate(11, 1.6)) for _ in range(n)]
+    elif shape == 1:  # Pareto: a few enormous outliers
+        values = [int(50 * rng.paretovariate(0.8)) for _ in range(n)]
+    else:  # two far-apart modes with gaps (interpolation across a gap)
+        values = [rng.choice([rng.randint(80, 120), rng.randint(900_000, 5_000_000)]) for _ in range(n)]
+    histogram: dict[int, int] = {}
+    for value in values:
+        histogram[rollups.bucket_index(value)] = histogram.get(rollups.bucket_index(value), 0) + 1
+    ordered = sorted(values)
+    worst = 0.0
+    for fraction in (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0):
+        exact = metrics.percentile_cont(ordered, fraction)
+        approx = rollups.histogram_percentile(histogram, fraction)
+        if exact:
+            worst = max(worst, abs(approx - exact) / exact)
+        assert abs(approx - exact) <= BOUND * exact + 1e-6, (fraction, approx, exact)
+    assert worst <= BOUND
+
+
+# --- Every writer keeps the rollups in step --------------------------------------------------
+
+
+@pytest.mark.django_db
+@override_settings(TASK_RUNNING_TIMEOUT_SECONDS=3600)
+def test_rollups_equal_the_raw_rows_after_finishes_backfills_abandons_and_the_demo(agent, api_key):
+    key, _ = api_key
+    with time_machine.travel(NOW - timedelta(hours=3), tick=False):
+        ids = [
+            post(agent, "/api/v1/tasks", {"external_id": f"live-{i}", "task_type": "implement_idea",
+                                          "ai_model": model}).json()["id"]
+            for i, model in enumerate(["gpt-5.1", None, "gpt-5.1", "llama-4-70b"])
+        ]  # fmt: skip
+        for task_id in ids:
+            assert post(agent, f"/api/v1/tasks/{task_id}/start", {}).status_code == 200
+    for minutes, (task_id, outcome) in enumerate(zip(ids[:3], ["succeeded", "failed", "succeeded"], strict=True)):
+        with time_machine.travel(NOW - timedelta(hours=2, minutes=minutes * 25), tick=False):
+            assert post(agent, f"/api/v1/tasks/{task_id}/finish", {"outcome": outcome}).status_code == 200
+            # A retried finish changes nothing, in the rollups either.
+            assert post(agent, f"/api/v1/tasks/{task_id}/finish", {"outcome": outcome}).status_code == 200
+    with time_machine.travel(NOW, tick=False):
+        assert fail_abandoned_tasks() == 1  # live-3, running for 3 hours
+        rows = [
+            BackfillRow(
+                external_id=f"old-{i}",
+                task_type="self_improvement",
+                status="failed" if i % 4 == 0 else "succeeded",
+                started_at=NOW - timedelta(days=3, minutes=i * 7),
+                finished_at=NOW - timedelta(days=3, minutes=i * 7) + timedelta(milliseconds=137 * i),
+                ai_model=None if i % 3 == 0 else "claude-opus-5",
+            )
+            for i in range(300)
+        ]
+        tasks_backfill(actor=Actor.for_key(key), rows=rows)
+        tasks_backfill(actor=Actor.for_key(key), rows=rows[:10])  # retry
+        seed_demo_tasks(count=500, now=NOW)
+        seed_demo_tasks(count=500, now=NOW)  # already there: adds nothing
+    recomputed = assert_rollups_match_raw()
+    hours = {k: t for k, t in recomputed.items() if k[0] == rollups.HOUR}
+    assert sum(t.count for t in hours.values()) == ExecutionTask.objects.filter(status__in=rollups.FINISHED).count()
+    llama = [t for (_, start, _, model), t in hours.items() if model == "llama-4-70b" and start == NOW]
+    assert [(t.count, t.failed) for t in llama] == [(1, 1)]  # the abandoned task
+
+
+@pytest.mark.django_db
+def test_a_legacy_empty_model_name_stays_apart_from_no_model():
+    at = NOW - timedelta(hours=1)
+    store(
+        make_task(finished_at=at, ai_model="", duration_ms=10), make_task(finished_at=at, ai_model=None, duration_ms=40)
+    )
+    assert sorted((r.period, r.has_model, r.model, r.count) for r in TaskMetricsRollup.objects.all()) == [
+        ("day", False, "", 1),
+        ("day", True, "", 1),
+        ("hour", False, "", 1),
+        ("hour", True, "", 1),
+    ]
+    window = metrics.Window(NOW - timedelta(hours=3), NOW)
+    exact = metrics.task_metrics(window=window, group_by="ai_model", engine="exact")
+    assert metrics.task_metrics(window=window, group_by="ai_model", engine="rollup") == exact  # < 50 ms: exact buckets
+    assert [g["ai_model"] for g in exact["groups"]] == ["", None]
+
+
+@pytest.mark.django_db
+def test_a_cancelled_or_running_task_is_not_in_the_rollups():
+    store(
+        make_task(finished_at=NOW - timedelta(hours=1), duration_ms=None, status=TaskStatus.CANCELLED),
+        make_task(finished_at=None, duration_ms=None, status=TaskStatus.RUNNING),
+    )
+    assert not TaskMetricsRollup.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failing_rollup_write_does_not_undo_the_finish(agent, monkeypatch):
+    def broken(tasks):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(rollups, "fold_tasks", broken)
+    task_id = post(agent, "/api/v1/tasks", {"external_id": "x", "task_type": "implement_idea"}).json()["id"]
+    post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert post(agent, f"/api/v1/tasks/{task_id}/finish", {"outcome": "succeeded"}).status_code == 200
+    assert ExecutionTask.objects.get().status == "succeeded"
+    assert not TaskMetricsRollup.objects.exists()  # the nightly repair will add it
+
+
+# --- Repair ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_repair_job_recomputes_damaged_days_and_is_idempotent():
+    store(*random_tasks(random.Random(21), 800, days=5))
+    expected = assert_rollups_match_raw()
+    TaskMetricsRollup.objects.filter(period="hour").order_by("start")[:1].get().delete()
+    TaskMetricsRollup.objects.filter(period="day").update(count=1, histogram={"3": 1})
+    ExecutionTask.objects.filter(pk__in=ExecutionTask.objects.order_by("pk").values("pk")[:5]).delete()  # raw changed
+    TaskMetricsRollup.objects.create(
+        period="hour", start=NOW - timedelta(days=1), task_type="implement_idea", has_model=False, model="", count=9
+    )
+    assert rollups.stored(NOW - timedelta(days=6), NOW) != rollups.recompute(NOW - timedelta(days=6), NOW)
+    counted = rebuild_metrics_rollups((NOW - timedelta(days=6)).isoformat(), NOW.isoformat())
+    after = assert_rollups_match_raw()
+    assert after != expected  # the deleted tasks are gone from the rollups too
+    assert counted == ExecutionTask.objects.filter(status__in=rollups.FINISHED, finished_at__lt=NOW).count()
+    assert rebuild_metrics_rollups(NOW - timedelta(days=6), NOW) == counted
+    assert_rollups_match_raw()
+
+
+@pytest.mark.django_db
+def test_the_repair_job_defaults_to_the_last_48_hours():
+    store(make_task(finished_at=NOW - timedelta(hours=30)), make_task(finished_at=NOW - timedelta(days=4)))
+    TaskMetricsRollup.objects.all().delete()
+    with time_machine.travel(NOW, tick=False):
+        assert rebuild_metrics_rollups() == 1
+    assert {r.start.date() for r in TaskMetricsRollup.objects.all()} == {(NOW - timedelta(hours=30)).date()}
+
+
+@pytest.mark.django_db
+def test_rebuild_metrics_rebuilds_everything_with_progress(capsys):
+    ExecutionTask.objects.bulk_create(random_tasks(random.Random(8), 300, days=12))  # no rollups yet
+    with time_machine.travel(NOW, tick=False):
+        call_command("rebuild_metrics")
+    out = capsys.readouterr().out
+    assert "Rebuilding 1" in out and "days," in out and "Rebuilt the rollups of" in out
+    assert_rollups_match_raw()
+
+
+# --- The rollup engine answers like the exact one --------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_rollup_engine_gives_the_exact_engines_numbers_and_percentiles_within_the_bound():
+    store(*random_tasks(random.Random(13), 3000, days=20))
+    windows = [
+        metrics.Window(NOW - timedelta(days=7, hours=5, minutes=13), NOW - timedelta(minutes=17)),  # ragged edges
+        metrics.Window(NOW - timedelta(days=3), NOW),  # whole hours and days
+        metrics.Window(NOW - timedelta(minutes=50), NOW - timedelta(minutes=5)),  # inside one hour
+        metrics.Window(NOW - timedelta(hours=30, minutes=1), NOW - timedelta(hours=2, minutes=59)),  # no whole day
+    ]
+    for window in windows:
+        for group_by in ("task_type", "ai_model"):
+            rollup = metrics.task_metrics(window=window, group_by=group_by, engine="rollup")
+            exact = metrics.task_metrics(window=window, group_by=group_by, engine="exact")
+            assert [(g["task_type"], g["ai_model"]) for g in rollup["groups"]] == [
+                (g["task_type"], g["ai_model"]) for g in exact["groups"]
+            ]
+            for got, want in zip(rollup["groups"], exact["groups"], strict=True):
+                assert_close(got, want)
+        for bucket in ("hour", "day"):
+            for task_type, ai_model in (
+                (None, metrics.ANY_MODEL),
+                ("implement_idea", None),
+                ("self_improvement", "claude-opus-5"),
+            ):
+                kwargs = {"window": window, "bucket": bucket, "task_type": task_type, "ai_model": ai_model}
+                rollup = metrics.task_series(**kwargs, engine="rollup")
+                exact = metrics.task_series(**kwargs, engine="exact")
+                assert [p["start"] for p in rollup["points"]] == [p["start"] for p in exact["points"]]
+                for got, want in zip(rollup["points"], exact["points"], strict=True):
+                    assert_close(got, want)
+    overview_window = metrics.Window(NOW - timedelta(days=7), NOW)
+    rollup, exact = (metrics.metrics_overview(window=overview_window, engine=e) for e in ("rollup", "exact"))
+    for got, want in zip(rollup["groups"], exact["groups"], strict=True):
+        assert_close(got, want)
+    assert rollup["slowest_type"]["task_type"] == exact["slowest_type"]["task_type"]
+    assert rollup["biggest_regression"]["ai_model"] == exact["biggest_regression"]["ai_model"]
+    for got, want in zip(metrics.dashboard_summary(now=NOW, engine="rollup"), metrics.dashboard_summary(now=NOW),
+                         strict=True):  # fmt: skip
+        assert (got["count"], got["mean_ms"], got["mean_change"]) == (
+            want["count"],
+            want["mean_ms"],
+            want["mean_change"],
+        )
+        assert abs(got["p95_ms"] - want["p95_ms"]) <= BOUND * want["p95_ms"] + 0.1
+
+
+@pytest.mark.django_db
+def test_large_windows_are_answered_from_the_rollups_small_ones_exactly_and_exact_on_request(agent):
+    store(*random_tasks(random.Random(17), 600, days=8))
+    params = {"since": "2026-11-13T12:00:00Z", "until": "2026-11-20T12:00:00Z", "group_by": "ai_model"}
+    window = metrics.Window(NOW - timedelta(days=7), NOW)
+    exact = agent.get("/api/v1/metrics/tasks", params).json()
+    assert exact == json.loads(json.dumps(metrics.task_metrics(window=window, group_by="ai_model", engine="exact"),
+                                          default=lambda d: d.isoformat().replace("+00:00", "Z")))  # fmt: skip
+    with override_settings(METRICS_EXACT_MAX_TASKS=100):
+        assert metrics.resolve_engine(None, window) == "rollup"
+        from_rollups = agent.get("/api/v1/metrics/tasks", params).json()
+        asked_exact = agent.get("/api/v1/metrics/tasks", {**params, "exact": "true"}).json()
+        series = agent.get(
+            "/api/v1/metrics/tasks/series", {"since": params["since"], "until": params["until"], "bucket": "day"}
+        )
+    assert asked_exact == exact
+    assert from_rollups != exact  # some percentile differs: it did come from histograms
+    for got, want in zip(from_rollups["groups"], exact["groups"], strict=True):
+        assert_close(got, want)
+    assert series.status_code == 200, series.json()
+    assert sum(p["count"] for p in series.json()["points"]) == sum(g["count"] for g in exact["groups"])
+
+
+@pytest.mark.django_db
+def test_the_rollup_engine_makes_the_same_queries_for_ten_tasks_and_a_thousand():
+    rng = random.Random(5)
+    window = metrics.Window(NOW - timedelta(days=7, minutes=30), NOW - timedelta(minutes=10))
+    store(*random_tasks(rng, 10, days=9))
+    with CaptureQueriesContext(connection) as small:
+        metrics.metrics_overview(window=window, engine="rollup")
+    store(*random_tasks(rng, 1000, days=9))
+    with CaptureQueriesContext(connection) as large:
+        metrics.metrics_overview(window=window, engine="rollup")
+    assert len(small) == len(large), [q["sql"] for q in large]
+
+
+# --- PostgreSQL: concurrency ------------------------------------------------------------------
+
+
+@pytest.mark.postgres(reason="concurrent rollup updates")
+@pytest.mark.django_db(transaction=True)
+def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
+    at = NOW - timedelta(minutes=30)
+    per_thread = 25
+    batches = [
+        [make_task(finished_at=at, duration_ms=100 + 10 * i + t, ai_model=None if i % 2 else "gpt-5.1")
+         for i in range(per_thread)]
+        for t in range(2)
+    ]  # fmt: skip
+    for batch in batches:
+        ExecutionTask.objects.bulk_create(batch)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def finish_each(batch):
+        try:
+            barrier.wait()
+            for task in batch:  # one transaction per task, like the API
+                rollups.fold_tasks([task])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=finish_each, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    recomputed = assert_rollups_match_raw()
+    assert sum(t.count for k, t in recomputed.items() if k[0] == rollups.HOUR) == 2 * per_thread
+    assert sum(sum(t.histogram.values()) for k, t in recomputed.items() if k[0] == rollups.DAY) == 2 * per_thread
+
+
+@pytest.mark.postgres(reason="concurrent rollup updates")
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_while_tasks_finish_loses_none_of_them():
+    at = NOW - timedelta(hours=1, minutes=5)
+    ExecutionTask.objects.bulk_create([make_task(finished_at=at - timedelta(minutes=i)) for i in range(200)])
+    late = [make_task(finished_at=at, duration_ms=5 + i) for i in range(40)]
+    errors = []
+
+    def finish_late():
+        try:
+            from django.db import transaction
+
+            for task in late:
+                with transaction.atomic():
+                    task.save()
+                    rollups.fold_tasks([task])
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=finish_late)
+    thread.start()
+    for _ in range(5):
+        rollups.rebuild(at - timedelta(hours=1), at + timedelta(hours=1))
+    thread.join()
+    assert errors == []
+    assert sum(t.count for k, t in assert_rollups_match_raw().items() if k[0] == rollups.DAY) == 240
+    assert math.isclose(240, ExecutionTask.objects.count())
