@@ -24,7 +24,7 @@ from fsar.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
 from reviews.forms import CommentForm, QueueFilterForm, ReasonForm, VoteForm
 from reviews.models import Case
-from reviews.reports import ReportInvalid, ReportTooLarge
+from reviews.reports import MAX_REPORT_BYTES, ReportInvalid, ReportTooLarge
 
 
 @dataclass
@@ -61,6 +61,9 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = ReportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         for upload_file in form.cleaned_data["files"]:
+            if upload_file.size > MAX_REPORT_BYTES:  # refused without reading it into memory
+                outcomes.append(UploadOutcome(upload_file.name, "invalid", str(ReportTooLarge(upload_file.size))))
+                continue
             outcomes.append(ingest_file(name=upload_file.name, raw=upload_file.read(), user=request.user))
         form = ReportUploadForm()
     return render(request, "reviews/upload.html", {"form": form, "outcomes": outcomes})

@@ -18,6 +18,7 @@ def test_an_operator_uploads_several_reports_and_sees_each_result(client, operat
         SimpleUploadedFile("block.md", report_md("b1", block=True).encode()),
         SimpleUploadedFile("broken.json", b'{"id": "x", "severity": "6"}'),
         SimpleUploadedFile("again.md", seed_md),
+        SimpleUploadedFile("huge.md", b"x" * (1024 * 1024 + 1)),
     ]
     response = client.post(reverse("reviews:upload"), {"files": files})
     assert response.status_code == 200
@@ -27,6 +28,7 @@ def test_an_operator_uploads_several_reports_and_sees_each_result(client, operat
     assert "block-execution-hold" in html
     assert 'data-file="broken.json" data-outcome="invalid"' in html
     assert 'data-file="again.md" data-outcome="unchanged"' in html
+    assert 'data-file="huge.md" data-outcome="invalid"' in html and "the limit is 1048576 bytes" in html
     assert Report.objects.count() == 2
     assert Report.objects.get(report_id="b1").uploaded_by == operator
 
