@@ -175,3 +175,11 @@ def test_a_rejected_proposal_resubmitted_is_linked_and_never_allowed_without_a_d
     # Case is kept: a different case does not match.
     other = post_report(report_md("r10", severity=1, proposal="implement_idea: Scrape everything")).json()["gate"]
     assert other["decision"] == "allow"
+
+
+def test_the_openapi_schema_documents_both_report_forms(client, operator):
+    client.force_login(operator)
+    schema = client.get("/api/v1/openapi.json").json()
+    post = schema["paths"]["/api/v1/proposals"]["post"]
+    assert set(post["requestBody"]["content"]) == {"text/markdown", "application/json"}
+    assert "/api/v1/proposals/{report_id}" in schema["paths"]
