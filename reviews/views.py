@@ -287,6 +287,7 @@ def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
+@recent_login_required
 def escalate(request: HttpRequest, case_id: int) -> HttpResponse:
     form = ReasonForm(request.POST)
     if not form.is_valid():
