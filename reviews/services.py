@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.chain import actor_name, audit_append
 from reviews import policy, selectors
 from reviews.models import (
     WAITING_STATUSES,
@@ -46,6 +47,26 @@ def _why(text: str) -> str:
 
 
 NO_RULE_POLICY = "no-matching-rule"
+
+
+def _chain(kind: str, *, case: Case | None = None, subject: str = "", by=None, **data) -> None:
+    """Append a decision-bearing event to the audit chain, in the caller's transaction."""
+    audit_append(kind=kind, subject=subject or f"case:{case.pk}", actor=actor_name(user=by), data=data)
+
+
+def _void_votes(case: Case, *, old_version: int, why: str, by=None) -> None:
+    """Put the votes a version bump voids on the chain (one entry listing them)."""
+    voided = list(case.votes.filter(case_version=old_version).values("pk", "member__username", "choice"))
+    if voided:
+        _chain(
+            "vote.voided",
+            case=case,
+            by=by,
+            version=old_version,
+            new_version=case.version,
+            why=why,
+            votes=[{"vote": v["pk"], "member": v["member__username"], "choice": v["choice"]} for v in voided],
+        )
 
 
 class ReviewError(Exception):
@@ -262,6 +283,7 @@ def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None 
     changed = case.status != CaseStatus.OPEN or quorum > case.quorum or revision is not None
     if revision is not None:
         case.version += 1
+        _void_votes(case, old_version=case.version - 1, why=why)
         case.severity = revision.severity
         case.title = f"Report {revision.id}"[:300]
         case.short_of_members = False
@@ -436,6 +458,14 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     case._history_user = by
     case._change_reason = _why(f"{decision}: {case.rationale}")
     case.save()
+    _chain(
+        f"case.{decision}",
+        case=case,
+        by=by,
+        version=case.version,
+        rationale=case.rationale,
+        approved_until=case.approved_until.isoformat() if case.approved_until else None,
+    )
     if decision == CaseStatus.CHANGES_REQUESTED:
         waiting = list(selectors.held_tasks_for_case(case.pk))
         _queue_callbacks(waiting, CallbackDelivery.Type.CHANGES_REQUESTED, case=case)
@@ -468,6 +498,7 @@ def case_escalate(*, case_id: int, by, reason: str) -> Case:
     case._history_user = by
     case._change_reason = _why(f"escalated to a hold: {reason}")
     case.save()
+    _chain("case.escalated", case=case, by=by, reason=reason)
     return case
 
 
@@ -485,6 +516,8 @@ def cases_expire(*, now=None) -> int:
             case.version += 1  # continuing review: the old approvals do not count again
             case._change_reason = _why("approval lapsed; back in the queue for continuing review")
             case.save()
+            _chain("case.expired", case=case, version=case.version, approved_until=case.approved_until.isoformat())
+            _void_votes(case, old_version=case.version - 1, why="approval lapsed: continuing review")
             expired += 1
     return expired
 
@@ -508,6 +541,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     state._history_user = by
     state._change_reason = _why(f"paused: {state.reason}")
     state.save()
+    _chain("gate.paused", subject="gate", by=by, reason=state.reason)
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
     _queue_callbacks(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
     return state
@@ -529,6 +563,7 @@ def gate_resume(*, by, reason: str) -> GateState:
     state._history_user = by
     state._change_reason = _why(f"resumed: {state.reason}")
     state.save()
+    _chain("gate.resumed", subject="gate", by=by, reason=state.reason)
     from reviews import jobs
 
     transaction.on_commit(lambda: jobs.enqueue(jobs.redecide_paused_tasks))
@@ -753,6 +788,7 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str):
     vote._history_user = member
     vote._change_reason = _why(f"voted {choice} on version {case.version}")
     vote.save()
+    _chain("vote.cast", case=case, by=member, vote=vote.pk, version=case.version, choice=choice, rationale=rationale)
     _tally(case, by=member)
     return vote
 
@@ -793,6 +829,7 @@ def recuse(*, case_id: int, member, reason: str):
     recusal._history_user = member
     recusal._change_reason = _why("recused")
     recusal.save()
+    _chain("case.recused", case=case, by=member, recusal=recusal.pk, version=case.version, reason=reason)
     _check_short_of_members(case, by=member)
     return recusal
 
@@ -880,6 +917,8 @@ def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     case._history_user = by
     case._change_reason = _why(f"approval revoked: {rationale}")
     case.save()
+    _chain("case.revoked", case=case, by=by, version=case.version, rationale=rationale)
+    _void_votes(case, old_version=case.version - 1, why=f"approval revoked: {rationale}", by=by)
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, gate_case=str(case.pk)))
     _queue_callbacks(running, CallbackDelivery.Type.STOP, case=case, reason=f"approval revoked: {rationale}")
     return case
