@@ -193,6 +193,11 @@ TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 REVIEWS_REQUIRE_TOTP = env_bool("REVIEWS_REQUIRE_TOTP", False)
 # Signed callbacks to the AI side (reviews): seconds to wait for the receiver.
 REVIEWS_CALLBACK_TIMEOUT_SECONDS = env_int("REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
+# Policy changes: approvals a change needs from committee members (not its proposer), and hours to decide.
+REVIEWS_POLICY_CHANGE_QUORUM = env_int("REVIEWS_POLICY_CHANGE_QUORUM", 2)
+REVIEWS_POLICY_CHANGE_SLA_HOURS = env_int("REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)
+# Committee SLA reminders: mail when this fraction of a case's time to decide has passed.
+REVIEWS_SLA_REMINDER_FRACTION = float(os.environ.get("REVIEWS_SLA_REMINDER_FRACTION", "0.8"))
 # Per-API-key rate limit: requests per fixed window (0 = no limit), answered 429 + Retry-After.
 API_RATE_LIMIT_REQUESTS = env_int("API_RATE_LIMIT_REQUESTS", 0)
 API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60)

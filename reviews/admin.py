@@ -3,7 +3,10 @@ cases, the gate state, callbacks (with retry). State changes go through services
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from reviews import policy, services
@@ -13,6 +16,7 @@ from reviews.models import (
     Case,
     Comment,
     GateState,
+    PolicyChange,
     PolicyRule,
     Recusal,
     Report,
@@ -21,6 +25,20 @@ from reviews.models import (
 
 
 class PolicyRuleForm(forms.ModelForm):
+    """The rule's fields, plus why (every change is a proposal the committee reads)
+    and, for superusers only, an emergency switch that applies it at once."""
+
+    change_reason = forms.CharField(
+        label="Why this change",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="The committee reads this before approving. At least a sentence.",
+    )
+    emergency = forms.BooleanField(
+        required=False,
+        label="Emergency: apply now",
+        help_text="Superusers only. Takes effect at once; a retrospective committee case opens automatically.",
+    )
+
     class Meta:
         model = PolicyRule
         exclude: list[str] = []
@@ -38,12 +56,142 @@ class PolicyRuleForm(forms.ModelForm):
 
 @admin.register(PolicyRule)
 class PolicyRuleAdmin(SimpleHistoryAdmin):
+    """Rules are never saved from here directly: a save or delete becomes a policy
+    change the committee must approve (reviews.services.policy_change_propose), or,
+    for a superuser who ticks "emergency", an emergency change applied at once with
+    a retrospective case (policy_change_emergency)."""
+
     form = PolicyRuleForm
-    list_display = ("priority", "name", "enabled", "action", "quorum", "sla_hours", "approval_valid_hours")
+    list_display = ("priority", "name", "enabled", "action", "quorum", "sla_hours", "approval_valid_hours", "pending")
     list_display_links = ("name",)
     list_filter = ("enabled", "action")
     ordering = ("priority", "id")
     history_list_display = ["action", "enabled", "priority"]
+
+    def get_queryset(self, request):
+        pending = PolicyChange.objects.filter(rule=OuterRef("pk"), status=PolicyChange.Status.PENDING)
+        return super().get_queryset(request).annotate(pending_case=Subquery(pending.values("case_id")[:1]))
+
+    @admin.display(description="pending change")
+    def pending(self, obj: PolicyRule) -> str:
+        case_id = getattr(obj, "pending_case", None)
+        if not case_id:
+            return "—"
+        url = reverse("reviews:case", args=[case_id])
+        return format_html('<a href="{}">case {} (awaiting approval)</a>', url, case_id)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if not request.user.is_superuser:
+            form.base_fields.pop("emergency", None)
+        return form
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletions are proposals, one rule at a time
+        return actions
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        pending = PolicyChange.objects.filter(rule_id=object_id, status=PolicyChange.Status.PENDING).first()
+        if pending is not None and request.method == "GET":
+            messages.warning(
+                request,
+                f"A change to this rule is awaiting committee approval (case {pending.case_id}): "
+                f"{', '.join(f'{k}: {a!r} → {b!r}' for k, (a, b) in pending.diff.items())}. "
+                "Until it is approved, the values below apply.",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in services.POLICY_FIELDS if name in form.cleaned_data}
+        if change:
+            values = {k: v for k, v in values.items() if k in form.changed_data}
+        self._route(
+            request,
+            obj,
+            operation="change" if change else "create",
+            rule_id=obj.pk,
+            values=values,
+            reason=form.cleaned_data["change_reason"],
+            emergency=form.cleaned_data.get("emergency", False),
+        )
+
+    def delete_model(self, request, obj):
+        self._route(
+            request,
+            obj,
+            operation="delete",
+            rule_id=obj.pk,
+            values=None,
+            reason=f"Deletion of rule {obj.name} requested in the admin by {request.user}.",
+            emergency=False,
+        )
+        self._after(request, obj)
+
+    def _route(self, request, obj, *, operation, rule_id, values, reason, emergency) -> None:
+        propose = services.policy_change_emergency if emergency else services.policy_change_propose
+        try:
+            obj._policy_change = propose(
+                by=request.user, operation=operation, rule_id=rule_id, values=values, reason=reason
+            )
+        except services.ReviewError as exc:
+            obj._policy_change = None
+            obj._policy_error = exc.message
+
+    def _after(self, request, obj):
+        change = getattr(obj, "_policy_change", None)
+        if change is None:
+            self.message_user(request, f"Nothing changed: {getattr(obj, '_policy_error', '')}", messages.ERROR)
+        elif change.emergency:
+            self.message_user(
+                request,
+                f"Emergency change applied to rule {change.rule_name!r}; retrospective case {change.case_id} is open.",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Proposed as policy change {change.pk}: it applies once the committee approves case "
+                f"{change.case_id}. Until then the rule as it was keeps deciding.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:reviews_policyrule_changelist"))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._after(request, obj)
+
+    def response_change(self, request, obj):
+        return self._after(request, obj)
+
+    def response_delete(self, request, obj_display, obj_id):
+        return HttpResponseRedirect(reverse("admin:reviews_policyrule_changelist"))
+
+    # The admin's own log would say "changed" or "deleted" when nothing was: the
+    # policy change, its case and the audit chain are the record.
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
+
+@admin.register(PolicyChange)
+class PolicyChangeAdmin(SimpleHistoryAdmin):
+    list_display = ("id", "operation", "rule_name", "status", "emergency", "proposed_by", "proposed_at", "case")
+    list_filter = ("status", "operation", "emergency")
+    list_select_related = ("proposed_by", "case")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 class ReadOnlyHistoryAdmin(SimpleHistoryAdmin):

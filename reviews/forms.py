@@ -46,7 +46,7 @@ class CommentForm(forms.Form):
 
 
 class QueueFilterForm(forms.Form):
-    KINDS = [("", "Any subject"), ("report", "FSAR reports"), ("tasks", "Held tasks")]
+    KINDS = [("", "Any subject"), ("report", "FSAR reports"), ("tasks", "Held tasks"), ("policy", "Policy changes")]
     SHOW = [
         ("", "Open"),
         ("mine", "Claimed by me"),

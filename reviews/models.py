@@ -93,6 +93,7 @@ class Case(models.Model):
     class Kind(models.TextChoices):
         REPORT = "report", "FSAR report"
         TASKS = "tasks", "Held tasks"
+        POLICY = "policy", "Policy change"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=CaseStatus.choices, default=CaseStatus.OPEN)
@@ -322,3 +323,82 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} task {self.task_id} ({self.status})"
+
+
+class PolicyChange(models.Model):
+    """A proposed change to a policy rule (create, change, disable or delete). It
+    takes effect only when the committee approves its case (kind `policy`);
+    until then the rule as it is keeps deciding. An emergency change by a
+    superuser is applied at once and its case reviews it in retrospect."""
+
+    class Operation(models.TextChoices):
+        CREATE = "create", "Create a rule"
+        CHANGE = "change", "Change a rule"
+        DISABLE = "disable", "Disable a rule"
+        DELETE = "delete", "Delete a rule"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending committee approval"
+        APPLIED = "applied", "Applied"
+        REJECTED = "rejected", "Rejected"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested (propose again)"
+        SUPERSEDED = "superseded", "Superseded by an emergency change"
+
+    operation = models.CharField(max_length=10, choices=Operation.choices)
+    rule = models.ForeignKey(
+        PolicyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes", help_text="Null: create."
+    )
+    rule_name = models.CharField(max_length=100, help_text="The rule's name when proposed (kept after a delete).")
+    before = models.JSONField(default=dict, blank=True, help_text="The rule's values when proposed ({} for create).")
+    proposed = models.JSONField(default=dict, blank=True, help_text="The rule's values once applied ({} for delete).")
+    diff = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]} for every changed field.")
+    reason = models.TextField()
+    emergency = models.BooleanField(default=False, help_text="Applied at once by a superuser; reviewed in retrospect.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    case = models.OneToOneField(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="policy_change")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One pending change per rule, so an approved change never lands on values it did not see.
+            models.UniqueConstraint(
+                fields=["rule"], condition=models.Q(status="pending"), name="reviews_one_pending_change_per_rule"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Policy change {self.pk}: {self.operation} {self.rule_name} ({self.status})"
+
+
+class NotificationPreference(models.Model):
+    """What a person does not want mailed. Only the non-essential notices can be
+    turned off; decisions on their submissions, quorum alerts and a broken audit
+    chain always go."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    case_opened = models.BooleanField(default=True, help_text="Mail me when a case opens for the committee.")
+    sla_reminders = models.BooleanField(default=True, help_text="Mail me when a case's SLA is near or past.")
+
+    def __str__(self) -> str:
+        return f"notification settings of {self.user}"
+
+
+class NotificationSent(models.Model):
+    """A notice that went out, so that each is sent once (a job run twice, or the
+    periodic SLA scan, finds it here)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=30)
+    key = models.CharField(max_length=100, help_text="What makes this notice unique for the case, e.g. its due time.")
+    recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "kind", "key"], name="reviews_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for case {self.case_id}"

@@ -18,6 +18,7 @@ from reviews.models import (
     Comment,
     GateState,
     MetricKind,
+    PolicyChange,
     Recusal,
     Report,
     Vote,
@@ -202,8 +203,14 @@ def case_page(*, case: Case, user, now) -> dict:
         else []
     )
     approvals = sum(1 for v in votes if v.choice == Vote.Choice.APPROVE)
+    policy_change = (
+        PolicyChange.objects.select_related("proposed_by").filter(case=case).first()
+        if case.kind == Case.Kind.POLICY
+        else None
+    )
     return {
         "case": case,
+        "policy_change": policy_change,
         "reports": reports,
         "latest": latest,
         "proposal_html": render_markdown(latest.proposal) if latest else "",

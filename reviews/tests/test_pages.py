@@ -66,8 +66,8 @@ def test_a_case_page_shows_its_report_and_waiting_tasks(client, alice, post_repo
     assert 'data-testid="case-status">Open' in html
 
 
-def test_an_operator_edits_the_policy_in_the_admin_and_broken_rules_are_refused(client, operator):
-    from reviews.models import PolicyRule
+def test_an_operator_proposes_a_rule_in_the_admin_and_broken_rules_are_refused(client, operator):
+    from reviews.models import PolicyChange, PolicyRule
 
     client.force_login(operator)
     assert client.get("/admin/reviews/policyrule/add/").status_code == 200
@@ -83,6 +83,7 @@ def test_an_operator_edits_the_policy_in_the_admin_and_broken_rules_are_refused(
         "quorum": "1",
         "sla_hours": "24",
         "approval_valid_hours": "24",
+        "change_reason": "Flaky models should wait for the committee.",
     }
     refused = client.post("/admin/reviews/policyrule/add/", form)
     assert refused.status_code == 200
@@ -90,5 +91,7 @@ def test_an_operator_edits_the_policy_in_the_admin_and_broken_rules_are_refused(
     assert not PolicyRule.objects.filter(name="flaky-models").exists()
     response = client.post("/admin/reviews/policyrule/add/", {**form, "metric_threshold": "0.2"})
     assert response.status_code == 302
-    rule = PolicyRule.objects.get(name="flaky-models")
-    assert rule.history.get().history_user == operator
+    assert not PolicyRule.objects.filter(name="flaky-models").exists()  # a proposal until the committee approves
+    change = PolicyChange.objects.get(rule_name="flaky-models")
+    assert change.proposed["metric_threshold"] == 0.2
+    assert change.history.get().history_user == operator
