@@ -198,6 +198,8 @@ REVIEWS_POLICY_CHANGE_QUORUM = env_int("REVIEWS_POLICY_CHANGE_QUORUM", 2)
 REVIEWS_POLICY_CHANGE_SLA_HOURS = env_int("REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)
 # Committee SLA reminders: mail when this fraction of a case's time to decide has passed.
 REVIEWS_SLA_REMINDER_FRACTION = float(os.environ.get("REVIEWS_SLA_REMINDER_FRACTION", "0.8"))
+# Links in notification mails start with this (no trailing slash).
+SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
 # Per-API-key rate limit: requests per fixed window (0 = no limit), answered 429 + Retry-After.
 API_RATE_LIMIT_REQUESTS = env_int("API_RATE_LIMIT_REQUESTS", 0)
 API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60)

@@ -58,3 +58,21 @@ class QueueFilterForm(forms.Form):
     show = forms.ChoiceField(choices=SHOW, required=False)
     min_severity = forms.IntegerField(required=False, min_value=0, label="Severity at least")
     after = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
+
+
+class ExportRangeForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="First day (UTC).")
+    end = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day (UTC), included.")
+    format = forms.ChoiceField(choices=[("json", "JSON"), ("csv", "CSV")], initial="json")
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and end < start:
+            raise forms.ValidationError("The last day is before the first.")
+        return cleaned
+
+
+class NotificationSettingsForm(forms.Form):
+    case_opened = forms.BooleanField(required=False, label="A case opens for the committee")
+    sla_reminders = forms.BooleanField(required=False, label="A case's time to decide is nearly up, or past")

@@ -84,3 +84,28 @@ def expire_approvals() -> int:
 
 def redecide_paused_tasks() -> int:
     return services.redecide_paused_tasks()
+
+
+def notify_case_opened(case_id: int) -> bool:
+    from reviews import notifications
+
+    return notifications.notify_case_opened(case_id)
+
+
+def notify_decision(case_id: int, decision: str, version: int) -> bool:
+    from reviews import notifications
+
+    return notifications.notify_decision(case_id, decision, version)
+
+
+def notify_quorum_impossible(case_id: int) -> bool:
+    from reviews import notifications
+
+    return notifications.notify_quorum_impossible(case_id)
+
+
+def sla_reminders() -> int:
+    """Periodic: SLA near (80% elapsed) and past reminders to the committee, each once."""
+    from reviews import notifications
+
+    return notifications.sla_reminders()

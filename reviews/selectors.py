@@ -247,3 +247,10 @@ def timeline(case: Case, *, blind: bool) -> list[dict]:
     for h in Comment.history.filter(case_id=case.pk).select_related("history_user"):
         events.append({"at": h.history_date, "who": h.history_user, "what": f"commented: {h.text}"})
     return sorted(events, key=lambda e: e["at"])
+
+
+def notification_preference(user):
+    """The person's notification settings (the defaults, all on, when never saved)."""
+    from reviews.models import NotificationPreference
+
+    return NotificationPreference.objects.filter(user=user).first() or NotificationPreference(user=user)

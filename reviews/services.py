@@ -274,7 +274,20 @@ def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, 
     )
     case._change_reason = _why(why)
     case.save()
+    if case.status == CaseStatus.OPEN:
+        _notify("notify_case_opened", case.pk)
     return case
+
+
+def _notify(job_name: str, *args) -> None:
+    """Enqueue a notification job (reviews.notifications) once the transaction commits."""
+
+    def enqueue() -> None:
+        from reviews import jobs
+
+        jobs.enqueue(getattr(jobs, job_name), *args)
+
+    transaction.on_commit(enqueue)
 
 
 def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None) -> Case:
@@ -469,6 +482,7 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
         rationale=case.rationale,
         approved_until=case.approved_until.isoformat() if case.approved_until else None,
     )
+    _notify("notify_decision", case.pk, decision, case.version)
     if case.kind == Case.Kind.POLICY:
         _policy_case_decided(case, decision=decision, by=by)
         return case
@@ -505,6 +519,7 @@ def case_escalate(*, case_id: int, by, reason: str) -> Case:
     case._change_reason = _why(f"escalated to a hold: {reason}")
     case.save()
     _chain("case.escalated", case=case, by=by, reason=reason)
+    _notify("notify_case_opened", case.pk)
     return case
 
 
@@ -854,6 +869,7 @@ def _check_short_of_members(case: Case, *, by=None) -> None:
         case.save()
         if short:
             logger.warning("Case %s cannot reach its quorum of %s: too few eligible members", case.pk, case.quorum)
+            _notify("notify_quorum_impossible", case.pk)
 
 
 @transaction.atomic
@@ -1021,6 +1037,7 @@ def _policy_case(*, title: str, rule: PolicyRule | None, name: str, now, why: st
     )
     case._change_reason = _why(why)
     case.save()
+    _notify("notify_case_opened", case.pk)
     return case
 
 
@@ -1214,3 +1231,17 @@ def _policy_case_decided(case: Case, *, decision: str, by) -> None:
     change._change_reason = _why(f"{decision}: {case.rationale}")
     change.save()
     _chain(f"policy.{change.status}", subject=f"policy_change:{change.pk}", by=by, case=case.pk)
+
+
+# ------------------------------------------------------------- notifications
+
+
+@transaction.atomic
+def notification_preference_set(*, user, case_opened: bool, sla_reminders: bool):
+    """Turn the non-essential mails on or off for one person."""
+    from reviews.models import NotificationPreference
+
+    preference, _ = NotificationPreference.objects.update_or_create(
+        user=user, defaults={"case_opened": case_opened, "sla_reminders": sla_reminders}
+    )
+    return preference

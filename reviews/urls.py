@@ -17,4 +17,7 @@ urlpatterns = [
     path("cases/<int:case_id>/comment/", views.comment, name="comment"),
     path("cases/<int:case_id>/claim/", views.claim, name="claim"),
     path("cases/<int:case_id>/release/", views.release, name="release"),
+    path("cases/<int:case_id>/export.<str:fmt>", views.case_export, name="case_export"),
+    path("export/", views.export_range, name="export"),
+    path("notifications/", views.notification_settings, name="notifications"),
 ]

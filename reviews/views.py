@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -326,3 +326,76 @@ def release(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act(
         request, case_id, lambda: services.case_release(case_id=case_id, member=request.user), "Claim released."
     )
+
+
+def _download(body: str, *, filename: str, fmt: str) -> HttpResponse:
+    content_type = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response
+
+
+@role_required(OPERATORS, COMMITTEE)
+@require_GET
+def case_export(request: HttpRequest, case_id: int, fmt: str) -> HttpResponse:
+    """The case's full record, with its chain entries and their hashes."""
+    from reviews import export
+
+    if fmt not in ("json", "csv"):
+        raise Http404("No such export format.")
+    case = get_object_or_404(Case.objects.select_related("decided_by"), pk=case_id)
+    record = export.case_record(case, user=request.user)
+    body = export.as_json(record) if fmt == "json" else export.as_csv([record])
+    return _download(body, filename=f"fsar-case-{case.pk}", fmt=fmt)
+
+
+@role_required(OPERATORS)
+@require_GET
+def export_range(request: HttpRequest) -> HttpResponse:
+    """Operators export every case opened or decided in a date range, as JSON or CSV."""
+    from reviews import export
+    from reviews.forms import ExportRangeForm
+
+    form = ExportRangeForm(request.GET or None)
+    if request.GET and form.is_valid():
+        start, end, fmt = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["format"]
+        cases = list(export.cases_in_range(start, end)[: export.MAX_RANGE_CASES + 1])
+        if len(cases) > export.MAX_RANGE_CASES:
+            form.add_error(None, f"More than {export.MAX_RANGE_CASES} cases in that range: choose a shorter one.")
+        else:
+            from audit.chain import current_head
+
+            records = [export.case_record(case, user=request.user) for case in cases]
+            head = current_head()
+            if fmt == "json":
+                body = export.as_json(
+                    {
+                        "range": {"start": start.isoformat(), "end": end.isoformat()},
+                        "exported_at": timezone.now().isoformat(),
+                        "chain_head": {"seq": head.seq, "hash": head.hash},
+                        "cases": records,
+                    }
+                )
+            else:
+                body = export.as_csv(records)
+            return _download(body, filename=f"fsar-cases-{start}-to-{end}", fmt=fmt)
+    return render(request, "reviews/export.html", {"form": form})
+
+
+@role_required(OPERATORS, COMMITTEE)
+@require_http_methods(["GET", "POST"])
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    """Turn the non-essential mails off (case opened, SLA reminders); the essential
+    ones (decisions on your submissions, quorum alerts, a broken chain) always go."""
+    from reviews.forms import NotificationSettingsForm
+
+    current = selectors.notification_preference(request.user)
+    form = NotificationSettingsForm(
+        request.POST or None,
+        initial={"case_opened": current.case_opened, "sla_reminders": current.sla_reminders},
+    )
+    if request.method == "POST" and form.is_valid():
+        services.notification_preference_set(user=request.user, **form.cleaned_data)
+        messages.success(request, "Your notification settings are saved.")
+        return redirect("reviews:notifications")
+    return render(request, "reviews/notifications.html", {"form": form, "email": request.user.email})

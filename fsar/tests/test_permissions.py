@@ -77,6 +77,14 @@ PAGES = [
     ),
     ("reviews:gate", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
     ("/reviews/cases/999999/", {"anon": 302}),
+    ("/reviews/cases/999999/export.json", {"anon": 302}),
+    ("/reviews/cases/999999/export.csv", {"anon": 302}),
+    ("reviews:export", {"anon": 302, "operator": 200, "superuser": 200}),
+    ("reviews:notifications", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    (
+        "/admin/reviews/policychange/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     (
         "/admin/reviews/policyrule/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
