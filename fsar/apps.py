@@ -12,6 +12,14 @@ OPERATOR_EXTRA_PERMISSIONS = (
     "reviews.add_callbackendpoint",
     "reviews.change_callbackendpoint",
     "reviews.change_callbackdelivery",
+    # Operators set up who is billed for what.
+    "billing.add_customer",
+    "billing.change_customer",
+    "billing.add_serviceoffering",
+    "billing.change_serviceoffering",
+    "billing.add_offeringtasktype",
+    "billing.change_offeringtasktype",
+    "billing.delete_offeringtasktype",
 )
 
 

@@ -50,6 +50,14 @@ PAGES = [
     ),
     ("tasks:metrics", {"anon": 302, "operator": 200, "superuser": 200}),
     ("audit:chain", {"anon": 302, "operator": 200, "superuser": 200}),
+    (
+        "/admin/billing/customer/add/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/billing/serviceoffering/add/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     ("/admin/", {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200}),
     (
         "/admin/tasks/executiontask/",
