@@ -186,6 +186,7 @@ def test_the_admin_turns_an_edit_into_a_proposal_for_non_superusers(client, oper
     assert (change.emergency, change.diff, change.proposed_by) == (False, {"severity_min": [30, 20]}, operator)
     page = client.get("/admin/reviews/policyrule/").content.decode()
     assert f"case {change.case_id} (awaiting approval)" in page
+    assert "awaiting committee approval" in client.get(url).content.decode()
 
     client.post(f"/admin/reviews/policyrule/{rule.pk}/delete/", {"post": "yes"})
     assert PolicyRule.objects.filter(pk=rule.pk).exists()  # a second pending change on it is refused
