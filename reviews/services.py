@@ -50,12 +50,12 @@ def _why(text: str) -> str:
 NO_RULE_POLICY = "no-matching-rule"
 
 
-def _chain(kind: str, *, case: Case | None = None, subject: str = "", by=None, **data) -> None:
+def _chain(kind: str, *, case: Case | None = None, subject: str = "", by=None, actor: str = "", **data) -> None:
     """Append a decision-bearing event to the audit chain, in the caller's transaction."""
-    audit_append(kind=kind, subject=subject or f"case:{case.pk}", actor=actor_name(user=by), data=data)
+    audit_append(kind=kind, subject=subject or f"case:{case.pk}", actor=actor or actor_name(user=by), data=data)
 
 
-def _void_votes(case: Case, *, old_version: int, why: str, by=None) -> None:
+def _void_votes(case: Case, *, old_version: int, why: str, by=None, actor: str = "") -> None:
     """Put the votes a version bump voids on the chain (one entry listing them)."""
     voided = list(case.votes.filter(case_version=old_version).values("pk", "member__username", "choice"))
     if voided:
@@ -63,6 +63,7 @@ def _void_votes(case: Case, *, old_version: int, why: str, by=None) -> None:
             "vote.voided",
             case=case,
             by=by,
+            actor=actor,
             version=old_version,
             new_version=case.version,
             why=why,
@@ -198,6 +199,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
             quorum=rule.quorum if rule else 1,
             why=f"revision {record.id} submitted; earlier votes void",
             revision=record,
+            actor=actor_name(user=user, api_key=api_key),
         )
         if not reason.startswith("the same proposal"):
             reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
@@ -215,7 +217,13 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         values = {**values, "severity": record.severity, "advisory_min_severity": rule.advisory_min_severity}
         reason = f"{reason}; severity {record.severity} ≥ {rule.advisory_min_severity} opens an advisory case"
         if joined is not None:
-            case = _reopen(joined, quorum=joined.quorum, why=f"revision {record.id} submitted", revision=record)
+            case = _reopen(
+                joined,
+                quorum=joined.quorum,
+                why=f"revision {record.id} submitted",
+                revision=record,
+                actor=actor_name(user=user, api_key=api_key),
+            )
         else:
             case = _open_case(
                 kind=Case.Kind.REPORT,
@@ -227,7 +235,13 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
                 severity=record.severity,
             )
     elif joined is not None:
-        case = _reopen(joined, quorum=joined.quorum, why=f"revision {record.id} submitted", revision=record)
+        case = _reopen(
+            joined,
+            quorum=joined.quorum,
+            why=f"revision {record.id} submitted",
+            revision=record,
+            actor=actor_name(user=user, api_key=api_key),
+        )
 
     report = Report(
         report_id=record.id,
@@ -290,14 +304,14 @@ def _notify(job_name: str, *args) -> None:
     transaction.on_commit(enqueue)
 
 
-def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None) -> Case:
+def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None, actor: str = "") -> Case:
     """Put a case (already locked) back in front of the committee. A revision
     bumps the case's version (voiding the votes on the one before); an advisory
     case stays advisory."""
     changed = case.status != CaseStatus.OPEN or quorum > case.quorum or revision is not None
     if revision is not None:
         case.version += 1
-        _void_votes(case, old_version=case.version - 1, why=why)
+        _void_votes(case, old_version=case.version - 1, why=why, actor=actor)
         case.severity = revision.severity
         case.title = f"Report {revision.id}"[:300]
         case.short_of_members = False
@@ -779,6 +793,8 @@ def why_cannot_vote(case: Case, member) -> str | None:
     if not committee_members().filter(pk=member.pk).exists():
         return "only ethics committee members vote"
     if case.status == CaseStatus.CHANGES_REQUESTED:
+        if case.kind == Case.Kind.POLICY:
+            return "changes were requested; the change must be proposed again"
         return "changes were requested; votes resume on the revision"
     if case.status not in VOTABLE_STATUSES:
         return f"the case is {case.get_status_display().lower()}"
@@ -1076,6 +1092,7 @@ def policy_change_propose(
     change._history_user = by
     change._change_reason = _why(f"proposed: {reason}")
     change.save()
+    _check_short_of_members(case)  # a proposer on a small committee may leave too few voters
     _chain(
         "policy.proposed",
         subject=f"policy_change:{change.pk}",
@@ -1132,6 +1149,7 @@ def policy_change_emergency(
     change._history_user = by
     change._change_reason = _why(f"emergency: {reason}")
     change.save()
+    _check_short_of_members(case)
     _chain(
         "policy.emergency",
         subject=f"policy_change:{change.pk}",

@@ -64,6 +64,7 @@ def test_a_revision_voids_earlier_votes_on_the_chain(agent, post_report, alice, 
         ("bob", "request_changes"),
     ]
     assert "revision r2" in voided.data["why"]
+    assert voided.actor.startswith("api-key:")  # the key that sent the revision
     assert verify_chain().ok
 
 

@@ -60,6 +60,7 @@ def test_nobody_approves_their_own_change(operator, alice, bob):
     from fsar.roles import COMMITTEE
 
     alice_proposes = lower_threshold(alice)
+    assert Case.objects.get(pk=alice_proposes.case_id).short_of_members  # only bob may vote; quorum 2
     with pytest.raises(services.NotAllowed, match="you submitted"):
         services.vote_cast(case_id=alice_proposes.case_id, member=alice, choice="approve", rationale=WHY)
     services.vote_cast(case_id=alice_proposes.case_id, member=bob, choice="approve", rationale=WHY)
@@ -76,6 +77,15 @@ def test_a_rejected_change_never_applies(post_report, operator, alice):
     assert change.status == PolicyChange.Status.REJECTED
     assert PolicyRule.objects.get(name="severity-30-hold").severity_min == 30
     assert AuditEntry.objects.filter(kind="policy.rejected", subject=f"policy_change:{change.pk}").exists()
+
+
+def test_a_change_request_closes_the_proposal_and_it_can_be_proposed_again(operator, alice):
+    change = lower_threshold(operator)
+    services.vote_cast(case_id=change.case_id, member=alice, choice="request_changes", rationale="Try 25 instead.")
+    change.refresh_from_db()
+    assert change.status == PolicyChange.Status.CHANGES_REQUESTED
+    assert PolicyRule.objects.get(name="severity-30-hold").severity_min == 30
+    assert lower_threshold(operator).status == PolicyChange.Status.PENDING
 
 
 def test_create_disable_and_delete_are_proposals_too(operator, alice, bob):
