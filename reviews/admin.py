@@ -103,9 +103,9 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
+        # Every field as submitted: the service diffs them against the rule as it is now,
+        # which also makes simple-history's "revert to this version" a proposal.
         values = {name: form.cleaned_data[name] for name in services.POLICY_FIELDS if name in form.cleaned_data}
-        if change:
-            values = {k: v for k, v in values.items() if k in form.changed_data}
         self._route(
             request,
             obj,

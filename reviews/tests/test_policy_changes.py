@@ -202,8 +202,39 @@ def test_the_admin_turns_an_edit_into_a_proposal_for_non_superusers(client, oper
     assert PolicyRule.objects.filter(pk=rule.pk).exists()  # a second pending change on it is refused
 
 
+def test_reverting_a_rule_to_an_old_version_in_the_admin_is_a_proposal(client, operator):
+    from django.contrib.auth.models import Permission
+
+    operator.user_permissions.add(*Permission.objects.filter(codename__endswith="policyrule"))
+    rule = PolicyRule.objects.get(name="severity-30-hold")
+    rule.save()  # a version at severity 30 in its history
+    old_version = rule.history.get()
+    rule.severity_min = 35
+    rule.save()  # a change made straight in the database (a shell, an old migration)
+    client.force_login(operator)
+    url = f"/admin/reviews/policyrule/{rule.pk}/history/{old_version.history_id}/"
+    data = {
+        "name": rule.name,
+        "priority": rule.priority,
+        "enabled": "on",
+        "description": rule.description,
+        "task_types": "[]",
+        "customers": "[]",
+        "severity_min": 30,
+        "action": "hold",
+        "quorum": 2,
+        "sla_hours": 72,
+        "approval_valid_hours": 2160,
+        "change_reason": "Back to the threshold we agreed on.",
+    }
+    assert client.post(url, data).status_code == 302
+    assert PolicyRule.objects.get(pk=rule.pk).severity_min == 35
+    assert PolicyChange.objects.get().diff == {"severity_min": [35, 30]}
+
+
 def test_a_superuser_can_tick_emergency_in_the_admin_and_deletes_by_proposal(client, superuser):
     client.force_login(superuser)
+    assert b"Emergency: apply now" in client.get("/admin/reviews/policyrule/add/").content
     rule = PolicyRule.objects.get(name="severity-30-hold")
     data = {
         "name": rule.name,
