@@ -6,13 +6,19 @@ Creates its own database (fsar_bench_metrics), migrates it, loads N tasks
 (default 1,000,000, spread over the 30 days ending now, like the demo data)
 with COPY, then in the same run:
 
-1. times `GET /api/v1/metrics/tasks` (through Django's test client: routing,
-   API-key auth, both queries, JSON) against the equivalent raw SQL
-   aggregate, `percentile_cont` grouped the same way, for a 7-day and a
-   30-day window, and the operator page `/tasks/metrics/`;
-2. times `POST /api/v1/tasks/bulk` ingest (10,000 tasks a request, with
-   history rows) against `COPY` of the same rows into a table with the same
-   indexes.
+1. builds the metrics rollups of all rows (`rebuild_metrics`, timed);
+2. times `GET /api/v1/metrics/tasks` (through Django's test client: routing,
+   API-key auth, all queries, JSON) from the rollups, and with `exact=true`
+   (raw rows, percentile_cont), against the equivalent raw SQL aggregate,
+   `percentile_cont` grouped the same way, for a 7-day and a 30-day window
+   ending now (ragged edges), and the operator page `/tasks/metrics/`; checks
+   the rollup answer against the exact one (counts, means, maxima, failure
+   rates equal; percentiles within the stated bound) and reports the worst
+   percentile error seen;
+3. times the rollup write a finishing task adds (one task, its own transaction);
+4. times `POST /api/v1/tasks/bulk` ingest (10,000 tasks a request, with
+   history rows and rollups) against `COPY` of the same rows into a table
+   with the same indexes.
 
 Each timing is the median of several runs after one warm-up. Drops the
 database at the end unless --keep.
@@ -220,6 +226,22 @@ def run(rows: int) -> int:
     log(f"load: generated in {generated:.1f} s, COPY {rows:,} rows in {loaded:.1f} s ({rows / loaded:,.0f} rows/s)")
     log(f"execution_tasks with its indexes: {size}")
 
+    from tasks import rollups
+
+    start = time.perf_counter()
+    counted = rollups.rebuild(now - timedelta(days=31), now + timedelta(seconds=1))
+    built = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE tasks_metrics_rollup")
+        cursor.execute(
+            "SELECT count(*), pg_size_pretty(pg_total_relation_size('tasks_metrics_rollup')) FROM tasks_metrics_rollup"
+        )
+        rollup_rows, rollup_size = cursor.fetchone()
+    log(
+        f"rollups: rebuilt from {counted:,} finished tasks in {built:.1f} s ({counted / built:,.0f} tasks/s); "
+        f"{rollup_rows:,} rows (hours, six hours and days × type × model), {rollup_size}"
+    )
+
     owner = get_user_model().objects.create_user(username="bench-operator", is_staff=True)
     owner.groups.add(Group.objects.get_or_create(name=OPERATORS)[0])
     _, secret = api_key_create(name="bench", owner=owner, scopes=["read", "backfill"])
@@ -229,9 +251,39 @@ def run(rows: int) -> int:
 
     for label, days, window in (("7 days (default)", 7, "7d"), ("30 days", 30, "30d")):
         measure_window(connection, client, page_client, label=label, days=days, window=window)
+    from tasks import metrics
 
+    summary_ms = median_ms(lambda: metrics.dashboard_summary(now=datetime.now(UTC)), runs=21)
+    summary_exact_ms = median_ms(lambda: metrics.dashboard_summary(now=datetime.now(UTC), engine="exact"), runs=3)
+    log(
+        f"dashboard summary (per type, last 24 h against the 24 before; selector only): from rollups "
+        f"{summary_ms:.1f} ms, exact {summary_exact_ms:.0f} ms"
+    )
+
+    finish_benchmark(connection, now)
     ingest_benchmark(connection, client, now)
     return 0
+
+
+def finish_benchmark(connection, now: datetime) -> None:
+    """What the rollups add to finishing one task: the upsert of its hour and day rows."""
+    from django.db import transaction
+
+    from tasks import rollups
+    from tasks.models import ExecutionTask
+
+    task = ExecutionTask(
+        task_type="implement_idea", ai_model="gpt-5.1", status="succeeded", finished_at=now, duration_ms=1234
+    )
+
+    def fold():
+        with transaction.atomic():
+            rollups.fold_tasks([task])
+
+    fold_ms = median_ms(fold, runs=51)
+    log(
+        f"rollup write per finished task (hour, six-hour and day rows in one upsert, own transaction): {fold_ms:.2f} ms"
+    )
 
 
 def ingest_benchmark(connection, client, now: datetime) -> None:
@@ -314,21 +366,49 @@ def measure_window(connection, client, page_client, *, label: str, days: int, wi
         assert response.status_code == 200, response.content
         assert response.json()["groups"]
 
+    def endpoint_exact():
+        response = client.get("/api/v1/metrics/tasks", {**params, "exact": "true"})
+        assert response.status_code == 200, response.content
+
     def by_type():
         assert client.get("/api/v1/metrics/tasks", {**params, "group_by": "task_type"}).status_code == 200
 
     def page():
         assert page_client.get("/tasks/metrics/", {"window": window}).status_code == 200
 
+    from tasks import rollups
+
+    rollup_body = client.get("/api/v1/metrics/tasks", params).json()
+    exact_body = client.get("/api/v1/metrics/tasks", {**params, "exact": "true"}).json()
+    worst = check_agreement(rollup_body["groups"], exact_body["groups"], rollups.MAX_RELATIVE_ERROR)
+
     raw_ms = median_ms(raw)
-    endpoint_ms = median_ms(endpoint)
-    by_type_ms = median_ms(by_type)
-    page_ms = median_ms(page, runs=3)
+    # The fast calls get more runs: on a shared machine their medians are the noisier.
+    endpoint_ms = median_ms(endpoint, runs=21)
+    exact_ms = median_ms(endpoint_exact, runs=3)
+    by_type_ms = median_ms(by_type, runs=21)
+    page_ms = median_ms(page, runs=9)
     log(
-        f"window {label}: {in_window:,} finished tasks; raw percentile_cont SQL {raw_ms:.0f} ms; "
-        f"GET /metrics/tasks?group_by=ai_model {endpoint_ms:.0f} ms (ratio {endpoint_ms / raw_ms:.2f}); "
-        f"group_by=task_type {by_type_ms:.0f} ms; page /tasks/metrics/?window={window} {page_ms:.0f} ms"
+        f"window {label}: {in_window:,} finished tasks; raw percentile_cont SQL {raw_ms:.1f} ms; "
+        f"GET /metrics/tasks?group_by=ai_model from rollups {endpoint_ms:.1f} ms (ratio {endpoint_ms / raw_ms:.3f}), "
+        f"exact=true {exact_ms:.0f} ms (ratio {exact_ms / raw_ms:.2f}); group_by=task_type {by_type_ms:.1f} ms; "
+        f"page /tasks/metrics/?window={window} {page_ms:.1f} ms (ratio {page_ms / raw_ms:.3f}); "
+        f"worst percentile error vs exact {worst:.3%} over {len(exact_body['groups'])} groups"
     )
+
+
+def check_agreement(got: list[dict], want: list[dict], bound: float) -> float:
+    """Rollup answer vs exact answer: exact fields equal, percentiles within the bound."""
+    assert [(g["task_type"], g["ai_model"]) for g in got] == [(g["task_type"], g["ai_model"]) for g in want]
+    worst = 0.0
+    for a, b in zip(got, want, strict=True):
+        for field in ("count", "mean_ms", "max_ms", "failure_rate", "mean_ms_change"):
+            assert a[field] == b[field], (field, a, b)
+        for field in ("p50_ms", "p95_ms"):
+            error = abs(a[field] - b[field]) / b[field]
+            assert abs(a[field] - b[field]) <= bound * b[field] + 0.1, (field, a, b)
+            worst = max(worst, error)
+    return worst
 
 
 if __name__ == "__main__":

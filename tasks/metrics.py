@@ -33,7 +33,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Count, Max, Q, Sum, Value
 
 from tasks import rollups
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus, TaskType
@@ -298,33 +298,62 @@ def _ceil(moment: datetime, bucket: Bucket) -> datetime:
 
 
 def _rollup_cover(window: Window, bucket: Bucket | None) -> tuple[list[tuple[datetime, datetime]], Q | None]:
-    """How the rollups cover a window: the partial edge hours to read from the raw rows,
-    and a filter for the rollup rows of the whole hours between (day rows for whole
-    days, unless the answer is per hour)."""
-    h0, h1 = _ceil(window.since, "hour"), bucket_start(window.until, "hour")
-    if h0 >= h1:
+    """How the rollups cover a window: the partial edge hours to read from the raw rows
+    (each within one hour), and a filter for the rollup rows of the whole hours between
+    (day rows for whole days, six-hour rows for whole blocks of the rest, hour rows for
+    the rest; only hour rows when the answer is per hour)."""
+    if bucket_start(window.since, "hour") == bucket_start(window.until, "hour"):
         return [(window.since, window.until)], None
+    h0, h1 = _ceil(window.since, "hour"), bucket_start(window.until, "hour")
     raw = [(a, b) for a, b in ((window.since, h0), (h1, window.until)) if a < b]
-    hour, day = TaskMetricsRollup.Period.HOUR, TaskMetricsRollup.Period.DAY
-    d0, d1 = _ceil(h0, "day"), bucket_start(h1, "day")
-    if bucket == "hour" or d0 >= d1:
-        return raw, Q(period=hour, start__gte=h0, start__lt=h1)
-    rows = Q(period=day, start__gte=d0, start__lt=d1)
-    if h0 < d0:
-        rows |= Q(period=hour, start__gte=h0, start__lt=d0)
-    if d1 < h1:
-        rows |= Q(period=hour, start__gte=d1, start__lt=h1)
+    if h0 == h1:
+        return raw, None
+    if bucket == "hour":
+        return raw, Q(period=TaskMetricsRollup.Period.HOUR, start__gte=h0, start__lt=h1)
+    rows = Q()
+    for period, start, end in _blocks(h0, h1):
+        rows |= Q(period=period, start__gte=start, start__lt=end)
     return raw, rows
 
 
+SIX_HOURS = timedelta(hours=6)
+
+
+def _ceil_6h(moment: datetime) -> datetime:
+    block = moment.replace(hour=moment.hour - moment.hour % 6)
+    return block if block == moment else block + SIX_HOURS
+
+
+def _blocks(h0: datetime, h1: datetime) -> list[tuple[str, datetime, datetime]]:
+    """Whole hours [h0, h1) as the fewest rollup rows: whole days as day rows, then whole
+    six-hour blocks, then single hours, each as (period, first start, end)."""
+    period = TaskMetricsRollup.Period
+    d0, d1 = _ceil(h0, "day"), bucket_start(h1, "day")
+    if d0 >= d1:
+        return _six_hour_blocks(h0, h1)
+    return [*_six_hour_blocks(h0, d0), (period.DAY, d0, d1), *_six_hour_blocks(d1, h1)]
+
+
+def _six_hour_blocks(h0: datetime, h1: datetime) -> list[tuple[str, datetime, datetime]]:
+    period = TaskMetricsRollup.Period
+    if h0 >= h1:
+        return []
+    q0, q1 = _ceil_6h(h0), h1.replace(hour=h1.hour - h1.hour % 6)
+    if q0 >= q1:
+        return [(period.HOUR, h0, h1)]
+    blocks = [(period.HOUR, h0, q0), (period.SIX_HOURS, q0, q1), (period.HOUR, q1, h1)]
+    return [(p, a, b) for p, a, b in blocks if a < b]
+
+
 def _aggregate_rollups(query: Query, *, percentiles: bool) -> dict[Key, Stats]:
-    """The rollup engine: rollup rows for whole hours (and days), raw rows for the edges.
-    Two queries at most, whatever the data size."""
+    """The rollup engine: rollup rows for whole hours (and days), raw rows for the
+    partial edge hours. Two queries at most, whatever the data size. Without
+    percentiles the database adds the rows up; with them, histograms are merged here."""
     raw, rollup_filter = _rollup_cover(query.window, query.bucket)
     bucket = query.bucket
     totals: dict[Key, rollups.Totals] = {}
 
-    def into(moment: datetime, task_type: str, ai_model: str | None) -> rollups.Totals:
+    def into(moment: datetime | None, task_type: str, ai_model: str | None) -> rollups.Totals:
         key = (
             bucket_start(moment, bucket) if bucket else None,
             task_type if query.by_type else None,
@@ -335,34 +364,69 @@ def _aggregate_rollups(query: Query, *, percentiles: bool) -> dict[Key, Stats]:
             found = totals[key] = rollups.Totals()
         return found
 
+    sums = {
+        "n": Sum("count"),
+        "f": Sum("failed"),
+        "t": Sum("timed"),
+        "s": Sum("sum_ms"),
+        "m": Max("max_ms"),
+    }
     if rollup_filter is not None:
-        rows = TaskMetricsRollup.objects.filter(rollup_filter)
+        rows = TaskMetricsRollup.objects.filter(rollup_filter).order_by()
         if query.task_type is not None:
             rows = rows.filter(task_type=query.task_type)
         if query.ai_model is None:
             rows = rows.filter(has_model=False)
         elif not isinstance(query.ai_model, AnyModel):
             rows = rows.filter(has_model=True, model=query.ai_model)
-        fields = ["start", "task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms"]
-        for start, task_type, has_model, model, *figures in rows.values_list(
-            *fields, *(["histogram"] if percentiles else [])
-        ).order_by():
-            into(start, task_type, model if has_model else None).add(*figures, *([] if percentiles else [None]))
+        group = ["start"] if bucket else []
+        if percentiles:
+            fields = ["task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms", "histogram"]
+            for task_type, has_model, model, n, f, t, s, m, histogram, *moment in rows.values_list(*fields, *group):
+                into(moment[0] if moment else None, task_type, model if has_model else None).add(
+                    n, f, t, s, m, histogram
+                )
+        else:
+            grouped = rows.values(*group, "task_type", "has_model", "model").annotate(**sums)
+            for *moment, task_type, has_model, model, n, f, t, s, m in grouped.values_list(
+                *group, "task_type", "has_model", "model", *sums
+            ):
+                into(moment[0] if moment else None, task_type, model if has_model else None).add(n, f, t, s, m, None)
     if raw:
-        edges = Q()
-        for since, until in raw:
-            edges |= Q(finished_at__gte=since, finished_at__lt=until)
-        qs = ExecutionTask.objects.filter(edges, status__in=FINISHED)
-        if query.task_type is not None:
-            qs = qs.filter(task_type=query.task_type)
-        if query.ai_model is None:
-            qs = qs.filter(ai_model__isnull=True)
-        elif not isinstance(query.ai_model, AnyModel):
-            qs = qs.filter(ai_model=query.ai_model)
-        for finished_at, task_type, ai_model, status, duration in qs.values_list(
-            "finished_at", "task_type", "ai_model", "status", "duration_ms"
-        ).order_by():
-            into(finished_at, task_type, ai_model).add_task(status, duration)
+        # Each edge lies within one hour, so it is labelled (0 or 1) rather than its rows'
+        # times read; one range per branch of a UNION ALL keeps each an index-only scan.
+        parts = []
+        for edge, (since, until) in enumerate(raw):
+            qs = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED)
+            if query.task_type is not None:
+                qs = qs.filter(task_type=query.task_type)
+            if query.ai_model is None:
+                qs = qs.filter(ai_model__isnull=True)
+            elif not isinstance(query.ai_model, AnyModel):
+                qs = qs.filter(ai_model=query.ai_model)
+            qs = qs.order_by()
+            if percentiles:
+                parts.append(
+                    qs.annotate(edge=Value(edge)).values_list("edge", "task_type", "ai_model", "status", "duration_ms")
+                )
+            else:
+                grouped = qs.values("task_type", "ai_model").annotate(
+                    edge=Value(edge),
+                    # Counting a covered column (status is never null) keeps the scan index-only.
+                    n=Count("status"),
+                    f=Count("status", filter=Q(status=TaskStatus.FAILED)),
+                    t=Count("duration_ms"),
+                    s=Sum("duration_ms"),
+                    m=Max("duration_ms"),
+                )
+                parts.append(grouped.values_list("edge", "task_type", "ai_model", "n", "f", "t", "s", "m"))
+        rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+        if percentiles:
+            for edge, task_type, ai_model, status, duration in rows:
+                into(raw[edge][0], task_type, ai_model).add_task(status, duration)
+        else:
+            for edge, task_type, ai_model, n, f, t, s, m in rows:
+                into(raw[edge][0], task_type, ai_model).add(n, f, t, s or 0, m, None)
     return {
         key: Stats(
             count=t.count,

@@ -156,13 +156,14 @@ pre_create_historical_record.connect(_record_api_key_on_history, dispatch_uid="t
 
 
 class TaskMetricsRollup(models.Model):
-    """Finished tasks per UTC hour (and per UTC day) × task type × AI model: exact
+    """Finished tasks per UTC hour (and per six hours, and per UTC day) × task type × AI model: exact
     counts, sums and maxima, and a duration histogram for percentiles. Kept by
     tasks/rollups.py, repaired from `execution_tasks` by `rebuild_metrics_rollups`;
     see docs/metrics.md."""
 
     class Period(models.TextChoices):
         HOUR = "hour", "Hour"
+        SIX_HOURS = "6h", "Six hours (00, 06, 12, 18 UTC)"
         DAY = "day", "Day"
 
     period = models.CharField(max_length=4, choices=Period.choices)
@@ -177,8 +178,8 @@ class TaskMetricsRollup(models.Model):
     timed = models.BigIntegerField(default=0)
     sum_ms = models.BigIntegerField(default=0)
     max_ms = models.BigIntegerField(null=True)
-    # {bucket index (tasks.rollups.bucket_index): tasks}, only non-empty buckets.
-    histogram = models.JSONField(default=dict)
+    # [first bucket index (tasks.rollups.bucket_index), its tasks, the next bucket's, …]; [] when empty.
+    histogram = models.JSONField(default=list)
 
     class Meta:
         db_table = "tasks_metrics_rollup"

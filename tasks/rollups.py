@@ -1,4 +1,4 @@
-"""Rollups of finished tasks for the metrics: per UTC hour and per UTC day × task
+"""Rollups of finished tasks for the metrics: per UTC hour, six hours and day × task
 type × AI model, the exact count, failures, timed count, sum and max of
 durations, and a histogram of durations on log-spaced buckets.
 
@@ -15,7 +15,7 @@ Why and how (docs/metrics.md):
   being its bucket's representative. A convex combination of two values each
   within 0.99% is within 0.99% of the exact interpolation: that is the bound.
 - **Writes** happen in the transaction that finished the tasks: `fold_tasks`
-  adds them to their hour and day rows. On PostgreSQL one
+  adds them to their hour, six-hour and day rows. On PostgreSQL one
   `INSERT … ON CONFLICT DO UPDATE` adds counts and merges histograms in SQL, so
   two tasks finishing at once in the same hour both count (row lock, keys in a
   fixed order, no deadlock); elsewhere (SQLite, one writer at a time) the rows
@@ -28,9 +28,11 @@ Why and how (docs/metrics.md):
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import logging
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +44,7 @@ from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 logger = logging.getLogger(__name__)
 
 HOUR = TaskMetricsRollup.Period.HOUR.value
+SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
 DAY = TaskMetricsRollup.Period.DAY.value
 FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 FAILED = TaskStatus.FAILED.value
@@ -60,6 +63,7 @@ def _boundaries() -> list[int]:
 
 
 BOUNDS = _boundaries()
+_OFFSET = len(BOUNDS)  # bucket indexes run from −len(BOUNDS) to len(BOUNDS) − 1
 _REPRESENTATIVES = [
     float(lo) if lo == hi - 1 else 2 * lo * (hi - 1) / (lo + hi - 1) for lo, hi in zip(BOUNDS, BOUNDS[1:], strict=False)
 ]
@@ -105,18 +109,35 @@ def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | 
 # --- Accumulating ---------------------------------------------------------------------
 
 
+def dense(histogram: dict[int, int]) -> list[int]:
+    """The stored form of a histogram: [first bucket index, its count, the next one's, …],
+    zeros inside, [] when empty. A JSON list of small integers: compact, and quick to
+    decode and merge (reading rollups is mostly decoding them)."""
+    if not histogram:
+        return []
+    first = min(histogram)
+    counts = [0] * (max(histogram) - first + 1)
+    for index, tasks in histogram.items():
+        counts[index - first] = tasks
+    return [first, *counts]
+
+
 @dataclass
 class Totals:
-    """Additive figures of a set of finished tasks. `histogram` keys are bucket
-    indexes as strings (as JSON stores them), so merging stored rows needs no
-    conversion."""
+    """Additive figures of a set of finished tasks; `histogram` is {bucket index: tasks}
+    with no zero counts."""
 
     count: int = 0
     failed: int = 0
     timed: int = 0
     sum_ms: int = 0
     max_ms: int | None = None
-    histogram: dict[str, int] = field(default_factory=dict)
+    histogram: dict[int, int] = field(default_factory=dict)
+    # Stored rows being added up: one count per bucket (index + _OFFSET), summed slice by
+    # slice in C rather than bucket by bucket; folded into `histogram` when read.
+    _counts: list[int] | None = field(default=None, compare=False, repr=False)
+    _low: int = field(default=0, compare=False, repr=False)
+    _high: int = field(default=0, compare=False, repr=False)
 
     def add_task(self, status: str, duration: int | None) -> None:
         self.count += 1
@@ -127,10 +148,11 @@ class Totals:
             self.sum_ms += duration
             if self.max_ms is None or duration > self.max_ms:
                 self.max_ms = duration
-            key = str(bucket_index(duration))
+            key = bucket_index(duration)
             self.histogram[key] = self.histogram.get(key, 0) + 1
 
-    def add(self, count, failed, timed, sum_ms, max_ms, histogram: dict[str, int] | None) -> None:
+    def add(self, count, failed, timed, sum_ms, max_ms, histogram: list[int] | None) -> None:
+        """Add a stored row's figures (`histogram` in its stored, dense form)."""
         self.count += count
         self.failed += failed
         self.timed += timed
@@ -138,15 +160,34 @@ class Totals:
         if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
             self.max_ms = max_ms
         if histogram:
+            first = histogram[0] + _OFFSET
+            end = first + len(histogram) - 1
+            counts = self._counts
+            if counts is None:
+                counts = self._counts = [0] * (2 * _OFFSET)
+                self._low, self._high = first, end
+            else:
+                self._low, self._high = min(self._low, first), max(self._high, end)
+            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(histogram, 1, None))
+
+    def flush(self) -> Totals:
+        """Fold the stored rows added so far into `histogram`."""
+        counts = self._counts
+        if counts is not None:
             mine = self.histogram
-            for key, tasks in histogram.items():
-                mine[key] = mine.get(key, 0) + tasks
+            for position in range(self._low, self._high):
+                if tasks := counts[position]:
+                    mine[position - _OFFSET] = mine.get(position - _OFFSET, 0) + tasks
+            self._counts = None
+        return self
 
     def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, other.histogram)
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None)
+        for index, tasks in other.flush().histogram.items():
+            self.histogram[index] = self.histogram.get(index, 0) + tasks
 
     def percentile(self, fraction: float) -> float | None:
-        return histogram_percentile({int(k): v for k, v in self.histogram.items()}, fraction)
+        return histogram_percentile(self.flush().histogram, fraction)
 
 
 def hour_start(moment: datetime) -> datetime:
@@ -170,7 +211,11 @@ def accumulate(rows: Iterable[Row]) -> dict[RollupKey, Totals]:
         if finished_at is None or status not in FINISHED:
             continue
         hour = hour_start(finished_at)
-        for key in ((HOUR, hour, task_type, ai_model), (DAY, hour.replace(hour=0), task_type, ai_model)):
+        for key in (
+            (HOUR, hour, task_type, ai_model),
+            (SIX_HOURS, hour.replace(hour=hour.hour - hour.hour % 6), task_type, ai_model),
+            (DAY, hour.replace(hour=0), task_type, ai_model),
+        ):
             totals = result.get(key)
             if totals is None:
                 totals = result[key] = Totals()
@@ -222,11 +267,17 @@ ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
     sum_ms = r.sum_ms + EXCLUDED.sum_ms,
     max_ms = GREATEST(r.max_ms, EXCLUDED.max_ms),
     histogram = (
-        SELECT coalesce(jsonb_object_agg(key, total), '{{}}'::jsonb)
-          FROM (SELECT key, sum(value::bigint) AS total
-                  FROM (SELECT * FROM jsonb_each_text(r.histogram)
-                        UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.histogram)) AS both_sides
-                 GROUP BY key) AS merged)
+        -- Both dense lists ([first index, counts…]) added bucket by bucket, then dense again.
+        WITH counts AS (
+            SELECT (h ->> 0)::int + a.position - 2 AS bucket, sum(a.tasks::bigint) AS tasks
+              FROM (VALUES (r.histogram), (EXCLUDED.histogram)) AS s (h),
+                   jsonb_array_elements_text(h) WITH ORDINALITY AS a (tasks, position)
+             WHERE a.position > 1
+             GROUP BY 1)
+        SELECT CASE WHEN count(*) = 0 THEN '[]'::jsonb
+                    ELSE jsonb_build_array(min(g.bucket)) || jsonb_agg(coalesce(c.tasks, 0) ORDER BY g.bucket) END
+          FROM (SELECT generate_series(min(bucket), max(bucket)) AS bucket FROM counts) AS g
+          LEFT JOIN counts AS c USING (bucket))
 """
 
 
@@ -242,7 +293,7 @@ def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
                 period, start, task_type, ai_model = key
                 t = deltas[key]
                 params += [period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed,
-                           t.timed, t.sum_ms, t.max_ms, json.dumps(t.histogram)]  # fmt: skip
+                           t.timed, t.sum_ms, t.max_ms, json.dumps(dense(t.histogram))]  # fmt: skip
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"] * len(chunk))
             cursor.execute(_UPSERT.format(values=values), params)
 
@@ -253,7 +304,7 @@ def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
     for key in deltas:
         by_period_start.setdefault((key[0], key[1]), []).append(key)
     existing: dict[RollupKey, TaskMetricsRollup] = {}
-    for period in (HOUR, DAY):
+    for period in (HOUR, SIX_HOURS, DAY):
         starts = sorted({start for (p, start) in by_period_start if p == period})
         for begin in range(0, len(starts), UPSERT_CHUNK):
             for row in TaskMetricsRollup.objects.filter(period=period, start__in=starts[begin : begin + UPSERT_CHUNK]):
@@ -268,14 +319,15 @@ def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
                 TaskMetricsRollup(
                     period=period, start=start, task_type=task_type, has_model=ai_model is not None,
                     model=ai_model or "", count=delta.count, failed=delta.failed, timed=delta.timed,
-                    sum_ms=delta.sum_ms, max_ms=delta.max_ms, histogram=delta.histogram,
+                    sum_ms=delta.sum_ms, max_ms=delta.max_ms, histogram=dense(delta.histogram),
                 )
             )  # fmt: skip
             continue
-        merged = Totals(row.count, row.failed, row.timed, row.sum_ms, row.max_ms, dict(row.histogram))
+        merged = Totals()
+        merged.add(row.count, row.failed, row.timed, row.sum_ms, row.max_ms, row.histogram)
         merged.merge(delta)
         row.count, row.failed, row.timed, row.sum_ms = merged.count, merged.failed, merged.timed, merged.sum_ms
-        row.max_ms, row.histogram = merged.max_ms, merged.histogram
+        row.max_ms, row.histogram = merged.max_ms, dense(merged.flush().histogram)
         changed.append(row)
     TaskMetricsRollup.objects.bulk_create(created, batch_size=UPSERT_CHUNK)
     TaskMetricsRollup.objects.bulk_update(
@@ -339,7 +391,7 @@ def rebuild_day(day: datetime) -> int:
                 TaskMetricsRollup(
                     period=period, start=start, task_type=task_type, has_model=ai_model is not None,
                     model=ai_model or "", count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms,
-                    max_ms=t.max_ms, histogram=t.histogram,
+                    max_ms=t.max_ms, histogram=dense(t.histogram),
                 )
                 for (period, start, task_type, ai_model), t in sorted(deltas.items(), key=lambda i: _key_order(i[0]))
             ],
@@ -359,10 +411,10 @@ def stored(since: datetime, until: datetime) -> dict[RollupKey, Totals]:
     days = days_between(since, until)
     if not days:
         return {}
-    rows = TaskMetricsRollup.objects.filter(start__gte=days[0], start__lt=days[-1] + timedelta(days=1))
-    return {
-        (r.period, r.start, r.task_type, r.ai_model): Totals(r.count, r.failed, r.timed, r.sum_ms, r.max_ms,
-                                                             {k: v for k, v in r.histogram.items() if v})
-        for r in rows
-        if r.count
-    }  # fmt: skip
+    result = {}
+    for r in TaskMetricsRollup.objects.filter(start__gte=days[0], start__lt=days[-1] + timedelta(days=1)):
+        if r.count:
+            result[(r.period, r.start, r.task_type, r.ai_model)] = totals = Totals()
+            totals.add(r.count, r.failed, r.timed, r.sum_ms, r.max_ms, r.histogram)
+            totals.flush()
+    return result

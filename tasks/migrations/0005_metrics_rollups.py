@@ -13,7 +13,13 @@ class Migration(migrations.Migration):
             name="TaskMetricsRollup",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("period", models.CharField(choices=[("hour", "Hour"), ("day", "Day")], max_length=4)),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[("hour", "Hour"), ("6h", "Six hours (00, 06, 12, 18 UTC)"), ("day", "Day")],
+                        max_length=4,
+                    ),
+                ),
                 ("start", models.DateTimeField()),
                 ("task_type", models.CharField(max_length=40)),
                 ("has_model", models.BooleanField()),
@@ -23,7 +29,7 @@ class Migration(migrations.Migration):
                 ("timed", models.BigIntegerField(default=0)),
                 ("sum_ms", models.BigIntegerField(default=0)),
                 ("max_ms", models.BigIntegerField(null=True)),
-                ("histogram", models.JSONField(default=dict)),
+                ("histogram", models.JSONField(default=list)),
             ],
             options={
                 "db_table": "tasks_metrics_rollup",

@@ -141,10 +141,7 @@ def test_a_legacy_empty_model_name_stays_apart_from_no_model():
         make_task(finished_at=at, ai_model="", duration_ms=10), make_task(finished_at=at, ai_model=None, duration_ms=40)
     )
     assert sorted((r.period, r.has_model, r.model, r.count) for r in TaskMetricsRollup.objects.all()) == [
-        ("day", False, "", 1),
-        ("day", True, "", 1),
-        ("hour", False, "", 1),
-        ("hour", True, "", 1),
+        (period, has_model, "", 1) for period in ("6h", "day", "hour") for has_model in (False, True)
     ]
     window = metrics.Window(NOW - timedelta(hours=3), NOW)
     exact = metrics.task_metrics(window=window, group_by="ai_model", engine="exact")
@@ -182,7 +179,7 @@ def test_the_repair_job_recomputes_damaged_days_and_is_idempotent():
     store(*random_tasks(random.Random(21), 800, days=5))
     expected = assert_rollups_match_raw()
     TaskMetricsRollup.objects.filter(period="hour").order_by("start")[:1].get().delete()
-    TaskMetricsRollup.objects.filter(period="day").update(count=1, histogram={"3": 1})
+    TaskMetricsRollup.objects.filter(period="day").update(count=1, histogram=[3, 1])
     ExecutionTask.objects.filter(pk__in=ExecutionTask.objects.order_by("pk").values("pk")[:5]).delete()  # raw changed
     TaskMetricsRollup.objects.create(
         period="hour", start=NOW - timedelta(days=1), task_type="implement_idea", has_model=False, model="", count=9
@@ -225,6 +222,7 @@ def test_the_rollup_engine_gives_the_exact_engines_numbers_and_percentiles_withi
         metrics.Window(NOW - timedelta(days=7, hours=5, minutes=13), NOW - timedelta(minutes=17)),  # ragged edges
         metrics.Window(NOW - timedelta(days=3), NOW),  # whole hours and days
         metrics.Window(NOW - timedelta(minutes=50), NOW - timedelta(minutes=5)),  # inside one hour
+        metrics.Window(NOW - timedelta(hours=1, minutes=30), NOW - timedelta(minutes=20)),  # two partial hours
         metrics.Window(NOW - timedelta(hours=30, minutes=1), NOW - timedelta(hours=2, minutes=59)),  # no whole day
     ]
     for window in windows:
