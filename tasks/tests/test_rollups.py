@@ -366,3 +366,26 @@ def test_a_rebuild_while_tasks_finish_loses_none_of_them():
     assert errors == []
     assert sum(t.count for k, t in assert_rollups_match_raw().items() if k[0] == rollups.DAY) == 240
     assert math.isclose(240, ExecutionTask.objects.count())
+
+
+def test_the_repair_job_runs_daily_from_the_periodic_list():
+    from fsar.periodic import PERIODIC_JOBS
+
+    assert (rebuild_metrics_rollups, 86_400) in PERIODIC_JOBS
+
+
+@pytest.mark.postgres(reason="a real RQ worker on Redis, which CI's PostgreSQL pass runs")
+@pytest.mark.django_db(transaction=True)
+def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
+    import django_rq
+
+    now = datetime.now(UTC)
+    ExecutionTask.objects.bulk_create([make_task(finished_at=now - timedelta(hours=h)) for h in range(1, 30, 3)])
+    assert not TaskMetricsRollup.objects.exists()
+    django_rq.get_queue("default", is_async=True).enqueue(
+        rebuild_metrics_rollups, (now - timedelta(days=2)).isoformat(), now.isoformat()
+    )
+    rq_worker()
+    assert (
+        sum(t.count for k, t in assert_rollups_match_raw(now - timedelta(days=3), now).items() if k[0] == "day") == 10
+    )
