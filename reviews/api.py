@@ -127,7 +127,8 @@ def submit_proposal(request: HttpRequest):
     summary="One report with the gate's decision, and its case's status and rationale once decided",
 )
 def get_proposal(request: HttpRequest, report_id: str):
-    report = selectors.report_by_id(report_id)
+    # A NUL cannot be in any stored id (and PostgreSQL refuses it in a query).
+    report = selectors.report_by_id(report_id) if "\x00" not in report_id else None
     if report is None:
         raise Report.DoesNotExist(f"No report with id {report_id!r}.")
     return proposal_out(report)

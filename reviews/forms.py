@@ -1,3 +1,5 @@
+from datetime import date
+
 from django import forms
 
 
@@ -68,7 +70,9 @@ class ExportRangeForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
-        if start and end and end < start:
+        if end and end >= date.max:  # the range ends at midnight after the last day
+            self.add_error("end", f"The last day must be before {date.max.isoformat()}.")
+        elif start and end and end < start:
             raise forms.ValidationError("The last day is before the first.")
         return cleaned
 

@@ -106,7 +106,10 @@ def parse_timestamp(value: str, *, line: int | None = None) -> datetime:
         raise ReportInvalid(f"{value!r} is not an ISO 8601 timestamp", field="timestamp", line=line) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ReportInvalid(f"{value!r} has no `Z` or UTC offset", field="timestamp", line=line)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ReportInvalid(f"{value!r} is out of range in UTC", field="timestamp", line=line) from None
 
 
 def format_timestamp(value: datetime) -> str:
@@ -171,7 +174,14 @@ def _scan(text: str) -> tuple[list[tuple[int, str]], bool]:
     return found, fence is not None
 
 
+def _check_no_nul(value: str, name: str, *, line: int | None = None) -> None:
+    """NUL characters are refused: PostgreSQL text cannot hold them, and no report needs one."""
+    if "\x00" in value:
+        raise ReportInvalid("contains a NUL (\\x00) character", field=name, line=line)
+
+
 def _check_proposal(proposal: str, *, line: int | None = None) -> str:
+    _check_no_nul(proposal, "proposal", line=line)
     proposal = trim_blank_lines(normalise_newlines(proposal))
     if not proposal:
         raise ReportInvalid("the proposal is empty", field="proposal", line=line)
@@ -179,6 +189,7 @@ def _check_proposal(proposal: str, *, line: int | None = None) -> str:
 
 
 def _check_id(value: str, name: str, *, line: int | None = None) -> str:
+    _check_no_nul(value, name, line=line)
     if not value or value != value.strip() or any(c.isspace() for c in value):
         raise ReportInvalid("must be non-empty and contain no whitespace", field=name, line=line)
     if len(value) > MAX_ID_LENGTH:
@@ -189,6 +200,7 @@ def _check_id(value: str, name: str, *, line: int | None = None) -> str:
 def _check_items(items: list, name: str) -> tuple[str, ...]:
     out = []
     for index, item in enumerate(items):
+        _check_no_nul(item, f"{name}[{index}]")
         text = normalise_item(item)
         if not text:
             raise ReportInvalid("is empty", field=f"{name}[{index}]")
@@ -271,7 +283,8 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
         raise ReportInvalid(
             f"{severity_value!r} is not a whole number (digits only)", field="severity", line=severity_line
         )
-    severity = int(severity_value)
+    # Compared as text first: int() refuses more than 4,300 digits (a ValueError, not an answer).
+    severity = int(severity_value) if len(severity_value.lstrip("0")) <= len(str(MAX_SEVERITY)) else MAX_SEVERITY + 1
     if severity > MAX_SEVERITY:
         raise ReportInvalid(f"above the maximum {MAX_SEVERITY}", field="severity", line=severity_line)
     block_value, block_line = header["block_execution"]
@@ -311,6 +324,7 @@ def _parse_bullets(lines: list[str], *, name: str, first_line: int) -> list[str]
     out = []
     for index, parts in enumerate(items):
         text = normalise_item(parts[0] + ("\n" + "\n".join(parts[1:]) if len(parts) > 1 else ""))
+        _check_no_nul(text, f"{name}[{index}]")
         if not text:
             raise ReportInvalid("an empty bullet", field=f"{name}[{index}]")
         out.append(text)
@@ -367,6 +381,10 @@ def parse_json(raw: bytes | str) -> ReportRecord:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise ReportInvalid(f"not valid JSON ({exc.msg} at {where})", field="body") from None
+    except RecursionError:
+        raise ReportInvalid("not valid JSON (nested too deeply)", field="body") from None
+    except ValueError:  # json.loads refuses integers of more than 4,300 digits this way
+        raise ReportInvalid("not valid JSON (a number with too many digits)", field="body") from None
     if not isinstance(data, dict):
         raise ReportInvalid("must be a JSON object", field="body")
     unknown = sorted(set(data) - set(JSON_FIELDS))
