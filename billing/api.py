@@ -36,7 +36,11 @@ class RoiOut(Schema):
     total: RoiRowOut
 
 
-@router.get("/roi", response=RoiOut, auth=ApiKeyAuth("read"))
+class ErrorOut(Schema):
+    detail: str
+
+
+@router.get("/roi", response={200: RoiOut, 401: ErrorOut, 403: ErrorOut, 422: ErrorOut}, auth=ApiKeyAuth("read"))
 def roi_for_period(request: HttpRequest, filters: Query[RoiQuery]) -> dict:
     """Revenue (paid invoice lines less refunds, minor units), AI cost of the billed
     tasks (micro-units), margin (micro-units) and ROI (basis points; null without

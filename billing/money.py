@@ -14,7 +14,7 @@ from django.conf import settings
 MICROS = 1_000_000
 # Stripe's zero-decimal currencies (amounts in whole units); everything else has cents.
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
-PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def currency() -> str:
@@ -63,10 +63,12 @@ class BadPeriod(ValueError):
 
 def parse_period(text: str) -> tuple[datetime, datetime]:
     """ "2026-11" → [2026-11-01 00:00 UTC, 2026-12-01 00:00 UTC)."""
-    match = PERIOD_RE.match(text or "")
+    match = PERIOD_RE.fullmatch(text or "")
     if not match:
         raise BadPeriod(f"period must look like YYYY-MM, got {text!r}")
     year, month = int(match[1]), int(match[2])
+    if not 1 <= year <= 9998:  # datetime has years 1 to 9999, and the period ends a month later
+        raise BadPeriod(f"period must be between 0001-01 and 9998-12, got {text!r}")
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + (month == 12), 1 if month == 12 else month + 1, 1, tzinfo=UTC)
     return start, end

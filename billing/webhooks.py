@@ -79,11 +79,12 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
     try:
         data = json.loads(body)
         stripe_id, kind, created = data["id"], data["type"], data["created"]
-        if not (isinstance(stripe_id, str) and isinstance(kind, str) and isinstance(created, int)):
+        if not (isinstance(stripe_id, str) and isinstance(kind, str) and type(created) is int):
             raise TypeError
         data["data"]["object"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise WebhookRefused(400, "body: not a Stripe event (id, type, created, data.object)") from exc
+    _check_event_fits(data)
     try:
         with transaction.atomic():
             event = StripeEvent.objects.create(
@@ -97,6 +98,28 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
     except IntegrityError:
         return StripeEvent.objects.get(stripe_id=stripe_id), False
     return event, True
+
+
+def _check_event_fits(data: dict) -> None:
+    """Refuse (400, naming the field) what the columns cannot hold, instead of a
+    database error: over-long ids, a `created` beyond bigint, NUL characters."""
+    limits = {"id": 100, "type": 100, "api_version": 50}
+    for name, limit in limits.items():
+        if len(str(data.get(name) or "")) > limit:
+            raise WebhookRefused(400, f"{name}: longer than {limit} characters")
+    if not 0 <= data["created"] < 2**63:
+        raise WebhookRefused(400, "created: not a Unix time in seconds")
+    # PostgreSQL refuses NUL in text and \u0000 in jsonb; Stripe never sends either.
+    stack: list = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise WebhookRefused(400, "body: contains a NUL (\\u0000) character")
 
 
 # Processing
