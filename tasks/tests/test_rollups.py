@@ -285,6 +285,21 @@ def test_large_windows_are_answered_from_the_rollups_small_ones_exactly_and_exac
     assert sum(p["count"] for p in series.json()["points"]) == sum(g["count"] for g in exact["groups"])
 
 
+def test_a_ragged_window_reads_whole_days_then_six_hour_blocks_then_hours_and_raw_edges():
+    window = metrics.Window(datetime(2026, 11, 13, 7, 40, tzinfo=UTC), datetime(2026, 11, 20, 11, 5, tzinfo=UTC))
+    raw, _ = metrics._rollup_cover(window, None)
+    assert raw == [(window.since, datetime(2026, 11, 13, 8, tzinfo=UTC)), (datetime(2026, 11, 20, 11, tzinfo=UTC),
+                                                                             window.until)]  # fmt: skip
+    blocks = metrics._blocks(datetime(2026, 11, 13, 8, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC))
+    assert [(p, a.strftime("%d %H"), b.strftime("%d %H")) for p, a, b in blocks] == [
+        ("hour", "13 08", "13 12"),  # 4 hour rows
+        ("6h", "13 12", "14 00"),  # 2 six-hour rows
+        ("day", "14 00", "20 00"),  # 6 day rows
+        ("6h", "20 00", "20 06"),
+        ("hour", "20 06", "20 11"),
+    ]
+
+
 @pytest.mark.django_db
 def test_the_rollup_engine_makes_the_same_queries_for_ten_tasks_and_a_thousand():
     rng = random.Random(5)
