@@ -1,4 +1,4 @@
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
 from audit.chain import current_head
@@ -11,10 +11,12 @@ def chain(request: HttpRequest) -> HttpResponse:
     """The head hash to write down, and the newest entries."""
     entries = AuditEntry.objects.order_by("-seq")
     kind = request.GET.get("kind", "").strip()
+    if "\x00" in kind:  # PostgreSQL refuses a NUL in a query: a 500 otherwise
+        return HttpResponseBadRequest("kind: must not contain a NUL (\\x00) character", content_type="text/plain")
     if kind:
         entries = entries.filter(kind=kind)
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before.isascii() and before.isdigit():  # isdigit() alone accepts "²", which int() refuses
         entries = entries.filter(seq__lt=int(before))
     page = list(entries[:51])
     return render(
