@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AwareDatetime, ConfigDict, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictInt, StrictStr
 
 from tasks import selectors, services
 from tasks.auth import ApiKeyAuth
@@ -22,12 +23,50 @@ from tasks.models import ExecutionTask, TaskStatus, TaskType
 
 router = Router(tags=["tasks"])
 
+
+def no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; refuse it by name instead of failing in the database."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL (\\u0000) character")
+    return value
+
+
+def in_utc(value: datetime) -> datetime:
+    """An aware datetime that still exists in UTC (0001-01-01T00:00+01:00 does not)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range in UTC") from None
+
+
+def json_safe(value: dict) -> dict:
+    """A payload the database's JSON column can store: no NaN or Infinity (not JSON)
+    and no NUL characters (PostgreSQL's jsonb refuses them)."""
+    stack: list = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or Infinity (not JSON numbers)")
+        elif isinstance(item, str) and "\x00" in item:
+            raise ValueError("must not contain a NUL (\\u0000) character")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(no_nul)]
+QueryText = Annotated[str, Field(max_length=200), AfterValidator(no_nul)]
 TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvement"]
-ExternalId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+ExternalId = Annotated[Text, Field(min_length=1, max_length=200)]
+ShortText = Annotated[Text, Field(min_length=1, max_length=200)]
 NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2_147_483_647)]
-ErrorText = Annotated[StrictStr, Field(max_length=20_000)]
+ErrorText = Annotated[Text, Field(max_length=20_000)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
+Payload = Annotated[dict, AfterValidator(json_safe)]
 
 
 class StrictSchema(Schema):
@@ -40,7 +79,7 @@ class TaskIn(StrictSchema):
     ai_model: ShortText | None = None
     customer: ShortText | None = None
     proposal_id: ShortText | None = None
-    payload: dict | None = None
+    payload: Payload | None = None
 
 
 class FinishIn(StrictSchema):
@@ -51,7 +90,7 @@ class FinishIn(StrictSchema):
 
 
 class CancelIn(StrictSchema):
-    reason: Annotated[StrictStr, Field(max_length=2000)] = ""
+    reason: Annotated[Text, Field(max_length=2000)] = ""
 
 
 class GateOut(Schema):
@@ -95,8 +134,8 @@ class BackfillRowIn(StrictSchema):
     ai_model: ShortText | None = None
     customer: ShortText | None = None
     status: Literal["succeeded", "failed"]
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+    started_at: UtcDatetime
+    finished_at: UtcDatetime
     cost_micros: NonNegativeBigInt | None = None
     tokens: NonNegativeInt | None = None
     error: ErrorText = ""
@@ -158,7 +197,7 @@ def actor(request: HttpRequest) -> services.Actor:
     return services.Actor.for_key(request.auth)
 
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
 
 
 @router.post(
@@ -211,10 +250,10 @@ def backfill_tasks(request: HttpRequest, body: BackfillIn):
 class TaskFilters(Schema):
     status: TaskStatus | None = None
     task_type: TaskType | None = None
-    ai_model: Annotated[str, Field(max_length=200)] | None = None
-    customer: Annotated[str, Field(max_length=200)] | None = None
-    proposal_id: Annotated[str, Field(max_length=200)] | None = None
-    external_id: Annotated[str, Field(max_length=200)] | None = None
+    ai_model: QueryText | None = None
+    customer: QueryText | None = None
+    proposal_id: QueryText | None = None
+    external_id: QueryText | None = None
     cursor: Annotated[str, Field(max_length=40)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 

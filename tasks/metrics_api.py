@@ -3,16 +3,17 @@ and `GET /api/v1/metrics/tasks/series`. Definitions: docs/metrics.md."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import ValidationError
-from pydantic import AwareDatetime, ConfigDict
+from pydantic import ConfigDict
 
 from tasks import metrics
+from tasks.api import QueryText, UtcDatetime
 from tasks.auth import ApiKeyAuth
 
 router = Router(tags=["metrics"])
@@ -23,8 +24,8 @@ TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvemen
 class WindowQuery(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(None, description="Start, inclusive (ISO 8601 with a timezone).")
-    until: AwareDatetime | None = Field(None, description="End, exclusive (ISO 8601 with a timezone). Default: now.")
+    since: UtcDatetime | None = Field(None, description="Start, inclusive (ISO 8601 with a timezone).")
+    until: UtcDatetime | None = Field(None, description="End, exclusive (ISO 8601 with a timezone). Default: now.")
     exact: bool = Field(
         False, description="Exact percentiles from the raw rows, however many (slower on large windows)."
     )
@@ -36,7 +37,7 @@ class MetricsQuery(WindowQuery):
 
 class SeriesQuery(WindowQuery):
     task_type: TaskTypeName | None = None
-    ai_model: Annotated[str, Field(max_length=200)] | None = Field(
+    ai_model: QueryText | None = Field(
         None, description="Only this model; an empty value means tasks with no model recorded."
     )
     bucket: Literal["hour", "day"] = "day"
@@ -92,8 +93,18 @@ def invalid(field: str, message: str) -> ValidationError:
     return ValidationError([{"loc": ("query", field), "msg": message, "type": "value_error"}])
 
 
+# Windows are shifted back (the previous window) and bucketed forward; inside these
+# bounds that arithmetic stays within the years datetime can hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def window_from(query: WindowQuery) -> metrics.Window:
     """The requested window: default the 7 days ending now (or ending `until`)."""
+    for name in ("since", "until"):
+        value = getattr(query, name)
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise invalid(name, f"must be between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}")
     until = query.until or timezone.now()
     since = query.since or until - metrics.DEFAULT_WINDOW
     if query.since is not None and query.until is None and since >= until:
