@@ -208,7 +208,7 @@ def test_reverting_a_rule_to_an_old_version_in_the_admin_is_a_proposal(client, o
     operator.user_permissions.add(*Permission.objects.filter(codename__endswith="policyrule"))
     rule = PolicyRule.objects.get(name="severity-30-hold")
     rule.save()  # a version at severity 30 in its history
-    old_version = rule.history.get()
+    old_version = rule.history.order_by("-history_id").first()  # the newest: at severity 30
     rule.severity_min = 35
     rule.save()  # a change made straight in the database (a shell, an old migration)
     client.force_login(operator)
