@@ -1,9 +1,14 @@
 """The API root: one NinjaAPI at /api/v1/, composing every app's router, and the
 error handlers that keep every failure a JSON answer naming the problem."""
 
+import logging
+import traceback
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
@@ -20,6 +25,8 @@ from tasks.gate import GateUnavailable
 from tasks.metrics_api import router as metrics_router
 from tasks.models import ExecutionTask
 from tasks.services import ApiKeyError, TaskError
+
+logger = logging.getLogger(__name__)
 
 api = NinjaAPI(
     title="FSAR agent API",
@@ -133,3 +140,20 @@ def on_rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
     response = api.create_response(request, {"detail": str(exc)}, status=429)
     response["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A bug, not bad input: logged with its traceback, and still a JSON answer
+    (ninja's default re-raises outside DEBUG, and Django answers with an HTML page)."""
+    logger.exception("Unhandled error in %s %s", request.method, request.path)
+    body = {"detail": "Internal error; it is logged for the operators."}
+    if settings.DEBUG:
+        body["traceback"] = traceback.format_exc()
+    return api.create_response(request, body, status=500)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Every path under /api/ that no endpoint matches: a JSON 404, not Django's HTML page."""
+    return JsonResponse({"detail": f"No API endpoint at {request.path}; see /api/v1/docs."}, status=404)

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from fsar import views
-from fsar.api import api
+from fsar.api import api, api_not_found
 
 admin.site.site_header = "FSAR administration"
 admin.site.site_title = "FSAR admin"
@@ -15,6 +15,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    re_path(r"^api/", api_not_found),
     path("tasks/", include("tasks.urls")),
     path("reviews/", include("reviews.urls")),
     path("billing/", include("billing.urls")),
