@@ -1,12 +1,19 @@
-"""Report markdown rendered for people, sanitised: raw HTML is escaped by the
+"""HTML built in Python for the committee's pages.
+
+Report markdown rendered for people, sanitised: raw HTML is escaped by the
 markdown renderer and nh3 strips what is left that could run (scripts, event
-handler attributes, `javascript:` links), so a hostile report renders inert."""
+handler attributes, `javascript:` links), so a hostile report renders inert.
+
+The queue's rows, formatted here rather than by the template engine: the
+engine spent about three quarters of the page's rendering time resolving and
+localising the same dozen variables in each of the 25 rows."""
 
 from __future__ import annotations
 
 import difflib
 
 import nh3
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
@@ -38,3 +45,45 @@ def proposal_diff(before: str, after: str) -> str:
             before.splitlines(), after.splitlines(), fromfile="before", tofile="revision", lineterm="", n=2
         )
     )
+
+
+_QUEUE_ROW = (
+    '    <tr data-case="{pk}"{row_class}>\n'
+    '      <th scope="row"><a href="{case_url}{pk}/">#{pk} {title}</a><br>'
+    '<span class="muted">{kind} · {status}{short}</span></th>\n'
+    '      <td class="num">{severity}</td>\n'
+    '      <td class="quorum">{approvals} of {quorum}</td>\n'
+    "      <td>{claimer}</td>\n"
+    "      <td>{due}</td>\n"
+    "      <td>{voted}</td>\n"
+    "    </tr>\n"
+)
+_MUTED_DASH = '<span class="muted">—</span>'
+_SHORT = ' · <span class="bad">cannot reach quorum</span>'
+
+
+def queue_rows_html(rows, *, case_url: str) -> SafeString:
+    """The queue table's rows (`selectors.queue_page` rows), every text escaped;
+    `case_url` is the case page's URL without the id (reversed once per page)."""
+    case_url = escape(case_url)
+    parts = []
+    for c in rows:
+        due = escape(c.due_text)
+        parts.append(
+            _QUEUE_ROW.format(
+                pk=int(c.pk),
+                row_class=' class="regressed"' if c.overdue else "",
+                case_url=case_url,
+                title=escape(c.title),
+                kind=escape(c.kind_label),
+                status=escape(c.status_label),
+                short=_SHORT if c.short_of_members else "",
+                severity=int(c.severity),
+                approvals=int(c.approvals),
+                quorum=int(c.quorum),
+                claimer=escape(c.claimer) if c.claim_active else _MUTED_DASH,
+                due=f'<span class="bad">overdue by {due}</span>' if c.overdue else f"in {due}",
+                voted="voted" if c.i_voted else '<span class="muted">not yet</span>',
+            )
+        )
+    return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or an int

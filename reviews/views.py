@@ -24,6 +24,7 @@ from fsar.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
 from reviews.forms import CommentForm, QueueFilterForm, ReasonForm, VoteForm
 from reviews.models import Case
+from reviews.rendering import queue_rows_html
 from reviews.reports import MAX_REPORT_BYTES, ReportInvalid, ReportTooLarge
 
 
@@ -192,12 +193,13 @@ def queue(request: HttpRequest) -> HttpResponse:
     )
     params = {k: v for k, v in request.GET.items() if k != "after"}
     next_url = f"?{urlencode({**params, 'after': next_cursor})}" if next_cursor else None
+    case_url = reverse("reviews:case", args=[0]).removesuffix("0/")
     context = {
         "form": form,
         "filters": filters,
         "rows": rows,
+        "rows_html": queue_rows_html(rows, case_url=case_url),
         "next_url": next_url,
-        "case_url": reverse("reviews:case", args=[0]).removesuffix("0/"),
     }
     return render(request, "reviews/queue.html", context)
 

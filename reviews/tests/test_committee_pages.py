@@ -88,6 +88,33 @@ def test_the_queue_pages_by_keyset_in_the_same_queries_for_few_and_many(client, 
     assert in_order == sorted(in_order, reverse=True)
 
 
+def test_queue_rows_show_claim_due_and_my_vote_and_escape_titles(client, alice, bob):
+    now = timezone.now()
+    late = Case.objects.create(
+        kind="tasks", status="open", title="<script>alert(1)</script>", severity=40, quorum=2,
+        due_at=now - timezone.timedelta(hours=2), rule_name="late",
+    )  # fmt: skip
+    calm = Case.objects.create(
+        kind="tasks", status="open", title="calm & quiet", severity=10, quorum=3,
+        due_at=now + timezone.timedelta(hours=3, minutes=30), rule_name="calm",
+    )  # fmt: skip
+    services.case_claim(case_id=late.pk, member=bob)
+    services.vote_cast(case_id=calm.pk, member=alice, choice="approve", rationale=WHY)
+    client.force_login(alice)
+    with time_machine.travel(now, tick=False):
+        html = client.get(reverse("reviews:queue")).content.decode()
+
+    def row(case):
+        return html.split(f'data-case="{case.pk}"', 1)[1].split("</tr>", 1)[0]
+
+    assert "<script>alert" not in html
+    assert f'<a href="/reviews/cases/{late.pk}/">#{late.pk} &lt;script&gt;alert(1)&lt;/script&gt;</a>' in row(late)
+    assert 'class="regressed"' in row(late) and "overdue by 2 h 0 min" in row(late)
+    assert "<td>bob</td>" in row(late) and "0 of 2" in row(late) and "not yet" in row(late)
+    assert "calm &amp; quiet" in row(calm) and "in 3 h 30 min" in row(calm) and "regressed" not in row(calm)
+    assert "1 of 3" in row(calm) and "<td>voted</td>" in row(calm) and "—" in row(calm)
+
+
 def test_the_report_renders_sanitised(client, post_report, alice):
     hostile = (
         "implement_idea: <script>alert('x')</script>\n\n<img src=x onerror=alert(1)>\n\n"
