@@ -33,6 +33,12 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
     return response
 
 
+def bad_period(exc: money.BadPeriod) -> HttpResponse:
+    """A 400 naming the period, as plain text: the message quotes the input, which
+    must never be served as HTML (a reflected-script hole)."""
+    return HttpResponseBadRequest(f"period: {exc}", content_type="text/plain; charset=utf-8")
+
+
 def _period_or_current(request: HttpRequest) -> str:
     return request.GET.get("period") or money.period_of(timezone.now())
 
@@ -44,7 +50,7 @@ def usage(request: HttpRequest) -> HttpResponse:
     try:
         start, end = money.parse_period(period)
     except money.BadPeriod as exc:
-        return HttpResponseBadRequest(f"period: {exc}")
+        return bad_period(exc)
     context = {"customer": customer, "period": period, "stripe_configured": stripe_client.is_configured()}
     if customer is not None:
         rows = selectors.usage_by_offering(customer, start, end)
@@ -64,7 +70,7 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
     try:
         start, end = money.parse_period(period)
     except money.BadPeriod as exc:
-        return HttpResponseBadRequest(f"period: {exc}")
+        return bad_period(exc)
     if customer is None:
         return _csv_response([selectors.CSV_HEADER], f"usage-{period}.csv")
     records = selectors.usage_records(customer, start, end)
@@ -190,7 +196,7 @@ def roi(request: HttpRequest) -> HttpResponse:
     try:
         periods = roi_module.periods_ending(period, 12)
     except money.BadPeriod as exc:
-        return HttpResponseBadRequest(f"period: {exc}")
+        return bad_period(exc)
     report = roi_module.roi_report(periods=periods)
     rows = report.for_period(period)
     return render(

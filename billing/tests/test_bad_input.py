@@ -69,3 +69,13 @@ def test_a_signed_event_the_columns_cannot_hold_is_a_400_naming_the_field(client
     assert response.status_code == 400
     assert response.json()["detail"].startswith(detail)
     assert not StripeEvent.objects.exists()
+
+
+def test_a_bad_period_is_answered_as_plain_text_so_the_quoted_input_never_runs(client, acme_user, operator, acme):
+    period = "<script>alert(1)</script>"
+    for user, name in ((acme_user, "billing:usage"), (acme_user, "billing:usage_csv"), (operator, "billing:roi")):
+        client.force_login(user)
+        response = client.get(reverse(name), {"period": period})
+        assert response.status_code == 400
+        assert response["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.content.decode() == f"period: period must look like YYYY-MM, got {period!r}"
