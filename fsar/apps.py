@@ -12,6 +12,8 @@ OPERATOR_EXTRA_PERMISSIONS = (
     "reviews.add_callbackendpoint",
     "reviews.change_callbackendpoint",
     "reviews.change_callbackdelivery",
+    # Operators decide whether committee decisions require two-factor.
+    "reviews.change_reviewsettings",
     # Operators set up who is billed for what.
     "billing.add_customer",
     "billing.change_customer",

@@ -1,7 +1,9 @@
 """Admin for reviews: policy rules (editable, validated, with history), reports,
-cases, the gate state, callbacks (with retry). State changes go through services."""
+cases, the gate state, the operators' review settings, callbacks (with retry).
+State changes go through services."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponseRedirect
@@ -9,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from reviews import policy, services
+from reviews import policy, selectors, services
 from reviews.models import (
     CallbackDelivery,
     CallbackEndpoint,
@@ -20,6 +22,7 @@ from reviews.models import (
     PolicyRule,
     Recusal,
     Report,
+    ReviewSettings,
     Vote,
 )
 
@@ -224,6 +227,91 @@ class CaseAdmin(ReadOnlyHistoryAdmin):
 @admin.register(GateState)
 class GateStateAdmin(ReadOnlyHistoryAdmin):
     list_display = ("id", "paused", "reason", "changed_at", "changed_by")
+
+
+class ReviewSettingsForm(forms.ModelForm):
+    change_reason = forms.CharField(
+        label="Why this change",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept in the settings' history and on the audit chain.",
+    )
+
+    class Meta:
+        model = ReviewSettings
+        fields = ["require_totp"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if "require_totp" in self.changed_data:
+            return cleaned
+        raise forms.ValidationError("Nothing changed: tick or untick the setting, or leave the page.")
+
+
+@admin.register(ReviewSettings)
+class ReviewSettingsAdmin(SimpleHistoryAdmin):
+    """One row, edited by operators; a save goes through `services.review_settings_set`
+    (history with the reason, an audit-chain entry). The REVIEWS_REQUIRE_TOTP
+    environment variable is a floor this page cannot lower."""
+
+    form = ReviewSettingsForm
+    readonly_fields = ("reason", "changed_at", "changed_by")
+    history_list_display = ["require_totp", "reason"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            return super().changelist_view(request, extra_context)
+        return HttpResponseRedirect(
+            reverse("admin:reviews_reviewsettings_change", args=[selectors.review_settings().pk])
+        )
+
+    # The one row exists from the first visit to its page or its history on.
+    def get_object(self, request, object_id, from_field=None):
+        if object_id == "1":
+            selectors.review_settings()
+        return super().get_object(request, object_id, from_field)
+
+    def history_view(self, request, object_id, extra_context=None):
+        if object_id == "1":
+            selectors.review_settings()
+        return super().history_view(request, object_id, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET" and settings.REVIEWS_REQUIRE_TOTP:
+            messages.warning(
+                request,
+                "REVIEWS_REQUIRE_TOTP is on in this server's environment: two-factor is required whatever this "
+                "page says.",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.review_settings_set(
+                by=request.user,
+                require_totp=form.cleaned_data["require_totp"],
+                reason=form.cleaned_data["change_reason"],
+            )
+        except services.ReviewError as exc:
+            obj._settings_error = exc.message
+
+    def response_change(self, request, obj):
+        error = getattr(obj, "_settings_error", "")
+        if error:
+            self.message_user(request, f"Not saved: {error}", messages.ERROR)
+        else:
+            self.message_user(request, "The review settings are saved.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:reviews_reviewsettings_change", args=[obj.pk]))
+
+    # The settings' history and the audit chain are the record (the admin's log would
+    # say "changed" even when the service refused).
+    def log_change(self, request, obj, message):
+        return None
 
 
 @admin.register(CallbackEndpoint)

@@ -1,5 +1,6 @@
 """FSAR reports, the policy rules the gate evaluates, review cases, the gate's
-global state (the kill switch), and signed callbacks to the AI side."""
+global state (the kill switch), the operators' review settings, and signed
+callbacks to the AI side."""
 
 from __future__ import annotations
 
@@ -277,6 +278,35 @@ class GateState(models.Model):
 
     def __str__(self) -> str:
         return "paused" if self.paused else "running"
+
+
+class ReviewSettings(models.Model):
+    """Operators' settings for the committee's work, one row (pk=1), changed only
+    through `services.review_settings_set` (history and an audit-chain entry).
+
+    `require_totp`: every member needs a TOTP-verified session to vote, recuse,
+    revoke or escalate. `settings.REVIEWS_REQUIRE_TOTP` is a floor: when the
+    environment turns it on, it is on whatever this row says."""
+
+    require_totp = models.BooleanField(
+        "require two-factor for decisions",
+        default=False,
+        help_text="Every committee member must enrol an authenticator app (TOTP) and enter a code each session "
+        "before voting, recusing or revoking.",
+    )
+    reason = models.TextField(blank=True, help_text="Why the last change was made.")
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "review settings"
+        verbose_name_plural = "review settings"
+
+    def __str__(self) -> str:
+        return "Review settings"
 
 
 class CallbackEndpoint(models.Model):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from types import SimpleNamespace
 
+from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 
 from fsar.roles import COMMITTEE, has_role
@@ -21,6 +22,7 @@ from reviews.models import (
     PolicyChange,
     Recusal,
     Report,
+    ReviewSettings,
     Vote,
 )
 from tasks.models import ExecutionTask, TaskStatus
@@ -31,6 +33,19 @@ def gate_state() -> GateState:
     if state is None:
         state, _ = GateState.objects.get_or_create(pk=1)
     return state
+
+
+def review_settings() -> ReviewSettings:
+    settings_row = ReviewSettings.objects.filter(pk=1).first()
+    if settings_row is None:
+        settings_row, _ = ReviewSettings.objects.get_or_create(pk=1)
+    return settings_row
+
+
+def totp_required() -> bool:
+    """Whether every member needs two-factor to decide: the environment's
+    REVIEWS_REQUIRE_TOTP (a floor operators cannot lower) or the operators' setting."""
+    return settings.REVIEWS_REQUIRE_TOTP or ReviewSettings.objects.filter(pk=1, require_totp=True).exists()
 
 
 def model_metric(ai_model: str, kind: str, window: int) -> float | None:

@@ -29,6 +29,7 @@ from reviews.models import (
     PolicyChange,
     PolicyRule,
     Report,
+    ReviewSettings,
     new_rules_version,
 )
 from reviews.reports import ReportInvalid, ReportRecord, parse_any, proposal_fingerprint
@@ -603,6 +604,30 @@ def gate_resume(*, by, reason: str) -> GateState:
 
     transaction.on_commit(lambda: jobs.enqueue(jobs.redecide_paused_tasks))
     return state
+
+
+@transaction.atomic
+def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSettings:
+    """Change the operators' review settings: the row's history and an audit-chain
+    entry (`review_settings.changed`, with `{field: [before, after]}`) record who,
+    what and why. A save that changes nothing is refused, so every entry is a change."""
+    reason = reason.strip()
+    if not reason:
+        raise NotAllowed("changing the review settings needs a reason", field="reason")
+    selectors.review_settings()
+    row = ReviewSettings.objects.select_for_update().get(pk=1)
+    if row.require_totp == require_totp:
+        raise NotAllowed("nothing changed: two-factor is already " + ("required" if require_totp else "optional"))
+    diff = {"require_totp": [row.require_totp, require_totp]}
+    row.require_totp = require_totp
+    row.reason = reason
+    row.changed_at = timezone.now()
+    row.changed_by = by
+    row._history_user = by
+    row._change_reason = _why(f"two-factor {'required' if require_totp else 'optional'}: {reason}")
+    row.save()
+    _chain("review_settings.changed", subject="review_settings", by=by, diff=diff, reason=reason)
+    return row
 
 
 def redecide_paused_tasks() -> int:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -104,7 +103,8 @@ def recent_login_required(view):
     """Votes, recusals and revocations need a login within the last 15 minutes
     (otherwise the member signs in again and comes back to the case), and a
     TOTP-verified session from members who enrolled a device, or from everyone
-    when settings.REVIEWS_REQUIRE_TOTP is on."""
+    when two-factor is required (the operators' review setting, or the
+    REVIEWS_REQUIRE_TOTP environment floor)."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, case_id: int, *args, **kwargs) -> HttpResponse:
@@ -114,8 +114,12 @@ def recent_login_required(view):
             messages.warning(request, "For a decision, please sign in again: your last sign-in is over 15 minutes old.")
             return redirect(f"{reverse('login')}?{urlencode({'next': back})}")
         has_device = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).exists()
-        if not has_device and settings.REVIEWS_REQUIRE_TOTP:
-            messages.warning(request, "Decisions need two-factor authentication: enrol an authenticator app first.")
+        if not has_device and selectors.totp_required():
+            messages.warning(
+                request,
+                "Not recorded: committee decisions require two-factor authentication. "
+                "Enrol an authenticator app below, then decide.",
+            )
             return redirect(f"{reverse('reviews:two_factor')}?{urlencode({'next': back})}")
         if has_device and not request.user.is_verified():
             messages.warning(request, "Enter the code from your authenticator app to continue.")
@@ -156,7 +160,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         "pending": pending,
         "secret": b32encode(pending.bin_key).decode() if pending else "",
         "next": _safe_next(request),
-        "required": settings.REVIEWS_REQUIRE_TOTP,
+        "required": selectors.totp_required(),
     }
     return render(request, "reviews/two_factor.html", context)
 

@@ -101,6 +101,19 @@ PAGES = [
         "/admin/reviews/callbackdelivery/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
+    # The review settings are one row: the list redirects to it; operators may change it.
+    (
+        "/admin/reviews/reviewsettings/",
+        {"anon": 302, "nobody": 302, "operator": 302, "committee": 302, "customer": 302, "superuser": 302},
+    ),
+    (
+        "/admin/reviews/reviewsettings/1/change/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/reviews/reviewsettings/1/history/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
 ]
 
 

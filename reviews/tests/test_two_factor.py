@@ -1,4 +1,7 @@
-"""TOTP two-factor for committee decisions (django-otp)."""
+"""TOTP two-factor for committee decisions (django-otp), and the operators'
+setting (with the environment as its floor) that requires it from every member."""
+
+from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -8,7 +11,10 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from reviews.models import Vote
+from audit.chain import verify_chain
+from audit.models import AuditEntry
+from reviews import selectors, services
+from reviews.models import Recusal, Vote
 from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
@@ -48,9 +54,85 @@ def test_a_member_enrols_and_then_decisions_need_a_verified_session(client, post
 
 
 @override_settings(REVIEWS_REQUIRE_TOTP=True)
-def test_an_operator_setting_requires_two_factor_from_every_member(client, post_report, bob):
+def test_the_environment_requires_two_factor_even_with_the_operator_setting_off(client, post_report, bob):
     case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]
+    assert not selectors.review_settings().require_totp
     client.force_login(bob)
     response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
     assert response["Location"].startswith(reverse("reviews:two_factor"))
     assert not Vote.objects.exists()
+
+
+def test_with_the_operator_setting_on_a_member_without_two_factor_is_sent_to_enrol(client, post_report, operator, bob):
+    case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]
+    services.review_settings_set(by=operator, require_totp=True, reason="The committee asked for it after an audit.")
+    client.force_login(bob)
+    case_url = reverse("reviews:case", args=[case_id])
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY}, follow=True
+    )
+    assert response.redirect_chain[0][0] == f"{reverse('reviews:two_factor')}?next={quote(case_url, safe='')}"
+    html = response.content.decode()
+    assert "Not recorded: committee decisions require two-factor authentication." in html
+    assert 'name="action" value="start"' in html and "Enrol an authenticator app" in html
+    response = client.post(reverse("reviews:recuse", args=[case_id]), {"reason": "I wrote part of this plan."})
+    assert response["Location"].startswith(reverse("reviews:two_factor"))
+    assert not Vote.objects.exists() and not Recusal.objects.exists()
+
+
+def test_with_the_operator_setting_off_again_a_member_without_two_factor_votes(client, post_report, operator, bob):
+    case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]
+    services.review_settings_set(by=operator, require_totp=True, reason="Trying it for a week.")
+    services.review_settings_set(by=operator, require_totp=False, reason="Members could not enrol in time.")
+    client.force_login(bob)
+    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    assert response["Location"] == reverse("reviews:case", args=[case_id])
+    assert Vote.objects.filter(member=bob).count() == 1
+
+
+def test_a_settings_change_is_in_history_and_on_the_audit_chain(operator):
+    services.review_settings_set(by=operator, require_totp=True, reason="The committee asked for it after an audit.")
+    row = selectors.review_settings()
+    assert (row.require_totp, row.changed_by, row.reason) == (
+        True,
+        operator,
+        "The committee asked for it after an audit.",
+    )
+    latest = row.history.latest()
+    assert latest.require_totp and latest.history_user == operator
+    assert latest.history_change_reason == "two-factor required: The committee asked for it after an audit."
+    entry = AuditEntry.objects.get(kind="review_settings.changed")
+    assert (entry.subject, entry.actor) == ("review_settings", "olivia")
+    assert entry.data == {
+        "diff": {"require_totp": [False, True]},
+        "reason": "The committee asked for it after an audit.",
+    }
+    assert verify_chain().ok
+
+    with pytest.raises(services.NotAllowed, match="nothing changed"):
+        services.review_settings_set(by=operator, require_totp=True, reason="Again.")
+    with pytest.raises(services.NotAllowed, match="needs a reason"):
+        services.review_settings_set(by=operator, require_totp=False, reason="  ")
+    assert AuditEntry.objects.filter(kind="review_settings.changed").count() == 1
+    assert row.history.count() == 2  # created on first read, then the one change
+
+
+def test_operators_flip_the_setting_in_the_admin(client, operator, alice):
+    client.force_login(operator)
+    response = client.get("/admin/reviews/reviewsettings/")
+    assert response.status_code == 302
+    change_url = response["Location"]
+    assert change_url == "/admin/reviews/reviewsettings/1/change/"
+    assert client.get(change_url).status_code == 200
+
+    unchanged = client.post(change_url, {"change_reason": "Just looking."})
+    assert unchanged.status_code == 200 and "Nothing changed" in unchanged.content.decode()
+    response = client.post(change_url, {"require_totp": "on", "change_reason": "The committee asked for it."})
+    assert response.status_code == 302
+    assert selectors.totp_required()
+    entry = AuditEntry.objects.get(kind="review_settings.changed")
+    assert entry.actor == "olivia" and entry.data["reason"] == "The committee asked for it."
+
+    client.force_login(alice)  # committee members do not use the admin
+    assert client.post(change_url, {"change_reason": "Turning it off."}).status_code == 302
+    assert selectors.totp_required()
