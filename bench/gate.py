@@ -26,34 +26,25 @@ import itertools
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
+from bench.common import (
+    ROOT,
+    free_port,
+    log,
+    options,
+    own_database,
+    percentile,
+    postgres_url_or_none,
+    started_processes,
+    wait_for,
+)
+
 BENCH_DB = "fsar_bench_gate"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[index]
 
 
 class Load:
@@ -114,53 +105,27 @@ def report_markdown(report_id: str, i: int) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-    seconds = float(options.get("seconds", 10))
-    clients = int(options.get("clients", 16))
-    workers = int(options.get("workers", (os.cpu_count() or 2) * 2 + 1))
-    keep = "--keep" in argv
-    url = os.environ.get("DATABASE_URL", "")
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
-        log("bench gate needs DATABASE_URL=postgres://… (it creates its own database) and REDIS_URL")
+    opts = options(argv)
+    seconds = float(opts.get("seconds", 10))
+    clients = int(opts.get("clients", 16))
+    workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
+    url = postgres_url_or_none("gate", needs_redis=True)
+    if url is None:
         return 2
-    import psycopg
-
-    server = urlparse(url)
-    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
-    if server.password:
-        admin_dsn += f" password={server.password}"
-    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": server._replace(path=f"/{BENCH_DB}").geturl(),
-        "REDIS_URL": redis_url,
-        "DJANGO_SETTINGS_MODULE": "bench.gate_settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-gate-not-a-real-secret-0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "API_RATE_LIMIT_REQUESTS": "0",
-        "DB_CONN_MAX_AGE": "600",
-        "PYTHONWARNINGS": "ignore::UserWarning",
-    }
-    processes: list[subprocess.Popen] = []
-    try:
+    with own_database(url, BENCH_DB, keep="--keep" in argv) as bench_url, started_processes() as processes:
+        env = {
+            **os.environ,
+            "DATABASE_URL": bench_url,
+            "DJANGO_SETTINGS_MODULE": "bench.gate_settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-gate-not-a-real-secret-0123456789",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            "API_RATE_LIMIT_REQUESTS": "0",
+            "DB_CONN_MAX_AGE": "600",
+            "PYTHONWARNINGS": "ignore::UserWarning",
+        }
         return run(env, processes, seconds=seconds, clients=clients, workers=workers)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if not keep:
-            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def setup_database(env: dict) -> str:
@@ -195,16 +160,6 @@ def pg_version(env: dict) -> str:
     u = urlparse(env["DATABASE_URL"])
     with psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:]) as conn:
         return conn.execute("SHOW server_version").fetchone()[0]
-
-
-def wait_for(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not listen on {port}")
 
 
 def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int) -> int:

@@ -32,11 +32,11 @@ import math
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
+
+from bench.common import log, median_ms, options, own_database, postgres_url_or_none
 
 BENCH_DB = "fsar_bench_metrics"
 RUNS = 7
@@ -53,20 +53,6 @@ COLUMNS = (
     "external_id, task_type, status, payload, created_at, started_at, finished_at, duration_ms, "
     "cost_micros, tokens, error, ai_model, customer_ref, source"
 )
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def median_ms(fn, runs: int = RUNS) -> float:
-    fn()  # warm-up: caches, plans, connections
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def generate(count: int, now: datetime, *, prefix: str, days: int = 30, seed: int = 1, finished_only: bool = False):
@@ -157,32 +143,14 @@ def raw_sql(since: datetime, until: datetime) -> tuple[str, list]:
 
 
 def main(argv: list[str]) -> int:
-    rows = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--rows=")), 1_000_000)
-    keep = "--keep" in argv
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        log("bench metrics needs DATABASE_URL=postgres://… (any database on the server; it creates its own)")
+    rows = int(options(argv).get("rows", 1_000_000))
+    url = postgres_url_or_none("metrics")
+    if url is None:
         return 2
-    import psycopg
-
-    server = urlparse(url)
-    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
-    if server.password:
-        admin_dsn += f" password={server.password}"
-    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = server._replace(path=f"/{BENCH_DB}").geturl()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsar.settings")
-    try:
+    with own_database(url, BENCH_DB, keep="--keep" in argv) as bench_url:
+        os.environ["DATABASE_URL"] = bench_url
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fsar.settings")
         return run(rows)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not keep:
-            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def run(rows: int) -> int:
@@ -382,7 +350,7 @@ def measure_window(connection, client, page_client, *, label: str, days: int, wi
     exact_body = client.get("/api/v1/metrics/tasks", {**params, "exact": "true"}).json()
     worst = check_agreement(rollup_body["groups"], exact_body["groups"], rollups.MAX_RELATIVE_ERROR)
 
-    raw_ms = median_ms(raw)
+    raw_ms = median_ms(raw, runs=RUNS)
     # The fast calls get more runs: on a shared machine their medians are the noisier.
     endpoint_ms = median_ms(endpoint, runs=21)
     exact_ms = median_ms(endpoint_exact, runs=3)

@@ -24,56 +24,25 @@ import os
 import platform
 import random
 import re
-import statistics
-import time
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
+
+from bench.common import log, median_ms, options, own_database, postgres_url_or_none
 
 BENCH_DB = "fsar_bench_queue"
 RUNS = 15
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def median_ms(fn, runs: int = RUNS) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+VOTES = 20_000  # on as many distinct cases (fewer when there are fewer cases)
 
 
 def main(argv: list[str]) -> int:
-    cases = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--cases=")), 100_000)
-    keep = "--keep" in argv
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        log("bench queue needs DATABASE_URL=postgres://… (any database on the server; it creates its own)")
+    cases = int(options(argv).get("cases", 100_000))
+    url = postgres_url_or_none("queue")
+    if url is None:
         return 2
-    import psycopg
-
-    server = urlparse(url)
-    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
-    if server.password:
-        admin_dsn += f" password={server.password}"
-    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = server._replace(path=f"/{BENCH_DB}").geturl()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.gate_settings"
-    try:
+    with own_database(url, BENCH_DB, keep="--keep" in argv) as bench_url:
+        os.environ["DATABASE_URL"] = bench_url
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench.gate_settings"
         return run(cases)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not keep:
-            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def run(count: int) -> int:
@@ -101,7 +70,7 @@ def run(count: int) -> int:
     other = users.create_user(username="bench-other", password="x")
     other.groups.add(Group.objects.get(name=COMMITTEE))
 
-    log(f"loading {count:,} open cases and 20,000 votes …")
+    log(f"loading {count:,} open cases and {min(VOTES, count):,} votes …")
     rng = random.Random(5)
     now = datetime.now(UTC)
     with connection.cursor() as cursor:
@@ -139,7 +108,7 @@ def run(count: int) -> int:
         with raw.cursor().copy(
             "COPY reviews_vote (case_id, case_version, member_id, choice, rationale, created_at) FROM STDIN"
         ) as copy:
-            for case_id in rng.sample(range(low, high + 1), 20_000):
+            for case_id in rng.sample(range(low, high + 1), min(VOTES, high - low + 1)):
                 voter = member.pk if rng.random() < 0.3 else other.pk
                 copy.write_row((case_id, 1, voter, "approve", "benchmark vote with a rationale", now))
         cursor.execute("ANALYZE reviews_case")
@@ -170,7 +139,7 @@ def run(count: int) -> int:
         assert response.status_code == 200, (path, response.status_code)
         with CaptureQueriesContext(connection) as queries:
             client.get(path)
-        results[name] = (len(queries), median_ms(lambda p=path: client.get(p)))
+        results[name] = (len(queries), median_ms(lambda p=path: client.get(p), runs=RUNS))
     baseline = results["plain template page (baseline)"][1]
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     with connection.cursor() as cursor:

@@ -27,16 +27,25 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
 import time
-from urllib.parse import urlparse
 
 import stripe
 
-from bench.gate import ROOT, free_port, log, percentile, pg_version, wait_for
+from bench.common import (
+    ROOT,
+    free_port,
+    log,
+    options,
+    own_database,
+    percentile,
+    postgres_url_or_none,
+    started_processes,
+    wait_for,
+)
+from bench.gate import pg_version
 
 BENCH_DB = "fsar_bench_webhooks"
 SECRET = "whsec_bench_webhooks"
@@ -85,54 +94,28 @@ async def load(port: int, clients: int, seconds: float, make_request) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-    seconds = float(options.get("seconds", 10))
-    clients = int(options.get("clients", 16))
-    workers = int(options.get("workers", (os.cpu_count() or 2) * 2 + 1))
-    rqworkers = int(options.get("rqworkers", 2))
-    keep = "--keep" in argv
-    url = os.environ.get("DATABASE_URL", "")
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")) or not redis_url:
-        log("bench webhooks needs DATABASE_URL=postgres://… (it creates its own database) and REDIS_URL")
+    opts = options(argv)
+    seconds = float(opts.get("seconds", 10))
+    clients = int(opts.get("clients", 16))
+    workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
+    rqworkers = int(opts.get("rqworkers", 2))
+    url = postgres_url_or_none("webhooks", needs_redis=True)
+    if url is None:
         return 2
-    import psycopg
-
-    server = urlparse(url)
-    admin_dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
-    if server.password:
-        admin_dsn += f" password={server.password}"
-    with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": server._replace(path=f"/{BENCH_DB}").geturl(),
-        "REDIS_URL": redis_url,
-        "DJANGO_SETTINGS_MODULE": "bench.webhook_settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-webhooks-not-a-real-secret-0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-        "STRIPE_WEBHOOK_SECRET": SECRET,
-        "PYTHONWARNINGS": "ignore::UserWarning",
-    }
-    processes: list[subprocess.Popen] = []
-    try:
+    with own_database(url, BENCH_DB, keep="--keep" in argv) as bench_url, started_processes() as processes:
+        env = {
+            **os.environ,
+            "DATABASE_URL": bench_url,
+            "DJANGO_SETTINGS_MODULE": "bench.webhook_settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-webhooks-not-a-real-secret-0123456789",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            "DB_CONN_MAX_AGE": "600",
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "PYTHONWARNINGS": "ignore::UserWarning",
+        }
         return run(env, processes, seconds=seconds, clients=clients, workers=workers, rqworkers=rqworkers)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if not keep:
-            with psycopg.connect(admin_dsn + " dbname=postgres", autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def django_script(env: dict, script: str) -> str:

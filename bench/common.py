@@ -1,0 +1,118 @@
+"""What every benchmark shares: its own PostgreSQL database, output, timing,
+and the servers it starts (each stopped, by PID, when the benchmark ends)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def options(argv: list[str]) -> dict[str, str]:
+    """`--name=value` arguments as a dict (flags without a value are left to the caller)."""
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+def postgres_url_or_none(name: str, *, needs_redis: bool = False) -> str | None:
+    """DATABASE_URL when it is PostgreSQL (and REDIS_URL is set, if needed); otherwise say why and return None."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")) and (os.environ.get("REDIS_URL") or not needs_redis):
+        return url
+    needs = "DATABASE_URL=postgres://… (any database on the server; it creates its own)"
+    log(f"bench {name} needs {needs}" + (" and REDIS_URL" if needs_redis else ""))
+    return None
+
+
+@contextmanager
+def own_database(url: str, name: str, *, keep: bool = False) -> Iterator[str]:
+    """Create database `name` on the server of `url` (dropping a leftover one), yield
+    its URL, and drop it afterwards unless `keep`."""
+    import psycopg
+
+    server = urlparse(url)
+    admin_dsn = (
+        f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} "
+        f"user={server.username or 'postgres'} dbname=postgres"
+    )
+    if server.password:
+        admin_dsn += f" password={server.password}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield server._replace(path=f"/{name}").geturl()
+    finally:
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # Django may not be set up in this process
+            pass
+        if not keep:
+            with psycopg.connect(admin_dsn, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def started_processes() -> Iterator[list[subprocess.Popen]]:
+    """A list to append started servers to; each is stopped (TERM, then KILL) at exit."""
+    processes: list[subprocess.Popen] = []
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    index = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> float:
+    """Median wall time of `fn` in ms over `runs` calls, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
