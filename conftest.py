@@ -47,6 +47,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL ({why}); CI runs it there"))
 
 
+def log_in(page, live_server, username: str) -> None:
+    """Log `username` in through the login form in a browser test (any earlier session is dropped)."""
+    page.context.clear_cookies()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+
+
 def make_user(django_user_model, username: str, role: str | None = None, **extra):
     from django.contrib.auth.models import Group
 

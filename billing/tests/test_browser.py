@@ -10,19 +10,12 @@ from playwright.sync_api import Page, expect
 
 from billing import money, services
 from billing.models import Invoice
-from conftest import PASSWORD
+from conftest import log_in
 from tasks.models import TaskType
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HOSTED = "https://invoice.stripe.com/i/acct_test/in_browser_1"
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(

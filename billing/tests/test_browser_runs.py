@@ -10,17 +10,10 @@ from playwright.sync_api import Page, expect
 
 from billing import money
 from billing.models import InvoiceRun, InvoiceRunItem
-from conftest import PASSWORD
+from conftest import log_in
 from tasks.models import TaskType
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_an_operator_sees_a_failed_customer_with_the_reason_and_retries_it(

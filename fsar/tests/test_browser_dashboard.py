@@ -6,16 +6,9 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import PASSWORD
+from conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def test_operator_sees_counts_and_a_tasks_history_in_the_admin(page: Page, live_server, operator, client, api_key):

@@ -11,21 +11,13 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEntry
-from conftest import PASSWORD
+from conftest import log_in
 from reviews import services
 from reviews.models import NotificationPreference
 from reviews.tests.conftest import report_md
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WHY = "I read the report and the rollback plan."
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 @pytest.fixture

@@ -5,18 +5,10 @@ decided again."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import PASSWORD
+from conftest import log_in
 from reviews.models import GateState
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page: Page, live_server, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
 
 
 def register(agent, external_id: str) -> dict:
