@@ -240,6 +240,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "FSAR <fsar@localhost>
 
 # History is a record, not an undo button: no reverting from the admin.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+# Change reasons are free text (a cancel reason may be 2,000 characters): never truncated.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 
 # The metrics covering index (tasks.0004) uses INCLUDE, which only PostgreSQL has;
 # SQLite gets a plain index on finished_at, as intended.

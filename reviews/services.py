@@ -40,12 +40,6 @@ from tasks.services import Actor, task_gate_update
 logger = logging.getLogger(__name__)
 
 PAUSE_POLICY = "global-pause"
-HISTORY_REASON_MAX = 100  # simple-history's history_change_reason column
-
-
-def _why(text: str) -> str:
-    """A history change reason, cut to fit its column (the full text is kept on the row itself)."""
-    return text if len(text) <= HISTORY_REASON_MAX else text[: HISTORY_REASON_MAX - 1] + "…"
 
 
 NO_RULE_POLICY = "no-matching-rule"
@@ -268,7 +262,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         gate_values=values,
     )
     report._history_user = user or (api_key.owner if api_key else None)
-    report._change_reason = _why(f"received ({raw_format}); gate: {action}")
+    report._change_reason = f"received ({raw_format}); gate: {action}"
     report.save()
     return report
 
@@ -287,7 +281,7 @@ def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, 
         due_at=now + timedelta(hours=rule.sla_hours if rule else 72),
         **subject,
     )
-    case._change_reason = _why(why)
+    case._change_reason = why
     case.save()
     if case.status == CaseStatus.OPEN:
         _notify("notify_case_opened", case.pk)
@@ -324,7 +318,7 @@ def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None 
         case.due_at = timezone.now() + timedelta(hours=72)
     case.quorum = max(case.quorum, quorum)
     if changed:
-        case._change_reason = _why(why)
+        case._change_reason = why
         case.save()
     return case
 
@@ -487,7 +481,7 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     lapses = decision == CaseStatus.APPROVED and case.kind != Case.Kind.POLICY
     case.approved_until = now + timedelta(hours=case.approval_valid_hours) if lapses else None
     case._history_user = by
-    case._change_reason = _why(f"{decision}: {case.rationale}")
+    case._change_reason = f"{decision}: {case.rationale}"
     case.save()
     _chain(
         f"case.{decision}",
@@ -531,7 +525,7 @@ def case_escalate(*, case_id: int, by, reason: str) -> Case:
     case.status = CaseStatus.OPEN
     case.due_at = timezone.now() + timedelta(hours=72)
     case._history_user = by
-    case._change_reason = _why(f"escalated to a hold: {reason}")
+    case._change_reason = f"escalated to a hold: {reason}"
     case.save()
     _chain("case.escalated", case=case, by=by, reason=reason)
     _notify("notify_case_opened", case.pk)
@@ -550,7 +544,7 @@ def cases_expire(*, now=None) -> int:
                 continue
             case.status = CaseStatus.EXPIRED
             case.version += 1  # continuing review: the old approvals do not count again
-            case._change_reason = _why("approval lapsed; back in the queue for continuing review")
+            case._change_reason = "approval lapsed; back in the queue for continuing review"
             case.save()
             _chain("case.expired", case=case, version=case.version, approved_until=case.approved_until.isoformat())
             _void_votes(case, old_version=case.version - 1, why="approval lapsed: continuing review")
@@ -575,7 +569,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     state.changed_at = timezone.now()
     state.changed_by = by
     state._history_user = by
-    state._change_reason = _why(f"paused: {state.reason}")
+    state._change_reason = f"paused: {state.reason}"
     state.save()
     _chain("gate.paused", subject="gate", by=by, reason=state.reason)
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
@@ -597,7 +591,7 @@ def gate_resume(*, by, reason: str) -> GateState:
     state.changed_at = timezone.now()
     state.changed_by = by
     state._history_user = by
-    state._change_reason = _why(f"resumed: {state.reason}")
+    state._change_reason = f"resumed: {state.reason}"
     state.save()
     _chain("gate.resumed", subject="gate", by=by, reason=state.reason)
     from reviews import jobs
@@ -624,7 +618,7 @@ def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSetting
     row.changed_at = timezone.now()
     row.changed_by = by
     row._history_user = by
-    row._change_reason = _why(f"two-factor {'required' if require_totp else 'optional'}: {reason}")
+    row._change_reason = f"two-factor {'required' if require_totp else 'optional'}: {reason}"
     row.save()
     _chain("review_settings.changed", subject="review_settings", by=by, diff=diff, reason=reason)
     return row
@@ -725,7 +719,7 @@ def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> Call
     endpoint.secret = secret
     endpoint.enabled = True
     endpoint._history_user = by
-    endpoint._change_reason = _why("callback set")
+    endpoint._change_reason = "callback set"
     endpoint.save()
     return endpoint
 
@@ -851,7 +845,7 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str):
         raise NotAllowed(f"You cannot vote: {reason}.")
     vote = Vote(case=case, case_version=case.version, member=member, choice=choice, rationale=rationale)
     vote._history_user = member
-    vote._change_reason = _why(f"voted {choice} on version {case.version}")
+    vote._change_reason = f"voted {choice} on version {case.version}"
     vote.save()
     _chain("vote.cast", case=case, by=member, vote=vote.pk, version=case.version, choice=choice, rationale=rationale)
     _tally(case, by=member)
@@ -892,7 +886,7 @@ def recuse(*, case_id: int, member, reason: str):
         raise NotAllowed("You already voted on this version; you cannot recuse now.")
     recusal = Recusal(case=case, member=member, reason=reason)
     recusal._history_user = member
-    recusal._change_reason = _why("recused")
+    recusal._change_reason = "recused"
     recusal.save()
     _chain("case.recused", case=case, by=member, recusal=recusal.pk, version=case.version, reason=reason)
     _check_short_of_members(case, by=member)
@@ -923,7 +917,7 @@ def comment_add(*, case_id: int, author, text: str):
     case = Case.objects.get(pk=case_id)
     comment = Comment(case=case, author=author, text=text[:10_000])
     comment._history_user = author
-    comment._change_reason = _why("commented")
+    comment._change_reason = "commented"
     comment.save()
     return comment
 
@@ -944,7 +938,7 @@ def case_claim(*, case_id: int, member) -> Case:
     case.claimed_by = member
     case.claimed_until = now + timedelta(minutes=claim_minutes())
     case._history_user = member
-    case._change_reason = _why("claimed")
+    case._change_reason = "claimed"
     case.save()
     return case
 
@@ -956,7 +950,7 @@ def case_release(*, case_id: int, member) -> Case:
         case.claimed_by = None
         case.claimed_until = None
         case._history_user = member
-        case._change_reason = _why("released the claim")
+        case._change_reason = "released the claim"
         case.save()
     return case
 
@@ -983,7 +977,7 @@ def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     case.rationale = ""
     case.due_at = timezone.now() + timedelta(hours=72)
     case._history_user = by
-    case._change_reason = _why(f"approval revoked: {rationale}")
+    case._change_reason = f"approval revoked: {rationale}"
     case.save()
     _chain("case.revoked", case=case, by=by, version=case.version, rationale=rationale)
     _void_votes(case, old_version=case.version - 1, why=f"approval revoked: {rationale}", by=by)
@@ -1076,7 +1070,7 @@ def _policy_case(*, title: str, rule: PolicyRule | None, name: str, now, why: st
         opened_at=now,
         due_at=now + timedelta(hours=getattr(settings, "REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)),
     )
-    case._change_reason = _why(why)
+    case._change_reason = why
     case.save()
     _notify("notify_case_opened", case.pk)
     return case
@@ -1115,7 +1109,7 @@ def policy_change_propose(
         case=case,
     )
     change._history_user = by
-    change._change_reason = _why(f"proposed: {reason}")
+    change._change_reason = f"proposed: {reason}"
     change.save()
     _check_short_of_members(case)  # a proposer on a small committee may leave too few voters
     _chain(
@@ -1172,7 +1166,7 @@ def policy_change_emergency(
         case=case,
     )
     change._history_user = by
-    change._change_reason = _why(f"emergency: {reason}")
+    change._change_reason = f"emergency: {reason}"
     change.save()
     _check_short_of_members(case)
     _chain(
@@ -1210,7 +1204,7 @@ def _supersede(change: PolicyChange, *, by, now) -> None:
 def _apply_policy_change(change: PolicyChange, *, rule: PolicyRule | None, by) -> PolicyRule | None:
     """Write the change to the rules the gate reads (already locked by the caller), with
     history, and bump the rules version so every process reloads its cached rules."""
-    why = _why(f"policy change {change.pk} ({'emergency' if change.emergency else f'case {change.case_id}'})")
+    why = f"policy change {change.pk} ({'emergency' if change.emergency else f'case {change.case_id}'})"
     if change.operation == PolicyChange.Operation.DELETE:
         rule._history_user = by
         rule._change_reason = why
@@ -1271,7 +1265,7 @@ def _policy_case_decided(case: Case, *, decision: str, by) -> None:
         PolicyChange.Status.REJECTED if decision == CaseStatus.REJECTED else PolicyChange.Status.CHANGES_REQUESTED
     )
     change._history_user = by
-    change._change_reason = _why(f"{decision}: {case.rationale}")
+    change._change_reason = f"{decision}: {case.rationale}"
     change.save()
     _chain(f"policy.{change.status}", subject=f"policy_change:{change.pk}", by=by, case=case.pk)
 
