@@ -156,6 +156,20 @@ def test_the_gate_fails_closed_with_503_and_stores_nothing(agent):
     assert not ExecutionTask.objects.exists()
 
 
+def test_a_retry_answers_200_with_the_task_even_while_the_gate_cannot_decide(agent):
+    first = register(agent).json()
+    with override_settings(TASK_GATE="tasks.tests.test_api.broken_gate"):
+        again = register(agent)
+        conflicting = register(agent, ai_model="llama-4-70b")
+        new = register(agent, external_id="run-2")
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert again.json()["gate"]["decision"] == "allow"
+    assert conflicting.status_code == 409
+    assert new.status_code == 503
+    assert ExecutionTask.objects.count() == 1
+
+
 def test_cancel_stops_an_unfinished_task_and_refuses_a_finished_one(agent):
     first = register(agent).json()["id"]
     response = post(agent, f"/api/v1/tasks/{first}/cancel", {"reason": "customer withdrew"})
@@ -254,6 +268,28 @@ def test_status_changes_are_in_history_with_the_key_its_owner_and_the_reason(age
     ]
     assert all(h.history_user == agent_user for h in history)
     assert all(h.history_api_key_id == api_key[0].pk for h in history)
+
+
+def test_each_history_row_copies_every_column_of_the_task_as_it_was(agent):
+    task_id = register(agent, payload={"prompt": "x"}).json()["id"]
+    post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    task = ExecutionTask.objects.get(pk=task_id)
+    created, started = ExecutionTask.history.filter(id=task_id).order_by("history_id")
+    assert (created.history_type, started.history_type) == ("+", "~")
+    assert created.status == "registered" and created.started_at is None
+    for field in ExecutionTask._meta.concrete_fields:
+        if field.name != "payload":  # not kept in history (excluded_fields)
+            assert getattr(started, field.attname) == getattr(task, field.attname), field.name
+    assert created.history_date <= started.history_date
+
+
+def test_a_long_cancel_reason_is_kept_whole_in_history(agent):
+    task_id = register(agent).json()["id"]
+    response = post(agent, f"/api/v1/tasks/{task_id}/cancel", {"reason": "r" * 2000})
+    assert response.status_code == 200
+    last = ExecutionTask.history.filter(id=task_id).latest("history_id")
+    assert last.status == "cancelled"
+    assert last.history_change_reason == "cancelled: " + "r" * 2000
 
 
 def test_the_openapi_schema_documents_the_task_endpoints(client, operator):
