@@ -33,7 +33,7 @@ from reviews.models import (
     new_rules_version,
 )
 from reviews.reports import ReportInvalid, ReportRecord, parse_any, proposal_fingerprint
-from tasks.gate import GateDecision
+from tasks.gate import GateDecision, require_transaction
 from tasks.models import ApiKey, ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
 
@@ -388,6 +388,7 @@ def _decision_from_report(report: Report) -> GateDecision | None:
             "deny", f"its report {name} was rejected (case {case.pk}): {case.rationale}", case.rule_name, case_ref
         )
     if case.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
+        require_transaction()
         locked = Case.objects.select_for_update().get(pk=case.pk)
         _reopen(locked, quorum=locked.quorum, why=f"approval lapsed; task {name} needs a new decision")
     return GateDecision(
@@ -398,6 +399,7 @@ def _decision_from_report(report: Report) -> GateDecision | None:
 def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) -> GateDecision:
     """One case per (rule, task type, AI model): join the waiting one, ride on a
     current approval, or open one."""
+    require_transaction()  # the case's row lock, and the case it may open, commit with the task
     rule_name = rule.name if rule else NO_RULE_POLICY
     subject = {"task_type": task.task_type, "ai_model": task.ai_model or ""}
     latest = (

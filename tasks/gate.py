@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
+from django.db import transaction
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
@@ -41,6 +42,19 @@ class GateUnavailable(Exception):
     retry_after_seconds = 5
 
 
+class GateNeedsTransaction(Exception):
+    """A gate asked outside a transaction raises this when its decision would
+    write (open or reopen a review case): the caller asks again inside one, so
+    that the write and the task commit together or not at all. Most decisions
+    write nothing, and a registration then needs no transaction of its own."""
+
+
+def require_transaction() -> None:
+    """For a gate about to write: raise GateNeedsTransaction unless inside a transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise GateNeedsTransaction()
+
+
 def _gate() -> Callable[[ExecutionTask], GateDecision]:
     # import_string is a dict lookup once the module is imported; not caching it
     # lets tests swap the gate with override_settings.
@@ -52,6 +66,10 @@ def ask_gate(task: ExecutionTask) -> GateDecision:
         decision = _gate()(task)
     except GateUnavailable:
         raise
+    except GateNeedsTransaction as exc:
+        if not transaction.get_connection().in_atomic_block:
+            raise
+        raise GateUnavailable("the gate asked for a transaction inside one") from exc
     except Exception as exc:
         logger.exception("The execution gate failed while deciding on %s", task.external_id)
         raise GateUnavailable(str(exc)) from exc

@@ -19,7 +19,7 @@ from simple_history.utils import bulk_create_with_history
 from audit.chain import actor_name, audit_append
 from tasks import rollups
 from tasks.auth import KEY_PREFIX, generate_secret
-from tasks.gate import GateDecision, GateUnavailable, ask_gate
+from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 from tasks.signals import task_finished
 
@@ -213,10 +213,7 @@ def task_register(
     # The common case is a new external_id, so insert first and look for an earlier
     # registration only when the insert or the gate says there may be one.
     try:
-        with transaction.atomic():
-            decision = ask_gate(task)
-            _apply_decision(task, decision)
-            _save_with_history(task, actor=actor, reason=f"registered; gate: {decision.decision}")
+        _store_registration(task, actor=actor)
     except (IntegrityError, GateUnavailable, TaskError):
         # A retry (or another request a moment ago) registered the same external_id:
         # answer with that task, even when the gate cannot decide right now (the
@@ -226,6 +223,29 @@ def task_register(
             raise
         return _same_registration(existing, wanted), False
     return task, True
+
+
+def _store_registration(task: ExecutionTask, *, actor: Actor) -> None:
+    """Ask the gate and store the task with its decision, all or nothing.
+
+    Most decisions write nothing, so where the task and its history row go in
+    with one statement (PostgreSQL) the gate is first asked outside a
+    transaction and that statement commits alone: two round trips fewer on the
+    hot path. A gate that needs to write (a review case) raises
+    GateNeedsTransaction, and is asked again inside a transaction with the insert."""
+
+    def store(decision: GateDecision) -> None:
+        _apply_decision(task, decision)
+        _save_with_history(task, actor=actor, reason=f"registered; gate: {decision.decision}")
+
+    connection = connections[router.db_for_write(ExecutionTask)]
+    if _row_sql(connection).insert_with_history and not connection.in_atomic_block:
+        try:
+            return store(ask_gate(task))
+        except GateNeedsTransaction:
+            pass
+    with transaction.atomic():
+        store(ask_gate(task))
 
 
 def _same_registration(task: ExecutionTask, wanted: dict[str, Any]) -> ExecutionTask:

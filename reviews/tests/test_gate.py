@@ -97,6 +97,23 @@ def test_tasks_held_by_a_rule_share_one_case_per_rule_type_and_model(agent, alic
     assert "covered by the approval" in later["gate"]["reason"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_hold_and_the_case_it_opens_commit_with_the_task_or_not_at_all(agent):
+    # As in production: no test transaction around the request, so the gate is first
+    # asked without one, and again inside one when its decision opens a case.
+    PolicyRule.objects.create(name="new-models", priority=1, ai_model_glob="exp-*", action="hold", quorum=1)
+    allowed = register(agent, "t1", ai_model="gpt-x").json()
+    held = register(agent, "t2", ai_model="exp-1").json()
+    assert (allowed["status"], held["status"]) == ("registered", "held")
+    assert Case.objects.get(pk=int(held["gate"]["case"])).status == CaseStatus.OPEN
+    assert [h.status for h in ExecutionTask.history.filter(external_id="t2")] == ["held"]
+    # t1 again, now on a held model: the case the gate opened rolls back with the refused insert.
+    conflicting = register(agent, "t1", ai_model="exp-2")
+    assert conflicting.status_code == 409
+    assert not Case.objects.filter(ai_model="exp-2").exists()
+    assert ExecutionTask.objects.count() == 2
+
+
 def test_rules_on_customer_and_model_failure_rate(agent, make_api_key):
     PolicyRule.objects.create(name="acme", priority=1, customers=["acme"], action="deny")
     PolicyRule.objects.create(
