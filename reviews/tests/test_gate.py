@@ -237,3 +237,25 @@ def test_the_gate_decides_a_plain_task_in_one_query_once_rules_are_cached(agent,
     decide_task(task)  # warm the rule cache
     with django_assert_max_num_queries(1):
         assert decide_task(task).decision == "allow"
+
+
+def test_model_metrics_look_at_the_models_last_n_finished_tasks_only():
+    from reviews.selectors import model_metric
+
+    def task(n, model, status, duration_ms=None):
+        ExecutionTask.objects.create(
+            external_id=f"m{n}", task_type="implement_idea", ai_model=model, status=status, duration_ms=duration_ms
+        )
+
+    assert model_metric("exp-1", "failure_rate", 10) is None
+    for n in range(10):  # oldest first: 10 failures, then 20 successes of 1..20 s
+        task(n, "exp-1", TaskStatus.FAILED, 500)
+    for n in range(20):
+        task(100 + n, "exp-1", TaskStatus.SUCCEEDED, (n + 1) * 1000)
+    task(200, "exp-1", TaskStatus.RUNNING)
+    task(201, "exp-2", TaskStatus.FAILED, 99_000)
+    assert model_metric("exp-1", "failure_rate", 20) == 0.0
+    assert model_metric("exp-1", "failure_rate", 30) == pytest.approx(10 / 30)
+    assert model_metric("exp-1", "failure_rate", 1000) == pytest.approx(10 / 30)
+    assert model_metric("exp-1", "p95_duration_ms", 20) == 19_000.0  # nearest rank: 19th of 20
+    assert model_metric("exp-2", "p95_duration_ms", 5) == 99_000.0
