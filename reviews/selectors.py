@@ -66,11 +66,14 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     watches, and building it as a queryset cost twice what running it does."""
     connection = connections[router.db_for_read(ExecutionTask)]
     qn = connection.ops.quote_name
+    # The statuses are literals, not parameters, so that even a prepared statement's
+    # generic plan can use the partial index tasks_model_finished (tasks.0007).
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {qn('status')}, {qn('duration_ms')} FROM {qn(ExecutionTask._meta.db_table)} "
-            f"WHERE {qn('ai_model')} = %s AND {qn('status')} IN (%s, %s) ORDER BY {qn('id')} DESC LIMIT %s",
-            [ai_model, TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value, window],
+            f"WHERE {qn('ai_model')} = %s AND {qn('status')} IN ('{TaskStatus.SUCCEEDED}', '{TaskStatus.FAILED}') "
+            f"ORDER BY {qn('id')} DESC LIMIT %s",
+            [ai_model, window],
         )
         rows = cursor.fetchall()
     if not rows:

@@ -135,6 +135,12 @@ class ExecutionTask(models.Model):
                 include=["task_type", "ai_model", "status", "duration_ms"],
                 name="tasks_finished_cover",
             ),
+            # The gate's model metrics (a model's last N finished tasks); migration 0007.
+            models.Index(
+                fields=["ai_model", "-id"],
+                condition=models.Q(status__in=["succeeded", "failed"]),
+                name="tasks_model_finished",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -259,3 +259,32 @@ def test_model_metrics_look_at_the_models_last_n_finished_tasks_only():
     assert model_metric("exp-1", "failure_rate", 1000) == pytest.approx(10 / 30)
     assert model_metric("exp-1", "p95_duration_ms", 20) == 19_000.0  # nearest rank: 19th of 20
     assert model_metric("exp-2", "p95_duration_ms", 5) == 99_000.0
+
+
+@pytest.mark.postgres(reason="EXPLAIN of PostgreSQL query plans")
+def test_a_model_metric_reads_only_finished_tasks_through_its_partial_index():
+    from django.db import connection
+
+    from reviews.selectors import model_metric
+
+    ExecutionTask.objects.bulk_create(
+        ExecutionTask(external_id=f"w{n}", task_type="implement_idea", ai_model="exp-1", status=status)
+        for n, status in enumerate(["succeeded"] * 5 + ["registered"] * 500)
+    )
+    calls = []
+
+    def capture(execute, sql, params, many, context):
+        calls.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        assert model_metric("exp-1", "failure_rate", 50) == 0.0
+    ((sql, params),) = calls
+    assert params == ["exp-1", 50]  # the statuses are in the SQL itself, as the partial index needs
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a test-sized table would be read whole
+        cursor.execute("PREPARE metric(text, int) AS " + sql.replace("%s", "$1", 1).replace("%s", "$2", 1))
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as a prepared statement may
+        cursor.execute("EXPLAIN EXECUTE metric('exp-1', 50)")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tasks_model_finished" in plan, plan
