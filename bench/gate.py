@@ -1,10 +1,12 @@
 """The execution gate on the hot path, under gunicorn, PostgreSQL and RQ workers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \\
-        .venv/bin/python -m bench gate [--seconds=N] [--clients=16] [--workers=N] [--keep]
+        .venv/bin/python -m bench gate [--seconds=N] [--clients=16] [--workers=N] [--rate=200] [--keep]
 
 Creates its own database (fsar_bench_gate), migrates it (the default policy
-plus two more rules, so the gate walks six rules), starts gunicorn (sync
+plus two more rules, so the gate walks six rules, one of them reading a model's
+failure rate over its last 50 finished tasks; 20,000 finished tasks are there
+to read), starts gunicorn (sync
 workers, DEBUG off) with one extra URL, `POST /api/bench/noop`: a trivial endpoint
 that authenticates the same API key the same way and answers `{"ok": true}`,
 and an `rqworker` on REDIS_URL. Then, with N concurrent clients (one
@@ -14,7 +16,10 @@ and alternating so that noise hits both alike:
 1. `POST /api/bench/noop` (the baseline) and `POST /api/v1/tasks` (registration:
    API key, gate decision, insert with a history row), throughput and p50/p99;
 2. `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
-   tenth opens a case), reports/s.
+   tenth opens a case), reports/s;
+3. both endpoints again at a fixed offered rate (--rate, requests/s over all
+   clients) instead of flat out: latency below saturation. Flat out, closed-loop
+   clients queue: each waits clients / throughput on average (Little's law).
 
 Drops the database at the end unless --keep.
 """
@@ -94,6 +99,34 @@ class Load:
             "statuses": statuses,
         }
 
+    async def paced(self, seconds: float, rate: float, make_request) -> dict:
+        """The same clients at a fixed offered rate instead of flat out: request i is due
+        at start + i / rate, client i % N sends it, and its latency counts from when it
+        was due, so time spent waiting behind a slow answer is counted too (no
+        coordinated omission)."""
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        total = int(seconds * rate)
+        start = time.perf_counter() + 0.05
+
+        async def client(k: int) -> None:
+            for i in range(k, total, self.clients):
+                due = start + i / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                status, _ = await self.one(*make_request())
+                statuses[status] = statuses.get(status, 0) + 1
+                latencies.append((time.perf_counter() - due) * 1000)
+
+        await asyncio.gather(*(client(k) for k in range(self.clients)))
+        latencies.sort()
+        return {
+            "requests": len(latencies),
+            "per_second": rate,
+            "p50": percentile(latencies, 50),
+            "p99": percentile(latencies, 99),
+            "statuses": statuses,
+        }
+
 
 def report_markdown(report_id: str, i: int) -> bytes:
     severity = 30 if i % 10 == 0 else 6  # every tenth is held and opens a case
@@ -109,6 +142,7 @@ def main(argv: list[str]) -> int:
     seconds = float(opts.get("seconds", 10))
     clients = int(opts.get("clients", 16))
     workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
+    rate = float(opts.get("rate", 200))
     url = postgres_url_or_none("gate", needs_redis=True)
     if url is None:
         return 2
@@ -125,7 +159,7 @@ def main(argv: list[str]) -> int:
             "DB_CONN_MAX_AGE": "600",
             "PYTHONWARNINGS": "ignore::UserWarning",
         }
-        return run(env, processes, seconds=seconds, clients=clients, workers=workers)
+        return run(env, processes, seconds=seconds, clients=clients, workers=workers, rate=rate)
 
 
 def setup_database(env: dict) -> str:
@@ -139,6 +173,14 @@ from tasks.services import api_key_create
 PolicyRule.objects.create(name="blocked-customer", priority=5, customers=["blocked-co"], action="deny")
 PolicyRule.objects.create(name="experimental-models", priority=6, ai_model_glob="exp-*", metric="failure_rate",
                           metric_threshold=0.2, metric_window=50, action="hold")
+from tasks.models import ExecutionTask
+models = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b", "exp-1"]
+ExecutionTask.objects.bulk_create(
+    (ExecutionTask(external_id=f"done-{i}", task_type="implement_idea", ai_model=models[i % 4],
+                   status="failed" if i % 10 == 0 else "succeeded", duration_ms=1000 + i % 5000)
+     for i in range(20_000)),
+    batch_size=2000,
+)
 agent = get_user_model().objects.create_user(username="bench-agent")
 _, secret = api_key_create(name="bench", owner=agent, scopes=["tasks", "reports", "read"])
 print(secret)
@@ -162,7 +204,7 @@ def pg_version(env: dict) -> str:
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
-def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int) -> int:
+def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rate: float) -> int:
     log(f"setting up {BENCH_DB} …")
     secret = setup_database(env)
     port, bare_port = free_port(), free_port()
@@ -212,6 +254,9 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
             results["task"].append(await load.run(seconds / 2, task))
             results["bare"].append(await bare.run(seconds / 2, task))
         results["proposal"] = [await load.run(seconds / 2, proposal)]
+        # Latency below saturation: the same 16 clients at a fixed offered rate.
+        results["paced_noop"] = [await load.paced(seconds / 2, rate, noop)]
+        results["paced_task"] = [await load.paced(seconds / 2, rate, task)]
         return results
 
     results = asyncio.run(phases())
@@ -227,6 +272,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
 
     noop_r, task_r, prop_r = merged(results["noop"]), merged(results["task"]), merged(results["proposal"])
     bare_r = merged(results["bare"])
+    paced_noop, paced_task = merged(results["paced_noop"]), merged(results["paced_task"])
     ratio = task_r["per_second"] / noop_r["per_second"]
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log(
@@ -240,14 +286,23 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         ("POST /api/v1/tasks (gate)", task_r),
         ("POST /api/v1/tasks, gate replaced by allow-all", bare_r),
         ("POST /api/v1/proposals", prop_r),
+        (f"POST /api/bench/noop at {rate:.0f} req/s offered", paced_noop),
+        (f"POST /api/v1/tasks (gate) at {rate:.0f} req/s offered", paced_task),
     ):
         log(
             f"| {name} | {r['requests']} | {r['per_second']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
             f"{dict(sorted(r['statuses'].items()))} |"
         )
     log(f"tasks/noop throughput ratio: {ratio:.2f} (goal ≥ 0.50); tasks p99 {task_r['p99']:.1f} ms (goal ≤ 25 ms)")
+    log(
+        f"flat out, {clients} clients wait {clients / task_r['per_second'] * 1000:.1f} ms per task on average "
+        f"(Little's law: clients / throughput), noop {clients / noop_r['per_second'] * 1000:.1f} ms; "
+        f"at {rate:.0f} req/s offered: tasks p99 {paced_task['p99']:.1f} ms, noop p99 {paced_noop['p99']:.1f} ms"
+    )
     log(f"gate/allow-all registration throughput ratio: {task_r['per_second'] / bare_r['per_second']:.2f}")
-    seen = {**noop_r["statuses"], **task_r["statuses"], **bare_r["statuses"], **prop_r["statuses"]}
+    seen = {}
+    for r in (noop_r, task_r, bare_r, prop_r, paced_noop, paced_task):
+        seen.update(r["statuses"])
     bad = {k: v for k, v in seen.items() if k not in (200, 201)}
     if bad:
         log(f"unexpected statuses: {bad}")
