@@ -31,10 +31,8 @@ import itertools
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from urllib.parse import urlparse
 
 from bench.common import (
@@ -43,89 +41,13 @@ from bench.common import (
     log,
     options,
     own_database,
-    percentile,
     postgres_url_or_none,
     started_processes,
     wait_for,
 )
+from bench.load import Request, flat_out, merged, paced
 
 BENCH_DB = "fsar_bench_gate"
-
-
-class Load:
-    """N closed-loop clients, each sending the next request as soon as the last answered."""
-
-    def __init__(self, port: int, secret: str, clients: int) -> None:
-        self.port = port
-        self.secret = secret
-        self.clients = clients
-
-    async def one(self, method: str, path: str, body: bytes, content_type: str) -> tuple[int, float]:
-        start = time.perf_counter()
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.secret}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        )
-        writer.write(head.encode() + body)
-        await writer.drain()
-        data = await reader.read()
-        writer.close()
-        elapsed = (time.perf_counter() - start) * 1000
-        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-        return status, elapsed
-
-    async def run(self, seconds: float, make_request) -> dict:
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        deadline = time.perf_counter() + seconds
-
-        async def client() -> None:
-            while time.perf_counter() < deadline:
-                status, elapsed = await self.one(*make_request())
-                statuses[status] = statuses.get(status, 0) + 1
-                latencies.append(elapsed)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(self.clients)))
-        wall = time.perf_counter() - started
-        latencies.sort()
-        return {
-            "requests": len(latencies),
-            "per_second": len(latencies) / wall,
-            "p50": percentile(latencies, 50),
-            "p99": percentile(latencies, 99),
-            "mean": statistics.fmean(latencies) if latencies else float("nan"),
-            "statuses": statuses,
-        }
-
-    async def paced(self, seconds: float, rate: float, make_request) -> dict:
-        """The same clients at a fixed offered rate instead of flat out: request i is due
-        at start + i / rate, client i % N sends it, and its latency counts from when it
-        was due, so time spent waiting behind a slow answer is counted too (no
-        coordinated omission)."""
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        total = int(seconds * rate)
-        start = time.perf_counter() + 0.05
-
-        async def client(k: int) -> None:
-            for i in range(k, total, self.clients):
-                due = start + i / rate
-                await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                status, _ = await self.one(*make_request())
-                statuses[status] = statuses.get(status, 0) + 1
-                latencies.append((time.perf_counter() - due) * 1000)
-
-        await asyncio.gather(*(client(k) for k in range(self.clients)))
-        latencies.sort()
-        return {
-            "requests": len(latencies),
-            "per_second": rate,
-            "p50": percentile(latencies, 50),
-            "p99": percentile(latencies, 99),
-            "statuses": statuses,
-        }
 
 
 def report_markdown(report_id: str, i: int) -> bytes:
@@ -221,14 +143,13 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
     )
     wait_for(port)
     wait_for(bare_port)
-    load = Load(port, secret, clients)
-    bare = Load(bare_port, secret, clients)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
     counter = itertools.count()
     models = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b", "exp-1"]
     task_types = ["implement_idea", "idea_implementation", "self_improvement"]
 
-    def noop():
-        return "POST", "/api/bench/noop", b"{}", "application/json"
+    def noop() -> Request:
+        return Request("POST", "/api/bench/noop", b"{}", headers)
 
     def task():
         i = next(counter)
@@ -238,37 +159,29 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
             "ai_model": models[i % len(models)],
             "customer": f"cust-{i % 7}",
         }
-        return "POST", "/api/v1/tasks", json.dumps(body).encode(), "application/json"
+        return Request("POST", "/api/v1/tasks", json.dumps(body).encode(), headers)
 
     def proposal():
         i = next(counter)
-        return "POST", "/api/v1/proposals", report_markdown(f"bench-report-{i}", i), "text/markdown"
+        body = report_markdown(f"bench-report-{i}", i)
+        return Request("POST", "/api/v1/proposals", body, {**headers, "Content-Type": "text/markdown"})
 
     async def phases() -> dict:
-        await load.run(2, noop)  # warm-up: workers, connections, rule caches
-        await load.run(2, task)
-        await bare.run(2, task)
+        await flat_out(port, clients, 2, noop)  # warm-up: workers, connections, rule caches
+        await flat_out(port, clients, 2, task)
+        await flat_out(bare_port, clients, 2, task)
         results = {"noop": [], "task": [], "bare": []}
         for _ in range(2):  # alternate, so noise on the shared machine hits all alike
-            results["noop"].append(await load.run(seconds / 2, noop))
-            results["task"].append(await load.run(seconds / 2, task))
-            results["bare"].append(await bare.run(seconds / 2, task))
-        results["proposal"] = [await load.run(seconds / 2, proposal)]
+            results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
+            results["task"].append(await flat_out(port, clients, seconds / 2, task))
+            results["bare"].append(await flat_out(bare_port, clients, seconds / 2, task))
+        results["proposal"] = [await flat_out(port, clients, seconds / 2, proposal)]
         # Latency below saturation: the same 16 clients at a fixed offered rate.
-        results["paced_noop"] = [await load.paced(seconds / 2, rate, noop)]
-        results["paced_task"] = [await load.paced(seconds / 2, rate, task)]
+        results["paced_noop"] = [await paced(port, clients, seconds / 2, rate, noop)]
+        results["paced_task"] = [await paced(port, clients, seconds / 2, rate, task)]
         return results
 
     results = asyncio.run(phases())
-
-    def merged(runs: list[dict]) -> dict:
-        return {
-            "requests": sum(r["requests"] for r in runs),
-            "per_second": statistics.fmean(r["per_second"] for r in runs),
-            "p50": statistics.fmean(r["p50"] for r in runs),
-            "p99": max(r["p99"] for r in runs),
-            "statuses": {k: sum(r["statuses"].get(k, 0) for r in runs) for r in runs for k in r["statuses"]},
-        }
 
     noop_r, task_r, prop_r = merged(results["noop"]), merged(results["task"]), merged(results["proposal"])
     bare_r = merged(results["bare"])

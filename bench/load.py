@@ -1,0 +1,106 @@
+"""HTTP load for the server benchmarks: N clients on one asyncio loop, one
+connection per request (gunicorn's sync workers close it after each), either
+flat out (closed loop: each client sends the next request as soon as the last
+answered) or at a fixed offered rate (open loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.common import percentile
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    on_status: Callable[[int], None] | None = None  # told the answer's status
+
+
+async def send(port: int, request: Request) -> int:
+    """Send one request on a new connection; the answer's HTTP status (0 when there was none)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"{request.method} {request.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items())
+    head += f"Content-Length: {len(request.body)}\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode() + request.body)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+    if request.on_status is not None:
+        request.on_status(status)
+    return status
+
+
+def _summary(latencies: list[float], statuses: dict[int, int], per_second: float) -> dict:
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "per_second": per_second,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "statuses": statuses,
+    }
+
+
+async def flat_out(port: int, clients: int, seconds: float, make_request: Callable[[], Request]) -> dict:
+    """Closed loop for `seconds`: throughput, and latency from send to answer."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            request = make_request()
+            start = time.perf_counter()
+            status = await send(port, request)
+            latencies.append((time.perf_counter() - start) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return _summary(latencies, statuses, len(latencies) / (time.perf_counter() - started))
+
+
+async def paced(port: int, clients: int, seconds: float, rate: float, make_request: Callable[[], Request]) -> dict:
+    """Open loop at `rate` requests/s over all clients: request i is due at
+    start + i / rate and client i % clients sends it; its latency counts from when
+    it was due, so time spent waiting behind a slow answer counts too (no
+    coordinated omission)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    total = int(seconds * rate)
+    start = time.perf_counter() + 0.05
+
+    async def client(k: int) -> None:
+        for i in range(k, total, clients):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            status = await send(port, make_request())
+            latencies.append((time.perf_counter() - due) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    return _summary(latencies, statuses, rate)
+
+
+def merged(runs: list[dict]) -> dict:
+    """Several runs of one endpoint as one: mean throughput and p50, worst p99, all statuses."""
+    statuses: dict[int, int] = {}
+    for r in runs:
+        for status, n in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    return {
+        "requests": sum(r["requests"] for r in runs),
+        "per_second": statistics.fmean(r["per_second"] for r in runs),
+        "p50": statistics.fmean(r["p50"] for r in runs),
+        "p99": max(r["p99"] for r in runs),
+        "statuses": statuses,
+    }
