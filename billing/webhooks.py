@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import stripe
@@ -21,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.history import save_with_history
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -85,8 +87,11 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise WebhookRefused(400, "body: not a Stripe event (id, type, created, data.object)") from exc
     _check_event_fits(data, has_nul_escape=b"u0000" in body)
+    # One INSERT is atomic by itself: a transaction only when already inside one (a
+    # savepoint, so that a duplicate's IntegrityError leaves the outer one usable).
+    atomic = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with atomic:
             event = StripeEvent.objects.create(
                 stripe_id=stripe_id,
                 type=kind,
@@ -285,8 +290,7 @@ def apply_invoice_state(
     if payment_failed and invoice.status == InvoiceStatus.OPEN:
         invoice.collection_error = f"payment failed ({source})"
         notes.append("payment failed")
-    invoice._change_reason = source + (f": {notes[0]}" if notes else "")
-    invoice.save()
+    save_with_history(invoice, reason=source + (f": {notes[0]}" if notes else ""))
     paid = target == InvoiceStatus.PAID and invoice.status == InvoiceStatus.PAID
     if paid and isinstance(obj.get("amount_paid"), int):
         payment_id = _payment_intent_of(obj) or f"{obj.get('id')}:paid"
@@ -305,8 +309,7 @@ def _upsert_payment(invoice: Invoice, stripe_id: str, kind: str, amount: int, st
         # Refunds only grow: a stale charge.refunded carries a smaller amount.
         payment.amount_minor = max(payment.amount_minor, amount) if kind == Payment.Kind.REFUND else amount
         payment.status = status
-    payment._change_reason = f"{kind} {status}"
-    payment.save()
+    save_with_history(payment, reason=f"{kind} {status}")
     return payment
 
 
@@ -331,8 +334,7 @@ def handle_payment_intent(event: StripeEvent, obj: dict) -> str:
     _upsert_payment(invoice, obj["id"], Payment.Kind.PAYMENT, obj.get("amount") or 0, "failed")
     if invoice.status == InvoiceStatus.OPEN:
         invoice.collection_error = message
-        invoice._change_reason = f"Stripe {event.type} ({event.stripe_id})"
-        invoice.save()
+        save_with_history(invoice, reason=f"Stripe {event.type} ({event.stripe_id})")
     return f"payment {obj['id']} failed: {message}"
 
 
@@ -358,8 +360,7 @@ def handle_credit_note(event: StripeEvent, obj: dict) -> str:
         return "credit note already void"  # void is final: a late `created` never revives it
     payment.amount_minor = 0 if status == "void" else amount
     payment.status = status
-    payment._change_reason = f"credit note {status} ({event.stripe_id})"
-    payment.save()
+    save_with_history(payment, reason=f"credit note {status} ({event.stripe_id})")
     return f"credit note {obj['id']} {status}: {payment.amount_minor}"
 
 
@@ -370,13 +371,11 @@ def handle_customer(event: StripeEvent, obj: dict) -> str:
     if event.type == "customer.deleted":
         customer.stripe_customer_id = None
         customer.stripe_create_attempted_at = None
-        customer._change_reason = f"deleted in Stripe ({event.stripe_id})"
-        customer.save()
+        save_with_history(customer, reason=f"deleted in Stripe ({event.stripe_id})")
         return "unlinked from the deleted Stripe customer"
     if obj.get("email") and obj["email"] != customer.email:
         customer.email = obj["email"]
-        customer._change_reason = f"email changed in Stripe ({event.stripe_id})"
-        customer.save()
+        save_with_history(customer, reason=f"email changed in Stripe ({event.stripe_id})")
         return "email updated"
     return "no change"
 

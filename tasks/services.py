@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
+from audit.history import inserts_in_one_statement, save_with_history
 from tasks import rollups
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate
@@ -72,103 +73,10 @@ class Actor:
 
 
 def _save_with_history(task: ExecutionTask, *, actor: Actor, reason: str) -> None:
-    """Save the task and add its history row, recording the acting user, API key and reason.
-
-    The history row is copied from the task's row in the database by one
-    INSERT … SELECT (for a new task on PostgreSQL, in the same statement as the
-    task's INSERT), so it is the row exactly as saved. django-simple-history's
-    own save signal builds both rows in Python and cost about a millisecond and
-    a half more per registration (docs/benchmarks.md). The history model stays
-    simple-history's, so its admin and queries are unchanged; saves outside
-    these services (none today) still get their history from its signal."""
-    connection = connections[router.db_for_write(ExecutionTask)]
-    sql = _row_sql(connection)
-    history = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(
-            _HISTORY_EXTRA,
-            (
-                timezone.now(),
-                reason,
-                "+" if task.pk is None else "~",
-                actor.user.pk if actor.user is not None else None,
-                actor.api_key.pk if actor.api_key is not None else None,
-            ),
-            strict=True,
-        )
-    ]
-    with connection.cursor() as cursor:
-        if task.pk is None:
-            values = [f.get_db_prep_save(getattr(task, f.attname), connection) for f in _TASK_FIELDS]
-            if sql.insert_with_history:
-                cursor.execute(sql.insert_with_history, [*values, *history])
-                task.pk = cursor.fetchone()[0]
-            else:
-                cursor.execute(sql.insert, values)
-                task.pk = cursor.fetchone()[0]
-                cursor.execute(sql.copy_to_history, [*history, task.pk])
-            task._state.adding = False
-            task._state.db = connection.alias
-        else:
-            task.skip_history_when_saving = True
-            try:
-                task.save()
-            finally:
-                del task.skip_history_when_saving
-            cursor.execute(sql.copy_to_history, [*history, task.pk])
-
-
-HistoricalExecutionTask = ExecutionTask.history.model
-_TASK_FIELDS = [f for f in ExecutionTask._meta.concrete_fields if not f.primary_key]
-# The history row's own columns, after the ones copied from the task's row.
-_HISTORY_EXTRA = [
-    HistoricalExecutionTask._meta.get_field(name)
-    for name in ("history_date", "history_change_reason", "history_type", "history_user", "history_api_key")
-]
-
-
-@dataclass(frozen=True)
-class _RowSQL:
-    insert: str  # the task, returning its id
-    copy_to_history: str  # params: the history columns, then the task's id
-    insert_with_history: str | None  # both at once (PostgreSQL), returning the task's id
-
-
-_ROW_SQL: dict[str, _RowSQL] = {}
-
-
-def _row_sql(connection) -> _RowSQL:
-    """The statements for _save_with_history, built once per database vendor from the models' fields."""
-    if connection.vendor not in _ROW_SQL:
-        qn = connection.ops.quote_name
-        task_table, history_table = qn(ExecutionTask._meta.db_table), qn(HistoricalExecutionTask._meta.db_table)
-        pk = qn(ExecutionTask._meta.pk.column)
-        extra = {f.column for f in _HISTORY_EXTRA}
-        copied = [
-            qn(f.column)
-            for f in HistoricalExecutionTask._meta.concrete_fields
-            if not f.primary_key and f.column not in extra
-        ]
-        history_columns = ", ".join([*copied, *(qn(f.column) for f in _HISTORY_EXTRA)])
-        select = ", ".join([*copied, *["%s"] * len(_HISTORY_EXTRA)])
-        insert = (
-            f"INSERT INTO {task_table} ({', '.join(qn(f.column) for f in _TASK_FIELDS)}) "
-            f"VALUES ({', '.join(['%s'] * len(_TASK_FIELDS))}) RETURNING "
-        )
-        both = None
-        if connection.vendor == "postgresql":
-            both = (
-                f"WITH new_task AS ({insert}*) "
-                f"INSERT INTO {history_table} ({history_columns}) SELECT {select} FROM new_task RETURNING {pk}"
-            )
-        _ROW_SQL[connection.vendor] = _RowSQL(
-            insert=insert + pk,
-            copy_to_history=(
-                f"INSERT INTO {history_table} ({history_columns}) SELECT {select} FROM {task_table} WHERE {pk} = %s"
-            ),
-            insert_with_history=both,
-        )
-    return _ROW_SQL[connection.vendor]
+    """Save the task and add its history row: who (user and API key) and why."""
+    save_with_history(
+        task, reason=reason, user=actor.user, history_api_key_id=actor.api_key.pk if actor.api_key else None
+    )
 
 
 # Fields that make two registrations of one external_id "the same task".
@@ -238,8 +146,7 @@ def _store_registration(task: ExecutionTask, *, actor: Actor) -> None:
         _apply_decision(task, decision)
         _save_with_history(task, actor=actor, reason=f"registered; gate: {decision.decision}")
 
-    connection = connections[router.db_for_write(ExecutionTask)]
-    if _row_sql(connection).insert_with_history and not connection.in_atomic_block:
+    if inserts_in_one_statement(ExecutionTask) and not transaction.get_connection().in_atomic_block:
         try:
             return store(ask_gate(task))
         except GateNeedsTransaction:

@@ -1,0 +1,128 @@
+"""History rows for django-simple-history models, copied by the database.
+
+`save_with_history(instance, reason=…)` saves the instance and adds its history
+row with one INSERT … SELECT from the row just written, so the history row is the
+row exactly as saved; on PostgreSQL a new row and its history row go in with one
+statement. django-simple-history's own save signal builds the history row in
+Python (and a fresh manager class on every save): about a millisecond a row,
+which was most of what registering a task or applying a Stripe event cost on top
+of their real work (docs/benchmarks.md). The history models stay
+simple-history's (admin, queries, `excluded_fields`), and saves made anywhere
+else still get their rows from its signal.
+
+A new row is inserted without pre_save/post_save signals (auto_now fields are
+still filled): use this only for models whose signal receivers, other than
+simple-history's, do not matter for these saves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Field, Model
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+_REQUEST_USER = object()
+
+
+@dataclass(frozen=True)
+class _Statements:
+    fields: list[Field]  # the columns a new row is inserted with: all but an automatic primary key
+    extra: list[Field]  # the history row's own columns, in parameter order
+    insert: str  # a new row, returning its primary key
+    copy: str  # the history row from the saved row; parameters: the extra columns, then the primary key
+    insert_and_copy: str | None  # both at once (PostgreSQL), returning the primary key
+
+
+_STATEMENTS: dict[tuple[type[Model], str], _Statements] = {}
+
+
+def _statements(model: type[Model], connection) -> _Statements:
+    key = (model, connection.vendor)
+    if key not in _STATEMENTS:
+        meta = model._meta
+        history = getattr(model, meta.simple_history_manager_attribute).model
+        qn = connection.ops.quote_name
+        table, history_table, pk = qn(meta.db_table), qn(history._meta.db_table), qn(meta.pk.column)
+        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+        own = {f.attname for f in meta.concrete_fields}
+        history_fields = [f for f in history._meta.concrete_fields if not f.primary_key]
+        copied = [qn(f.column) for f in history_fields if f.attname in own]
+        extra = [f for f in history_fields if f.attname not in own]
+        columns = ", ".join([*copied, *(qn(f.column) for f in extra)])
+        select = ", ".join([*copied, *["%s"] * len(extra)])
+        insert = (
+            f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING "
+        )
+        _STATEMENTS[key] = _Statements(
+            fields=fields,
+            extra=extra,
+            insert=insert + pk if connection.features.can_return_columns_from_insert else insert[: -len(" RETURNING ")],
+            copy=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = %s",
+            insert_and_copy=(
+                f"WITH new_row AS ({insert}*) INSERT INTO {history_table} ({columns}) "
+                f"SELECT {select} FROM new_row RETURNING {pk}"
+                if connection.vendor == "postgresql"
+                else None
+            ),
+        )
+    return _STATEMENTS[key]
+
+
+def inserts_in_one_statement(model: type[Model]) -> bool:
+    """Whether a new row and its history row go in with one statement (atomic by
+    itself, so a caller outside a transaction needs none): PostgreSQL."""
+    return _statements(model, connections[router.db_for_write(model)]).insert_and_copy is not None
+
+
+def _request_user():
+    """Whom simple-history would record: the signed-in user of the current request, if any."""
+    request = getattr(HistoricalRecords.context, "request", None)
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def save_with_history(instance: Model, *, reason: str = "", user: Any = _REQUEST_USER, **extra: Any) -> None:
+    """Save `instance` (insert or update) and add its history row.
+
+    `user` defaults, as in simple-history, to the signed-in user of the current
+    request; pass it (or None) to say who acted. `extra` sets other columns of the
+    history model by attname (tasks' `history_api_key_id`)."""
+    model = type(instance)
+    connection = connections[router.db_for_write(model, instance=instance)]
+    sql = _statements(model, connection)
+    if user is _REQUEST_USER:
+        user = _request_user()
+    adding = instance._state.adding
+    values = {
+        "history_date": timezone.now(),
+        "history_change_reason": reason,
+        "history_type": "+" if adding else "~",
+        "history_user_id": user.pk if user is not None else None,
+        **extra,
+    }
+    history = [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
+    with connection.cursor() as cursor:
+        if adding:
+            row = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in sql.fields]
+            if sql.insert_and_copy:
+                cursor.execute(sql.insert_and_copy, [*row, *history])
+                instance.pk = cursor.fetchone()[0]
+            else:
+                cursor.execute(sql.insert, row)
+                returns = connection.features.can_return_columns_from_insert
+                instance.pk = cursor.fetchone()[0] if returns else cursor.lastrowid
+                cursor.execute(sql.copy, [*history, instance.pk])
+            instance._state.adding = False
+            instance._state.db = connection.alias
+            return
+        instance.skip_history_when_saving = True
+        try:
+            instance.save()
+        finally:
+            del instance.skip_history_when_saving
+        cursor.execute(sql.copy, [*history, instance.pk])
