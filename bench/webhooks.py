@@ -7,15 +7,14 @@
 Creates its own database (fsar_bench_webhooks) with one customer and enough open
 invoices, starts gunicorn (sync workers, DEBUG off) with one extra URL,
 `POST /billing/stripe/webhook/bench-noop` (reads the body and answers `{"received": true}`: the
-baseline), and `rqworker`s on REDIS_URL. Then, alternating so noise hits both
-alike, N closed-loop clients send:
+baseline), and `rqworker`s on REDIS_URL. Then it sends signed `invoice.paid`
+events to `POST /billing/stripe/webhook/`, each for its own invoice, 10% of them
+re-deliveries of an event already sent:
 
-1. the baseline, and
-2. signed `invoice.paid` events to `POST /billing/stripe/webhook/`, each for its
-   own invoice, 10% of them re-deliveries of an event already sent;
-
-then the same events at a steady offered rate (--rate events/s, the goal's 300
-by default; open loop, latency counted from when each was due).
+1. at a steady offered rate (--rate events/s, the goal's 300 by default; 16
+   clients, open loop, latency counted from when each event was due);
+2. flat out (N closed-loop clients), alternating with the baseline so that noise
+   hits both alike.
 
 Reports acknowledgements/s and p50/p99 acknowledgement time for both, waits for
 the workers to drain, and checks that nothing was lost or applied twice: every
@@ -195,13 +194,12 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
 
     async def phases() -> dict:
         await flat_out(port, clients, 2, noop)  # warm-up
-        await flat_out(port, clients, 2, webhook)
-        results = {"noop": [], "webhook": []}
+        await paced(port, clients, 2, rate, webhook)
+        # The goal's rate, offered steadily from a drained start: latency while sustaining it.
+        results = {"paced": [await paced(port, clients, seconds / 2, rate, webhook)], "noop": [], "webhook": []}
         for _ in range(2):
             results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
             results["webhook"].append(await flat_out(port, clients, seconds / 2, webhook))
-        # The goal's rate, offered steadily instead of flat out: latency while sustaining it.
-        results["paced"] = [await paced(port, clients, seconds / 2, rate, webhook)]
         return results
 
     results = asyncio.run(phases())

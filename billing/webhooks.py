@@ -10,6 +10,7 @@ An event's effects and its processed status commit in one transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from contextlib import nullcontext
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -139,13 +139,32 @@ DRAIN_KEY_TTL = 300  # a drain that died frees the key; the periodic drain cover
 DRAIN_BATCH = 200
 
 
+@functools.cache
+def _jobs_redis():
+    """The jobs' Redis (fakeredis without REDIS_URL), where the drain flag lives beside
+    the queue it guards. One client per process, so that its pool reuses connections
+    (django_rq.get_connection builds a new client and pool on every call)."""
+    import django_rq
+
+    return django_rq.get_connection("default")
+
+
+def drain_flag_take() -> bool:
+    """Set the "drain scheduled" flag; False when it was already set."""
+    return bool(_jobs_redis().set(DRAIN_KEY, 1, nx=True, ex=DRAIN_KEY_TTL))
+
+
+def drain_flag_free() -> None:
+    _jobs_redis().delete(DRAIN_KEY)
+
+
 def schedule_drain() -> bool:
     """Enqueue a drain job unless one is already queued or running."""
     import django_rq
 
     from billing import jobs
 
-    if not cache.add(DRAIN_KEY, 1, timeout=DRAIN_KEY_TTL):
+    if not drain_flag_take():
         return False
     django_rq.enqueue(jobs.stripe_events_drain)
     return True
@@ -165,10 +184,10 @@ def drain_pending() -> int:
         if not ids:
             # Free the key, then look once more: an event stored in between either
             # scheduled a new drain (the key was free) or is seen here.
-            cache.delete(DRAIN_KEY)
+            drain_flag_free()
             if not StripeEvent.objects.filter(status=StripeEvent.Status.PENDING).exists():
                 return processed
-            if not cache.add(DRAIN_KEY, 1, timeout=DRAIN_KEY_TTL):
+            if not drain_flag_take():
                 return processed  # another drain has it
             continue
         for pk in ids:

@@ -115,11 +115,9 @@ def fake_stripe(stripe_on):
 
 @pytest.fixture(autouse=True)
 def no_drain_scheduled():
-    """The "drain scheduled" flag lives in the cache, which outlives a test."""
-    from django.core.cache import cache
+    """The "drain scheduled" flag lives in Redis, which outlives a test."""
+    from billing.webhooks import drain_flag_free
 
-    from billing.webhooks import DRAIN_KEY
-
-    cache.delete(DRAIN_KEY)
+    drain_flag_free()
     yield
-    cache.delete(DRAIN_KEY)
+    drain_flag_free()
