@@ -25,12 +25,13 @@ from django.db.models import Field, Model
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from fsar.sql import insert_sql, insert_values
+
 _REQUEST_USER = object()
 
 
 @dataclass(frozen=True)
 class _Statements:
-    fields: list[Field]  # the columns a new row is inserted with: all but an automatic primary key
     extra: list[Field]  # the history row's own columns, in parameter order
     insert: str  # a new row, returning its primary key
     copy: str  # the history row from the saved row; parameters: the extra columns, then the primary key
@@ -47,25 +48,20 @@ def _statements(model: type[Model], connection) -> _Statements:
         history = getattr(model, meta.simple_history_manager_attribute).model
         qn = connection.ops.quote_name
         table, history_table, pk = qn(meta.db_table), qn(history._meta.db_table), qn(meta.pk.column)
-        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
         own = {f.attname for f in meta.concrete_fields}
         history_fields = [f for f in history._meta.concrete_fields if not f.primary_key]
         copied = [qn(f.column) for f in history_fields if f.attname in own]
         extra = [f for f in history_fields if f.attname not in own]
         columns = ", ".join([*copied, *(qn(f.column) for f in extra)])
         select = ", ".join([*copied, *["%s"] * len(extra)])
-        insert = (
-            f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING "
-        )
+        returning = connection.features.can_return_columns_from_insert
         _STATEMENTS[key] = _Statements(
-            fields=fields,
             extra=extra,
-            insert=insert + pk if connection.features.can_return_columns_from_insert else insert[: -len(" RETURNING ")],
+            insert=insert_sql(model, connection, f" RETURNING {pk}" if returning else ""),
             copy=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = %s",
             insert_and_copy=(
-                f"WITH new_row AS ({insert}*) INSERT INTO {history_table} ({columns}) "
-                f"SELECT {select} FROM new_row RETURNING {pk}"
+                f"WITH new_row AS ({insert_sql(model, connection, ' RETURNING *')}) "
+                f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM new_row RETURNING {pk}"
                 if connection.vendor == "postgresql"
                 else None
             ),
@@ -108,7 +104,7 @@ def save_with_history(instance: Model, *, reason: str = "", user: Any = _REQUEST
     history = [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
     with connection.cursor() as cursor:
         if adding:
-            row = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in sql.fields]
+            row = insert_values(instance, connection)
             if sql.insert_and_copy:
                 cursor.execute(sql.insert_and_copy, [*row, *history])
                 instance.pk = cursor.fetchone()[0]

@@ -13,17 +13,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from contextlib import nullcontext
 from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from audit.history import save_with_history
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
+from fsar.sql import insert_sql, insert_values
 
 logger = logging.getLogger(__name__)
 
@@ -87,22 +87,34 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise WebhookRefused(400, "body: not a Stripe event (id, type, created, data.object)") from exc
     _check_event_fits(data, has_nul_escape=b"u0000" in body)
-    # One INSERT is atomic by itself: a transaction only when already inside one (a
-    # savepoint, so that a duplicate's IntegrityError leaves the outer one usable).
-    atomic = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
-    try:
-        with atomic:
-            event = StripeEvent.objects.create(
-                stripe_id=stripe_id,
-                type=kind,
-                api_version=str(data.get("api_version") or ""),
-                created=created,
-                livemode=bool(data.get("livemode")),
-                payload=data,
-            )
-    except IntegrityError:
-        return StripeEvent.objects.get(stripe_id=stripe_id), False
-    return event, True
+    event = StripeEvent(
+        stripe_id=stripe_id,
+        type=kind,
+        api_version=str(data.get("api_version") or ""),
+        created=created,
+        livemode=bool(data.get("livemode")),
+        payload=data,
+    )
+    if _insert_once(event):
+        return event, True
+    return StripeEvent.objects.get(stripe_id=stripe_id), False
+
+
+def _insert_once(event: StripeEvent) -> bool:
+    """Store a new event: one INSERT … ON CONFLICT (stripe_id) DO NOTHING, atomic by
+    itself and needing no savepoint for a duplicate. False when the id was there."""
+    connection = connections[router.db_for_write(StripeEvent)]
+    qn = connection.ops.quote_name
+    suffix = f" ON CONFLICT ({qn('stripe_id')}) DO NOTHING RETURNING {qn('id')}"
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(StripeEvent, connection, suffix), insert_values(event, connection))
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    event.pk = row[0]
+    event._state.adding = False
+    event._state.db = connection.alias
+    return True
 
 
 def _check_event_fits(data: dict, *, has_nul_escape: bool = True) -> None:
