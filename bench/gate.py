@@ -177,8 +177,8 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
             results["bare"].append(await flat_out(bare_port, clients, seconds / 2, task))
         results["proposal"] = [await flat_out(port, clients, seconds / 2, proposal)]
         # Latency below saturation: the same 16 clients at a fixed offered rate.
-        results["paced_noop"] = [await paced(port, clients, seconds / 2, rate, noop)]
-        results["paced_task"] = [await paced(port, clients, seconds / 2, rate, task)]
+        results["paced_noop"] = [await paced(port, clients, seconds, rate, noop)]
+        results["paced_task"] = [await paced(port, clients, seconds, rate, task)]
         return results
 
     results = asyncio.run(phases())

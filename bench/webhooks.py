@@ -196,7 +196,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         await flat_out(port, clients, 2, noop)  # warm-up
         await paced(port, clients, 2, rate, webhook)
         # The goal's rate, offered steadily from a drained start: latency while sustaining it.
-        results = {"paced": [await paced(port, clients, seconds / 2, rate, webhook)], "noop": [], "webhook": []}
+        results = {"paced": [await paced(port, clients, seconds, rate, webhook)], "noop": [], "webhook": []}
         for _ in range(2):
             results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
             results["webhook"].append(await flat_out(port, clients, seconds / 2, webhook))
