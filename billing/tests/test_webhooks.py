@@ -335,6 +335,36 @@ def test_a_burst_of_events_is_drained_by_one_job_in_arrival_order(client, webhoo
     assert jobs.stripe_events_drain() == "processed 0 event(s)"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_in_one_drain_batch_a_failing_event_rolls_back_alone(webhook_secret, open_invoice, acme):
+    """The drain commits a batch of events at once; each still applies in its own
+    savepoint with its status, so one failure neither undoes nor blocks the others."""
+    events = [
+        stripe_event("invoice.finalized", invoice_obj("open"), created=1),
+        stripe_event("customer.updated", {"id": "cus_acme", "email": "crash@acme.test"}, created=2),
+        stripe_event("invoice.paid", invoice_obj("paid"), created=3),
+    ]
+    with mock.patch("django_rq.enqueue"):
+        for event in events:
+            body = json.dumps(event).encode()
+            webhooks.receive(body=body, signature=signed(body.decode()))
+    Customer.objects.filter(pk=acme.pk).update(stripe_customer_id="cus_acme")
+    real, wrote = webhooks.HANDLERS["customer.updated"], []
+
+    def crash_after_writing(ev, obj):
+        wrote.append(real(ev, obj))
+        raise RuntimeError("handler bug")
+
+    with mock.patch.dict(webhooks.HANDLERS, {"customer.updated": crash_after_writing}):
+        assert webhooks.drain_pending() == 3
+    assert wrote == ["email updated"]
+    statuses = dict(StripeEvent.objects.values_list("stripe_id", "status"))
+    assert [statuses[e["id"]] for e in events] == ["processed", "failed", "processed"]
+    assert Invoice.objects.get().status == "paid"
+    assert Payment.objects.filter(kind="payment").count() == 1
+    assert Customer.objects.get(pk=acme.pk).email == acme.email, "the failed event's write was committed"
+
+
 def test_the_periodic_drain_is_a_safety_net():
     from billing import jobs
     from fsar.periodic import PERIODIC_JOBS
