@@ -336,9 +336,9 @@ def test_a_burst_of_events_is_drained_by_one_job_in_arrival_order(client, webhoo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_one_drain_batch_a_failing_event_rolls_back_alone(webhook_secret, open_invoice, acme):
-    """The drain commits a batch of events at once; each still applies in its own
-    savepoint with its status, so one failure neither undoes nor blocks the others."""
+def test_in_one_drain_a_failing_event_rolls_back_alone(webhook_secret, open_invoice, acme):
+    """Each event applies in its own transaction with its status, so one failure
+    neither undoes nor blocks the events before and after it."""
     events = [
         stripe_event("invoice.finalized", invoice_obj("open"), created=1),
         stripe_event("customer.updated", {"id": "cus_acme", "email": "crash@acme.test"}, created=2),
