@@ -8,6 +8,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -81,6 +82,19 @@ def started_processes() -> Iterator[list[subprocess.Popen]]:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+# As docs/deployment.md runs them: background workers below the web processes'
+# CPU priority, so that answering (gate decisions, webhook acknowledgements) comes first.
+WORKER_NICE = 10
+
+
+def rqworker(env: dict, nice: int = WORKER_NICE) -> subprocess.Popen:
+    """Start `manage.py rqworker default` at CPU priority `nice` (0: the web processes')."""
+    command = [sys.executable, "manage.py", "rqworker", "default"]
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ failure rate over its last 50 finished tasks; 20,000 finished tasks are there
 to read), starts gunicorn (sync
 workers, DEBUG off) with one extra URL, `POST /api/bench/noop`: a trivial endpoint
 that authenticates the same API key the same way and answers `{"ok": true}`,
-and an `rqworker` on REDIS_URL. Then, with N concurrent clients (one
+and an `rqworker` on REDIS_URL (at nice 10, as docs/deployment.md runs workers). Then, with N concurrent clients (one
 connection per request, as gunicorn's sync workers close it), in the same run
 and alternating so that noise hits both alike:
 
@@ -42,6 +42,7 @@ from bench.common import (
     options,
     own_database,
     postgres_url_or_none,
+    rqworker,
     started_processes,
     wait_for,
 )
@@ -133,14 +134,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
     for listen, extra in ((port, {}), (bare_port, {"BENCH_GATE": "allow"})):
         gunicorn = [sys.executable, "-m", "gunicorn", "fsar.wsgi", "-b", f"127.0.0.1:{listen}", "-w", str(workers)]
         processes.append(subprocess.Popen([*gunicorn, "--log-level", "warning"], cwd=ROOT, env={**env, **extra}))
-    processes.append(
-        subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "default"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-    )
+    processes.append(rqworker(env))
     wait_for(port)
     wait_for(bare_port)
     headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
@@ -190,7 +184,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log(
         f"gunicorn {workers} sync workers (two servers: real gate, allow-all), {clients} concurrent clients, "
-        f"{seconds:.0f} s per endpoint, 1 rqworker, PostgreSQL {pg_version(env)}"
+        f"{seconds:.0f} s per endpoint, 1 rqworker at nice {WORKER_NICE}, PostgreSQL {pg_version(env)}"
     )
     log("| endpoint | requests | req/s | p50 ms | p99 ms | statuses |")
     log("|---|---|---|---|---|---|")

@@ -2,12 +2,13 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/13 \\
         .venv/bin/python -m bench webhooks [--seconds=N] [--clients=16] [--workers=N] [--rqworkers=2] \\
-        [--rate=300] [--keep]
+        [--worker-nice=10] [--rate=300] [--keep]
 
 Creates its own database (fsar_bench_webhooks) with one customer and enough open
 invoices, starts gunicorn (sync workers, DEBUG off) with one extra URL,
 `POST /billing/stripe/webhook/bench-noop` (reads the body and answers `{"received": true}`: the
-baseline), and `rqworker`s on REDIS_URL. Then it sends signed `invoice.paid`
+baseline), and `rqworker`s on REDIS_URL at CPU priority nice 10 (as
+docs/deployment.md runs them; --worker-nice=0 for the web processes' own). Then it sends signed `invoice.paid`
 events to `POST /billing/stripe/webhook/`, each for its own invoice, 10% of them
 re-deliveries of an event already sent:
 
@@ -38,11 +39,13 @@ import stripe
 
 from bench.common import (
     ROOT,
+    WORKER_NICE,
     free_port,
     log,
     options,
     own_database,
     postgres_url_or_none,
+    rqworker,
     started_processes,
     wait_for,
 )
@@ -77,7 +80,16 @@ def main(argv: list[str]) -> int:
             "STRIPE_WEBHOOK_SECRET": SECRET,
             "PYTHONWARNINGS": "ignore::UserWarning",
         }
-        return run(env, processes, seconds=seconds, clients=clients, workers=workers, rqworkers=rqworkers, rate=rate)
+        return run(
+            env,
+            processes,
+            seconds=seconds,
+            clients=clients,
+            workers=workers,
+            rqworkers=rqworkers,
+            rate=rate,
+            worker_nice=int(opts.get("worker-nice", WORKER_NICE)),
+        )
 
 
 def django_script(env: dict, script: str) -> str:
@@ -127,18 +139,24 @@ print(json.dumps({"stored": stored, "by_status": by_status, "paid": paid, "payme
 """
 
 
-def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rqworkers: int, rate: float) -> int:
+def run(
+    env: dict,
+    processes: list,
+    *,
+    seconds: float,
+    clients: int,
+    workers: int,
+    rqworkers: int,
+    rate: float,
+    worker_nice: int,
+) -> int:
     log(f"setting up {BENCH_DB} ({INVOICES} open invoices) …")
     django_script(env, SETUP)
     port = free_port()
     gunicorn = [sys.executable, "-m", "gunicorn", "fsar.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
     processes.append(subprocess.Popen([*gunicorn, "--log-level", "warning"], cwd=ROOT, env=env))
     for _ in range(rqworkers):
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "rqworker", "default"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-            )
-        )
+        processes.append(rqworker(env, worker_nice))
     wait_for(port)
     rng = random.Random(7)
     numbers = itertools.count()
@@ -219,7 +237,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
     drained = time.perf_counter() - drain_started
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log(
-        f"gunicorn {workers} sync workers, {rqworkers} rqworkers, {clients} concurrent clients, "
+        f"gunicorn {workers} sync workers, {rqworkers} rqworkers at nice {worker_nice}, {clients} concurrent clients, "
         f"{seconds:.0f} s per endpoint, PostgreSQL {pg_version(env)}"
     )
     log("| endpoint | requests | acks/s | p50 ms | p99 ms | statuses |")
