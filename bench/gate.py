@@ -37,6 +37,7 @@ from urllib.parse import urlparse
 
 from bench.common import (
     ROOT,
+    WORKER_NICE,
     free_port,
     log,
     options,
