@@ -23,3 +23,14 @@ class ReviewsConfig(AppConfig):
         from reviews.views import note_login_time
 
         user_logged_in.connect(note_login_time, dispatch_uid="reviews.note_login_time")
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import m2m_changed
+
+        from reviews.receivers import committee_member_saved, committee_membership_changed
+
+        user_model = get_user_model()
+        m2m_changed.connect(
+            committee_membership_changed, sender=user_model.groups.through, dispatch_uid="reviews.committee_changed"
+        )
+        post_save.connect(committee_member_saved, sender=user_model, dispatch_uid="reviews.committee_member_saved")

@@ -86,6 +86,15 @@ def redecide_paused_tasks() -> int:
     return services.redecide_paused_tasks()
 
 
+def check_quorum_reach(case_id: int) -> None:
+    services.case_check_quorum_reach(case_id=case_id)
+
+
+def recheck_short_of_members() -> int:
+    """After a committee change, and hourly as a safety net: cases that cannot reach their quorum."""
+    return services.recheck_short_of_members()
+
+
 def notify_case_opened(case_id: int) -> bool:
     from reviews import notifications
 

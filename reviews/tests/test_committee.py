@@ -99,6 +99,55 @@ def test_one_vote_per_member_per_version_and_none_while_recused(agent, post_repo
         services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale=WHY)
 
 
+def test_a_case_opened_for_a_committee_too_small_for_its_quorum_is_flagged_at_once(
+    post_report, alice, bob, operator, mailoutbox, django_capture_on_commit_callbacks
+):
+    operator.email = "olivia@example.com"
+    operator.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        big = post_report(report_md("r-big", severity=55)).json()["gate"]["case"]  # quorum 3
+        small = post_report(report_md("r-small", severity=35)).json()["gate"]["case"]  # quorum 2
+    assert Case.objects.get(pk=big).short_of_members
+    assert not Case.objects.get(pk=small).short_of_members
+    assert [m.to for m in mailoutbox if "cannot reach its quorum" in m.subject] == [["olivia@example.com"]]
+
+
+def test_committee_changes_reflag_the_cases_that_can_or_cannot_reach_their_quorum(
+    agent, post_report, alice, bob, charlie, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import Group
+
+    from fsar.roles import COMMITTEE
+
+    case_id, _ = held(agent, post_report)  # quorum 2; alice, bob and charlie are the committee
+    committee = Group.objects.get(name=COMMITTEE)
+    with django_capture_on_commit_callbacks(execute=True):
+        bob.groups.remove(committee)
+    assert not Case.objects.get(pk=case_id).short_of_members  # alice and charlie remain
+    with django_capture_on_commit_callbacks(execute=True):
+        charlie.is_active = False
+        charlie.save()
+    assert Case.objects.get(pk=case_id).short_of_members  # only alice can vote
+    with django_capture_on_commit_callbacks(execute=True):
+        committee.user_set.add(bob)
+    case = Case.objects.get(pk=case_id)
+    assert not case.short_of_members
+    reasons = [h.history_change_reason for h in case.history.order_by("history_id")]
+    assert reasons[-2:] == [
+        "fewer eligible members than the quorum: operators alerted",
+        "enough eligible members again",
+    ]
+
+
+def test_a_committee_members_login_does_not_recheck_the_queue(alice, django_capture_on_commit_callbacks, client):
+    from unittest import mock
+
+    with mock.patch("reviews.jobs.recheck_short_of_members") as recheck:
+        with django_capture_on_commit_callbacks(execute=True):
+            client.force_login(alice)
+    recheck.assert_not_called()
+
+
 def test_recusals_that_leave_too_few_members_alert_operators(agent, post_report, alice, bob, client, operator):
     case_id, _ = held(agent, post_report)  # quorum 2; alice and bob are the committee
     services.recuse(case_id=case_id, member=alice, reason="Conflict of interest with the author.")

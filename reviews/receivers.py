@@ -1,0 +1,40 @@
+"""Signal receivers: when the ethics committee changes (a member added, removed or
+deactivated), recheck which cases can still reach their quorum, once the change
+commits (a job: the whole queue is read)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from fsar.roles import COMMITTEE
+
+
+def _recheck_on_commit() -> None:
+    def enqueue() -> None:
+        from reviews import jobs
+
+        jobs.enqueue(jobs.recheck_short_of_members)
+
+    transaction.on_commit(enqueue)
+
+
+def committee_membership_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """m2m_changed on User.groups, from either side."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    from django.contrib.auth.models import Group
+
+    if reverse:  # group.user_set changed
+        involved = instance.name == COMMITTEE
+    else:  # user.groups changed; a clear does not say which groups it removed
+        involved = pk_set is None or Group.objects.filter(pk__in=pk_set, name=COMMITTEE).exists()
+    if involved:
+        _recheck_on_commit()
+
+
+def committee_member_saved(sender, instance, created, update_fields=None, **kwargs) -> None:
+    """A committee member's account saved: it may have been deactivated or reactivated."""
+    if created or (update_fields is not None and set(update_fields) <= {"last_login"}):
+        return
+    if instance.groups.filter(name=COMMITTEE).exists():
+        _recheck_on_commit()
