@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from fsar.roles import OPERATORS, role_required
 from tasks import metrics
+from tasks.formatting import duration, exact_ms
 from tasks.models import TaskType
 
 CHART_WIDTH = 300
@@ -54,10 +55,6 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     return render(request, "tasks/metrics.html", context, status=400 if errors else 200)
 
 
-def ms(value: float | int | None) -> str:
-    return "—" if value is None else f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
-
-
 def percent(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "—"
@@ -74,10 +71,8 @@ def present(group: dict | None, labels: dict) -> dict | None:
         "model_label": group["ai_model"] if group["ai_model"] is not None else "(no model recorded)",
         "shown": {
             "count": f"{group['count']:,}",
-            "mean_ms": ms(group["mean_ms"]),
-            "p50_ms": ms(group["p50_ms"]),
-            "p95_ms": ms(group["p95_ms"]),
-            "max_ms": ms(group["max_ms"]),
+            **{f: duration(group[f]) for f in ("mean_ms", "p50_ms", "p95_ms", "max_ms")},
+            "exact": {f: exact_ms(group[f]) for f in ("mean_ms", "p50_ms", "p95_ms", "max_ms")},
             "failure_rate": percent(group["failure_rate"]),
             "mean_ms_change": percent(group["mean_ms_change"], signed=True),
         },
@@ -125,8 +120,8 @@ def chart(points: list[dict], bucket: str) -> dict:
             }
         )
     dots = [
-        {"x": x(i), "y": y(p["p95_ms"]), "title": f"{label_time(p['start'], bucket)}: mean {ms(p['mean_ms'])} ms, "
-         f"p95 {ms(p['p95_ms'])} ms, {p['count']:,} tasks"}
+        {"x": x(i), "y": y(p["p95_ms"]), "title": f"{label_time(p['start'], bucket)}: mean {duration(p['mean_ms'])}, "
+         f"p95 {duration(p['p95_ms'])}, {p['count']:,} tasks"}
         for i, p in enumerate(points)
         if p["p95_ms"] is not None
     ]  # fmt: skip
@@ -139,7 +134,7 @@ def chart(points: list[dict], bucket: str) -> dict:
         "p95_lines": lines("p95_ms"),
         "dots": dots,
         "bars": bars,
-        "top": ms(float(top)),
+        "top": duration(float(top)),
         "worst_rate": percent(worst_rate),
         "first": label_time(points[0]["start"], bucket) if points else "",
         "last": label_time(points[-1]["start"], bucket) if points else "",
