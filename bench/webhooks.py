@@ -34,6 +34,7 @@ import random
 import subprocess
 import sys
 import time
+from urllib.parse import urlparse
 
 import stripe
 
@@ -90,6 +91,20 @@ def main(argv: list[str]) -> int:
             rate=rate,
             worker_nice=int(opts.get("worker-nice", WORKER_NICE)),
         )
+
+
+def pg_activity(env: dict) -> dict[str, int]:
+    """PostgreSQL's background work so far (checkpoints; autovacuum and autoanalyze runs
+    on this database's tables), to tell whether it ran during a phase."""
+    import psycopg
+
+    u = urlparse(env["DATABASE_URL"])
+    with psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:]) as conn:
+        checkpoints = conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()[0]
+        vacuums, analyzes = conn.execute(
+            "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables"
+        ).fetchone()
+    return {"checkpoints": int(checkpoints), "autovacuums": int(vacuums), "autoanalyzes": int(analyzes)}
 
 
 def django_script(env: dict, script: str) -> str:
@@ -219,7 +234,9 @@ def run(
         await flat_out(port, clients, 2, noop)  # warm-up
         await paced(port, clients, 2, rate, webhook)
         # The goal's rate, offered steadily from a drained start: latency while sustaining it.
+        before = pg_activity(env)
         results = {"paced": [await paced(port, clients, seconds, rate, webhook)], "noop": [], "webhook": []}
+        results["paced_pg"] = {k: v - before[k] for k, v in pg_activity(env).items()}
         for _ in range(2):
             results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
             results["webhook"].append(await flat_out(port, clients, seconds / 2, webhook))
@@ -228,6 +245,7 @@ def run(
     results = asyncio.run(phases())
 
     noop_r, hook_r, paced_r = merged(results["noop"]), merged(results["webhook"]), merged(results["paced"])
+    paced_pg = results["paced_pg"]
     # Let the workers drain the queue, then check every acknowledged event.
     sent_file = f"/tmp/{BENCH_DB}-sent.json"
     with open(sent_file, "w") as f:
@@ -261,6 +279,10 @@ def run(
         f"webhook {hook_r['per_second']:.0f} acks/s flat out (goal ≥ 300), p99 {hook_r['p99']:.1f} ms; "
         f"at {rate:.0f} events/s offered p99 {paced_r['p99']:.1f} ms (goal ≤ 50 ms); flat out, {clients} clients "
         f"wait {clients / hook_r['per_second'] * 1000:.1f} ms on average (Little's law: clients / throughput)"
+    )
+    log(
+        f"during the {rate:.0f}/s phase PostgreSQL ran {paced_pg['checkpoints']} checkpoint(s), "
+        f"{paced_pg['autovacuums']} autovacuum(s) and {paced_pg['autoanalyzes']} autoanalyze(s)"
     )
     unique = len(acknowledged)
     lost = unique - outcome["stored"]

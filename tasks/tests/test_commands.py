@@ -69,6 +69,11 @@ def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client):
     assert tasks.filter(ai_model__isnull=True).exists()
     assert tasks.filter(status="failed").exists()
     assert tasks.filter(ai_model__isnull=False).values("ai_model").distinct().count() >= 4
+    # The committee has a proposed policy change to review, made by the demo operator.
+    from reviews.models import PolicyChange
+
+    (change,) = PolicyChange.objects.all()
+    assert (change.status, change.proposed_by.username, change.case.status) == ("pending", "operator", "open")
 
 
 def test_seed_demo_is_safe_to_rerun_and_replaces_the_demo_key(client):
@@ -77,3 +82,6 @@ def test_seed_demo_is_safe_to_rerun_and_replaces_the_demo_key(client):
     assert ExecutionTask.objects.filter(external_id__startswith="demo-7-").count() == 50
     assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 401
     assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 200
+    from reviews.models import PolicyChange
+
+    assert PolicyChange.objects.count() == 1

@@ -52,8 +52,12 @@ class Command(BaseCommand):
         if seed_demo_billing(now=timezone.now(), customer_user=billing_user):
             self.stdout.write("Demo billing added: 3 customers (customer logs in as Acme), offerings, usage, invoices.")
         alice = get_user_model().objects.get(username="alice")
-        if seed_demo_reviews(api_key=demo_key, first_member=alice):
-            self.stdout.write("Demo reviews added: the seed report, a blocking and a severity-50 report, held tasks.")
+        operator = get_user_model().objects.get(username="operator")
+        if seed_demo_reviews(api_key=demo_key, first_member=alice, operator=operator):
+            self.stdout.write(
+                "Demo reviews added: the seed report, a blocking and a severity-50 report, held tasks, "
+                "and a proposed policy change."
+            )
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _ in DEMO_USERS:
