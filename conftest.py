@@ -36,8 +36,25 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+def _db_order(item) -> int:
+    """pytest-django's order: database tests in a transaction first, then those that
+    commit (transactional: they flush the database afterwards), then the rest."""
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", [])
+    if (marker is not None and marker.kwargs.get("transaction")) or {"live_server", "transactional_db"} & set(fixtures):
+        return 1
+    return 0 if marker is not None or "db" in fixtures else 2
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Tests that need PostgreSQL say so and skip, with that reason, on SQLite."""
+    """Tests that need PostgreSQL say so and skip, with that reason, on SQLite.
+
+    And transactional tests last, again: pytest-django sorts them last, but pytest
+    then groups the browser tests (a session-scoped parameter) at the front, and
+    their flushes emptied what migrations install (policy rules, role groups) for
+    every test after them. A stable sort keeps that grouping within each kind."""
+    items.sort(key=_db_order)
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     for item in items:
