@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
-from simple_history.signals import pre_create_historical_record
 
 
 class TaskType(models.TextChoices):
@@ -149,16 +148,6 @@ class ExecutionTask(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
-
-
-def _record_api_key_on_history(sender, instance, history_instance, **kwargs) -> None:
-    """Copy the acting API key (set by the services as `_history_api_key`) onto the history row."""
-    api_key = getattr(instance, "_history_api_key", None)
-    if api_key is not None and hasattr(history_instance, "history_api_key"):
-        history_instance.history_api_key = api_key
-
-
-pre_create_historical_record.connect(_record_api_key_on_history, dispatch_uid="tasks.history_api_key")
 
 
 class TaskMetricsRollup(models.Model):
