@@ -181,22 +181,6 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
         return None
 
 
-@admin.register(PolicyChange)
-class PolicyChangeAdmin(SimpleHistoryAdmin):
-    list_display = ("id", "operation", "rule_name", "status", "emergency", "proposed_by", "proposed_at", "case")
-    list_filter = ("status", "operation", "emergency")
-    list_select_related = ("proposed_by", "case")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 class ReadOnlyHistoryAdmin(SimpleHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -206,6 +190,13 @@ class ReadOnlyHistoryAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(PolicyChange)
+class PolicyChangeAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("id", "operation", "rule_name", "status", "emergency", "proposed_by", "proposed_at", "case")
+    list_filter = ("status", "operation", "emergency")
+    list_select_related = ("proposed_by", "case")
 
 
 @admin.register(Report)

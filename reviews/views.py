@@ -259,18 +259,23 @@ def vote(request: HttpRequest, case_id: int) -> HttpResponse:
     )
 
 
-@role_required(COMMITTEE)
-@require_POST
-@recent_login_required
-def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
+def _act_with_reason(request: HttpRequest, case_id: int, action, success: str) -> HttpResponse:
+    """_act for the forms that take only a reason: `action(reason)` once the form is valid."""
     form = ReasonForm(request.POST)
     if not form.is_valid():
         return _invalid(request, case_id, form)
     reason = form.cleaned_data["reason"]
-    return _act(
+    return _act(request, case_id, lambda: action(reason), success)
+
+
+@role_required(COMMITTEE)
+@require_POST
+@recent_login_required
+def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
+    return _act_with_reason(
         request,
         case_id,
-        lambda: services.recuse(case_id=case_id, member=request.user, reason=reason),
+        lambda reason: services.recuse(case_id=case_id, member=request.user, reason=reason),
         "You recused yourself.",
     )
 
@@ -279,14 +284,10 @@ def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
 @require_POST
 @recent_login_required
 def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, case_id, form)
-    reason = form.cleaned_data["reason"]
-    return _act(
+    return _act_with_reason(
         request,
         case_id,
-        lambda: services.case_revoke(case_id=case_id, by=request.user, rationale=reason),
+        lambda reason: services.case_revoke(case_id=case_id, by=request.user, rationale=reason),
         "The approval is revoked; the gate holds again.",
     )
 
@@ -295,14 +296,10 @@ def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
 @require_POST
 @recent_login_required
 def escalate(request: HttpRequest, case_id: int) -> HttpResponse:
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, case_id, form)
-    reason = form.cleaned_data["reason"]
-    return _act(
+    return _act_with_reason(
         request,
         case_id,
-        lambda: services.case_escalate(case_id=case_id, by=request.user, reason=reason),
+        lambda reason: services.case_escalate(case_id=case_id, by=request.user, reason=reason),
         "The advisory case now holds its tasks.",
     )
 
