@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from audit.history import save_with_history
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
+from fsar.jsonwalk import json_keys_and_scalars
 from fsar.sql import insert_sql, insert_values
 
 logger = logging.getLogger(__name__)
@@ -128,18 +129,8 @@ def _check_event_fits(data: dict, *, has_nul_escape: bool = True) -> None:
         raise WebhookRefused(400, "created: not a Unix time in seconds")
     # PostgreSQL refuses NUL in text and \u0000 in jsonb; Stripe never sends either.
     # A raw NUL cannot stand in valid JSON, so without the escape there is nothing to find.
-    if not has_nul_escape:
-        return
-    stack: list = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str) and "\x00" in value:
-            raise WebhookRefused(400, "body: contains a NUL (\\u0000) character")
+    if has_nul_escape and any(isinstance(v, str) and "\x00" in v for v in json_keys_and_scalars(data)):
+        raise WebhookRefused(400, "body: contains a NUL (\\u0000) character")
 
 
 # Processing

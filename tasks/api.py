@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictInt, StrictStr
 
+from fsar.jsonwalk import json_keys_and_scalars
 from tasks import selectors, services
 from tasks.auth import ApiKeyAuth
 from tasks.models import ExecutionTask, TaskStatus, TaskType
@@ -42,17 +43,10 @@ def in_utc(value: datetime) -> datetime:
 def json_safe(value: dict) -> dict:
     """A payload the database's JSON column can store: no NaN or Infinity (not JSON)
     and no NUL characters (PostgreSQL's jsonb refuses them)."""
-    stack: list = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):
+    for item in json_keys_and_scalars(value):
+        if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("must not contain NaN or Infinity (not JSON numbers)")
-        elif isinstance(item, str) and "\x00" in item:
+        if isinstance(item, str) and "\x00" in item:
             raise ValueError("must not contain a NUL (\\u0000) character")
     return value
 
