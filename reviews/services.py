@@ -1138,34 +1138,10 @@ def policy_change_propose(
     case = _policy_case(
         title=f"Policy change: {operation} rule {name}", rule=rule, name=name, now=now, why=f"proposed by {by}"
     )
-    change = PolicyChange(
-        operation=operation,
-        rule=rule,
-        rule_name=name,
-        before=before,
-        proposed=proposed,
-        diff=diff,
-        reason=reason,
-        proposed_by=by,
-        proposed_at=now,
-        case=case,
-    )
-    change._history_user = by
-    change._change_reason = f"proposed: {reason}"
-    change.save()
-    _check_short_of_members(case)  # a proposer on a small committee may leave too few voters
-    _chain(
-        "policy.proposed",
-        subject=f"policy_change:{change.pk}",
-        by=by,
-        case=case.pk,
-        operation=operation,
-        rule=name,
-        rule_id=rule.pk if rule else None,
-        diff=diff,
-        reason=reason,
-    )
-    return change
+    return _record_policy_change(
+        emergency=False, case=case, by=by, now=now, operation=operation, rule=rule, name=name,
+        before=before, proposed=proposed, diff=diff, reason=reason,
+    )  # fmt: skip
 
 
 @transaction.atomic
@@ -1194,6 +1170,18 @@ def policy_change_emergency(
         now=now,
         why=f"emergency change by {by}: review in retrospect",
     )
+    change = _record_policy_change(
+        emergency=True, case=case, by=by, now=now, operation=operation, rule=rule, name=name,
+        before=before, proposed=proposed, diff=diff, reason=reason,
+    )  # fmt: skip
+    _apply_policy_change(change, rule=rule, by=by)
+    return change
+
+
+def _record_policy_change(
+    *, emergency: bool, case: Case, by, now, operation, rule, name, before, proposed, diff, reason
+) -> PolicyChange:
+    """Store a proposed (or emergency) policy change under its case, with history and on the chain."""
     change = PolicyChange(
         operation=operation,
         rule=rule,
@@ -1202,17 +1190,17 @@ def policy_change_emergency(
         proposed=proposed,
         diff=diff,
         reason=reason,
-        emergency=True,
+        emergency=emergency,
         proposed_by=by,
         proposed_at=now,
         case=case,
     )
     change._history_user = by
-    change._change_reason = f"emergency: {reason}"
+    change._change_reason = f"{'emergency' if emergency else 'proposed'}: {reason}"
     change.save()
-    _check_short_of_members(case)
+    _check_short_of_members(case)  # a proposer on a small committee may leave too few voters
     _chain(
-        "policy.emergency",
+        "policy.emergency" if emergency else "policy.proposed",
         subject=f"policy_change:{change.pk}",
         by=by,
         case=case.pk,
@@ -1222,7 +1210,6 @@ def policy_change_emergency(
         diff=diff,
         reason=reason,
     )
-    _apply_policy_change(change, rule=rule, by=by)
     return change
 
 
