@@ -97,6 +97,19 @@ def rqworker(env: dict, nice: int = WORKER_NICE) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
 
+def bench_connection(env: dict):
+    """A psycopg connection to the benchmark's database (env["DATABASE_URL"])."""
+    import psycopg
+
+    u = urlparse(env["DATABASE_URL"])
+    return psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:])
+
+
+def pg_version(env: dict) -> str:
+    with bench_connection(env) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -33,7 +33,6 @@ import os
 import platform
 import subprocess
 import sys
-from urllib.parse import urlparse
 
 from bench.common import (
     ROOT,
@@ -42,6 +41,7 @@ from bench.common import (
     log,
     options,
     own_database,
+    pg_version,
     postgres_url_or_none,
     rqworker,
     started_processes,
@@ -123,14 +123,6 @@ print(secret)
         check=True,
     )
     return out.stdout.strip().splitlines()[-1]
-
-
-def pg_version(env: dict) -> str:
-    import psycopg
-
-    u = urlparse(env["DATABASE_URL"])
-    with psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:]) as conn:
-        return conn.execute("SHOW server_version").fetchone()[0]
 
 
 def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rate: float) -> int:

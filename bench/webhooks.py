@@ -34,23 +34,23 @@ import random
 import subprocess
 import sys
 import time
-from urllib.parse import urlparse
 
 import stripe
 
 from bench.common import (
     ROOT,
     WORKER_NICE,
+    bench_connection,
     free_port,
     log,
     options,
     own_database,
+    pg_version,
     postgres_url_or_none,
     rqworker,
     started_processes,
     wait_for,
 )
-from bench.gate import pg_version
 from bench.load import Request, flat_out, merged, paced
 
 BENCH_DB = "fsar_bench_webhooks"
@@ -96,10 +96,7 @@ def main(argv: list[str]) -> int:
 def pg_activity(env: dict) -> dict[str, int]:
     """PostgreSQL's background work so far (checkpoints; autovacuum and autoanalyze runs
     on this database's tables), to tell whether it ran during a phase."""
-    import psycopg
-
-    u = urlparse(env["DATABASE_URL"])
-    with psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:]) as conn:
+    with bench_connection(env) as conn:
         checkpoints = conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()[0]
         vacuums, analyzes = conn.execute(
             "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables"
