@@ -139,13 +139,15 @@ def test_committee_changes_reflag_the_cases_that_can_or_cannot_reach_their_quoru
     ]
 
 
-def test_a_committee_members_login_does_not_recheck_the_queue(alice, django_capture_on_commit_callbacks, client):
+def test_a_committee_members_login_does_not_recheck_the_queue(alice, client):
     from unittest import mock
 
-    with mock.patch("reviews.jobs.recheck_short_of_members") as recheck:
-        with django_capture_on_commit_callbacks(execute=True):
-            client.force_login(alice)
-    recheck.assert_not_called()
+    with mock.patch("reviews.receivers._recheck_on_commit") as recheck:
+        client.force_login(alice)  # saves last_login only
+        recheck.assert_not_called()
+        alice.first_name = "Alice"
+        alice.save()  # any other save of a member might be a (de)activation
+        recheck.assert_called_once_with()
 
 
 def test_recusals_that_leave_too_few_members_alert_operators(agent, post_report, alice, bob, client, operator):
