@@ -86,35 +86,35 @@ def make_user(django_user_model, username: str, role: str | None = None, **extra
 
 @pytest.fixture
 def operator(django_user_model):
-    from fsar.roles import OPERATORS
+    from core.roles import OPERATORS
 
     return make_user(django_user_model, "olivia", OPERATORS, is_staff=True)
 
 
 @pytest.fixture
 def alice(django_user_model):
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     return make_user(django_user_model, "alice", COMMITTEE)
 
 
 @pytest.fixture
 def bob(django_user_model):
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     return make_user(django_user_model, "bob", COMMITTEE)
 
 
 @pytest.fixture
 def charlie(django_user_model):
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     return make_user(django_user_model, "charlie", COMMITTEE)
 
 
 @pytest.fixture
 def customer_user(django_user_model):
-    from fsar.roles import CUSTOMERS
+    from core.roles import CUSTOMERS
 
     return make_user(django_user_model, "carla", CUSTOMERS)
 

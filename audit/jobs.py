@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from audit.chain import verify_chain
-from fsar.roles import OPERATORS
+from core.roles import OPERATORS
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from django.shortcuts import render
 
 from audit.chain import current_head
 from audit.models import AuditEntry
-from fsar.roles import OPERATORS, role_required
+from core.roles import OPERATORS, role_required
 
 
 @role_required(OPERATORS)

@@ -171,7 +171,7 @@ def run(rows: int) -> int:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from fsar.roles import OPERATORS
+    from core.roles import OPERATORS
     from tasks.services import api_key_create
 
     now = datetime.now(UTC)

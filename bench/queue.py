@@ -62,7 +62,7 @@ def run(count: int) -> int:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     users = get_user_model().objects
     member = users.create_user(username="bench-member", password="x")

@@ -18,7 +18,7 @@ from billing import jobs, money, selectors, services, stripe_client, webhooks
 from billing.forms import PeriodForm
 from billing.models import InvoiceRun
 from billing.stripe_client import BillingError
-from fsar.roles import CUSTOMERS, OPERATORS, role_required
+from core.roles import CUSTOMERS, OPERATORS, role_required
 
 
 class _Echo:

@@ -21,10 +21,10 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit.history import save_with_history
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
-from fsar.jsonwalk import json_keys_and_scalars
-from fsar.sql import insert_sql, insert_values
+from core.history import save_with_history
+from core.jsonwalk import json_keys_and_scalars
+from core.sql import insert_sql, insert_values
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def sync_role_permissions(sender, using="default", **kwargs) -> None:
     from django.contrib.auth.models import Group, Permission
     from django.db import connections
 
-    from fsar.roles import ALL_ROLES, OPERATORS
+    from core.roles import ALL_ROLES, OPERATORS
 
     tables = set(connections[using].introspection.table_names())
     if not {"auth_group", "auth_permission", "django_content_type"} <= tables:

@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from fsar.roles import COMMITTEE, CUSTOMERS, OPERATORS, user_roles
+from core.roles import COMMITTEE, CUSTOMERS, OPERATORS, user_roles
 
 
 def roles(request: HttpRequest) -> dict:

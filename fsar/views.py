@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from core.roles import OPERATORS, has_role
 from fsar import dashboard
-from fsar.roles import OPERATORS, has_role
 from fsar.schema import check_schema
 
 

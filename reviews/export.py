@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db.models import Q
 
 from audit.models import AuditEntry
-from fsar.roles import COMMITTEE, has_role
+from core.roles import COMMITTEE, has_role
 from reviews.models import WAITING_STATUSES, Case, CaseStatus, Comment, PolicyChange, Recusal, Vote
 
 MAX_RANGE_CASES = 2000

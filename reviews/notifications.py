@@ -23,7 +23,7 @@ from django.db.models import Exists, Max, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 
-from fsar.roles import OPERATORS
+from core.roles import OPERATORS
 from reviews.models import Case, CaseStatus, NotificationPreference, NotificationSent, PolicyRule
 
 logger = logging.getLogger(__name__)

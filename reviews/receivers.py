@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from fsar.roles import COMMITTEE
+from core.roles import COMMITTEE
 
 
 def _recheck_on_commit() -> None:

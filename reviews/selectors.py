@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connections, router
 from django.db.models import Count, F, Q, QuerySet
 
-from fsar.roles import COMMITTEE, has_role
+from core.roles import COMMITTEE, has_role
 from reviews.models import (
     QUEUE_STATUSES,
     WAITING_STATUSES,

@@ -790,7 +790,7 @@ def check_rationale(text: str, *, field: str = "rationale") -> str:
 def committee_members():
     from django.contrib.auth import get_user_model
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     return get_user_model().objects.filter(is_active=True, groups__name=COMMITTEE)
 
@@ -1001,7 +1001,7 @@ def case_release(*, case_id: int, member) -> Case:
 def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     """Revoke an approval: the case reopens (earlier votes void), the gate holds
     again at once, and running tasks approved through it get a `stop` callback."""
-    from fsar.roles import COMMITTEE, has_role
+    from core.roles import COMMITTEE, has_role
 
     rationale = check_rationale(rationale)
     if not has_role(by, COMMITTEE):

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from fsar.roles import COMMITTEE, OPERATORS, has_role, role_required
+from core.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
 from reviews.forms import CommentForm, QueueFilterForm, ReasonForm, VoteForm
 from reviews.models import Case

@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictInt, StrictStr
 
-from fsar.jsonwalk import json_keys_and_scalars
+from core.jsonwalk import json_keys_and_scalars
 from tasks import selectors, services
 from tasks.auth import ApiKeyAuth
 from tasks.models import ExecutionTask, TaskStatus, TaskType

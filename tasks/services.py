@@ -17,7 +17,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
-from audit.history import inserts_in_one_statement, save_with_history
+from core.history import inserts_in_one_statement, save_with_history
 from tasks import rollups
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate

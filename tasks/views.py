@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from fsar.roles import OPERATORS, role_required
+from core.roles import OPERATORS, role_required
 from tasks import metrics
 from tasks.formatting import duration, exact_ms
 from tasks.models import TaskType

@@ -13,7 +13,7 @@ import time_machine
 from billing import services
 from billing.models import ServiceOffering
 from billing.tests.fakestripe import FakeStripe
-from fsar.roles import CUSTOMERS
+from core.roles import CUSTOMERS
 from tasks.models import TaskType
 from tasks.services import Actor, task_finish, task_register, task_start
 

@@ -67,7 +67,7 @@ def test_empty_or_one_word_rationales_are_refused(agent, post_report, alice, rat
 def test_nobody_votes_on_what_they_submitted(client, agent, post_report, alice, bob, make_api_key, operator):
     from django.contrib.auth.models import Group
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     operator.groups.add(Group.objects.get(name=COMMITTEE))  # an operator who also sits on the committee
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -117,7 +117,7 @@ def test_committee_changes_reflag_the_cases_that_can_or_cannot_reach_their_quoru
 ):
     from django.contrib.auth.models import Group
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     case_id, _ = held(agent, post_report)  # quorum 2; alice, bob and charlie are the committee
     committee = Group.objects.get(name=COMMITTEE)

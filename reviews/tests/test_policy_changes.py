@@ -57,7 +57,7 @@ def test_a_change_applies_only_once_the_committee_approves_it(agent, post_report
 def test_nobody_approves_their_own_change(operator, alice, bob):
     from django.contrib.auth.models import Group
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
 
     alice_proposes = lower_threshold(alice)
     assert Case.objects.get(pk=alice_proposes.case_id).short_of_members  # only bob may vote; quorum 2

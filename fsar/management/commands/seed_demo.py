@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.demo import seed_demo_billing
-from fsar.roles import COMMITTEE, CUSTOMERS, OPERATORS
+from core.roles import COMMITTEE, CUSTOMERS, OPERATORS
 from reviews.demo import seed_demo_reviews
 from tasks.demo import seed_demo_tasks
 from tasks.models import ApiKey

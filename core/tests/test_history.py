@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 from simple_history.models import HistoricalRecords
 
-from audit.history import save_with_history
 from billing.models import Customer, Invoice, Payment
+from core.history import save_with_history
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from fsar.sql import insert_sql, insert_values
+from core.sql import insert_sql, insert_values
 
 _REQUEST_USER = object()
 
