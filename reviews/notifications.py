@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core.roles import OPERATORS
 from reviews.models import Case, CaseStatus, NotificationPreference, NotificationSent, PolicyRule
+from reviews.selectors import committee_members, eligible_member_ids, submitters
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ def _emails(user_ids) -> list[str]:
 
 def committee_emails(*, preference: str, exclude: set[int] = frozenset()) -> list[str]:
     """Committee members with an address who did not turn `preference` off."""
-    from reviews.services import committee_members
-
     off = set(NotificationPreference.objects.filter(**{preference: False}).values_list("user_id", flat=True))
     ids = set(committee_members().values_list("pk", flat=True)) - off - set(exclude)
     return _emails(ids)
@@ -74,8 +73,6 @@ def send_once(*, case: Case, kind: str, key: str, recipients: list[str], subject
 
 
 def notify_case_opened(case_id: int) -> bool:
-    from reviews.services import submitters
-
     case = Case.objects.filter(pk=case_id).first()
     if case is None or case.status != CaseStatus.OPEN:
         return False
@@ -97,8 +94,6 @@ def notify_case_opened(case_id: int) -> bool:
 def notify_decision(case_id: int, decision: str, version: int) -> bool:
     """To the submitters (uploaders, API key owners, the proposer of a policy change):
     approved, rejected, or changes requested. Essential: always sent."""
-    from reviews.services import submitters
-
     case = Case.objects.filter(pk=case_id).first()
     if case is None:
         return False
@@ -122,8 +117,6 @@ def notify_decision(case_id: int, decision: str, version: int) -> bool:
 
 def notify_quorum_impossible(case_id: int) -> bool:
     """To operators: recusals (or conflicts) leave fewer eligible members than the quorum. Essential."""
-    from reviews.services import eligible_member_ids
-
     case = Case.objects.filter(pk=case_id).first()
     if case is None or not case.short_of_members:
         return False

@@ -4,18 +4,12 @@ commits (a job: the whole queue is read)."""
 
 from __future__ import annotations
 
-from django.db import transaction
-
+from core.jobs import enqueue_on_commit
 from core.roles import COMMITTEE
 
 
 def _recheck_on_commit() -> None:
-    def enqueue() -> None:
-        from reviews import jobs
-
-        jobs.enqueue(jobs.recheck_short_of_members)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("reviews.jobs.recheck_short_of_members")
 
 
 def committee_membership_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:

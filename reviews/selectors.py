@@ -207,6 +207,53 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
     return rows, (encode_queue_cursor(rows[-1]) if more and rows else None)
 
 
+# ------------------------------------------------------------- who may vote
+
+VOTABLE_STATUSES = (CaseStatus.OPEN, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
+
+
+def committee_members():
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True, groups__name=COMMITTEE)
+
+
+def submitters(case: Case) -> set[int]:
+    """Users who submitted what the case is about: uploaders, and owners of the API keys that sent it."""
+    ids: set[int] = set()
+    if case.kind == Case.Kind.POLICY:
+        ids.update(PolicyChange.objects.filter(case=case).values_list("proposed_by_id", flat=True))
+        return ids
+    for uploaded_by, key_owner in case.reports.values_list("uploaded_by_id", "submitted_by__owner_id"):
+        ids.update(i for i in (uploaded_by, key_owner) if i is not None)
+    return ids
+
+
+def eligible_member_ids(case: Case) -> set[int]:
+    members = set(committee_members().values_list("pk", flat=True))
+    recused = set(case.recusals.values_list("member_id", flat=True))
+    return members - recused - submitters(case)
+
+
+def why_cannot_vote(case: Case, member) -> str | None:
+    """None when `member` may vote on the case's current version, else the reason."""
+    if not committee_members().filter(pk=member.pk).exists():
+        return "only ethics committee members vote"
+    if case.status == CaseStatus.CHANGES_REQUESTED:
+        if case.kind == Case.Kind.POLICY:
+            return "changes were requested; the change must be proposed again"
+        return "changes were requested; votes resume on the revision"
+    if case.status not in VOTABLE_STATUSES:
+        return f"the case is {case.get_status_display().lower()}"
+    if member.pk in submitters(case):
+        return "you submitted what this case is about"
+    if case.recusals.filter(member=member).exists():
+        return "you recused yourself from this case"
+    if case.votes.filter(case_version=case.version, member=member).exists():
+        return "you already voted on this version"
+    return None
+
+
 # ------------------------------------------------------------------ case page
 
 
@@ -214,7 +261,6 @@ def case_page(*, case: Case, user, now) -> dict:
     """Everything the case page shows. Votes are blind: until `user` has voted on
     (or recused from) this version, and while the case is undecided, only their
     count is shown."""
-    from reviews import services
     from reviews.rendering import proposal_diff, render_markdown
 
     reports = list(case.reports.select_related("rejected_precedent__case", "supersedes").order_by("id"))
@@ -258,7 +304,7 @@ def case_page(*, case: Case, user, now) -> dict:
         "recusals": list(recused.values()),
         "comments": list(case.comments.select_related("author").order_by("created_at")),
         "held_tasks": list(held_tasks_for_case(case.pk)[:100]),
-        "why_not": services.why_cannot_vote(case, user),
+        "why_not": why_cannot_vote(case, user),
         "timeline": timeline(case, blind=blind),
         "claim_active": bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now),
         "i_voted": i_voted,

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+from unittest import mock
 
 import pytest
 import responses
@@ -151,12 +152,9 @@ def test_a_real_rq_worker_delivers_the_signed_callback(agent, post_report, api_k
         services.callback_endpoint_set(api_key_id=key.pk, url=url, secret="s3cret", by=operator)
         case_id, task = held_task(agent, post_report)
         real_queue = django_rq.get_queue("default", is_async=True)
-        original = jobs.enqueue
-        jobs.enqueue = lambda func, *args: real_queue.enqueue(func, *args)
-        try:
+        # Services enqueue through core.jobs.enqueue_on_commit, which asks django_rq for the queue.
+        with mock.patch("django_rq.get_queue", lambda name="default", **kwargs: real_queue):
             services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Go.")
-        finally:
-            jobs.enqueue = original
         assert not received  # nothing delivered until a worker runs
         rq_worker()
     finally:

@@ -4,7 +4,7 @@ once, the kill switch, and failing closed."""
 import pytest
 from django.db import DatabaseError
 
-from reviews import services
+from reviews import selectors, services
 from reviews.models import Case, CaseStatus, PolicyRule
 from reviews.tests.conftest import report_md
 from tasks.models import ExecutionTask, TaskStatus
@@ -183,7 +183,7 @@ def test_pausing_holds_every_new_task_and_resuming_decides_them_again(
     with django_capture_on_commit_callbacks(execute=True):
         services.gate_resume(by=operator, reason="fixed")
     assert ExecutionTask.objects.get(pk=body["id"]).status == TaskStatus.REGISTERED
-    assert [h.history_change_reason for h in services.selectors.gate_state().history.order_by("history_date")][-2:] == [
+    assert [h.history_change_reason for h in selectors.gate_state().history.order_by("history_date")][-2:] == [
         "paused: incident 42",
         "resumed: fixed",
     ]

@@ -4,7 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from reviews import services
+from reviews import selectors, services
 from reviews.models import Report
 from reviews.tests.conftest import report_md
 
@@ -37,10 +37,10 @@ def test_the_kill_switch_page_pauses_and_resumes_with_a_reason(client, alice):
     client.force_login(alice)
     response = client.post(reverse("reviews:gate"), {"reason": "drift alert"}, follow=True)
     assert "GATE PAUSED" in response.content.decode()
-    assert services.selectors.gate_state().paused
-    assert services.selectors.gate_state().changed_by == alice
+    assert selectors.gate_state().paused
+    assert selectors.gate_state().changed_by == alice
     client.post(reverse("reviews:gate"), {"reason": "all clear"})
-    assert not services.selectors.gate_state().paused
+    assert not selectors.gate_state().paused
 
 
 def test_the_dashboard_says_loudly_when_the_gate_is_paused(client, operator):

@@ -1,0 +1,121 @@
+"""Callbacks to the AI side: one signed delivery per task whose API key has an
+endpoint, recorded in the deciding transaction and sent by a job after commit,
+retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from core.jobs import enqueue_on_commit
+from reviews.models import (
+    CallbackDelivery,
+    CallbackEndpoint,
+    Case,
+)
+from reviews.services.errors import NotAllowed
+from tasks.models import ExecutionTask
+
+logger = logging.getLogger(__name__)
+
+
+CALLBACK_BACKOFF_SECONDS = (10, 30, 120, 600, 1800, 3600)
+CALLBACK_MAX_ATTEMPTS = len(CALLBACK_BACKOFF_SECONDS) + 1
+
+
+def _case_json(case: Case | None) -> dict | None:
+    if case is None:
+        return None
+    return {
+        "id": case.pk,
+        "status": case.status,
+        "rationale": case.rationale or None,
+        "url": reverse("reviews:case", args=[case.pk]),
+    }
+
+
+def _queue_callbacks(tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "") -> None:
+    """Record one delivery per task whose API key has a callback; enqueue after commit."""
+    key_ids = {t.submitted_by_id for t in tasks if t.submitted_by_id}
+    if not key_ids:
+        return
+    endpoints = {e.api_key_id: e for e in CallbackEndpoint.objects.filter(api_key_id__in=key_ids, enabled=True)}
+    deliveries = []
+    for task in tasks:
+        endpoint = endpoints.get(task.submitted_by_id)
+        if endpoint is None:
+            continue
+        delivery = CallbackDelivery(endpoint=endpoint, type=kind, task_id=task.pk, payload={})
+        delivery.payload = {
+            "event_id": str(delivery.event_id),
+            "type": kind,
+            "task": {"id": task.pk, "external_id": task.external_id, "status": task.status},
+            "case": _case_json(case),
+            "decision": {
+                "decision": task.gate_decision,
+                "reason": reason or task.gate_reason,
+                "policy": task.gate_policy,
+            },
+        }
+        deliveries.append(delivery)
+    CallbackDelivery.objects.bulk_create(deliveries)
+    if deliveries:
+        for delivery in deliveries:
+            enqueue_on_commit("reviews.jobs.deliver_callback", delivery.pk)
+
+
+@transaction.atomic
+def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> CallbackEndpoint:
+    endpoint, _ = CallbackEndpoint.objects.select_for_update().get_or_create(
+        api_key_id=api_key_id, defaults={"url": url, "secret": secret}
+    )
+    endpoint.url = url
+    endpoint.secret = secret
+    endpoint.enabled = True
+    endpoint._history_user = by
+    endpoint._change_reason = "callback set"
+    endpoint.save()
+    return endpoint
+
+
+def callback_record_attempt(*, delivery_id: int, ok: bool, status_code: int | None, error: str) -> CallbackDelivery:
+    """Record one delivery attempt (compare-and-set on `pending`); schedules the next try with backoff."""
+    with transaction.atomic():
+        delivery = CallbackDelivery.objects.select_for_update().get(pk=delivery_id)
+        if delivery.status != CallbackDelivery.Status.PENDING:
+            return delivery
+        now = timezone.now()
+        delivery.attempts += 1
+        delivery.last_status_code = status_code
+        if ok:
+            delivery.status = CallbackDelivery.Status.DELIVERED
+            delivery.delivered_at = now
+            delivery.last_error = ""
+        else:
+            delivery.last_error = error[:2000]
+            if delivery.attempts >= CALLBACK_MAX_ATTEMPTS:
+                delivery.status = CallbackDelivery.Status.FAILED
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=CALLBACK_BACKOFF_SECONDS[delivery.attempts - 1])
+        delivery.save()
+        return delivery
+
+
+@transaction.atomic
+def callback_retry(*, delivery_id: int, by) -> CallbackDelivery:
+    """An operator retries a failed delivery: it goes back to pending, due now."""
+    delivery = CallbackDelivery.objects.select_for_update().get(pk=delivery_id)
+    if delivery.status == CallbackDelivery.Status.DELIVERED:
+        raise NotAllowed("this callback was already delivered")
+    delivery.status = CallbackDelivery.Status.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = timezone.now()
+    delivery.save()
+    enqueue_on_commit("reviews.jobs.deliver_callback", delivery.pk)
+    logger.info("Callback %s retried by %s", delivery.event_id, by)
+    return delivery

@@ -1,0 +1,29 @@
+"""The errors reviews' services raise: each carries a message a person can act on
+(and, where one field is at fault, that field); the API answers them as 409
+(fsar/api.py), the pages as form errors.
+"""
+
+from __future__ import annotations
+
+
+class ReviewError(Exception):
+    status_code = 409
+
+    def __init__(self, message: str, **extra) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ReportConflict(ReviewError):
+    status_code = 409
+
+
+class NotAllowed(ReviewError):
+    status_code = 409
+
+
+class UnknownProposal(Exception):
+    def __init__(self, proposal_id: str) -> None:
+        super().__init__(f"proposal_id: no report with id {proposal_id!r}")
+        self.proposal_id = proposal_id

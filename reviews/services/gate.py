@@ -1,0 +1,257 @@
+"""The gate: the decision on a task being registered (settings.TASK_GATE through
+fsar.gate), the case details the task API shows, and the gate's state: the kill
+switch (pause, resume, deciding again what the pause held), the rules version,
+and the operators' review settings.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.jobs import enqueue_on_commit
+from reviews import policy, selectors
+from reviews.models import (
+    WAITING_STATUSES,
+    Action,
+    CallbackDelivery,
+    Case,
+    CaseStatus,
+    GateState,
+    PolicyRule,
+    Report,
+    ReviewSettings,
+    new_rules_version,
+)
+from reviews.services.callbacks import _queue_callbacks
+from reviews.services.common import NO_RULE_POLICY, PAUSE_POLICY, _chain, _open_case, _reopen
+from reviews.services.errors import NotAllowed, UnknownProposal
+from tasks.gate import GateDecision, require_transaction
+from tasks.models import ExecutionTask, TaskStatus
+from tasks.services import Actor, task_gate_update
+
+
+def decide_task(task: ExecutionTask) -> GateDecision:
+    """The execution gate's decision on a task being registered.
+
+    Called inside task_register's transaction (so a case it opens is rolled back
+    with the task). Raises on anything it cannot decide; the caller fails closed.
+    Cost when nothing is held: one query for the gate state, cached rules.
+    """
+    state = selectors.gate_state()
+    if state.paused:
+        return GateDecision("hold", f"the gate is paused: {state.reason}", PAUSE_POLICY, None)
+    report = None
+    if task.proposal_ref:
+        report = selectors.report_by_id(task.proposal_ref)
+        if report is None:
+            raise UnknownProposal(task.proposal_ref)
+        linked = _decision_from_report(report)
+        if linked is not None:
+            return linked
+    subject = policy.Subject(
+        task_type=task.task_type,
+        ai_model=task.ai_model,
+        customer=task.customer_ref,
+        severity=report.severity if report else None,
+        block_execution=report.block_execution if report else None,
+        proposal=report.proposal if report else None,
+        metric=(lambda kind, window: selectors.model_metric(task.ai_model, kind, window)) if task.ai_model else None,
+    )
+    matched = policy.first_match(policy.active_rules(state.rules_version), subject)
+    if matched is None:
+        return _hold_for_tasks(task, None, "no policy rule matched")
+    rule, values = matched
+    reason = rule.describe(values)
+    if rule.action == Action.ALLOW:
+        return GateDecision("allow", reason, rule.name, None)
+    if rule.action == Action.DENY:
+        return GateDecision("deny", reason, rule.name, None)
+    return _hold_for_tasks(task, rule, reason)
+
+
+def _decision_from_report(report: Report) -> GateDecision | None:
+    """A task linked to a held or denied report is held or denied with it."""
+    name = report.report_id
+    if report.gate_decision == Action.DENY:
+        return GateDecision("deny", f"its report {name} was denied: {report.gate_reason}", report.gate_policy, None)
+    case = report.case
+    if case is None or case.status == CaseStatus.ADVISORY:
+        return None
+    case_ref = str(case.pk)
+    if case.status == CaseStatus.APPROVED:
+        if case.approved_until is None or case.approved_until > timezone.now():
+            return GateDecision("allow", f"its report {name} was approved (case {case.pk})", case.rule_name, case_ref)
+    if case.status == CaseStatus.REJECTED:
+        return GateDecision(
+            "deny", f"its report {name} was rejected (case {case.pk}): {case.rationale}", case.rule_name, case_ref
+        )
+    if case.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
+        require_transaction()
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        _reopen(locked, quorum=locked.quorum, why=f"approval lapsed; task {name} needs a new decision")
+    return GateDecision(
+        "hold", f"its report {name} is waiting for the committee (case {case.pk})", case.rule_name, case_ref
+    )
+
+
+def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) -> GateDecision:
+    """One case per (rule, task type, AI model): join the waiting one, ride on a
+    current approval, or open one."""
+    require_transaction()  # the case's row lock, and the case it may open, commit with the task
+    rule_name = rule.name if rule else NO_RULE_POLICY
+    subject = {"task_type": task.task_type, "ai_model": task.ai_model or ""}
+    latest = (
+        Case.objects.select_for_update()
+        .filter(kind=Case.Kind.TASKS, rule_name=rule_name, **subject)
+        .order_by("-id")
+        .first()
+    )
+    now = timezone.now()
+    if latest is not None:
+        if latest.status == CaseStatus.APPROVED and latest.approved_until and latest.approved_until > now:
+            return GateDecision(
+                "allow",
+                f"{reason}; covered by the approval of case {latest.pk} "
+                f"until {latest.approved_until:%Y-%m-%d %H:%M} UTC",
+                rule_name,
+                str(latest.pk),
+            )
+        if latest.status in WAITING_STATUSES:
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+        if latest.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
+            _reopen(latest, quorum=latest.quorum, why=f"approval lapsed; task {task.external_id} needs a decision")
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+    try:
+        with transaction.atomic():
+            case = _open_case(
+                kind=Case.Kind.TASKS,
+                status=CaseStatus.OPEN,
+                title=f"{task.task_type} on {task.ai_model or 'any model'} ({rule_name})",
+                rule=rule,
+                now=now,
+                why=f"task {task.external_id}: {reason}",
+                **subject,
+            )
+    except IntegrityError:
+        # Another registration opened the case a moment ago: join it.
+        case = Case.objects.filter(
+            kind=Case.Kind.TASKS, rule_name=rule_name, status__in=WAITING_STATUSES, **subject
+        ).latest("id")
+    return GateDecision("hold", f"{reason}; waiting on case {case.pk}", rule_name, str(case.pk))
+
+
+def task_gate_details(task: ExecutionTask) -> dict:
+    """Extra gate keys for the task API: the case's status and, once decided, its rationale."""
+    if not task.gate_case:
+        return {"case_status": None, "rationale": None}
+    case = None
+    if task.gate_case.isdigit():
+        case = Case.objects.filter(pk=int(task.gate_case)).values("status", "rationale").first()
+    if case is None:
+        return {"case_status": None, "rationale": None}
+    return {"case_status": case["status"], "rationale": case["rationale"] or None}
+
+
+@transaction.atomic
+def gate_pause(*, by, reason: str) -> GateState:
+    """Pause the gate: every new task is held, and running tasks get a `stop` callback."""
+    if not reason.strip():
+        raise NotAllowed("pausing the gate needs a reason", field="reason")
+    selectors.gate_state()
+    state = GateState.objects.select_for_update().get(pk=1)
+    if state.paused:
+        raise NotAllowed("the gate is already paused")
+    state.paused = True
+    state.reason = reason.strip()
+    state.changed_at = timezone.now()
+    state.changed_by = by
+    state._history_user = by
+    state._change_reason = f"paused: {state.reason}"
+    state.save()
+    _chain("gate.paused", subject="gate", by=by, reason=state.reason)
+    running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
+    _queue_callbacks(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
+    return state
+
+
+@transaction.atomic
+def gate_resume(*, by, reason: str) -> GateState:
+    """Resume the gate; tasks held only by the pause are decided again (by a job)."""
+    if not reason.strip():
+        raise NotAllowed("resuming the gate needs a reason", field="reason")
+    selectors.gate_state()
+    state = GateState.objects.select_for_update().get(pk=1)
+    if not state.paused:
+        raise NotAllowed("the gate is not paused")
+    state.paused = False
+    state.reason = reason.strip()
+    state.changed_at = timezone.now()
+    state.changed_by = by
+    state._history_user = by
+    state._change_reason = f"resumed: {state.reason}"
+    state.save()
+    _chain("gate.resumed", subject="gate", by=by, reason=state.reason)
+    enqueue_on_commit("reviews.jobs.redecide_paused_tasks")
+    return state
+
+
+@transaction.atomic
+def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSettings:
+    """Change the operators' review settings: the row's history and an audit-chain
+    entry (`review_settings.changed`, with `{field: [before, after]}`) record who,
+    what and why. A save that changes nothing is refused, so every entry is a change."""
+    reason = reason.strip()
+    if not reason:
+        raise NotAllowed("changing the review settings needs a reason", field="reason")
+    selectors.review_settings()
+    row = ReviewSettings.objects.select_for_update().get(pk=1)
+    if row.require_totp == require_totp:
+        raise NotAllowed("nothing changed: two-factor is already " + ("required" if require_totp else "optional"))
+    diff = {"require_totp": [row.require_totp, require_totp]}
+    row.require_totp = require_totp
+    row.reason = reason
+    row.changed_at = timezone.now()
+    row.changed_by = by
+    row._history_user = by
+    row._change_reason = f"two-factor {'required' if require_totp else 'optional'}: {reason}"
+    row.save()
+    _chain("review_settings.changed", subject="review_settings", by=by, diff=diff, reason=reason)
+    return row
+
+
+def redecide_paused_tasks() -> int:
+    """Give every task held only by the pause the gate's current decision. Safe
+    to run twice: a task is changed only while still held by the pause."""
+    changed = 0
+    if selectors.gate_state().paused:
+        return 0
+    ids = list(
+        ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=PAUSE_POLICY).values_list("pk", flat=True)
+    )
+    for task_id in ids:
+        with transaction.atomic():
+            task = ExecutionTask.objects.select_for_update().get(pk=task_id)
+            if task.status != TaskStatus.HELD or task.gate_policy != PAUSE_POLICY:
+                continue
+            decision = decide_task(task)
+            updated = task_gate_update(
+                task_id=task_id, decision=decision, actor=Actor.system(), reason=f"gate resumed: {decision.decision}"
+            )
+            if updated is not None and decision.decision != "hold":
+                kind = CallbackDelivery.Type.RELEASED if decision.decision == "allow" else CallbackDelivery.Type.DENIED
+                _queue_callbacks([updated], kind, case=None)
+                changed += 1
+    return changed
+
+
+@transaction.atomic
+def rules_changed(*, why: str = "") -> None:
+    """Bump the rules version so every process reloads its cached rules."""
+    selectors.gate_state()
+    GateState.objects.filter(pk=1).update(rules_version=new_rules_version())
+
+
+def validate_rule(rule: PolicyRule) -> None:
+    """Raise policy.BrokenRule when a rule could not be evaluated (used by the admin form)."""
+    policy.Rule.from_model(rule)

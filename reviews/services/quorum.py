@@ -1,0 +1,71 @@
+"""Whether a case's eligible members can still reach its quorum: the flag operators
+are alerted by, set on a recusal, a policy proposal or a committee change.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from reviews.models import (
+    QUEUE_STATUSES,
+    Case,
+    PolicyChange,
+    Report,
+)
+from reviews.selectors import committee_members, eligible_member_ids
+from reviews.services.common import _notify
+
+logger = logging.getLogger(__name__)
+
+
+def _check_short_of_members(case: Case, *, by=None) -> None:
+    short = len(eligible_member_ids(case)) < case.quorum
+    if short != case.short_of_members:
+        case.short_of_members = short
+        case._history_user = by
+        case._change_reason = (
+            "fewer eligible members than the quorum: operators alerted" if short else "enough eligible members again"
+        )
+        case.save()
+        if short:
+            logger.warning("Case %s cannot reach its quorum of %s: too few eligible members", case.pk, case.quorum)
+            _notify("notify_quorum_impossible", case.pk)
+
+
+def case_check_quorum_reach(*, case_id: int) -> None:
+    """Flag (or unflag) one case whose eligible members cannot reach its quorum."""
+    with transaction.atomic():
+        case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
+        if case is not None:
+            _check_short_of_members(case)
+
+
+def recheck_short_of_members() -> int:
+    """Re-flag every case in the queue after the committee changed (a member added,
+    removed or deactivated): eligible members are the committee less the case's
+    recusals and submitters. A few queries for the whole queue; only cases whose
+    flag changes are locked and saved (operators are alerted as on a recusal).
+    Returns how many flags changed."""
+    from reviews.models import Recusal
+
+    members = set(committee_members().values_list("pk", flat=True))
+    in_queue = {"case__status__in": QUEUE_STATUSES}
+    excluded: dict[int, set[int]] = {}
+    for case_id, member_id in Recusal.objects.filter(**in_queue).values_list("case_id", "member_id"):
+        excluded.setdefault(case_id, set()).add(member_id)
+    for case_id, *people in Report.objects.filter(**in_queue).values_list(
+        "case_id", "uploaded_by_id", "submitted_by__owner_id"
+    ):
+        excluded.setdefault(case_id, set()).update(p for p in people if p is not None)
+    for case_id, proposer in PolicyChange.objects.filter(**in_queue).values_list("case_id", "proposed_by_id"):
+        excluded.setdefault(case_id, set()).add(proposer)
+    changed = 0
+    for case_id, quorum, short in Case.objects.filter(status__in=QUEUE_STATUSES).values_list(
+        "pk", "quorum", "short_of_members"
+    ):
+        if (len(members - excluded.get(case_id, set())) < quorum) != short:
+            case_check_quorum_reach(case_id=case_id)
+            changed += 1
+    return changed
