@@ -4,7 +4,7 @@ import logging
 
 from django.utils import timezone
 
-from billing import money, services, stripe_client
+from billing import money, services, stripe_client, webhooks
 from billing.models import InvoiceRun
 
 logger = logging.getLogger(__name__)
@@ -28,16 +28,12 @@ def invoice_run_scheduled() -> str:
 
 
 def stripe_event_process(event_id: int) -> str:
-    from billing import webhooks
-
     event = webhooks.event_process(event_id=event_id)
     return f"{event.stripe_id}: {event.status} {event.result or event.error}"
 
 
 def reconcile_invoices() -> str:
     """Periodic: catch missed webhooks by re-fetching unsettled invoices from Stripe."""
-    from billing import webhooks
-
     if not stripe_client.is_configured():
         return "skipped: " + stripe_client.NOT_CONFIGURED
     corrections = webhooks.reconcile_invoices()
@@ -49,6 +45,4 @@ def reconcile_invoices() -> str:
 def stripe_events_drain() -> str:
     """Process every pending Stripe event (scheduled by webhook intake, and
     periodically as a safety net)."""
-    from billing import webhooks
-
     return f"processed {webhooks.drain_pending()} event(s)"

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
 from core.history import save_with_history
+from core.jobs import enqueue_on_commit
 from core.jsonwalk import json_keys_and_scalars
 from core.sql import insert_sql, insert_values
 
@@ -163,13 +164,9 @@ def drain_flag_free() -> None:
 
 def schedule_drain() -> bool:
     """Enqueue a drain job unless one is already queued or running."""
-    import django_rq
-
-    from billing import jobs
-
     if not drain_flag_take():
         return False
-    django_rq.enqueue(jobs.stripe_events_drain)
+    enqueue_on_commit("billing.jobs.stripe_events_drain")
     return True
 
 
