@@ -1,5 +1,4 @@
-"""The committee at work: votes and their tally, recusals, comments and claims.
-"""
+"""The committee at work: votes and their tally, recusals, comments and claims."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The errors reviews' services raise: each carries a message a person can act on
-(and, where one field is at fault, that field); the API answers them as 409
-(fsar/api.py), the pages as form errors.
+"""The errors reviews' services raise. A ReviewError carries a message a person can
+act on (and, where one field is at fault, that field): the API answers it with
+409 (fsar/api.py), the pages as a form error. UnknownProposal is the gate's:
+fsar.gate turns it into a 422 naming `proposal_id`.
 """
 
 from __future__ import annotations

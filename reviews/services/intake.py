@@ -1,5 +1,4 @@
-"""Reports in: parse, store and decide on one FSAR report, idempotently on its id.
-"""
+"""Reports in: parse, store and decide on one FSAR report, idempotently on its id."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A person's notification preferences (the mails themselves: reviews.notifications).
-"""
+"""A person's notification preferences (the mails themselves: reviews.notifications)."""
 
 from __future__ import annotations
 
