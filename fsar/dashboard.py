@@ -5,14 +5,14 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from reviews import selectors as review_selectors
-from tasks import metrics as task_metrics
+from tasks import metrics_display
 from tasks import selectors as task_selectors
 
 
 def context() -> dict:
     return {
         "task_counts": task_selectors.status_counts_by_type(),
-        "task_performance": task_metrics.dashboard_summary(now=timezone.now()),
+        "task_performance": metrics_display.dashboard_summary(now=timezone.now()),
         **review_selectors.dashboard_context(),
         **billing_selectors.dashboard_context(),
     }

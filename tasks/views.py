@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from core.roles import OPERATORS, role_required
-from tasks import metrics
+from tasks import metrics, metrics_display
 from tasks.formatting import duration, exact_ms
 from tasks.models import TaskType
 
@@ -25,23 +25,23 @@ PAD = 4
 def metrics_page(request: HttpRequest) -> HttpResponse:
     """The metrics table (per type, or per model of one type), highlights and charts
     for a window chosen from WINDOW_CHOICES, ending now."""
-    choice = request.GET.get("window") or metrics.DEFAULT_WINDOW_CHOICE
+    choice = request.GET.get("window") or metrics_display.DEFAULT_WINDOW_CHOICE
     task_type = request.GET.get("task_type") or None
     errors = []
-    if choice not in metrics.WINDOW_CHOICES:
-        errors.append(f"window: choose one of {', '.join(metrics.WINDOW_CHOICES)}")
-        choice = metrics.DEFAULT_WINDOW_CHOICE
+    if choice not in metrics_display.WINDOW_CHOICES:
+        errors.append(f"window: choose one of {', '.join(metrics_display.WINDOW_CHOICES)}")
+        choice = metrics_display.DEFAULT_WINDOW_CHOICE
     if task_type is not None and task_type not in TaskType.values:
         errors.append(f"task_type: no task type {task_type!r}")
         task_type = None
-    window = metrics.default_window(timezone.now(), metrics.WINDOW_CHOICES[choice][1])
-    overview = metrics.metrics_overview(window=window, task_type=task_type)
+    window = metrics.default_window(timezone.now(), metrics_display.WINDOW_CHOICES[choice][1])
+    overview = metrics_display.metrics_overview(window=window, task_type=task_type)
     labels = dict(TaskType.choices)
     context = {
         **overview,
         "errors": errors,
         "window_choice": choice,
-        "window_choices": [(key, label) for key, (label, _) in metrics.WINDOW_CHOICES.items()],
+        "window_choices": [(key, label) for key, (label, _) in metrics_display.WINDOW_CHOICES.items()],
         "task_type_label": labels.get(task_type, task_type),
         "rows": [present(group, labels) for group in overview["groups"]],
         "slowest_type": present(overview["slowest_type"], labels),

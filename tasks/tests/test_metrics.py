@@ -10,7 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tasks import metrics, rollups
+from tasks import metrics, metrics_display, rollups
 from tasks.models import ExecutionTask, TaskSource, TaskStatus
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -300,10 +300,12 @@ def test_postgresql_percentile_cont_and_the_python_engine_give_the_same_numbers(
             sql = metrics.task_series(window=window, bucket=bucket, task_type=task_type, engine="sql")
             python = metrics.task_series(window=window, bucket=bucket, task_type=task_type, engine="python")
             assert sql == python
-    assert metrics.metrics_overview(window=window, engine="sql") == metrics.metrics_overview(
+    assert metrics_display.metrics_overview(window=window, engine="sql") == metrics_display.metrics_overview(
         window=window, engine="python"
     )
-    assert metrics.dashboard_summary(now=NOW, engine="sql") == metrics.dashboard_summary(now=NOW, engine="python")
+    assert metrics_display.dashboard_summary(now=NOW, engine="sql") == metrics_display.dashboard_summary(
+        now=NOW, engine="python"
+    )
 
 
 @pytest.mark.postgres
