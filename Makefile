@@ -37,6 +37,7 @@ test: dev-deps browser
 
 lint: dev-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: dev-deps
 	$(PY) -m bench $(BENCH_ARGS)
