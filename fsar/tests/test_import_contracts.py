@@ -59,6 +59,8 @@ def test_the_unmodified_copy_passes(copy):
         ("tasks/services.py", "from reviews import services", ["tasks imports neither reviews nor billing"]),
         ("billing/services.py", "import reviews.selectors", ["billing and reviews never import each other"]),
         ("core/roles.py", "import audit.chain", ["Layers:"]),
+        ("reviews/services/callbacks.py", "from reviews import jobs", ["Inside an app"]),
+        ("reviews/selectors.py", "from reviews.services import errors", ["Inside an app"]),
     ],
 )
 def test_a_planted_forbidden_import_breaks_the_contract(copy, module, planted, broken):
