@@ -24,6 +24,8 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# DEBUG is off unless set (fsar/settings.py): the laptop targets turn it on.
+run: export DEBUG ?= 1
 run: deps
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
@@ -39,6 +41,7 @@ lint: dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+bench: export DEBUG ?= 1
 bench: dev-deps
 	$(PY) -m bench $(BENCH_ARGS)
 

@@ -1,7 +1,8 @@
 """The tamper-evident audit chain: one global, append-only list of every
-decision-bearing event. Each entry's hash covers its canonical content and the
-previous entry's hash, so an edit, insertion or deletion made out of band
-breaks the chain where it happened."""
+decision-bearing event. Each entry's hash is an HMAC, under a key kept outside
+the database, of its canonical content and the previous entry's hash, so an
+edit, insertion or deletion made out of band breaks the chain where it
+happened, and whoever made it cannot recompute the rest (audit.chain)."""
 
 from django.db import models
 
@@ -15,6 +16,12 @@ class AuditEntry(models.Model):
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="Id of the key the hash is an HMAC under (never the key); empty: plain SHA-256, before keys.",
+    )
 
     class Meta:
         ordering = ["seq"]
@@ -32,6 +39,7 @@ class AuditHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16, blank=True, default="")
 
     def __str__(self) -> str:
         return f"head #{self.seq} {self.hash[:12]}…"

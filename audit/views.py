@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
 from audit.chain import current_head
+from audit.keys import current_key, known_keys
 from audit.models import AuditEntry
 from core.roles import OPERATORS, role_required
 
@@ -19,13 +21,19 @@ def chain(request: HttpRequest) -> HttpResponse:
     if before.isascii() and before.isdigit():  # isdigit() alone accepts "²", which int() refuses
         entries = entries.filter(seq__lt=int(before))
     page = list(entries[:51])
+    head = current_head()
+    key = current_key()
     return render(
         request,
         "audit/chain.html",
         {
-            "head": current_head(),
+            "head": head,
+            "key": key,
+            # The head's own key may be an old one (not rotated yet) or the development key.
+            "head_key": known_keys().get(head.key_id),
             "entries": page[:50],
             "next_before": page[49].seq if len(page) > 50 else None,
             "kind": kind,
+            "anchor_file": bool(settings.AUDIT_ANCHOR_FILE),
         },
     )

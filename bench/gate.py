@@ -77,7 +77,9 @@ def main(argv: list[str]) -> int:
             "DJANGO_SETTINGS_MODULE": "bench.gate_settings",
             "DEBUG": "0",
             "SECRET_KEY": "bench-gate-not-a-real-secret-0123456789",
+            "AUDIT_CHAIN_KEY": "bench-gate-audit-chain-key-not-a-real-one-0123456789",
             "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
             "LOG_LEVEL": "WARNING",
             "API_RATE_LIMIT_REQUESTS": "0",
             "DB_CONN_MAX_AGE": "600",

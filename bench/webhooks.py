@@ -75,7 +75,9 @@ def main(argv: list[str]) -> int:
             "DJANGO_SETTINGS_MODULE": "bench.webhook_settings",
             "DEBUG": "0",
             "SECRET_KEY": "bench-webhooks-not-a-real-secret-0123456789",
+            "AUDIT_CHAIN_KEY": "bench-webhooks-audit-chain-key-not-a-real-one-0123456789",
             "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
             "LOG_LEVEL": "WARNING",
             "DB_CONN_MAX_AGE": "600",
             "STRIPE_WEBHOOK_SECRET": SECRET,

@@ -1,8 +1,9 @@
 """FSAR settings: everything from the environment, safe defaults for a laptop.
 
 Unset, the app runs on a SQLite file with RQ jobs executed inline (fakeredis),
-so `make run` needs no services. In production set DATABASE_URL, REDIS_URL,
-SECRET_KEY, ALLOWED_HOSTS and DEBUG=0.
+so `make run` needs no services. DEBUG is off unless set: `make run` and the
+tests set DEBUG=1 themselves; with DEBUG off the app refuses to start without a
+SECRET_KEY, an AUDIT_CHAIN_KEY and ALLOWED_HOSTS. Production: docs/deployment.md.
 """
 
 import os
@@ -29,20 +30,43 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
 
 
-DEBUG = env_bool("DEBUG", True)
-DEV_SECRET_KEY = "fsar-insecure-development-key-do-not-use-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = DEV_SECRET_KEY
-elif SECRET_KEY == DEV_SECRET_KEY and not DEBUG:
-    raise ImproperlyConfigured("SECRET_KEY is the development default; set a real one.")
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+
+def env_secret(name: str, dev_default: str) -> str:
+    """A secret from the environment; the published development value only with DEBUG on."""
+    value = os.environ.get(name, "")
+    if not value:
+        if not DEBUG:
+            raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
+        return dev_default
+    if value == dev_default and not DEBUG:
+        raise ImproperlyConfigured(f"{name} is the development default; set a real one.")
+    return value
+
+
+# Off unless set: an operator who forgets DEBUG=0 must not run production on the
+# published development keys. `make run` and the tests set DEBUG=1.
+DEBUG = env_bool("DEBUG", False)
+DEV_SECRET_KEY = "fsar-insecure-development-key-do-not-use-in-production"
+SECRET_KEY = env_secret("SECRET_KEY", DEV_SECRET_KEY)
+
+# The audit chain's entries are HMAC-SHA256 under this key, which never goes into
+# the database (audit/keys.py, docs/audit.md). Rotation: the new key here, the
+# earlier ones in AUDIT_CHAIN_OLD_KEYS so their segments still verify.
+AUDIT_CHAIN_DEV_KEY = "fsar-insecure-development-audit-chain-key-do-not-use-in-production"
+AUDIT_CHAIN_KEY = env_secret("AUDIT_CHAIN_KEY", AUDIT_CHAIN_DEV_KEY)
+if not DEBUG and len(AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters (e.g. 64 hex digits).")
+AUDIT_CHAIN_OLD_KEYS = env_list("AUDIT_CHAIN_OLD_KEYS")
+# The daily verified head is appended here too (one line per day), if set.
+AUDIT_ANCHOR_FILE = os.environ.get("AUDIT_ANCHOR_FILE", "")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 if DEBUG and not ALLOWED_HOSTS:
     ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -143,10 +167,22 @@ STORAGES = {
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS (docs/deployment.md, "Behind a reverse proxy"). With DEBUG off, cookies
+# are secure and plain-HTTP requests are redirected to HTTPS unless told
+# otherwise; HSTS is off until SECURE_HSTS_SECONDS is set, since browsers
+# remember it. The proxy SSL header names the header in which the proxy says a
+# request came over HTTPS: the proxy must set it on every request and drop any
+# copy sent by the client. Empty turns it off (TLS ends at gunicorn).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+_proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "" if DEBUG else "X-Forwarded-Proto").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 # Request bodies: the bulk backfill endpoint takes up to 10,000 tasks at once.
 # fsar.middleware.ApiBodyLimitMiddleware answers a JSON 413 past these limits.

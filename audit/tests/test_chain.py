@@ -1,6 +1,7 @@
 """The audit chain catches edits, insertions and deletions made with raw SQL."""
 
 import hashlib
+import hmac
 import json
 import threading
 from io import StringIO
@@ -8,8 +9,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.utils import timezone
 
 from audit.chain import GENESIS, audit_append, canonical, current_head, verify_chain
+from audit.keys import current_key
 from audit.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
@@ -43,20 +46,21 @@ def test_entries_link_to_the_previous_hash_and_the_head_follows(five_entries):
     assert (head.seq, head.hash) == (5, five_entries[-1].hash)
 
 
-def test_the_hash_is_sha256_over_the_canonical_content(five_entries):
+def test_the_hash_is_hmac_sha256_under_the_chain_key_over_the_canonical_content(five_entries, settings):
     entry = AuditEntry.objects.get(seq=3)
-    expected = hashlib.sha256(
-        canonical(
-            seq=3,
-            created_at=entry.created_at,
-            kind="vote.cast",
-            actor="alice",
-            subject="case:3",
-            data={"choice": "approve", "n": 3},
-            prev_hash=five_entries[1].hash,
-        )
-    ).hexdigest()
-    assert entry.hash == expected
+    body = canonical(
+        seq=3,
+        created_at=entry.created_at,
+        kind="vote.cast",
+        actor="alice",
+        subject="case:3",
+        data={"choice": "approve", "n": 3},
+        prev_hash=five_entries[1].hash,
+    )
+    assert entry.hash == hmac.new(settings.AUDIT_CHAIN_KEY.encode(), body, hashlib.sha256).hexdigest()
+    assert entry.hash != hashlib.sha256(body).hexdigest()
+    assert entry.key_id == current_key().key_id and len(entry.key_id) == 16
+    assert settings.AUDIT_CHAIN_KEY[:16] not in entry.key_id  # the id names the key without revealing it
 
 
 def test_an_intact_chain_verifies_and_prints_its_head(five_entries):
@@ -87,7 +91,8 @@ def test_a_deleted_middle_entry_is_reported(five_entries):
 
 
 def test_an_entry_inserted_in_the_middle_is_reported_where_the_links_break(five_entries):
-    # Make room at #3 and insert a well-formed forgery that links to #2.
+    # Make room at #3 and insert a well-formed forgery that links to #2 (made by
+    # someone who holds the key too: test_keyed_chain.py has those who do not).
     for seq in (5, 4, 3):
         sql("UPDATE audit_auditentry SET seq = %s WHERE seq = %s", [seq + 1, seq])
     forged = AuditEntry(
@@ -98,14 +103,15 @@ def test_an_entry_inserted_in_the_middle_is_reported_where_the_links_break(five_
         subject="case:99",
         data={},
         prev_hash=five_entries[1].hash,
+        key_id=current_key().key_id,
     )
     from audit.chain import entry_hash
 
     forged_hash = entry_hash(forged)
     sql(
-        "INSERT INTO audit_auditentry (seq, created_at, kind, actor, subject, data, prev_hash, hash) "
-        "VALUES (3, %s, 'vote.cast', 'mallory', 'case:99', '{}', %s, %s)",
-        [five_entries[2].created_at, five_entries[1].hash, forged_hash],
+        "INSERT INTO audit_auditentry (seq, created_at, kind, actor, subject, data, prev_hash, hash, key_id) "
+        "VALUES (3, %s, 'vote.cast', 'mallory', 'case:99', '{}', %s, %s, %s)",
+        [five_entries[2].created_at, five_entries[1].hash, forged_hash, forged.key_id],
     )
     report = verify_chain()
     assert not report.ok
@@ -180,9 +186,10 @@ def test_the_daily_job_mails_operators_when_the_chain_breaks(five_entries, opera
     operator.email = "olivia@example.com"
     operator.save()
     assert verify_audit_chain_job() is True
-    assert mailoutbox == []
+    assert [m.subject for m in mailoutbox] == [f"[FSAR] Audit chain head #5 for {timezone.now():%Y-%m-%d}"]
     sql("DELETE FROM audit_auditentry WHERE seq = 2")
     assert verify_audit_chain_job() is False
-    assert len(mailoutbox) == 1
-    assert mailoutbox[0].to == ["olivia@example.com"]
-    assert "entry #2 is missing" in mailoutbox[0].body
+    assert len(mailoutbox) == 2
+    assert mailoutbox[1].to == ["olivia@example.com"]
+    assert mailoutbox[1].subject == "[FSAR] The audit chain failed verification"
+    assert "entry #2 is missing" in mailoutbox[1].body
