@@ -1,7 +1,7 @@
 """A case's full record for export (JSON and CSV): report versions, votes with
 rationale, recusals, comments, history, and its audit-chain entries with hashes,
-so that a reader can recompute each entry's hash (audit.chain.canonical) and
-check it against the chain.
+so that a reader who holds the chain's key can recompute each entry's hash
+(audit.chain.compute_hash) and check it against the chain.
 
 Blind voting holds here too: for a committee member who has not voted on (or
 recused from) the current version of an undecided case, that version's votes
@@ -119,6 +119,7 @@ def case_record(case: Case, *, user) -> dict:
             "data": e.data,
             "prev_hash": e.prev_hash,
             "hash": e.hash,
+            "key_id": e.key_id,
         }
         for e in AuditEntry.objects.filter(subject__in=subjects).order_by("seq")
         if not (blind and e.kind == "vote.cast" and e.data.get("version") == case.version)

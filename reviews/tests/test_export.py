@@ -3,14 +3,17 @@ against the audit chain; a date-range export for operators."""
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 from datetime import datetime
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from audit.chain import canonical
+from audit.keys import key_id_of
 from audit.models import AuditEntry
 from reviews import services
 from reviews.tests.conftest import report_md
@@ -33,17 +36,19 @@ def decided_case(agent, post_report, alice, bob, charlie):
 
 
 def recompute(entry: dict) -> str:
-    return hashlib.sha256(
-        canonical(
-            seq=entry["seq"],
-            created_at=datetime.fromisoformat(entry["created_at"]),
-            kind=entry["kind"],
-            actor=entry["actor"],
-            subject=entry["subject"],
-            data=entry["data"],
-            prev_hash=entry["prev_hash"],
-        )
-    ).hexdigest()
+    """The entry's HMAC-SHA256 under the chain key its key id names (docs/audit.md)."""
+    secret = settings.AUDIT_CHAIN_KEY.encode()
+    assert entry["key_id"] == key_id_of(secret)
+    body = canonical(
+        seq=entry["seq"],
+        created_at=datetime.fromisoformat(entry["created_at"]),
+        kind=entry["kind"],
+        actor=entry["actor"],
+        subject=entry["subject"],
+        data=entry["data"],
+        prev_hash=entry["prev_hash"],
+    )
+    return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def test_the_json_export_holds_the_full_record_and_its_hashes_verify_against_the_chain(client, operator, decided_case):
