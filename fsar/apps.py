@@ -55,4 +55,7 @@ class FsarConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(sync_role_permissions, dispatch_uid="fsar.sync_role_permissions")
+        from fsar.health import forget_schema_state
+
+        post_migrate.connect(forget_schema_state, dispatch_uid="fsar.forget_schema_state")
         from fsar import checks  # noqa: F401  (registers system checks)

@@ -218,6 +218,11 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 RQ_SHOW_ADMIN_LINK = True
 
+# /healthz/ready: a bearer token for monitoring systems (operators need none), and how
+# old its cached schema check may get (it is refreshed after every migrate too).
+HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")
+HEALTHZ_SCHEMA_SECONDS = env_int("HEALTHZ_SCHEMA_SECONDS", 300)
+
 # Tasks still `running` this long after they started are marked failed ("abandoned").
 TASK_RUNNING_TIMEOUT_SECONDS = env_int("TASK_RUNNING_TIMEOUT_SECONDS", 6 * 3600)
 # How often the embedded periodic loop (make run) runs the periodic jobs.

@@ -1,4 +1,4 @@
-"""The operator dashboard, /healthz, login, and settings safety."""
+"""The operator dashboard, login, and settings safety (/healthz: test_health.py)."""
 
 import os
 import subprocess
@@ -12,24 +12,6 @@ from tasks.models import ExecutionTask
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_healthz_reports_database_redis_and_schema_as_json(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    body = response.json()
-    assert body["ok"] is True
-    assert body["database"]["ok"] and body["schema"] == {"ok": True, "problems": []}
-    assert body["redis"]["ok"]
-
-
-def test_healthz_is_503_when_the_schema_is_behind(client, monkeypatch):
-    from fsar.schema import SchemaProblem
-
-    monkeypatch.setattr("fsar.views.check_schema", lambda: [SchemaProblem("column", "execution_tasks", "ai_model")])
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json()["schema"]["problems"] == ["missing column execution_tasks.ai_model"]
 
 
 def test_the_dashboard_counts_tasks_by_status_and_type(client, operator):
