@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from billing.links import stripe_link
 from tasks.models import ExecutionTask, TaskType
 
 
@@ -135,8 +136,17 @@ class Invoice(models.Model):
         return self.number or f"Draft {self.customer.customer_ref}-{self.period}"
 
     @property
+    def pay_url(self) -> str:
+        """Stripe's page to pay this invoice, if it is one of Stripe's addresses (billing.links)."""
+        return stripe_link(self.hosted_invoice_url)
+
+    @property
+    def pdf_url(self) -> str:
+        return stripe_link(self.invoice_pdf)
+
+    @property
     def is_payable(self) -> bool:
-        return self.status == InvoiceStatus.OPEN and bool(self.hosted_invoice_url)
+        return self.status == InvoiceStatus.OPEN and bool(self.pay_url)
 
 
 class InvoiceLine(models.Model):

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import money
+from billing.links import stripe_link
 from billing.models import (
     Customer,
     Invoice,
@@ -493,4 +494,8 @@ def portal_url(*, customer_id: int, return_url: str, client: StripeClient | None
     """A Stripe billing-portal session for managing payment methods."""
     client = client or StripeClient()
     stripe_customer_id = _ensure_stripe_customer(client, customer_id, timezone.now())
-    return client.portal_session_create(customer_id=stripe_customer_id, return_url=return_url)["url"]
+    url = client.portal_session_create(customer_id=stripe_customer_id, return_url=return_url)["url"]
+    if not stripe_link(url):
+        logger.error("Stripe's billing portal answered with an address not on Stripe's hosts: %r", url)
+        raise BillingError("Stripe answered with an unexpected address for the billing portal; it was not opened.")
+    return url
