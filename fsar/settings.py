@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_rq",
     "ninja",
+    "csp",
     "fsar",
     "audit",
     "tasks",
@@ -90,6 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "fsar.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +120,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "fsar.context_processors.roles",
+                "csp.context_processors.nonce",
             ],
         },
     },
@@ -183,6 +187,26 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 _proxy_ssl_header = os.environ.get("SECURE_PROXY_SSL_HEADER", "" if DEBUG else "X-Forwarded-Proto").strip()
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
+# Content-Security-Policy on every response (django-csp; docs/architecture.md, "Pages and
+# the Content-Security-Policy"). Scripts and styles come only from our own static files:
+# no inline <script> (unless it carries {{ CSP_NONCE }}), no inline <style> or style=""
+# attributes, no remote images (a hostile report's image is never even requested).
+# Forms post only here, and to Stripe's billing portal (the POST that redirects there).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "https://billing.stripe.com"],
+    }
+}
 
 # Request bodies: the bulk backfill endpoint takes up to 10,000 tasks at once.
 # fsar.middleware.ApiBodyLimitMiddleware answers a JSON 413 past these limits.
