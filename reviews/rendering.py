@@ -66,7 +66,7 @@ _QUEUE_ROW = (
     '      <th scope="row"><a href="{case_url}{pk}/">#{pk} {title}</a><br>'
     '<span class="muted">{kind} · {status}{short}</span></th>\n'
     '      <td class="num">{severity}</td>\n'
-    '      <td class="quorum">{approvals} of {quorum}</td>\n'
+    '      <td class="quorum">{tally}</td>\n'
     "      <td>{claimer}</td>\n"
     "      <td>{due}</td>\n"
     "      <td>{voted}</td>\n"
@@ -93,8 +93,11 @@ def queue_rows_html(rows, *, case_url: str) -> SafeString:
                 status=escape(c.status_label),
                 short=_SHORT if c.short_of_members else "",
                 severity=int(c.severity),
-                approvals=int(c.approvals),
-                quorum=int(c.quorum),
+                tally=(
+                    f"{int(c.votes_cast)} cast · {int(c.quorum)} needed"
+                    if c.blind
+                    else f"{int(c.approvals)} of {int(c.quorum)}"
+                ),
                 claimer=escape(c.claimer) if c.claim_active else _MUTED_DASH,
                 due=f'<span class="bad">overdue by {due}</span>' if c.overdue else f"in {due}",
                 voted="voted" if c.i_voted else '<span class="muted">not yet</span>',

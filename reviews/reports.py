@@ -27,6 +27,8 @@ REQUIRED = ("id", "timestamp", "severity", "block_execution", "proposal")
 _TASK_TYPE_PREFIX = re.compile(r"^(" + "|".join(TASK_TYPES) + r"):")
 _HEADER_LINE = re.compile(r"^- ([a-z_]+):(?:[ \t]+(.*?))?[ \t]*$")
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
+# What a URL path segment carries unchanged: no "/", "?", "#", "%", "\\", no "." or ".." segment.
+_URL_SAFE_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~:@+=-]+")
 
 
 class ReportInvalid(Exception):
@@ -188,12 +190,21 @@ def _check_proposal(proposal: str, *, line: int | None = None) -> str:
     return proposal
 
 
-def _check_id(value: str, name: str, *, line: int | None = None) -> str:
+def _check_id(value: str, name: str, *, line: int | None = None, new: bool = False) -> str:
+    """An id; a `new` one (the report's own, not a reference to a stored one) must
+    also be readable back at GET /api/v1/proposals/{id} exactly as it is."""
     _check_no_nul(value, name, line=line)
     if not value or value != value.strip() or any(c.isspace() for c in value):
         raise ReportInvalid("must be non-empty and contain no whitespace", field=name, line=line)
     if len(value) > MAX_ID_LENGTH:
         raise ReportInvalid(f"longer than {MAX_ID_LENGTH} characters", field=name, line=line)
+    if new and not _URL_SAFE_ID.fullmatch(value):
+        raise ReportInvalid(
+            'must hold only ASCII letters, digits and - . _ ~ : @ + =, and not be "." or ".." '
+            "(so that GET /api/v1/proposals/{id} can read it back as it is)",
+            field=name,
+            line=line,
+        )
     return value
 
 
@@ -295,7 +306,7 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
         supersedes = _check_id(header["supersedes"][0], "supersedes", line=header["supersedes"][1])
     timestamp_value, timestamp_line = header["timestamp"]
     return ReportRecord(
-        id=_check_id(id_value, "id", line=id_line),
+        id=_check_id(id_value, "id", line=id_line, new=True),
         timestamp=parse_timestamp(timestamp_value, line=timestamp_line),
         severity=severity,
         block_execution=block_value == "true",
@@ -420,7 +431,7 @@ def parse_json(raw: bytes | str) -> ReportRecord:
     proposal = _check_proposal(data["proposal"])
     check_markdown_expressible(proposal)
     return ReportRecord(
-        id=_check_id(data["id"], "id"),
+        id=_check_id(data["id"], "id", new=True),
         timestamp=parse_timestamp(data["timestamp"]),
         severity=severity,
         block_execution=data["block_execution"],

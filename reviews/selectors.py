@@ -3,7 +3,7 @@ dashboard and pages show."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -115,6 +115,7 @@ def dashboard_context() -> dict:
 # ------------------------------------------------------------------- the queue
 
 QUEUE_PAGE_SIZE = 25
+MAX_BIGINT = 9_223_372_036_854_775_807
 
 
 def encode_queue_cursor(case) -> str:
@@ -129,7 +130,15 @@ def decode_queue_cursor(cursor: str) -> tuple[int, datetime, int] | None:
     parsed = datetime.fromisoformat(due_at)
     if parsed.tzinfo is None:
         raise ValueError("cursor without a time zone")
-    return int(severity), parsed, int(pk)
+    try:
+        # The database compares in UTC: year 1 at +14:00 or 9999 at -14:00 is not a time there.
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("cursor time out of range in UTC") from None
+    severity, pk = int(severity), int(pk)
+    if not (0 <= severity <= MAX_BIGINT and 0 <= pk <= MAX_BIGINT):
+        raise ValueError("cursor number out of range")
+    return severity, parsed, pk
 
 
 def human_duration(delta) -> str:
@@ -156,7 +165,8 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
     with each row's approvals on the current version and whether `user` voted.
     Two queries whatever the number of open cases (the page by keyset on the
     partial index `reviews_case_queue`, then the votes on those cases); never a
-    count of the whole table."""
+    count of the whole table. Blind for committee members who have not voted on
+    a row's case: `approvals` is None there, and only `votes_cast` is shown."""
     statuses = [CaseStatus.ADVISORY] if show == "advisory" else [s for s in QUEUE_STATUSES if s != CaseStatus.ADVISORY]
     cases = Case.objects.filter(status__in=statuses, due_at__isnull=False).order_by("-severity", "due_at", "id")
     if kind:
@@ -185,22 +195,29 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
     rows = rows[:size]
     versions = {row.id: row.version for row in rows}
     approvals: dict[int, int] = {}
+    cast: dict[int, int] = {}
     voted: set[int] = set()
     for case_id, version, member_id, choice in Vote.objects.filter(case_id__in=versions).values_list(
         "case_id", "case_version", "member_id", "choice"
     ):
         if version != versions[case_id]:
             continue
+        cast[case_id] = cast.get(case_id, 0) + 1
         if choice == Vote.Choice.APPROVE:
             approvals[case_id] = approvals.get(case_id, 0) + 1
         if member_id == user.pk:
             voted.add(case_id)
+    # Blind votes (as on the case page): a member who has not voted on a case sees how many
+    # voted, never how many approved, so that nobody anchors on the others' opinion.
+    member = has_role(user, COMMITTEE)
     kinds, labels = dict(Case.Kind.choices), dict(CaseStatus.choices)
     for row in rows:
         row.pk = row.id
         row.kind_label, row.status_label = kinds[row.kind], labels[row.status]
-        row.approvals = approvals.get(row.id, 0)
         row.i_voted = row.id in voted
+        row.blind = member and not row.i_voted
+        row.approvals = None if row.blind else approvals.get(row.id, 0)
+        row.votes_cast = cast.get(row.id, 0)
         row.claim_active = bool(row.claimed_by_id and row.claimed_until and row.claimed_until > now)
         row.overdue = row.due_at < now
         row.due_text = human_duration(abs(row.due_at - now))
@@ -299,7 +316,7 @@ def case_page(*, case: Case, user, now) -> dict:
         "lookalikes": lookalikes,
         "votes": [] if blind else votes,
         "vote_count": len(votes),
-        "approvals": approvals,
+        "approvals": None if blind else approvals,  # blind: how many voted, never how many approved
         "blind": blind,
         "recusals": list(recused.values()),
         "comments": list(case.comments.select_related("author").order_by("created_at")),

@@ -31,7 +31,7 @@ def test_the_queue_lists_open_cases_most_urgent_first_with_quorum_progress(clien
     client.force_login(alice)
     html = client.get(reverse("reviews:queue")).content.decode()
     assert html.index(f'data-case="{high}"') < html.index(f'data-case="{low}"')
-    assert "1 of 2" in html and "0 of 3" in html
+    assert "1 cast · 2 needed" in html and "0 cast · 3 needed" in html  # blind: alice has not voted
     assert "Report advisory" not in html
     advisory = client.get(reverse("reviews:queue"), {"show": "advisory"}).content.decode()
     assert "Report advisory" in advisory and "Report high" not in advisory
@@ -110,7 +110,7 @@ def test_queue_rows_show_claim_due_and_my_vote_and_escape_titles(client, alice, 
     assert "<script>alert" not in html
     assert f'<a href="/reviews/cases/{late.pk}/">#{late.pk} &lt;script&gt;alert(1)&lt;/script&gt;</a>' in row(late)
     assert 'class="regressed"' in row(late) and "overdue by 2 h 0 min" in row(late)
-    assert "<td>bob</td>" in row(late) and "0 of 2" in row(late) and "not yet" in row(late)
+    assert "<td>bob</td>" in row(late) and "0 cast · 2 needed" in row(late) and "not yet" in row(late)
     assert "calm &amp; quiet" in row(calm) and "in 3 h 30 min" in row(calm) and "regressed" not in row(calm)
     assert "1 of 3" in row(calm) and "<td>voted</td>" in row(calm) and "—" in row(calm)
 

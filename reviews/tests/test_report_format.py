@@ -174,7 +174,7 @@ def records(draw) -> ReportRecord:
     )
     when = draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
     return ReportRecord(
-        id=draw(st.from_regex(r"[A-Za-z0-9_:.-]{1,40}", fullmatch=True)),
+        id=draw(st.from_regex(r"[A-Za-z0-9_:.-]{1,40}", fullmatch=True).filter(lambda i: i not in (".", ".."))),
         timestamp=when,
         severity=draw(st.integers(min_value=0, max_value=2_147_483_647)),
         block_execution=draw(st.booleans()),

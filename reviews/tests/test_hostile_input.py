@@ -1,0 +1,120 @@
+"""Hostile input to the committee's pages and the reports API (issue #12's
+medium and low findings): blind votes leak no tally, queue cursors at the
+calendar's edge, report ids the API could not read back."""
+
+from urllib.parse import quote
+
+import pytest
+from django.urls import reverse
+
+from reviews import services
+from reviews.models import Report
+from reviews.tests.conftest import report_md
+
+pytestmark = pytest.mark.django_db
+WHY = "I read the report and the rollback plan."
+
+
+def case_for(post_report, report_id="r1", severity=30):
+    return post_report(report_md(report_id, severity=severity)).json()["gate"]["case"]
+
+
+# Blind votes: how many voted, never how many approved, until you vote.
+
+
+def test_before_voting_the_case_page_shows_how_many_voted_never_how_many_approved(
+    client, post_report, operator, alice, bob, charlie
+):
+    case_id = case_for(post_report)
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+
+    def page(user):
+        client.force_login(user)
+        response = client.get(reverse("reviews:case", args=[case_id]))
+        return response, response.content.decode()
+
+    assert 'data-testid="quorum">1 of 2 approvals<' in page(operator)[1]  # the door: operators see the tally
+    response, html = page(alice)
+    assert 'data-testid="quorum">1 vote cast · 2 approvals needed<' in html
+    assert "1 of 2" not in html and "approvals</span>" not in html
+    assert response.context["approvals"] is None
+    services.vote_cast(case_id=case_id, member=alice, choice="request_changes", rationale="Add a rollback plan first.")
+    assert "2 votes cast · 2 approvals needed" in page(charlie)[1]
+    assert 'data-testid="quorum">1 of 2 approvals<' in page(alice)[1]  # once she voted, she sees it
+
+
+def test_the_queue_shows_no_tally_to_members_who_have_not_voted(client, post_report, operator, alice, bob):
+    case_id = case_for(post_report)
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+
+    def row(user) -> str:
+        client.force_login(user)
+        html = client.get(reverse("reviews:queue")).content.decode()
+        return html.split(f'data-case="{case_id}"', 1)[1].split("</tr>", 1)[0]
+
+    assert '<td class="quorum">1 of 2</td>' in row(operator)  # the door: the tally is on the row
+    assert '<td class="quorum">1 cast · 2 needed</td>' in row(alice)
+    assert '<td class="quorum">1 of 2</td>' in row(bob)  # bob voted
+
+
+# The queue's keyset cursor at the calendar's edge (SQLite compares in UTC).
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "30~0001-01-01T00:00:00+14:00~1",
+        "30~9999-12-31T23:59:59-14:00~1",
+        "99999999999999999999~2026-01-01T00:00:00+00:00~1",
+        "30~2026-01-01T00:00:00+00:00~99999999999999999999",
+        "-1~2026-01-01T00:00:00+00:00~-5",
+        "30~2026-01-01T00:00:00~1",
+        "a~b~c",
+        "30~2026-01-01T00:00:00+00:00",
+    ],
+)
+def test_a_queue_cursor_at_the_calendars_edge_is_ignored_never_a_500(client, post_report, alice, cursor):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    response = client.get(reverse("reviews:queue"), {"after": cursor})
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["rows"]] == [case_id]  # the first page
+
+
+def test_a_real_cursor_still_pages(client, post_report, alice):
+    from reviews import selectors
+
+    first, second = case_for(post_report, "a", 60), case_for(post_report, "b", 30)
+    client.force_login(alice)
+    rows = client.get(reverse("reviews:queue")).context["rows"]
+    assert [r.pk for r in rows] == [first, second]
+    cursor = selectors.encode_queue_cursor(rows[0])
+    assert [r.pk for r in client.get(reverse("reviews:queue"), {"after": cursor}).context["rows"]] == [second]
+
+
+# Report ids: refused at ingest when GET /api/v1/proposals/{id} could not read them back.
+
+UNREADABLE_IDS = ["fsar/../../admin", "a/b", "a?b", "a#b", "a%2Fb", "a\\b", ".", "..", "fsar_ü", "a;b", "a<b>"]
+
+
+@pytest.mark.adversary
+@pytest.mark.parametrize("report_id", UNREADABLE_IDS)
+@pytest.mark.parametrize("form", ["markdown", "json"])
+def test_a_report_id_the_api_cannot_read_back_is_refused_at_ingest(agent, post_report, report_id, form):
+    if form == "markdown":
+        response = post_report(report_md(report_id))
+    else:
+        body = {"id": report_id, "timestamp": "2026-02-01T10:00:00Z", "proposal": "implement_idea: x",
+                "severity": 6, "block_execution": False}  # fmt: skip
+        response = agent.post("/api/v1/proposals", body, content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == "id" and "read it back" in response.json()["detail"]
+    assert not Report.objects.exists()
+
+
+@pytest.mark.adversary
+def test_every_accepted_report_id_reads_back(agent, post_report):
+    report_id = "fsar_A-z.0~9:x@y+z=w"
+    assert post_report(report_md(report_id)).status_code == 201
+    response = agent.get(f"/api/v1/proposals/{quote(report_id, safe='')}")
+    assert response.status_code == 200 and response.json()["id"] == report_id
