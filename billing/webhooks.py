@@ -24,7 +24,7 @@ from django.utils import timezone
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
-from core.jsonwalk import json_keys_and_scalars
+from core.jsonwalk import LONE_SURROGATE_MESSAGE, SURROGATE_ESCAPE, json_keys_and_scalars, lone_surrogate_path
 from core.sql import insert_sql, insert_values
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
         data["data"]["object"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise WebhookRefused(400, "body: not a Stripe event (id, type, created, data.object)") from exc
-    _check_event_fits(data, has_nul_escape=b"u0000" in body)
+    _check_event_fits(data, has_nul_escape=b"u0000" in body, may_hold_surrogates=SURROGATE_ESCAPE.search(body))
     event = StripeEvent(
         stripe_id=stripe_id,
         type=kind,
@@ -119,9 +119,10 @@ def _insert_once(event: StripeEvent) -> bool:
     return True
 
 
-def _check_event_fits(data: dict, *, has_nul_escape: bool = True) -> None:
+def _check_event_fits(data: dict, *, has_nul_escape: bool = True, may_hold_surrogates=True) -> None:
     """Refuse (400, naming the field) what the columns cannot hold, instead of a
-    database error: over-long ids, a `created` beyond bigint, NUL characters."""
+    database error: over-long ids, a `created` beyond bigint, NUL characters, lone
+    surrogates (only looked for when the body has such an escape: Stripe never sends one)."""
     limits = {"id": 100, "type": 100, "api_version": 50}
     for name, limit in limits.items():
         if len(str(data.get(name) or "")) > limit:
@@ -132,6 +133,8 @@ def _check_event_fits(data: dict, *, has_nul_escape: bool = True) -> None:
     # A raw NUL cannot stand in valid JSON, so without the escape there is nothing to find.
     if has_nul_escape and any(isinstance(v, str) and "\x00" in v for v in json_keys_and_scalars(data)):
         raise WebhookRefused(400, "body: contains a NUL (\\u0000) character")
+    if may_hold_surrogates and (where := lone_surrogate_path(data)) is not None:
+        raise WebhookRefused(400, f"{where}: {LONE_SURROGATE_MESSAGE}")
 
 
 # Processing

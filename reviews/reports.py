@@ -14,6 +14,8 @@ import textwrap
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.jsonwalk import LONE_SURROGATE_MESSAGE, lone_surrogate_path
+
 MAX_REPORT_BYTES = 1024 * 1024
 MAX_SEVERITY = 2_147_483_647
 MAX_ID_LENGTH = 200
@@ -398,6 +400,8 @@ def parse_json(raw: bytes | str) -> ReportRecord:
         raise ReportInvalid("not valid JSON (a number with too many digits)", field="body") from None
     if not isinstance(data, dict):
         raise ReportInvalid("must be a JSON object", field="body")
+    if (where := lone_surrogate_path(data)) is not None:
+        raise ReportInvalid(LONE_SURROGATE_MESSAGE, field=where)
     unknown = sorted(set(data) - set(JSON_FIELDS))
     if unknown:
         raise ReportInvalid("unknown field", field=unknown[0])

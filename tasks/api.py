@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictInt, StrictStr
 
-from core.jsonwalk import json_keys_and_scalars
+from core.jsonwalk import LONE_SURROGATE_MESSAGE, has_lone_surrogate, json_keys_and_scalars, lone_surrogate_path
 from tasks import selectors, services
 from tasks.auth import ApiKeyAuth
 from tasks.models import ExecutionTask, TaskStatus, TaskType
@@ -26,9 +26,12 @@ router = Router(tags=["tasks"])
 
 
 def no_nul(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; refuse it by name instead of failing in the database."""
+    """Text the database can store, refused by name instead of failing there: PostgreSQL
+    text cannot hold NUL, and no database takes a lone surrogate (JSON's "\\ud800")."""
     if "\x00" in value:
         raise ValueError("must not contain a NUL (\\u0000) character")
+    if has_lone_surrogate(value):
+        raise ValueError(LONE_SURROGATE_MESSAGE)
     return value
 
 
@@ -41,13 +44,17 @@ def in_utc(value: datetime) -> datetime:
 
 
 def json_safe(value: dict) -> dict:
-    """A payload the database's JSON column can store: no NaN or Infinity (not JSON)
-    and no NUL characters (PostgreSQL's jsonb refuses them)."""
+    """A payload the database's JSON column can store: no NaN or Infinity (not JSON),
+    no NUL characters (PostgreSQL's jsonb refuses them) and no lone surrogates, in
+    keys or values (no database takes them; PostgreSQL's jsonb fails on the escape)."""
     for item in json_keys_and_scalars(value):
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("must not contain NaN or Infinity (not JSON numbers)")
-        if isinstance(item, str) and "\x00" in item:
-            raise ValueError("must not contain a NUL (\\u0000) character")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("must not contain a NUL (\\u0000) character")
+            if has_lone_surrogate(item):
+                raise ValueError(f"{LONE_SURROGATE_MESSAGE}, at {lone_surrogate_path(value, 'payload')}")
     return value
 
 

@@ -57,8 +57,12 @@ def event(**fields) -> dict:
         (json.dumps(event(id="evt\u0000")), "body: contains a NUL"),
         (json.dumps(event(data={"object": {"note": "a\u0000b"}})), "body: contains a NUL"),
         ('{"id": "evt_deep", "a": ' + "[" * 50_000, "body: not a Stripe event"),
+        (json.dumps(event(id="evt_\ud800")), "id: must not contain a lone surrogate"),
+        (json.dumps(event(data={"object": {"lines": [{"note": "a\udfffb"}]}})), "data.object.lines[0].note: must not"),
+        (json.dumps(event(data={"object": {"k\ud800": 1}})), "data.object: must not contain a lone surrogate"),
     ],
-    ids=["created>2^63", "created bool", "long id", "long type", "long api_version", "nul id", "nul payload", "deep"],
+    ids=["created>2^63", "created bool", "long id", "long type", "long api_version", "nul id", "nul payload", "deep",
+         "surrogate id", "surrogate payload", "surrogate key"],  # fmt: skip
 )
 def test_a_signed_event_the_columns_cannot_hold_is_a_400_naming_the_field(client, settings, body, detail):
     settings.STRIPE_WEBHOOK_SECRET = SECRET

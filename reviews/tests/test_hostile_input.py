@@ -2,6 +2,7 @@
 medium and low findings): blind votes leak no tally, queue cursors at the
 calendar's edge, report ids the API could not read back."""
 
+import json
 from urllib.parse import quote
 
 import pytest
@@ -118,3 +119,43 @@ def test_every_accepted_report_id_reads_back(agent, post_report):
     assert post_report(report_md(report_id)).status_code == 201
     response = agent.get(f"/api/v1/proposals/{quote(report_id, safe='')}")
     assert response.status_code == 200 and response.json()["id"] == report_id
+
+
+# Lone surrogates ("\ud800" in JSON): a 422 naming the field, nothing stored, never a 500.
+
+
+def json_as_written(values: dict) -> str:
+    """JSON with the strings exactly as given, so that a "\\ud800" escape reaches the server as the client wrote it."""
+
+    def encode(v) -> str:
+        if isinstance(v, str):
+            return f'"{v}"'
+        if isinstance(v, list):
+            return "[" + ", ".join(encode(i) for i in v) + "]"
+        return json.dumps(v)
+
+    return "{" + ", ".join(f'"{k}": {encode(v)}' for k, v in values.items()) + "}"
+
+
+@pytest.mark.adversary
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"proposal": "implement_idea: a\\ud800b"}, "proposal"),  # the fingerprint hashes its UTF-8
+        ({"id": "r\\udc00"}, "id"),
+        ({"risks": ["fine", "bad\\udfff"]}, "risks[1]"),
+        ({"supersedes": "\\ud800"}, "supersedes"),
+        ({"x\\ud800": 1}, "body"),
+    ],
+    ids=["proposal", "id", "risk", "supersedes", "unknown-key"],
+)
+def test_a_report_with_a_lone_surrogate_is_a_422_naming_the_field(agent, change, field):
+    fields = {"id": "r-ok", "timestamp": "2026-02-01T10:00:00Z", "proposal": "implement_idea: fine \\ud83d\\ude00",
+              "severity": 6, "block_execution": False}  # fmt: skip
+    ok = agent.post("/api/v1/proposals", json_as_written(fields), content_type="application/json")
+    assert ok.status_code == 201 and ok.json()["proposal"].endswith("\U0001f600")  # the door: escapes are fine
+    bad = json_as_written({**fields, "id": "r-bad", **change})
+    response = agent.post("/api/v1/proposals", bad, content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field and "lone surrogate" in response.json()["detail"]
+    assert list(Report.objects.values_list("report_id", flat=True)) == ["r-ok"]
