@@ -3,8 +3,6 @@ or one service call each; who may see a customer's data is `customer_for_user`."
 
 from __future__ import annotations
 
-import csv
-
 import django_rq
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
@@ -18,6 +16,7 @@ from billing import jobs, money, selectors, services, stripe_client, webhooks
 from billing.forms import PeriodForm
 from billing.models import InvoiceRun
 from billing.stripe_client import BillingError
+from core import csvsafe
 from core.roles import CUSTOMERS, OPERATORS, role_required
 
 
@@ -27,7 +26,7 @@ class _Echo:
 
 
 def _csv_response(rows, filename: str) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
+    writer = csvsafe.writer(_Echo())  # no cell a spreadsheet would run as a formula
     response = StreamingHttpResponse((writer.writerow(row) for row in rows), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

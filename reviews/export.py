@@ -10,7 +10,6 @@ and their chain entries are left out and the record says `blind: true`.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db.models import Q
 
 from audit.models import AuditEntry
+from core import csvsafe
 from core.roles import COMMITTEE, has_role
 from reviews.models import WAITING_STATUSES, Case, CaseStatus, Comment, PolicyChange, Recusal, Vote
 
@@ -233,7 +233,7 @@ def as_csv(records: list[dict]) -> str:
     """One row per item (the case, each report version, vote, recusal, comment,
     history row and chain entry), JSON in the `data` column."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvsafe.writer(out)  # no cell a spreadsheet would run as a formula
     writer.writerow(CSV_COLUMNS)
     for record in records:
         for row in _csv_rows(record):

