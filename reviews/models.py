@@ -82,6 +82,9 @@ class CaseStatus(models.TextChoices):
 
 # Statuses in which tasks wait on the case.
 WAITING_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED)
+# Decided: nothing waits on the committee (changes_requested waits for a revision; an
+# expired approval is in continuing review). Claims and recusals are refused.
+DECIDED_STATUSES = (CaseStatus.APPROVED, CaseStatus.REJECTED)
 # Statuses that put a case in the committee's queue (expired: continuing review).
 QUEUE_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
 

@@ -12,6 +12,7 @@ from django.db.models import Count, F, Q, QuerySet
 
 from core.roles import COMMITTEE, has_role
 from reviews.models import (
+    DECIDED_STATUSES,
     QUEUE_STATUSES,
     WAITING_STATUSES,
     CallbackDelivery,
@@ -326,6 +327,7 @@ def case_page(*, case: Case, user, now) -> dict:
         "claim_active": bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now),
         "i_voted": i_voted,
         "i_recused": user.pk in recused,
+        "decided": case.status in DECIDED_STATUSES,  # no claim or recusal any more
     }
 
 

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.models import (
+    DECIDED_STATUSES,
     Case,
     CaseStatus,
 )
@@ -72,6 +73,7 @@ def recuse(*, case_id: int, member, reason: str):
 
     reason = check_rationale(reason, field="reason")
     case = Case.objects.select_for_update().get(pk=case_id)
+    _ensure_undecided(case, "recuse from")
     if case.recusals.filter(member=member).exists():
         raise NotAllowed("You already recused yourself from this case.")
     if case.votes.filter(case_version=case.version, member=member).exists():
@@ -83,6 +85,16 @@ def recuse(*, case_id: int, member, reason: str):
     _chain("case.recused", case=case, by=member, recusal=recusal.pk, version=case.version, reason=reason)
     _check_short_of_members(case, by=member)
     return recusal
+
+
+def _ensure_undecided(case: Case, action: str) -> None:
+    """Recusing from or claiming a decided case changes nothing but its record: refused, saying why."""
+    if case.status in DECIDED_STATUSES:
+        when = f" on {case.decided_at:%Y-%m-%d %H:%M} UTC" if case.decided_at else ""
+        raise NotAllowed(
+            f"This case was already decided ({case.get_status_display().lower()}{when}): there is nothing to "
+            f"{action}. A revision of its report, or a revocation, opens it again."
+        )
 
 
 @transaction.atomic
@@ -110,6 +122,7 @@ def claim_minutes() -> int:
 def case_claim(*, case_id: int, member) -> Case:
     """Say that `member` is working on the case, until the claim expires. Others may still vote."""
     case = Case.objects.select_for_update().get(pk=case_id)
+    _ensure_undecided(case, "claim")
     now = timezone.now()
     if case.claimed_by_id and case.claimed_by_id != member.pk and case.claimed_until and case.claimed_until > now:
         raise NotAllowed(f"{case.claimed_by} is working on this case until {case.claimed_until:%H:%M} UTC.")

@@ -186,3 +186,38 @@ def test_formulas_in_a_report_are_text_in_the_case_and_range_csv_exports(client,
         # The door: the attacker's text is in the download, whole; it is only made text.
         assert "'" + formula in cells and "'-1 from me: =2+2" in cells and "'=1+1" in cells
         assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+# Decided cases: claiming or recusing changes nothing but the record, so it is refused, saying why.
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_recusing_from_or_claiming_a_decided_case_is_refused_with_a_message(
+    client, post_report, alice, bob, charlie, decision
+):
+    from reviews.models import Case, Recusal
+
+    case_id = case_for(post_report)
+    client.force_login(charlie)
+    # The door: on an open case both work.
+    assert client.post(reverse("reviews:claim", args=[case_id])).status_code == 302
+    assert Case.objects.get(pk=case_id).claimed_by == charlie
+    services.case_release(case_id=case_id, member=charlie)
+    services.vote_cast(case_id=case_id, member=alice, choice=decision, rationale=WHY)
+    if decision == "approve":
+        services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+    case = Case.objects.get(pk=case_id)
+    assert case.status == ("approved" if decision == "approve" else "rejected")
+
+    response = client.post(reverse("reviews:claim", args=[case_id]), follow=True)
+    message = [str(m) for m in response.context["messages"]][-1]
+    assert message.startswith(f"This case was already decided ({case.get_status_display().lower()} on")
+    assert "there is nothing to claim" in message
+    response = client.post(reverse("reviews:recuse", args=[case_id]), {"reason": "I know the team."}, follow=True)
+    assert "there is nothing to recuse from" in [str(m) for m in response.context["messages"]][-1]
+    case.refresh_from_db()
+    assert case.claimed_by is None and not Recusal.objects.filter(case=case).exists()
+    html = response.content.decode()
+    assert "Claim: I am working on this" not in html and "Recuse myself" not in html
+    with pytest.raises(services.NotAllowed, match="already decided"):
+        services.case_claim(case_id=case_id, member=charlie)
