@@ -6,6 +6,7 @@ tests set DEBUG=1 themselves; with DEBUG off the app refuses to start without a
 SECRET_KEY, an AUDIT_CHAIN_KEY and ALLOWED_HOSTS. Production: docs/deployment.md.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -260,6 +261,14 @@ TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 REVIEWS_REQUIRE_TOTP = env_bool("REVIEWS_REQUIRE_TOTP", False)
 # Signed callbacks to the AI side (reviews): seconds to wait for the receiver.
 REVIEWS_CALLBACK_TIMEOUT_SECONDS = env_int("REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
+# Callbacks go only to public addresses; networks listed here (CIDRs, e.g. an on-premise
+# agent's "10.20.0.0/16" or "127.0.0.1/32") are allowed too (reviews/callback_urls.py).
+REVIEWS_CALLBACK_ALLOWED_NETWORKS = env_list("REVIEWS_CALLBACK_ALLOWED_NETWORKS")
+for _network in REVIEWS_CALLBACK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REVIEWS_CALLBACK_ALLOWED_NETWORKS: {exc}") from exc
 # Policy changes: approvals a change needs from committee members (not its proposer), and hours to decide.
 REVIEWS_POLICY_CHANGE_QUORUM = env_int("REVIEWS_POLICY_CHANGE_QUORUM", 2)
 REVIEWS_POLICY_CHANGE_SLA_HOURS = env_int("REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)

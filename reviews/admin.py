@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from reviews import policy, selectors, services
+from reviews import callback_urls, policy, selectors, services
 from reviews.models import (
     CallbackDelivery,
     CallbackEndpoint,
@@ -305,8 +305,26 @@ class ReviewSettingsAdmin(SimpleHistoryAdmin):
         return None
 
 
+class CallbackEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = CallbackEndpoint
+        fields = ["api_key", "url", "secret", "enabled"]
+
+    def clean_url(self) -> str:
+        """Only public hosts (reviews/callback_urls.py), as the service checks."""
+        url = self.cleaned_data["url"]
+        try:
+            callback_urls.check_url(url)
+        except callback_urls.CallbackUrlRefused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return url
+
+
 @admin.register(CallbackEndpoint)
 class CallbackEndpointAdmin(SimpleHistoryAdmin):
+    form = CallbackEndpointForm
     list_display = ("api_key", "url", "enabled")
 
 

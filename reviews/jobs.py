@@ -13,7 +13,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from reviews import services
+from reviews import callback_urls, services
 from reviews.models import CallbackDelivery
 
 logger = logging.getLogger(__name__)
@@ -45,12 +45,20 @@ def deliver_callback(delivery_id: int) -> str:
         SIGNATURE_HEADER: sign(delivery.endpoint.secret, body, int(time.time())),
         "FSAR-Event-Id": str(delivery.event_id),
     }
+    timeout = settings.REVIEWS_CALLBACK_TIMEOUT_SECONDS
     try:
-        timeout = getattr(settings, "REVIEWS_CALLBACK_TIMEOUT_SECONDS", 5)
-        response = requests.post(delivery.endpoint.url, data=body, headers=headers, timeout=timeout)
-        ok, status_code, error = 200 <= response.status_code < 300, response.status_code, ""
-        if not ok:
-            error = f"HTTP {response.status_code}: {response.text[:200]}"
+        # Guarded (reviews/callback_urls.py): the host is resolved and checked again now, no redirects,
+        # and of the answer only its status and, on failure, a short escaped excerpt are kept.
+        with callback_urls.session() as http, http.post(
+            delivery.endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+        ) as response:
+            ok, status_code, error = 200 <= response.status_code < 300, response.status_code, ""
+            if 300 <= response.status_code < 400:
+                error = f"HTTP {response.status_code}: redirects are not followed"
+            elif not ok:
+                error = f"HTTP {response.status_code}: {callback_urls.excerpt(response)}"
+    except callback_urls.CallbackUrlRefused as exc:
+        ok, status_code, error = False, None, f"refused: {exc}"
     except requests.RequestException as exc:
         ok, status_code, error = False, None, f"{type(exc).__name__}: {exc}"
     delivery = services.callback_record_attempt(delivery_id=delivery_id, ok=ok, status_code=status_code, error=error)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.jobs import enqueue_on_commit
+from reviews import callback_urls
 from reviews.models import (
     CallbackDelivery,
     CallbackEndpoint,
@@ -71,6 +72,12 @@ def _queue_callbacks(tasks: list[ExecutionTask], kind: str, *, case: Case | None
 
 @transaction.atomic
 def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> CallbackEndpoint:
+    """Where the AI side behind the key hears about gate changes. The URL must name a
+    public host (reviews/callback_urls.py); deliveries check it again each time."""
+    try:
+        callback_urls.check_url(url)
+    except callback_urls.CallbackUrlRefused as exc:
+        raise NotAllowed(f"url: {exc}", field="url") from None
     endpoint, _ = CallbackEndpoint.objects.select_for_update().get_or_create(
         api_key_id=api_key_id, defaults={"url": url, "secret": secret}
     )

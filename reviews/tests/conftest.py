@@ -63,3 +63,26 @@ def post_report(agent):
         return agent.post("/api/v1/proposals", data=text.encode(), content_type=content_type)
 
     return post
+
+
+# The callbacks' receivers in tests are named *.example and resolve (here, without DNS) to
+# TEST-NET-1, a documentation network nothing routes to, allowed as an on-premise agent's
+# would be; tests of the address rules set their own networks and names.
+TEST_RECEIVERS = "192.0.2.0/24"
+
+
+@pytest.fixture(autouse=True)
+def callback_receivers_resolve(settings, monkeypatch):
+    import ipaddress
+
+    from reviews import callback_urls
+
+    real = callback_urls.resolve
+
+    def resolve(host: str, port: int):
+        if host.endswith(".example"):
+            return [ipaddress.ip_address("192.0.2.10")]
+        return real(host, port)
+
+    monkeypatch.setattr(callback_urls, "resolve", resolve)
+    settings.REVIEWS_CALLBACK_ALLOWED_NETWORKS = [TEST_RECEIVERS]

@@ -125,7 +125,9 @@ def test_the_signature_is_hmac_sha256_over_timestamp_and_body():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_real_rq_worker_delivers_the_signed_callback(agent, post_report, api_key, alice, operator, rq_worker):
+def test_a_real_rq_worker_delivers_the_signed_callback(
+    agent, post_report, api_key, alice, operator, rq_worker, settings, monkeypatch
+):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -148,6 +150,9 @@ def test_a_real_rq_worker_delivers_the_signed_callback(agent, post_report, api_k
     thread.start()
     try:
         key, _ = api_key
+        # The receiver is on this machine: allowed as an on-premise agent's network, here and in the worker.
+        settings.REVIEWS_CALLBACK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+        monkeypatch.setenv("REVIEWS_CALLBACK_ALLOWED_NETWORKS", "127.0.0.1/32")
         url = f"http://127.0.0.1:{server.server_port}/hook"
         services.callback_endpoint_set(api_key_id=key.pk, url=url, secret="s3cret", by=operator)
         case_id, task = held_task(agent, post_report)
