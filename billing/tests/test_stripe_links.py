@@ -5,7 +5,6 @@ invoice, or answered by the API, is not shown and not followed."""
 import pytest
 from django.urls import reverse
 
-from billing.links import stripe_link
 from billing.models import Invoice
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +58,8 @@ def test_an_address_off_stripes_hosts_is_not_linked(client, acme_user, open_invo
 
 @pytest.mark.parametrize("url", HOSTILE)
 def test_the_rule(url):
+    from billing.links import stripe_link
+
     assert stripe_link(url) == ""
     assert stripe_link(GOOD_PAY) == GOOD_PAY and stripe_link("https://billing.stripe.com/p/session/x")
 
