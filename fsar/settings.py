@@ -191,7 +191,7 @@ if _proxy_ssl_header:
 
 # Content-Security-Policy on every response (django-csp; docs/architecture.md, "Pages and
 # the Content-Security-Policy"). Scripts and styles come only from our own static files:
-# no inline <script> (unless it carries {{ CSP_NONCE }}), no inline <style> or style=""
+# no inline <script> (unless nonce="{{ request.csp_nonce }}"), no inline <style> or style=""
 # attributes, no remote images (a hostile report's image is never even requested).
 # Forms post only here, and to Stripe's billing portal (the POST that redirects there).
 CONTENT_SECURITY_POLICY = {
