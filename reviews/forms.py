@@ -61,6 +61,14 @@ class QueueFilterForm(forms.Form):
     min_severity = forms.IntegerField(required=False, min_value=0, label="Severity at least")
     after = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
 
+    def __init__(self, *args, **kwargs) -> None:
+        from reviews import subjects
+
+        super().__init__(*args, **kwargs)
+        # The kinds upper apps registered (model versions, audits, ...) after the built-in ones.
+        self.KINDS = [*self.KINDS, *subjects.filter_choices()]
+        self.fields["kind"].choices = self.KINDS
+
 
 class ExportRangeForm(forms.Form):
     start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="First day (UTC).")

@@ -89,17 +89,25 @@ DECIDED_STATUSES = (CaseStatus.APPROVED, CaseStatus.REJECTED)
 QUEUE_STATUSES = (CaseStatus.OPEN, CaseStatus.CHANGES_REQUESTED, CaseStatus.EXPIRED, CaseStatus.ADVISORY)
 
 
+def case_kinds() -> list[tuple[str, str]]:
+    """Case.kind's choices: the built-in kinds, then those upper apps registered (reviews.subjects)."""
+    from reviews import subjects
+
+    return [*Case.Kind.choices, *subjects.kind_choices()]
+
+
 class Case(models.Model):
     """What the committee decides on. Its subject is a report (revisions join the
-    same case) or, for tasks held without a report, the (rule, task type, AI model)
-    they matched, so one case covers every task waiting on the same thing."""
+    same case), for tasks held without a report the (rule, task type, AI model)
+    they matched, so one case covers every task waiting on the same thing, or,
+    for the kinds upper apps register (reviews.subjects), `subject_ref`."""
 
     class Kind(models.TextChoices):
         REPORT = "report", "FSAR report"
         TASKS = "tasks", "Held tasks"
         POLICY = "policy", "Policy change"
 
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=case_kinds)
     status = models.CharField(max_length=20, choices=CaseStatus.choices, default=CaseStatus.OPEN)
     title = models.CharField(max_length=300)
     rule = models.ForeignKey(PolicyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases")
@@ -107,6 +115,8 @@ class Case(models.Model):
     # The subject of a task case: (rule_name, task_type, ai_model).
     task_type = models.CharField(max_length=40, blank=True)
     ai_model = models.CharField(max_length=200, blank=True)
+    # The subject of a case of a registered kind, e.g. "model-version:12" (reviews.subjects).
+    subject_ref = models.CharField(max_length=200, blank=True, default="")
     quorum = models.PositiveSmallIntegerField(default=1)
     approval_valid_hours = models.PositiveIntegerField(default=24 * 90)
     decide_by_majority = models.BooleanField(default=False)
@@ -143,6 +153,11 @@ class Case(models.Model):
                 condition=models.Q(status__in=["open", "changes_requested", "expired", "advisory"]),
             ),
             models.Index(fields=["kind", "rule_name", "task_type", "ai_model", "-id"], name="reviews_case_subject"),
+            models.Index(
+                fields=["kind", "subject_ref", "-id"],
+                name="reviews_case_subject_ref",
+                condition=~models.Q(subject_ref=""),
+            ),
         ]
         constraints = [
             # One waiting case per held-task subject, even under concurrent registrations.
@@ -150,6 +165,12 @@ class Case(models.Model):
                 fields=["rule_name", "task_type", "ai_model"],
                 condition=models.Q(kind="tasks", status__in=["open", "changes_requested"]),
                 name="reviews_one_waiting_case_per_subject",
+            ),
+            # One waiting case per subject of an upper app, even under concurrent opens.
+            models.UniqueConstraint(
+                fields=["kind", "subject_ref"],
+                condition=models.Q(status__in=["open", "changes_requested"]) & ~models.Q(subject_ref=""),
+                name="reviews_one_waiting_case_per_subject_ref",
             ),
         ]
 

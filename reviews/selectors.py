@@ -11,6 +11,7 @@ from django.db import connections, router
 from django.db.models import Count, F, Q, QuerySet
 
 from core.roles import COMMITTEE, has_role
+from reviews import subjects
 from reviews.models import (
     DECIDED_STATUSES,
     QUEUE_STATUSES,
@@ -211,7 +212,7 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
     # Blind votes (as on the case page): a member who has not voted on a case sees how many
     # voted, never how many approved, so that nobody anchors on the others' opinion.
     member = has_role(user, COMMITTEE)
-    kinds, labels = dict(Case.Kind.choices), dict(CaseStatus.choices)
+    kinds, labels = dict(Case.Kind.choices) | dict(subjects.kind_choices()), dict(CaseStatus.choices)
     for row in rows:
         row.pk = row.id
         row.kind_label, row.status_label = kinds[row.kind], labels[row.status]
@@ -239,6 +240,8 @@ def committee_members():
 def submitters(case: Case) -> set[int]:
     """Users who submitted what the case is about: uploaders, and owners of the API keys that sent it."""
     ids: set[int] = set()
+    if subjects.is_subject_kind(case.kind):
+        return subjects.submitters_of(case)
     if case.kind == Case.Kind.POLICY:
         ids.update(PolicyChange.objects.filter(case=case).values_list("proposed_by_id", flat=True))
         return ids
@@ -307,9 +310,14 @@ def case_page(*, case: Case, user, now) -> dict:
         if case.kind == Case.Kind.POLICY
         else None
     )
+    refused = subjects.refused_choices(case)
     return {
         "case": case,
         "policy_change": policy_change,
+        # Sections upper apps add for their kinds of case (reviews.subjects.register_panel).
+        "panels": subjects.panels_for(case, user),
+        # (value, label, why it is refused or ""): approve may be refused by a guard.
+        "vote_choices": [(value, label, refused.get(value, "")) for value, label in Vote.Choice.choices],
         "reports": reports,
         "latest": latest,
         "proposal_html": render_markdown(latest.proposal) if latest else "",

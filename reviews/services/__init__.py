@@ -15,6 +15,7 @@ modules below it (docs/architecture.md draws the order):
     cases           deciding, escalating, expiring and revoking a case
     committee       votes and their tally, recusals, comments, claims
     preferences     a person's notification preferences
+    subjects        cases about subjects the apps above reviews own (reviews.subjects)
 
 The public surface is this package: callers write `from reviews import services`
 and `services.vote_cast(...)`, and `__all__` below lists what that spelling
@@ -35,6 +36,7 @@ from reviews.services.callbacks import (
     callback_endpoint_set,
     callback_record_attempt,
     callback_retry,
+    task_callbacks_queue,
 )
 from reviews.services.cases import DECISIONS, case_decide, case_escalate, case_revoke, cases_expire
 from reviews.services.committee import case_claim, case_release, claim_minutes, comment_add, recuse, vote_cast
@@ -66,6 +68,7 @@ from reviews.services.policy_changes import (
 )
 from reviews.services.preferences import notification_preference_set
 from reviews.services.quorum import case_check_quorum_reach, recheck_short_of_members
+from reviews.services.subjects import subject_case_open, subject_case_reopen
 
 __all__ = [
     # errors
@@ -101,6 +104,10 @@ __all__ = [
     "callback_endpoint_set",
     "callback_record_attempt",
     "callback_retry",
+    "task_callbacks_queue",
+    # cases about subjects upper apps own (reviews.subjects)
+    "subject_case_open",
+    "subject_case_reopen",
     # the committee
     "MIN_RATIONALE_CHARS",
     "MIN_RATIONALE_WORDS",

@@ -40,8 +40,11 @@ def _case_json(case: Case | None) -> dict | None:
     }
 
 
-def _queue_callbacks(tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "") -> None:
-    """Record one delivery per task whose API key has a callback; enqueue after commit."""
+def task_callbacks_queue(tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "") -> None:
+    """Record one delivery per task whose API key has a callback (`kind`: released,
+    denied, changes_requested, stop), in the caller's transaction; each is sent by
+    a job after commit. Upper apps call it too (deployments stops a revoked
+    model's running tasks)."""
     key_ids = {t.submitted_by_id for t in tasks if t.submitted_by_id}
     if not key_ids:
         return

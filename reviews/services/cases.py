@@ -10,18 +10,19 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from reviews import selectors
+from reviews import selectors, subjects
 from reviews.models import (
     WAITING_STATUSES,
     CallbackDelivery,
     Case,
     CaseStatus,
 )
-from reviews.services.callbacks import _queue_callbacks
+from reviews.services.callbacks import task_callbacks_queue
 from reviews.services.common import _chain, _notify, _void_votes, check_rationale
 from reviews.services.errors import NotAllowed
 from reviews.services.policy_changes import _policy_case_decided
-from tasks.gate import GateDecision
+from reviews.signals import send_case_changed
+from tasks.gate import GateDecision, GateUnavailable, ask_gate
 from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
 
@@ -35,6 +36,12 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     Approving releases, rejecting denies, every task waiting on the case, each
     exactly once (task_gate_update is compare-and-set under a row lock), in this
     transaction; callbacks go out after commit. Requesting changes keeps them held.
+
+    A case of a kind an upper app registered (reviews.subjects) is approved only
+    if its approval guards allow it, and is never sent back for changes; its
+    `case_changed` receivers run before its held tasks are decided again by the
+    whole gate (they were held by the subject alone: the rest of the policy
+    still applies to them).
     """
     if decision not in DECISIONS:
         raise NotAllowed(f"decision must be one of {', '.join(DECISIONS)}", field="decision")
@@ -43,6 +50,11 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     case = Case.objects.select_for_update().get(pk=case_id)
     if case.status not in (*WAITING_STATUSES, CaseStatus.ADVISORY, CaseStatus.EXPIRED):
         raise NotAllowed(f"case {case.pk} is {case.status}; it cannot be decided now")
+    refused = subjects.refused_choices(case).get(
+        {CaseStatus.APPROVED: "approve", CaseStatus.CHANGES_REQUESTED: "request_changes"}.get(decision, "")
+    )
+    if refused:
+        raise NotAllowed(f"case {case.pk} cannot be {decision.replace('_', ' ')}: {refused}")
     now = timezone.now()
     case.status = decision
     case.rationale = rationale.strip()
@@ -63,12 +75,16 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
         approved_until=case.approved_until.isoformat() if case.approved_until else None,
     )
     _notify("notify_decision", case.pk, decision, case.version)
+    send_case_changed(case, decision, by=by)
     if case.kind == Case.Kind.POLICY:
         _policy_case_decided(case, decision=decision, by=by)
         return case
     if decision == CaseStatus.CHANGES_REQUESTED:
         waiting = list(selectors.held_tasks_for_case(case.pk))
-        _queue_callbacks(waiting, CallbackDelivery.Type.CHANGES_REQUESTED, case=case)
+        task_callbacks_queue(waiting, CallbackDelivery.Type.CHANGES_REQUESTED, case=case)
+        return case
+    if decision == CaseStatus.APPROVED and subjects.is_subject_kind(case.kind):
+        _decide_held_tasks_again(case, by=by)
         return case
     gate = GateDecision(
         "allow" if decision == CaseStatus.APPROVED else "deny",
@@ -83,8 +99,38 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
         if task is not None:
             changed.append(task)
     kind = CallbackDelivery.Type.RELEASED if decision == CaseStatus.APPROVED else CallbackDelivery.Type.DENIED
-    _queue_callbacks(changed, kind, case=case)
+    task_callbacks_queue(changed, kind, case=case)
     return case
+
+
+def _decide_held_tasks_again(case: Case, *, by) -> None:
+    """The subject a task was held on is approved: the whole gate decides on the
+    task again (settings.TASK_GATE), each task under its row lock and only while
+    still held, so each is released, denied or held elsewhere exactly once. An
+    allow keeps the approving case as the task's case."""
+    actor = Actor(user=by)
+    released, denied = [], []
+    for task_id in selectors.held_tasks_for_case(case.pk).values_list("pk", flat=True):
+        task = ExecutionTask.objects.select_for_update().get(pk=task_id)
+        if task.status != TaskStatus.HELD or task.gate_case != str(case.pk):
+            continue
+        try:
+            decision = ask_gate(task)
+        except GateUnavailable as exc:
+            raise NotAllowed(
+                f"the gate cannot decide on held task {task.external_id} right now ({exc}); nothing was recorded, "
+                "try again"
+            ) from exc
+        if decision.decision == "allow" and decision.case is None:
+            reason = f"case {case.pk} approved by {by}: {case.rationale}; then {decision.reason}"
+            decision = GateDecision("allow", reason, decision.policy, str(case.pk))
+        updated = task_gate_update(
+            task_id=task_id, decision=decision, actor=actor, reason=f"case {case.pk} approved: {decision.decision}"
+        )
+        if updated is not None and decision.decision != "hold":
+            (released if decision.decision == "allow" else denied).append(updated)
+    task_callbacks_queue(released, CallbackDelivery.Type.RELEASED, case=case)
+    task_callbacks_queue(denied, CallbackDelivery.Type.DENIED, case=case)
 
 
 @transaction.atomic
@@ -119,6 +165,7 @@ def cases_expire(*, now=None) -> int:
             case.save()
             _chain("case.expired", case=case, version=case.version, approved_until=case.approved_until.isoformat())
             _void_votes(case, old_version=case.version - 1, why="approval lapsed: continuing review")
+            send_case_changed(case, "expired")
             expired += 1
     return expired
 
@@ -149,6 +196,7 @@ def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     case.save()
     _chain("case.revoked", case=case, by=by, version=case.version, rationale=rationale)
     _void_votes(case, old_version=case.version - 1, why=f"approval revoked: {rationale}", by=by)
+    send_case_changed(case, "revoked", by=by)
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, gate_case=str(case.pk)))
-    _queue_callbacks(running, CallbackDelivery.Type.STOP, case=case, reason=f"approval revoked: {rationale}")
+    task_callbacks_queue(running, CallbackDelivery.Type.STOP, case=case, reason=f"approval revoked: {rationale}")
     return case

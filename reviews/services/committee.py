@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from reviews import subjects
 from reviews.models import (
     DECIDED_STATUSES,
     Case,
@@ -36,6 +37,9 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str):
     reason = why_cannot_vote(case, member)
     if reason:
         raise NotAllowed(f"You cannot vote: {reason}.")
+    refused = subjects.refused_choices(case).get(choice)
+    if refused:
+        raise NotAllowed(f"You cannot vote {choice.replace('_', ' ')}: {refused}.", field="choice")
     vote = Vote(case=case, case_version=case.version, member=member, choice=choice, rationale=rationale)
     vote._history_user = member
     vote._change_reason = f"voted {choice} on version {case.version}"

@@ -18,6 +18,7 @@ from reviews.models import (
 )
 from reviews.reports import ReportRecord
 from reviews.services.errors import NotAllowed
+from reviews.signals import send_case_changed
 
 PAUSE_POLICY = "global-pause"
 
@@ -105,9 +106,12 @@ def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None 
         case.decided_by = None
         case.approved_until = None
         case.due_at = timezone.now() + timedelta(hours=72)
+    reopened = case.status == CaseStatus.OPEN and changed
     case.quorum = max(case.quorum, quorum)
     if changed:
         case._change_reason = why
         case.save()
         _notify("check_quorum_reach", case.pk)  # a higher quorum or a new version may not be reachable
+        if reopened:
+            send_case_changed(case, "reopened")
     return case

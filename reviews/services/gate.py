@@ -23,7 +23,7 @@ from reviews.models import (
     ReviewSettings,
     new_rules_version,
 )
-from reviews.services.callbacks import _queue_callbacks
+from reviews.services.callbacks import task_callbacks_queue
 from reviews.services.common import NO_RULE_POLICY, PAUSE_POLICY, _chain, _open_case, _reopen
 from reviews.services.errors import NotAllowed, UnknownProposal
 from tasks.gate import GateDecision, require_transaction
@@ -31,14 +31,15 @@ from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
 
 
-def decide_task(task: ExecutionTask) -> GateDecision:
+def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
     """The execution gate's decision on a task being registered.
 
     Called inside task_register's transaction (so a case it opens is rolled back
     with the task). Raises on anything it cannot decide; the caller fails closed.
-    Cost when nothing is held: one query for the gate state, cached rules.
+    Cost when nothing is held: one query for the gate state (none when the
+    composing gate passes the `state` it read already), cached rules.
     """
-    state = selectors.gate_state()
+    state = state or selectors.gate_state()
     if state.paused:
         return GateDecision("hold", f"the gate is paused: {state.reason}", PAUSE_POLICY, None)
     report = None
@@ -171,7 +172,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     state.save()
     _chain("gate.paused", subject="gate", by=by, reason=state.reason)
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
-    _queue_callbacks(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
+    task_callbacks_queue(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
     return state
 
 
@@ -240,7 +241,7 @@ def redecide_paused_tasks() -> int:
             )
             if updated is not None and decision.decision != "hold":
                 kind = CallbackDelivery.Type.RELEASED if decision.decision == "allow" else CallbackDelivery.Type.DENIED
-                _queue_callbacks([updated], kind, case=None)
+                task_callbacks_queue([updated], kind, case=None)
                 changed += 1
     return changed
 

@@ -8,6 +8,7 @@ import logging
 
 from django.db import transaction
 
+from reviews import subjects
 from reviews.models import (
     QUEUE_STATUSES,
     Case,
@@ -61,6 +62,9 @@ def recheck_short_of_members() -> int:
         excluded.setdefault(case_id, set()).update(p for p in people if p is not None)
     for case_id, proposer in PolicyChange.objects.filter(**in_queue).values_list("case_id", "proposed_by_id"):
         excluded.setdefault(case_id, set()).add(proposer)
+    registered = [kind for kind, _ in subjects.kind_choices()]
+    for case in Case.objects.filter(status__in=QUEUE_STATUSES, kind__in=registered).only("pk", "kind", "subject_ref"):
+        excluded.setdefault(case.pk, set()).update(subjects.submitters_of(case))
     changed = 0
     for case_id, quorum, short in Case.objects.filter(status__in=QUEUE_STATUSES).values_list(
         "pk", "quorum", "short_of_members"
