@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from reviews import callback_urls, policy, selectors, services
+from reviews import callback_urls, governed, selectors, services
 from reviews.models import (
     CallbackDelivery,
     CallbackEndpoint,
@@ -27,9 +27,10 @@ from reviews.models import (
 )
 
 
-class PolicyRuleForm(forms.ModelForm):
-    """The rule's fields, plus why (every change is a proposal the committee reads)
-    and, for superusers only, an emergency switch that applies it at once."""
+class GovernedForm(forms.ModelForm):
+    """A governed row's fields (reviews.governed), plus why (every change is a
+    proposal the committee reads) and, for superusers only, an emergency switch
+    that applies it at once. Subclass with `Meta.model` set."""
 
     change_reason = forms.CharField(
         label="Why this change",
@@ -42,41 +43,44 @@ class PolicyRuleForm(forms.ModelForm):
         help_text="Superusers only. Takes effect at once; a retrospective committee case opens automatically.",
     )
 
-    class Meta:
-        model = PolicyRule
-        exclude: list[str] = []
-
     def clean(self):
         cleaned = super().clean()
-        candidate = PolicyRule(**{k: v for k, v in cleaned.items() if k in {f.name for f in PolicyRule._meta.fields}})
+        model = self._meta.model
+        spec = governed.get(governed.target_of(model))
+        candidate = model(**{k: v for k, v in cleaned.items() if k in {f.name for f in model._meta.fields}})
         candidate.pk = self.instance.pk or 0
-        try:
-            services.validate_rule(candidate)
-        except policy.BrokenRule as exc:
-            raise forms.ValidationError(str(exc)) from None
+        if spec is not None and spec.check is not None:
+            try:
+                spec.check(candidate)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
         return cleaned
 
 
-@admin.register(PolicyRule)
-class PolicyRuleAdmin(SimpleHistoryAdmin):
-    """Rules are never saved from here directly: a save or delete becomes a policy
-    change the committee must approve (reviews.services.policy_change_propose), or,
-    for a superuser who ticks "emergency", an emergency change applied at once with
-    a retrospective case (policy_change_emergency)."""
+class GovernedAdmin(SimpleHistoryAdmin):
+    """Rows of a governed policy table (reviews.governed) are never saved from here
+    directly: a save or delete becomes a policy change the committee must approve
+    (reviews.services.policy_change_propose), or, for a superuser who ticks
+    "emergency", an emergency change applied at once with a retrospective case
+    (policy_change_emergency). Add "pending" to list_display to link a pending change."""
 
-    form = PolicyRuleForm
-    list_display = ("priority", "name", "enabled", "action", "quorum", "sla_hours", "approval_valid_hours", "pending")
-    list_display_links = ("name",)
-    list_filter = ("enabled", "action")
-    ordering = ("priority", "id")
-    history_list_display = ["action", "enabled", "priority"]
+    form = GovernedForm
+
+    @property
+    def target(self) -> str:
+        return governed.target_of(self.model)
+
+    def _changelist(self) -> str:
+        return reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist")
 
     def get_queryset(self, request):
-        pending = PolicyChange.objects.filter(rule=OuterRef("pk"), status=PolicyChange.Status.PENDING)
+        pending = PolicyChange.objects.filter(
+            target=self.target, object_id=OuterRef("pk"), status=PolicyChange.Status.PENDING
+        )
         return super().get_queryset(request).annotate(pending_case=Subquery(pending.values("case_id")[:1]))
 
     @admin.display(description="pending change")
-    def pending(self, obj: PolicyRule) -> str:
+    def pending(self, obj) -> str:
         case_id = getattr(obj, "pending_case", None)
         if not case_id:
             return "—"
@@ -91,24 +95,27 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # deletions are proposals, one rule at a time
+        actions.pop("delete_selected", None)  # deletions are proposals, one row at a time
         return actions
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        pending = PolicyChange.objects.filter(rule_id=object_id, status=PolicyChange.Status.PENDING).first()
+        pending = PolicyChange.objects.filter(
+            target=self.target, object_id=object_id, status=PolicyChange.Status.PENDING
+        ).first()
         if pending is not None and request.method == "GET":
             messages.warning(
                 request,
-                f"A change to this rule is awaiting committee approval (case {pending.case_id}): "
+                f"A change to this {pending.target_label} is awaiting committee approval (case {pending.case_id}): "
                 f"{', '.join(f'{k}: {a!r} → {b!r}' for k, (a, b) in pending.diff.items())}. "
                 "Until it is approved, the values below apply.",
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
-        # Every field as submitted: the service diffs them against the rule as it is now,
+        # Every field as submitted: the service diffs them against the row as it is now,
         # which also makes simple-history's "revert to this version" a proposal.
-        values = {name: form.cleaned_data[name] for name in services.POLICY_FIELDS if name in form.cleaned_data}
+        fields = governed.get(self.target).fields
+        values = {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
         self._route(
             request,
             obj,
@@ -126,7 +133,7 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
             operation="delete",
             rule_id=obj.pk,
             values=None,
-            reason=f"Deletion of rule {obj.name} requested in the admin by {request.user}.",
+            reason=f"Deletion of {obj} requested in the admin by {request.user}.",
             emergency=False,
         )
         self._after(request, obj)
@@ -135,7 +142,7 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
         propose = services.policy_change_emergency if emergency else services.policy_change_propose
         try:
             obj._policy_change = propose(
-                by=request.user, operation=operation, rule_id=rule_id, values=values, reason=reason
+                by=request.user, operation=operation, rule_id=rule_id, values=values, reason=reason, target=self.target
             )
         except services.ReviewError as exc:
             obj._policy_change = None
@@ -148,17 +155,18 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
         elif change.emergency:
             self.message_user(
                 request,
-                f"Emergency change applied to rule {change.rule_name!r}; retrospective case {change.case_id} is open.",
+                f"Emergency change applied to {change.target_label} {change.rule_name!r}; "
+                f"retrospective case {change.case_id} is open.",
                 messages.WARNING,
             )
         else:
             self.message_user(
                 request,
                 f"Proposed as policy change {change.pk}: it applies once the committee approves case "
-                f"{change.case_id}. Until then the rule as it was keeps deciding.",
+                f"{change.case_id}. Until then the {change.target_label} as it was keeps deciding.",
                 messages.SUCCESS,
             )
-        return HttpResponseRedirect(reverse("admin:reviews_policyrule_changelist"))
+        return HttpResponseRedirect(self._changelist())
 
     def response_add(self, request, obj, post_url_continue=None):
         return self._after(request, obj)
@@ -167,7 +175,7 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
         return self._after(request, obj)
 
     def response_delete(self, request, obj_display, obj_id):
-        return HttpResponseRedirect(reverse("admin:reviews_policyrule_changelist"))
+        return HttpResponseRedirect(self._changelist())
 
     # The admin's own log would say "changed" or "deleted" when nothing was: the
     # policy change, its case and the audit chain are the record.
@@ -179,6 +187,24 @@ class PolicyRuleAdmin(SimpleHistoryAdmin):
 
     def log_deletions(self, request, queryset):
         return None
+
+
+class PolicyRuleForm(GovernedForm):
+    class Meta:
+        model = PolicyRule
+        exclude: list[str] = []
+
+
+@admin.register(PolicyRule)
+class PolicyRuleAdmin(GovernedAdmin):
+    """The gate's rules: every save or delete is a proposal for the committee (GovernedAdmin)."""
+
+    form = PolicyRuleForm
+    list_display = ("priority", "name", "enabled", "action", "quorum", "sla_hours", "approval_valid_hours", "pending")
+    list_display_links = ("name",)
+    list_filter = ("enabled", "action")
+    ordering = ("priority", "id")
+    history_list_display = ["action", "enabled", "priority"]
 
 
 class ReadOnlyHistoryAdmin(SimpleHistoryAdmin):
@@ -194,8 +220,10 @@ class ReadOnlyHistoryAdmin(SimpleHistoryAdmin):
 
 @admin.register(PolicyChange)
 class PolicyChangeAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("id", "operation", "rule_name", "status", "emergency", "proposed_by", "proposed_at", "case")
-    list_filter = ("status", "operation", "emergency")
+    list_display = (
+        "id", "operation", "target", "rule_name", "status", "emergency", "proposed_by", "proposed_at", "case",
+    )  # fmt: skip
+    list_filter = ("status", "operation", "emergency", "target")
     list_select_related = ("proposed_by", "case")
 
 

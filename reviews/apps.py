@@ -18,6 +18,11 @@ class ReviewsConfig(AppConfig):
         post_save.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.save")
         post_delete.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.delete")
 
+        # The gate's rules are the first governed policy: every change is a committee case.
+        from reviews import governed
+
+        governed.register(PolicyRule, label="rule", check=_check_policy_rule, applied=_bump_rules_version)
+
         from django.contrib.auth.signals import user_logged_in
 
         from reviews.views import note_login_time
@@ -34,3 +39,19 @@ class ReviewsConfig(AppConfig):
             committee_membership_changed, sender=user_model.groups.through, dispatch_uid="reviews.committee_changed"
         )
         post_save.connect(committee_member_saved, sender=user_model, dispatch_uid="reviews.committee_member_saved")
+
+
+def _check_policy_rule(rule) -> None:
+    """A rule the gate could not evaluate is refused (governed changes expect ValueError)."""
+    from reviews import policy
+
+    try:
+        policy.Rule.from_model(rule)
+    except policy.BrokenRule as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _bump_rules_version() -> None:
+    from reviews.services import rules_changed
+
+    rules_changed()

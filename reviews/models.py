@@ -399,10 +399,20 @@ class PolicyChange(models.Model):
         SUPERSEDED = "superseded", "Superseded by an emergency change"
 
     operation = models.CharField(max_length=10, choices=Operation.choices)
-    rule = models.ForeignKey(
-        PolicyRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes", help_text="Null: create."
+    # What is changed: a PolicyRule, or a row of another app's governed policy (reviews.governed).
+    target = models.CharField(
+        max_length=100, default="reviews.policyrule", help_text="The governed model, app_label.modelname."
     )
-    rule_name = models.CharField(max_length=100, help_text="The rule's name when proposed (kept after a delete).")
+    object_id = models.PositiveBigIntegerField(null=True, blank=True, help_text="The row changed; null: create.")
+    rule = models.ForeignKey(
+        PolicyRule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="changes",
+        help_text="The policy rule, when the target is one.",
+    )
+    rule_name = models.CharField(max_length=100, help_text="The row's name when proposed (kept after a delete).")
     before = models.JSONField(default=dict, blank=True, help_text="The rule's values when proposed ({} for create).")
     proposed = models.JSONField(default=dict, blank=True, help_text="The rule's values once applied ({} for delete).")
     diff = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]} for every changed field.")
@@ -422,10 +432,22 @@ class PolicyChange(models.Model):
             models.UniqueConstraint(
                 fields=["rule"], condition=models.Q(status="pending"), name="reviews_one_pending_change_per_rule"
             ),
+            models.UniqueConstraint(
+                fields=["target", "object_id"],
+                condition=models.Q(status="pending"),
+                name="reviews_one_pending_change_per_row",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Policy change {self.pk}: {self.operation} {self.rule_name} ({self.status})"
+
+    @property
+    def target_label(self) -> str:
+        from reviews import governed
+
+        spec = governed.get(self.target)
+        return spec.label if spec else self.target
 
 
 class NotificationPreference(models.Model):
