@@ -6,6 +6,8 @@ and the operators' review settings.
 
 from __future__ import annotations
 
+import logging
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,9 +28,11 @@ from reviews.models import (
 from reviews.services.callbacks import task_callbacks_queue
 from reviews.services.common import NO_RULE_POLICY, PAUSE_POLICY, _chain, _open_case, _reopen
 from reviews.services.errors import NotAllowed, UnknownProposal
-from tasks.gate import GateDecision, require_transaction
+from tasks.gate import GateDecision, GateUnavailable, ask_gate, require_transaction
 from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
+
+logger = logging.getLogger(__name__)
 
 
 def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
@@ -222,8 +226,11 @@ def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSetting
 
 
 def redecide_paused_tasks() -> int:
-    """Give every task held only by the pause the gate's current decision. Safe
-    to run twice: a task is changed only while still held by the pause."""
+    """Give every task held only by the pause the gate's current decision: the whole
+    gate's (settings.TASK_GATE), so the parts of it that apps above reviews add
+    (a model version revoked during the pause) apply too. Safe to run twice: a
+    task is changed only while still held by the pause; one the gate cannot
+    decide now stays held for the next run."""
     changed = 0
     if selectors.gate_state().paused:
         return 0
@@ -235,7 +242,11 @@ def redecide_paused_tasks() -> int:
             task = ExecutionTask.objects.select_for_update().get(pk=task_id)
             if task.status != TaskStatus.HELD or task.gate_policy != PAUSE_POLICY:
                 continue
-            decision = decide_task(task)
+            try:
+                decision = ask_gate(task)
+            except GateUnavailable:
+                logger.warning("The gate could not decide on paused task %s; it stays held", task.external_id)
+                continue
             updated = task_gate_update(
                 task_id=task_id, decision=decision, actor=Actor.system(), reason=f"gate resumed: {decision.decision}"
             )

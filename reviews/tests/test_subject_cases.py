@@ -193,3 +193,21 @@ def test_approving_decides_the_held_tasks_again_through_the_whole_gate(api_key, 
     assert (evil.status, evil.gate_policy) == (TaskStatus.DENIED, "blocked-customer")
     for task in (plain, evil):
         assert ExecutionTask.history.filter(id=task.pk).count() == 2  # held, then decided: once
+
+
+def test_tasks_held_by_the_pause_are_decided_again_by_the_whole_gate(
+    api_key, alice, operator, django_capture_on_commit_callbacks
+):
+    case = open_widget(quorum=1)
+    services.vote_cast(case_id=case.pk, member=alice, choice="approve", rationale=WHY)
+    services.gate_pause(by=operator, reason="Incident: checking the widgets.")
+    task, _ = task_register(
+        actor=Actor.for_key(api_key[0]), external_id="t1", task_type="implement_idea", ai_model="widget-1"
+    )
+    assert (task.status, task.gate_policy) == (TaskStatus.HELD, services.PAUSE_POLICY)
+    # During the pause the widget's approval is withdrawn: the widget's part of the gate holds again.
+    services.case_revoke(case_id=case.pk, by=alice, rationale="The widget misbehaved during the incident.")
+    with django_capture_on_commit_callbacks(execute=True):  # the job that decides them again
+        services.gate_resume(by=operator, reason="Incident over, resuming work.")
+    task.refresh_from_db()
+    assert (task.status, task.gate_policy, task.gate_case) == (TaskStatus.HELD, "widget", str(case.pk))
