@@ -3,6 +3,8 @@
 `decide` is settings.TASK_GATE: the policy rules, review cases and the kill
 switch of `reviews` decide on every task being registered. `tasks.gate.ask_gate`
 turns any failure into GateUnavailable (503 + Retry-After): the gate fails closed.
+`recheck` is settings.TASK_GATE_RECHECK, the same decision asked again at the
+moment of use (`start`, and a re-registration of an allowed task).
 `task_gate_details` is settings.TASK_GATE_DETAILS, adding the case's status and
 rationale to the task API's `gate`.
 """
@@ -26,6 +28,18 @@ def decide(task: ExecutionTask) -> GateDecision:
         return review_services.decide_task(task)
     except review_services.UnknownProposal as exc:
         raise UnknownProposal(str(exc), field="proposal_id") from exc
+
+
+def recheck(task: ExecutionTask) -> GateDecision:
+    """The gate's answer now for a task stored as allowed, inside the transaction
+    that would start it (so a case it reopens commits with the task held on it).
+    The same decision as at registration, from the current state: the kill
+    switch, the linked report's case (revoked, revised, rejected, lapsed even
+    before `cases_expire` ran) and the current rules with the model's metrics."""
+    try:
+        return review_services.decide_task(task)
+    except review_services.UnknownProposal:
+        return GateDecision("deny", f"its report {task.proposal_ref} no longer exists", None, None)
 
 
 def task_gate_details(task: ExecutionTask) -> dict:

@@ -255,6 +255,10 @@ PERIODIC_LOOP_SECONDS = env_int("PERIODIC_LOOP_SECONDS", 60)
 
 # The execution gate, composed in fsar/ so that `tasks` never imports `reviews`.
 TASK_GATE = "fsar.gate.decide"
+# Asked again at `start` (and on a re-registration of an allowed task): the gate's answer at the moment of use.
+TASK_GATE_RECHECK = "fsar.gate.recheck"
+# PostgreSQL: statement_timeout (ms) on each of the gate's queries; past it 503 + Retry-After, never allow. 0: off.
+GATE_STATEMENT_TIMEOUT_MS = env_int("GATE_STATEMENT_TIMEOUT_MS", 250)
 # Extra keys for the task API's `gate` (case status and rationale), composed the same way.
 TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 # Committee decisions need a TOTP-verified session from every member (else only from members who enrolled).

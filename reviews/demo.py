@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reviews import services
 from reviews.models import Case, PolicyChange, PolicyRule, Vote
-from tasks.models import ApiKey
+from tasks.models import ApiKey, ExecutionTask
 from tasks.services import Actor, task_register
 
 REPORTS = Path(__file__).parent / "demo_reports"
@@ -23,6 +23,8 @@ def seed_demo_reviews(*, api_key: ApiKey, first_member=None, operator=None) -> i
         created += result.created
     actor = Actor.for_key(api_key)
     for i in range(2):
+        if ExecutionTask.objects.filter(external_id=f"demo-held-{i}").exists():
+            continue  # registered by an earlier run's key: a key acts only on its own tasks
         task_register(
             actor=actor,
             external_id=f"demo-held-{i}",

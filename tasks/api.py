@@ -209,7 +209,8 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: Error
 )
 def register_task(request: HttpRequest, body: TaskIn):
     """201 with the new task and the gate's decision; the same `external_id` with
-    the same fields again answers 200 with the same task; with other fields, 409."""
+    the same fields again answers 200 with the same task (an allowed one with the
+    gate's answer now); with other fields, 409; another key's `external_id`, 404."""
     task, created = services.task_register(
         actor=actor(request),
         external_id=body.external_id,
@@ -317,11 +318,14 @@ def get_task(request: HttpRequest, task_id: int):
 @router.post(
     "/{int:task_id}/start",
     auth=ApiKeyAuth("tasks"),
-    response={200: TaskOut, **ERRORS},
-    summary="Start a task the gate allowed (409 'gate closed' when held or denied)",
+    response={200: TaskOut, 503: ErrorOut, **ERRORS},
+    summary="Start a task the gate still allows (409 'gate closed' when held or denied now)",
 )
 def start_task(request: HttpRequest, task_id: int):
-    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    """The gate is asked again: a task it no longer allows goes back to `held` or
+    `denied`, and the answer is 409 `gate closed` naming why, with `decision`,
+    `policy` and `case`. Only the key that registered the task may start it
+    (another key's task answers 404, as one that does not exist)."""
     return task_out(services.task_start(task_id=task_id, actor=actor(request)))
 
 
@@ -332,7 +336,7 @@ def start_task(request: HttpRequest, task_id: int):
     summary="Report a running task's outcome, cost and tokens",
 )
 def finish_task(request: HttpRequest, task_id: int, body: FinishIn):
-    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    """Only the key that registered the task may finish it (another key's: 404)."""
     task = services.task_finish(
         task_id=task_id,
         actor=actor(request),
@@ -351,6 +355,6 @@ def finish_task(request: HttpRequest, task_id: int, body: FinishIn):
     summary="Cancel a task that has not finished",
 )
 def cancel_task(request: HttpRequest, task_id: int, body: CancelIn | None = None):
-    get_object_or_404(ExecutionTask.objects.only("pk"), pk=task_id)
+    """Only the key that registered the task may cancel it (another key's: 404)."""
     reason = body.reason if body else ""
     return task_out(services.task_cancel(task_id=task_id, actor=actor(request), reason=reason))

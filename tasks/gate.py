@@ -9,7 +9,8 @@ Retry-After, never with `allow`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -55,15 +56,29 @@ def require_transaction() -> None:
         raise GateNeedsTransaction()
 
 
-def _gate() -> Callable[[ExecutionTask], GateDecision]:
+def _gate(setting: str) -> Callable[[ExecutionTask], GateDecision]:
     # import_string is a dict lookup once the module is imported; not caching it
     # lets tests swap the gate with override_settings.
-    return import_string(settings.TASK_GATE)
+    return import_string(getattr(settings, setting))
 
 
 def ask_gate(task: ExecutionTask) -> GateDecision:
+    """The gate's decision on a task being registered (settings.TASK_GATE)."""
+    return _ask("TASK_GATE", task)
+
+
+def recheck_gate(task: ExecutionTask) -> GateDecision:
+    """The gate's answer now, for a task stored as allowed that is about to begin
+    (settings.TASK_GATE_RECHECK): asked at `start`, inside its transaction, so
+    that a pause, a revoked or lapsed approval, a revision, a rejection or a
+    policy change since registration is seen at the moment of use."""
+    return _ask("TASK_GATE_RECHECK", task)
+
+
+def _ask(setting: str, task: ExecutionTask) -> GateDecision:
     try:
-        decision = _gate()(task)
+        with gate_deadline():
+            decision = _gate(setting)(task)
     except GateUnavailable:
         raise
     except GateNeedsTransaction as exc:
@@ -76,3 +91,41 @@ def ask_gate(task: ExecutionTask) -> GateDecision:
     if not isinstance(decision, GateDecision) or decision.decision not in ("allow", "hold", "deny"):
         raise GateUnavailable(f"the gate returned no valid decision: {decision!r}")
     return decision
+
+
+@contextmanager
+def gate_deadline() -> Iterator[None]:
+    """Bound every query the gate makes by settings.GATE_STATEMENT_TIMEOUT_MS
+    (PostgreSQL's statement_timeout, lock waits included); past it the query
+    fails, and so the gate fails closed (GateUnavailable: 503, nothing stored).
+
+    Without a round trip of its own: each query goes out as one simple-protocol
+    message `SET LOCAL statement_timeout = N; <query>` (its parameters bound
+    client-side by the driver), which outside a transaction is an implicit
+    transaction of its own, so the setting ends with the query; inside one, the
+    message ends with `SET LOCAL statement_timeout TO DEFAULT`, so that the
+    statements after the gate's (the task's insert, the rest of a caller's
+    transaction) are not bound by it. No-op on SQLite, or with a timeout of 0."""
+    connection = transaction.get_connection()
+    timeout_ms = int(getattr(settings, "GATE_STATEMENT_TIMEOUT_MS", 0))
+    if connection.vendor != "postgresql" or timeout_ms <= 0:
+        yield
+        return
+    with connection.execute_wrapper(_StatementTimeout(timeout_ms)):
+        yield
+
+
+class _StatementTimeout:
+    def __init__(self, timeout_ms: int) -> None:
+        self.prefix = f"SET LOCAL statement_timeout = {timeout_ms}; "
+
+    def __call__(self, execute, sql, params, many, context):
+        if many:  # executemany: the gate makes none
+            return execute(sql, params, many, context)
+        connection = context["connection"]
+        if params is not None:
+            sql = connection.ops.compose_sql(sql, params)
+        suffix = "; SET LOCAL statement_timeout TO DEFAULT" if connection.in_atomic_block else ""
+        result = execute(self.prefix + sql + suffix, None, many, context)
+        context["cursor"].cursor.nextset()  # past the SET, onto the query's own result
+        return result

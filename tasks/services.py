@@ -20,7 +20,7 @@ from audit.chain import actor_name, audit_append
 from core.history import inserts_in_one_statement, save_with_history
 from tasks import rollups
 from tasks.auth import KEY_PREFIX, generate_secret
-from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate
+from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 from tasks.signals import task_finished
 
@@ -102,6 +102,11 @@ def task_register(
     Idempotent on `external_id`: the same fields again return the existing task
     (created=False); different fields raise TaskConflict naming them. When the
     gate cannot decide, GateUnavailable propagates and nothing is stored.
+
+    An API key acts only on its own tasks: another key's `external_id` answers
+    ExecutionTask.DoesNotExist (404), never that task. A task stored as allowed
+    (`registered`) is returned with the gate's answer now (`recheck_gate`), not
+    the one it got then: a retry cannot read a stale `allow`.
     """
     wanted = {
         "task_type": task_type,
@@ -129,8 +134,33 @@ def task_register(
         existing = ExecutionTask.objects.filter(external_id=external_id).first()
         if existing is None:
             raise
-        return _same_registration(existing, wanted), False
+        if not _owns(actor, existing):
+            raise ExecutionTask.DoesNotExist(f"No task with external_id {external_id!r}.") from None
+        existing = _same_registration(existing, wanted)
+        if existing.status == TaskStatus.REGISTERED:
+            existing = _recheck_registered(existing.pk, actor=actor)
+        return existing, False
     return task, True
+
+
+def _owns(actor: Actor, task: ExecutionTask) -> bool:
+    """An API key owns the tasks it registered (or backfilled), and no others: not
+    another key's, even one of the same person's. A person or the system acting
+    without a key (services, jobs, the admin) is not limited this way."""
+    return actor.api_key is None or task.submitted_by_id == actor.api_key.pk
+
+
+@transaction.atomic
+def _recheck_registered(task_id: int, *, actor: Actor) -> ExecutionTask:
+    """A re-registration of a task stored as allowed: ask the gate again, and when
+    the answer is no longer allow, hold or deny the task with the new reason."""
+    task = _locked(task_id, actor=actor)
+    if task.status == TaskStatus.REGISTERED:
+        decision = recheck_gate(task)
+        if decision.decision != "allow":
+            _apply_decision(task, decision)
+            _save_with_history(task, actor=actor, reason=f"registered again; gate now: {decision.decision}")
+    return task
 
 
 def _store_registration(task: ExecutionTask, *, actor: Actor) -> None:
@@ -178,31 +208,62 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
     }[decision.decision]
 
 
-def _locked(task_id: int) -> ExecutionTask:
+def _locked(task_id: int, *, actor: Actor | None = None) -> ExecutionTask:
+    """The task, row-locked. For an API key, only one of its own tasks: another
+    key's answers exactly as a task that does not exist."""
+    tasks = ExecutionTask.objects.select_for_update()
+    if actor is not None and actor.api_key is not None:
+        tasks = tasks.filter(submitted_by=actor.api_key)
     try:
-        return ExecutionTask.objects.select_for_update().get(pk=task_id)
+        return tasks.get(pk=task_id)
     except ExecutionTask.DoesNotExist:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.") from None
 
 
-@transaction.atomic
+def _gate_closed(task: ExecutionTask, why: str) -> GateClosed:
+    return GateClosed(
+        f"gate closed: {why}" + (f" ({task.gate_reason})" if task.gate_reason else ""),
+        decision=task.gate_decision,
+        policy=task.gate_policy,
+        case=task.gate_case,
+    )
+
+
 def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
-    """registered → running. A held or denied task answers GateClosed; starting a
-    task that is already running is a harmless retry and changes nothing."""
-    task = _locked(task_id)
+    """registered → running, if the gate still allows it.
+
+    The gate's answer is checked again at the moment of use (`recheck_gate`): a
+    pause, a revoked or lapsed approval, a revision that voided the votes, a
+    rejected case or a policy change since registration. When the answer is no
+    longer allow, the task goes back to `held` (on the case it now waits for) or
+    `denied` with the new reason, that change is committed, and GateClosed (409)
+    names it. A held or denied task answers GateClosed; starting a task that is
+    already running is a harmless retry and changes nothing. When the gate cannot
+    decide, GateUnavailable (503) and nothing changes."""
+    task, refused = _start(task_id=task_id, actor=actor)
+    if refused:
+        raise _gate_closed(task, f"the gate now says {task.gate_decision}; the task is {task.status}")
+    return task
+
+
+@transaction.atomic
+def _start(*, task_id: int, actor: Actor) -> tuple[ExecutionTask, bool]:
+    task = _locked(task_id, actor=actor)
     if task.status == TaskStatus.RUNNING:
-        return task
+        return task, False
     if task.status in (TaskStatus.HELD, TaskStatus.DENIED):
-        raise GateClosed(
-            f"gate closed: the task is {task.status}" + (f" ({task.gate_reason})" if task.gate_reason else ""),
-            case=task.gate_case,
-        )
+        raise _gate_closed(task, f"the task is {task.status}")
     if task.status != TaskStatus.REGISTERED:
         raise InvalidTransition(f"cannot start a task that is {task.status}")
+    decision = recheck_gate(task)
+    _apply_decision(task, decision)
+    if decision.decision != "allow":
+        _save_with_history(task, actor=actor, reason=f"start refused; gate now: {decision.decision}")
+        return task, True
     task.status = TaskStatus.RUNNING
     task.started_at = timezone.now()
     _save_with_history(task, actor=actor, reason="started")
-    return task
+    return task, False
 
 
 @transaction.atomic
@@ -220,7 +281,7 @@ def task_finish(
     Repeating the same finish is a harmless retry; a different one is a conflict."""
     if outcome not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
         raise InvalidTaskInput("outcome must be 'succeeded' or 'failed'", field="outcome")
-    task = _locked(task_id)
+    task = _locked(task_id, actor=actor)
     if task.is_finished:
         same = (
             task.status == outcome
@@ -263,7 +324,7 @@ CANCELLABLE = (TaskStatus.REGISTERED, TaskStatus.HELD, TaskStatus.RUNNING)
 @transaction.atomic
 def task_cancel(*, task_id: int, actor: Actor, reason: str = "") -> ExecutionTask:
     """registered | held | running → cancelled. Cancelling twice is a harmless retry."""
-    task = _locked(task_id)
+    task = _locked(task_id, actor=actor)
     if task.status == TaskStatus.CANCELLED:
         return task
     if task.status not in CANCELLABLE:
