@@ -28,7 +28,7 @@ from reviews.models import (
     ReviewSettings,
     Vote,
 )
-from tasks.models import ExecutionTask, TaskStatus
+from tasks.models import ExecutionTask, TaskSource, TaskStatus
 
 
 def gate_state() -> GateState:
@@ -63,18 +63,25 @@ def totp_required() -> bool:
 
 def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     """Failure rate (0–1) or p95 duration (ms) over the model's last `window`
-    finished tasks; None when it has none. One indexed query (ai_model, -id),
-    written out because the gate runs it on every task of a model a metric rule
-    watches, and building it as a queryset cost twice what running it does."""
+    tasks that FSAR saw run, by finish time; None when it has none.
+
+    Only tasks registered through the API, started and finished live count
+    (`source = 'api'`): backfilled and adopted rows are what the AI side (or a
+    legacy table) says happened, and the subject of a rule must not be able to
+    write the record it is judged on. "Last" is by `finished_at`, not by id, so
+    rows stored late cannot pass for recent ones. One indexed query
+    (tasks_model_live_finished), written out because the gate runs it on every
+    task of a model a metric rule watches."""
     connection = connections[router.db_for_read(ExecutionTask)]
     qn = connection.ops.quote_name
-    # The statuses are literals, not parameters, so that even a prepared statement's
-    # generic plan can use the partial index tasks_model_finished (tasks.0007).
+    # The statuses and the source are literals, not parameters, so that even a prepared
+    # statement's generic plan can use the partial index tasks_model_live_finished (tasks.0008).
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {qn('status')}, {qn('duration_ms')} FROM {qn(ExecutionTask._meta.db_table)} "
             f"WHERE {qn('ai_model')} = %s AND {qn('status')} IN ('{TaskStatus.SUCCEEDED}', '{TaskStatus.FAILED}') "
-            f"ORDER BY {qn('id')} DESC LIMIT %s",
+            f"AND {qn('source')} = '{TaskSource.API}' "
+            f"ORDER BY {qn('finished_at')} DESC, {qn('id')} DESC LIMIT %s",
             [ai_model, window],
         )
         rows = cursor.fetchall()

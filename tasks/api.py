@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Literal
@@ -15,7 +16,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, StrictInt, StrictStr
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, has_lone_surrogate, json_keys_and_scalars, lone_surrogate_path
 from tasks import selectors, services
@@ -43,6 +44,17 @@ def in_utc(value: datetime) -> datetime:
         raise ValueError("is out of range in UTC") from None
 
 
+ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T")
+
+
+def iso_string(value: object) -> object:
+    """Only an ISO 8601 date-time string: pydantic would also read a number (or a
+    string of digits) as Unix seconds, which is not what the API documents."""
+    if not isinstance(value, str) or not ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time string with a time zone, e.g. 2026-10-01T09:00:00Z")
+    return value
+
+
 def json_safe(value: dict) -> dict:
     """A payload the database's JSON column can store: no NaN or Infinity (not JSON),
     no NUL characters (PostgreSQL's jsonb refuses them) and no lone surrogates, in
@@ -66,7 +78,7 @@ ShortText = Annotated[Text, Field(min_length=1, max_length=200)]
 NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2_147_483_647)]
 ErrorText = Annotated[Text, Field(max_length=20_000)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(iso_string), AfterValidator(in_utc)]
 Payload = Annotated[dict, AfterValidator(json_safe)]
 
 

@@ -134,11 +134,13 @@ class ExecutionTask(models.Model):
                 include=["task_type", "ai_model", "status", "duration_ms"],
                 name="tasks_finished_cover",
             ),
-            # The gate's model metrics (a model's last N finished tasks); migration 0007.
+            # The gate's model metrics: a model's last N tasks FSAR saw finish, by finish time
+            # (reviews.selectors.model_metric); migration 0008.
             models.Index(
-                fields=["ai_model", "-id"],
-                condition=models.Q(status__in=["succeeded", "failed"]),
-                name="tasks_model_finished",
+                fields=["ai_model", "-finished_at", "-id"],
+                include=["status", "duration_ms"],
+                condition=models.Q(status__in=["succeeded", "failed"], source="api"),
+                name="tasks_model_live_finished",
             ),
         ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -417,34 +417,58 @@ BACKFILL_COMPARED = (
 )
 
 
+# No backfilled task may start before this: older timestamps are mistakes (a Unix 0, a
+# year typed wrong), never history an AI operation has. A fixed floor rather than the
+# key's creation: backfills exist to bring in the history from before FSAR's keys.
+BACKFILL_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def backfill_validate(rows: list[BackfillRow], *, now: datetime) -> None:
+    """Check every row before anything is stored; the first bad one raises
+    InvalidTaskInput naming its index and field (`tasks[3].started_at`).
+
+    A row must be finished (succeeded or failed), its times aware of their time
+    zone, finished no earlier than started, not finished in the future, not
+    started before BACKFILL_EARLIEST, and its external_id not repeated in the request."""
+    if len(rows) > BULK_MAX_ROWS:
+        raise InvalidTaskInput(f"at most {BULK_MAX_ROWS} tasks per request, got {len(rows)}", field="tasks")
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        if row.status not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
+            raise _bad_row(index, "status", "must be succeeded or failed")
+        for field in ("started_at", "finished_at"):
+            if getattr(row, field).utcoffset() is None:
+                raise _bad_row(index, field, "has no time zone (add Z or an offset)")
+        if row.started_at < BACKFILL_EARLIEST:
+            raise _bad_row(
+                index, "started_at", f"is before {BACKFILL_EARLIEST:%Y-%m-%d}, the earliest start a backfill takes"
+            )
+        if row.finished_at < row.started_at:
+            raise _bad_row(index, "finished_at", "is before started_at")
+        if row.finished_at > now:
+            raise _bad_row(index, "finished_at", "is in the future")
+        if row.external_id in seen:
+            raise _bad_row(index, "external_id", f"{row.external_id!r} appears twice in this request")
+        seen.add(row.external_id)
+
+
+def _bad_row(index: int, field: str, problem: str) -> InvalidTaskInput:
+    where = f"tasks[{index}].{field}"
+    return InvalidTaskInput(f"{where} {problem}", field=where)
+
+
 def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
     """Store finished tasks of the past, all or nothing.
 
-    Rows are checked first and the first bad one raises InvalidTaskInput naming
-    its index. A row whose external_id already exists with the same values is
-    counted as unchanged (so a retried backfill is safe); with other values it
-    is a conflict. Backfilled tasks skip the gate and are never billed
+    Rows are checked first (`backfill_validate`) and the first bad one raises
+    InvalidTaskInput naming its index and field. A row whose external_id already
+    exists with the same values is counted as unchanged (so a retried backfill is
+    safe); with other values it is a conflict. Backfilled tasks skip the gate and are never billed
     (`source=backfill`, and no task_finished signal is sent); the metrics rollups
-    count them in the same transaction.
+    count them in the same transaction, but the gate's model metrics never do:
+    they read only tasks FSAR saw run.
     """
-    if len(rows) > BULK_MAX_ROWS:
-        raise InvalidTaskInput(f"at most {BULK_MAX_ROWS} tasks per request, got {len(rows)}", field="tasks")
-    now = timezone.now()
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        where = f"tasks[{index}]"
-        if row.status not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
-            raise InvalidTaskInput(f"{where}.status must be succeeded or failed", field=f"{where}.status")
-        if row.finished_at < row.started_at:
-            raise InvalidTaskInput(f"{where}.finished_at is before started_at", field=f"{where}.finished_at")
-        if row.finished_at > now:
-            raise InvalidTaskInput(f"{where}.finished_at is in the future", field=f"{where}.finished_at")
-        if row.external_id in seen:
-            raise InvalidTaskInput(
-                f"{where}.external_id {row.external_id!r} appears twice in this request",
-                field=f"{where}.external_id",
-            )
-        seen.add(row.external_id)
+    backfill_validate(rows, now=timezone.now())
 
     existing = {}
     ids = [row.external_id for row in rows]

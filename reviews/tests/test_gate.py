@@ -12,6 +12,24 @@ from tasks.models import ExecutionTask, TaskStatus
 pytestmark = pytest.mark.django_db
 
 
+def live_task(external_id, ai_model, status, *, minute, duration_ms=1000, source="api"):
+    """A task FSAR saw run (registered through the API, started and finished live),
+    finished `minute` minutes after a fixed moment."""
+    from datetime import UTC, datetime, timedelta
+
+    finished = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    return ExecutionTask.objects.create(
+        external_id=external_id,
+        task_type="implement_idea",
+        ai_model=ai_model,
+        status=status,
+        source=source,
+        started_at=finished - timedelta(milliseconds=duration_ms),
+        finished_at=finished,
+        duration_ms=duration_ms,
+    )
+
+
 def register(agent, external_id, **fields):
     body = {"external_id": external_id, "task_type": "implement_idea", **fields}
     return agent.post("/api/v1/tasks", data=body, content_type="application/json")
@@ -122,7 +140,7 @@ def test_rules_on_customer_and_model_failure_rate(agent, make_api_key):
     assert register(agent, "t1", customer="acme").json()["gate"]["policy"] == "acme"
     outcomes = ["succeeded"] * 5 + ["failed", "failed", "failed", "succeeded"]  # only the last 4 count
     for i, outcome in enumerate(outcomes):
-        ExecutionTask.objects.create(external_id=f"m{i}", task_type="implement_idea", status=outcome, ai_model="shaky")
+        live_task(f"m{i}", "shaky", outcome, minute=i)
     gate = register(agent, "t2", ai_model="shaky").json()["gate"]
     assert gate["decision"] == "deny" and gate["policy"] == "flaky"
     assert "failure_rate=0.75" in gate["reason"]
@@ -242,23 +260,38 @@ def test_the_gate_decides_a_plain_task_in_one_query_once_rules_are_cached(agent,
 def test_model_metrics_look_at_the_models_last_n_finished_tasks_only():
     from reviews.selectors import model_metric
 
-    def task(n, model, status, duration_ms=None):
-        ExecutionTask.objects.create(
-            external_id=f"m{n}", task_type="implement_idea", ai_model=model, status=status, duration_ms=duration_ms
-        )
-
     assert model_metric("exp-1", "failure_rate", 10) is None
     for n in range(10):  # oldest first: 10 failures, then 20 successes of 1..20 s
-        task(n, "exp-1", TaskStatus.FAILED, 500)
+        live_task(f"m{n}", "exp-1", TaskStatus.FAILED, minute=n, duration_ms=500)
     for n in range(20):
-        task(100 + n, "exp-1", TaskStatus.SUCCEEDED, (n + 1) * 1000)
-    task(200, "exp-1", TaskStatus.RUNNING)
-    task(201, "exp-2", TaskStatus.FAILED, 99_000)
+        live_task(f"m{100 + n}", "exp-1", TaskStatus.SUCCEEDED, minute=100 + n, duration_ms=(n + 1) * 1000)
+    ExecutionTask.objects.create(external_id="m200", task_type="implement_idea", ai_model="exp-1", status="running")
+    live_task("m201", "exp-2", TaskStatus.FAILED, minute=1, duration_ms=99_000)
     assert model_metric("exp-1", "failure_rate", 20) == 0.0
     assert model_metric("exp-1", "failure_rate", 30) == pytest.approx(10 / 30)
     assert model_metric("exp-1", "failure_rate", 1000) == pytest.approx(10 / 30)
     assert model_metric("exp-1", "p95_duration_ms", 20) == 19_000.0  # nearest rank: 19th of 20
     assert model_metric("exp-2", "p95_duration_ms", 5) == 99_000.0
+
+
+def test_the_last_n_are_the_last_to_finish_not_the_last_stored():
+    from reviews.selectors import model_metric
+
+    for n in range(4):  # stored first, finished last: the model's recent record
+        live_task(f"recent{n}", "exp-1", TaskStatus.FAILED, minute=100 + n)
+    for n in range(4):  # stored later (higher ids), finished earlier
+        live_task(f"older{n}", "exp-1", TaskStatus.SUCCEEDED, minute=n)
+    assert model_metric("exp-1", "failure_rate", 4) == 1.0
+    assert model_metric("exp-1", "failure_rate", 8) == 0.5
+
+
+@pytest.mark.parametrize("source", ["backfill", "legacy", None])
+def test_model_metrics_count_only_tasks_fsar_saw_run(source):
+    from reviews.selectors import model_metric
+
+    live_task("live", "exp-1", TaskStatus.FAILED, minute=0)
+    live_task("told", "exp-1", TaskStatus.SUCCEEDED, minute=1, source=source)
+    assert model_metric("exp-1", "failure_rate", 10) == 1.0
 
 
 @pytest.mark.postgres(reason="EXPLAIN of PostgreSQL query plans")
@@ -268,8 +301,10 @@ def test_a_model_metric_reads_only_finished_tasks_through_its_partial_index():
     from reviews.selectors import model_metric
 
     ExecutionTask.objects.bulk_create(
-        ExecutionTask(external_id=f"w{n}", task_type="implement_idea", ai_model="exp-1", status=status)
-        for n, status in enumerate(["succeeded"] * 5 + ["registered"] * 500)
+        ExecutionTask(external_id=f"w{n}", task_type="implement_idea", ai_model="exp-1", status=status, source=source)
+        for n, (status, source) in enumerate(
+            [("succeeded", "api")] * 5 + [("registered", "api")] * 500 + [("failed", "backfill")] * 500
+        )
     )
     calls = []
 
@@ -287,4 +322,4 @@ def test_a_model_metric_reads_only_finished_tasks_through_its_partial_index():
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # as a prepared statement may
         cursor.execute("EXPLAIN EXECUTE metric('exp-1', 50)")
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "tasks_model_finished" in plan, plan
+    assert "tasks_model_live_finished" in plan, plan

@@ -1,9 +1,11 @@
 """POST /api/v1/tasks/bulk: finished tasks of the past, all or nothing."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from tasks.models import ExecutionTask
 
@@ -108,3 +110,59 @@ def test_backfilled_rows_are_in_history_with_the_key(agent, api_key):
     history = ExecutionTask.history.get(external_id="hist-1")
     assert history.history_change_reason == "backfilled"
     assert history.history_api_key_id == api_key[0].pk
+
+
+def test_a_row_finishing_in_the_future_is_refused_naming_row_and_field(agent):
+    tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
+    response = bulk(agent, [row(1), row(2, finished_at=tomorrow)])
+    assert response.status_code == 422
+    assert response.json()["detail"] == "tasks[1].finished_at is in the future"
+    assert response.json()["field"] == "tasks[1].finished_at"
+    assert not ExecutionTask.objects.exists()
+
+
+@pytest.mark.parametrize("started_at", ["1999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+def test_a_row_starting_before_2000_is_refused(agent, started_at):
+    response = bulk(agent, [row(1), row(2, started_at=started_at)])
+    assert response.status_code == 422
+    assert response.json()["field"] == "tasks[1].started_at"
+    assert "before 2000-01-01" in response.json()["detail"]
+    assert not ExecutionTask.objects.exists()
+
+
+def test_the_first_instant_of_2000_is_accepted(agent):
+    response = bulk(agent, [row(1, started_at="2000-01-01T00:00:00Z", finished_at="2000-01-01T00:00:01Z")])
+    assert response.status_code == 200
+    assert ExecutionTask.objects.get().duration_ms == 1000
+
+
+@pytest.mark.parametrize("field", ["started_at", "finished_at"])
+def test_a_timestamp_without_a_time_zone_is_refused(agent, field):
+    response = bulk(agent, [row(1), row(2, **{field: "2026-10-01T09:00:01"})])
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"tasks[1].{field}"
+    assert "timezone" in response.json()["detail"]
+    assert not ExecutionTask.objects.exists()
+
+
+@pytest.mark.parametrize("value", [1_790_000_000, 1_790_000_000.5, "1790000000", True])
+def test_numbers_where_iso_strings_are_required_are_refused(agent, value):
+    response = bulk(agent, [row(1), row(2, finished_at=value)])
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "tasks[1].finished_at"
+    assert "ISO 8601" in response.json()["detail"]
+    assert not ExecutionTask.objects.exists()
+
+
+def test_the_validate_step_refuses_naive_times_when_called_without_the_api():
+    from tasks.services import BackfillRow, InvalidTaskInput, backfill_validate
+
+    aware = timezone.now() - timedelta(hours=1)
+    good = BackfillRow(
+        external_id="a", task_type="implement_idea", status="succeeded", started_at=aware, finished_at=aware
+    )
+    backfill_validate([good], now=timezone.now())
+    naive = BackfillRow(**{**good.__dict__, "external_id": "b", "started_at": aware.replace(tzinfo=None)})
+    with pytest.raises(InvalidTaskInput) as refused:
+        backfill_validate([good, naive], now=timezone.now())
+    assert refused.value.extra == {"field": "tasks[1].started_at"}

@@ -1,0 +1,66 @@
+"""The gate's model metrics read a model's last N tasks that FSAR saw run
+(`source = 'api'`), by finish time: a partial index of exactly those rows,
+`(ai_model, finished_at DESC, id DESC) INCLUDE (status, duration_ms)`, replaces
+0007's `(ai_model, id DESC)` of every finished task. Backfilled and adopted rows
+are not in it, so a backfill cannot make a held model look healthy.
+
+Built (and the old index dropped) CONCURRENTLY on PostgreSQL, as 0004 and 0007, so
+a large live table keeps taking writes; the migration is therefore not atomic."""
+
+from django.db import migrations, models
+
+OLD = models.Index(
+    fields=["ai_model", "-id"],
+    condition=models.Q(status__in=["succeeded", "failed"]),
+    name="tasks_model_finished",
+)
+NEW = models.Index(
+    fields=["ai_model", "-finished_at", "-id"],
+    include=["status", "duration_ms"],
+    condition=models.Q(status__in=["succeeded", "failed"], source="api"),
+    name="tasks_model_live_finished",
+)
+
+
+def _add(schema_editor, model, index):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(index.create_sql(model, schema_editor, concurrently=True))
+    else:
+        schema_editor.add_index(model, index)
+
+
+def _remove(schema_editor, model, index):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(index.remove_sql(model, schema_editor, concurrently=True))
+    else:
+        schema_editor.remove_index(model, index)
+
+
+def forwards(apps, schema_editor):
+    model = apps.get_model("tasks", "ExecutionTask")
+    _add(schema_editor, model, NEW)
+    _remove(schema_editor, model, OLD)
+
+
+def backwards(apps, schema_editor):
+    model = apps.get_model("tasks", "ExecutionTask")
+    _add(schema_editor, model, OLD)
+    _remove(schema_editor, model, NEW)
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("tasks", "0007_model_finished_index"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.RemoveIndex(model_name="executiontask", name="tasks_model_finished"),
+                migrations.AddIndex(model_name="executiontask", index=NEW),
+            ],
+            database_operations=[migrations.RunPython(forwards, backwards, atomic=False)],
+        ),
+    ]
