@@ -32,14 +32,8 @@ def decide(task: ExecutionTask) -> GateDecision:
 
 def recheck(task: ExecutionTask) -> GateDecision:
     """The gate's answer now for a task stored as allowed, inside the transaction
-    that would start it (so a case it reopens commits with the task held on it).
-    The same decision as at registration, from the current state: the kill
-    switch, the linked report's case (revoked, revised, rejected, lapsed even
-    before `cases_expire` ran) and the current rules with the model's metrics."""
-    try:
-        return review_services.decide_task(task)
-    except review_services.UnknownProposal:
-        return GateDecision("deny", f"its report {task.proposal_ref} no longer exists", None, None)
+    that would start it (so a case it reopens commits with the task held on it)."""
+    return review_services.recheck_task(task)
 
 
 def task_gate_details(task: ExecutionTask) -> dict:

@@ -37,6 +37,8 @@ class VoteForm(forms.Form):
     rationale = forms.CharField(
         max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why: at least a sentence."
     )
+    # The case version the member saw: a vote for an older one is refused (the case changed since).
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
 
 
 class ReasonForm(forms.Form):

@@ -3,6 +3,7 @@ dashboard and pages show."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ from reviews.models import (
     ReviewSettings,
     Vote,
 )
-from tasks.models import ExecutionTask, TaskSource, TaskStatus
+from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 
 
 def gate_state() -> GateState:
@@ -98,6 +99,19 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
 
 def report_by_id(report_id: str) -> Report | None:
     return Report.objects.select_related("case", "rejected_precedent").filter(report_id=report_id).first()
+
+
+def latest_case_change(case_id: int) -> str:
+    """Why the case last changed (its latest history row's reason), or ""."""
+    history = Case.history.filter(id=case_id).order_by("-history_date", "-history_id")
+    return history.values_list("history_change_reason", flat=True).first() or ""
+
+
+def case_changes_since(case: Case, version: int) -> list[str]:
+    """What changed a case after `version`, oldest first: the reasons of its history
+    rows on later versions (a revision, a revocation, a lapsed approval)."""
+    history = case.history.filter(version__gt=version).order_by("history_date", "history_id")
+    return list(dict.fromkeys(r for r in history.values_list("history_change_reason", flat=True) if r))
 
 
 def held_tasks_for_case(case_id: int) -> QuerySet[ExecutionTask]:
@@ -244,23 +258,62 @@ def committee_members():
     return get_user_model().objects.filter(is_active=True, groups__name=COMMITTEE)
 
 
-def submitters(case: Case) -> set[int]:
-    """Users who submitted what the case is about: uploaders, and owners of the API keys that sent it."""
-    ids: set[int] = set()
-    if subjects.is_subject_kind(case.kind):
-        return subjects.submitters_of(case)
-    if case.kind == Case.Kind.POLICY:
-        ids.update(PolicyChange.objects.filter(case=case).values_list("proposed_by_id", flat=True))
-        return ids
-    for uploaded_by, key_owner in case.reports.values_list("uploaded_by_id", "submitted_by__owner_id"):
-        ids.update(i for i in (uploaded_by, key_owner) if i is not None)
-    return ids
+def submitters_of(case_ids: Iterable[int]) -> dict[int, dict[int, str]]:
+    """For each case, the people who submitted what it is about, each with why:
+    `{case_id: {user_id: "you uploaded report r1"}}`. Nobody reviews their own work.
+
+    - for a case about an upper app's subject (reviews.subjects), whoever that
+      app names (e.g. who registered a model version);
+    - the proposer of a policy change;
+    - the uploader of any of its reports;
+    - every owner of an API key that sent one of its reports or registered a task
+      on it (held on the case, or allowed through its approval): the key's owner
+      then, and anyone who has owned it since, from the key's history. A key's
+      secret does not change with its owner, so handing a key to someone else
+      makes neither of them a neutral reviewer.
+
+    Resolved when asked (at vote time, for the tally, for notifications), never
+    stored. A few queries whatever the number of cases (the tasks through the
+    partial index tasks_gate_case)."""
+    ids = list(case_ids)
+    found: dict[int, dict[int, str]] = {case_id: {} for case_id in ids}
+    if not ids:
+        return found
+    subject_cases = Case.objects.filter(pk__in=ids, kind__in=[kind for kind, _ in subjects.kind_choices()])
+    for case in subject_cases.only("pk", "kind", "subject_ref"):
+        for person in subjects.submitters_of(case):
+            found[case.pk].setdefault(person, "you submitted what this case is about")
+    for case_id, proposer in PolicyChange.objects.filter(case_id__in=ids).values_list("case_id", "proposed_by_id"):
+        found[case_id].setdefault(proposer, "you proposed this policy change")
+    sent_by_key: dict[int, dict[int, str]] = {}  # key id -> {case id: what it sent}
+    for case_id, report_id, uploader, key_id in Report.objects.filter(case_id__in=ids).values_list(
+        "case_id", "report_id", "uploaded_by_id", "submitted_by_id"
+    ):
+        if uploader is not None:
+            found[case_id].setdefault(uploader, f"you uploaded report {report_id}")
+        if key_id is not None:
+            sent_by_key.setdefault(key_id, {}).setdefault(case_id, f"sent report {report_id}")
+    tasks = ExecutionTask.objects.filter(gate_case__in=[str(i) for i in ids], submitted_by__isnull=False)
+    for gate_case, key_id in tasks.values_list("gate_case", "submitted_by_id").order_by().distinct():
+        sent_by_key.setdefault(key_id, {}).setdefault(int(gate_case), "registered tasks this case decides on")
+    if sent_by_key:
+        owners = ApiKey.history.filter(id__in=sent_by_key).values_list("id", "name", "owner_id").order_by().distinct()
+        current = ApiKey.objects.filter(pk__in=sent_by_key).values_list("pk", "name", "owner_id")
+        for key_id, name, owner in [*owners, *current]:
+            for case_id, what in sent_by_key[key_id].items():
+                found[case_id].setdefault(owner, f"your API key {name!r} {what}")
+    return found
+
+
+def submitters(case: Case) -> dict[int, str]:
+    """The people who submitted what `case` is about, each with why (submitters_of)."""
+    return submitters_of([case.pk])[case.pk]
 
 
 def eligible_member_ids(case: Case) -> set[int]:
     members = set(committee_members().values_list("pk", flat=True))
     recused = set(case.recusals.values_list("member_id", flat=True))
-    return members - recused - submitters(case)
+    return members - recused - set(submitters(case))
 
 
 def why_cannot_vote(case: Case, member) -> str | None:
@@ -273,8 +326,8 @@ def why_cannot_vote(case: Case, member) -> str | None:
         return "changes were requested; votes resume on the revision"
     if case.status not in VOTABLE_STATUSES:
         return f"the case is {case.get_status_display().lower()}"
-    if member.pk in submitters(case):
-        return "you submitted what this case is about"
+    if why := submitters(case).get(member.pk):
+        return f"you submitted what this case is about ({why})"
     if case.recusals.filter(member=member).exists():
         return "you recused yourself from this case"
     if case.votes.filter(case_version=case.version, member=member).exists():

@@ -215,7 +215,7 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
     context = selectors.case_page(case=case, user=request.user, now=timezone.now())
     context.update(
         {
-            "vote_form": VoteForm(),
+            "vote_form": VoteForm(initial={"version": case.version}),
             "reason_form": ReasonForm(),
             "comment_form": CommentForm(),
             "is_member": has_role(request.user, COMMITTEE),
@@ -253,7 +253,11 @@ def vote(request: HttpRequest, case_id: int) -> HttpResponse:
         request,
         case_id,
         lambda: services.vote_cast(
-            case_id=case_id, member=request.user, choice=data["choice"], rationale=data["rationale"]
+            case_id=case_id,
+            member=request.user,
+            choice=data["choice"],
+            rationale=data["rationale"],
+            version=data["version"],
         ),
         "Your vote is recorded.",
     )

@@ -142,6 +142,13 @@ class ExecutionTask(models.Model):
                 condition=models.Q(status__in=["succeeded", "failed"], source="api"),
                 name="tasks_model_live_finished",
             ),
+            # The tasks a review case decides on, and the keys that registered them
+            # (reviews.selectors.submitters_of); migration 0008.
+            models.Index(
+                fields=["gate_case", "submitted_by"],
+                condition=models.Q(gate_case__isnull=False),
+                name="tasks_gate_case",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from reviews.models import (
     Case,
 )
 from reviews.services.errors import NotAllowed
-from tasks.models import ExecutionTask
+from tasks.models import ExecutionTask, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,18 @@ def _case_json(case: Case | None) -> dict | None:
     }
 
 
-def task_callbacks_queue(tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "") -> None:
+# Tasks a pause or a revocation tells to stop: running, or allowed and not started yet.
+STOPPABLE = (TaskStatus.RUNNING, TaskStatus.REGISTERED)
+
+
+def task_callbacks_queue(
+    tasks: list[ExecutionTask], kind: str, *, case: Case | None, reason: str = "", decision: str = ""
+) -> None:
     """Record one delivery per task whose API key has a callback (`kind`: released,
     denied, changes_requested, stop), in the caller's transaction; each is sent by
-    a job after commit. Upper apps call it too (deployments stops a revoked
-    model's running tasks)."""
+    a job after commit. `reason` and `decision` (a `stop`: "hold") override the
+    task's stored ones. Upper apps call it too (deployments stops a revoked
+    model's tasks)."""
     key_ids = {t.submitted_by_id for t in tasks if t.submitted_by_id}
     if not key_ids:
         return
@@ -61,7 +68,7 @@ def task_callbacks_queue(tasks: list[ExecutionTask], kind: str, *, case: Case | 
             "task": {"id": task.pk, "external_id": task.external_id, "status": task.status},
             "case": _case_json(case),
             "decision": {
-                "decision": task.gate_decision,
+                "decision": decision or task.gate_decision,
                 "reason": reason or task.gate_reason,
                 "policy": task.gate_policy,
             },

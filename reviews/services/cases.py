@@ -17,7 +17,7 @@ from reviews.models import (
     Case,
     CaseStatus,
 )
-from reviews.services.callbacks import task_callbacks_queue
+from reviews.services.callbacks import STOPPABLE, task_callbacks_queue
 from reviews.services.common import _chain, _notify, _void_votes, check_rationale
 from reviews.services.errors import NotAllowed
 from reviews.services.policy_changes import _policy_case_decided
@@ -173,7 +173,8 @@ def cases_expire(*, now=None) -> int:
 @transaction.atomic
 def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     """Revoke an approval: the case reopens (earlier votes void), the gate holds
-    again at once, and running tasks approved through it get a `stop` callback."""
+    again at once (a task allowed through it is held when it tries to start), and
+    tasks approved through it, running or not started yet, get a `stop` callback."""
     from core.roles import COMMITTEE, has_role
 
     rationale = check_rationale(rationale)
@@ -197,6 +198,7 @@ def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     _chain("case.revoked", case=case, by=by, version=case.version, rationale=rationale)
     _void_votes(case, old_version=case.version - 1, why=f"approval revoked: {rationale}", by=by)
     send_case_changed(case, "revoked", by=by)
-    running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, gate_case=str(case.pk)))
-    task_callbacks_queue(running, CallbackDelivery.Type.STOP, case=case, reason=f"approval revoked: {rationale}")
+    stopping = list(ExecutionTask.objects.filter(status__in=STOPPABLE, gate_case=str(case.pk)))
+    why = f"approval revoked: {rationale}"
+    task_callbacks_queue(stopping, CallbackDelivery.Type.STOP, case=case, reason=why, decision="hold")
     return case

@@ -13,7 +13,7 @@ from reviews.models import (
     Case,
     CaseStatus,
 )
-from reviews.selectors import eligible_member_ids, why_cannot_vote
+from reviews.selectors import case_changes_since, eligible_member_ids, why_cannot_vote
 from reviews.services.cases import case_decide
 from reviews.services.common import _chain, check_rationale
 from reviews.services.errors import NotAllowed
@@ -21,12 +21,17 @@ from reviews.services.quorum import _check_short_of_members
 
 
 @transaction.atomic
-def vote_cast(*, case_id: int, member, choice: str, rationale: str):
+def vote_cast(*, case_id: int, member, choice: str, rationale: str, version: int | None = None):
     """Record a member's vote on the case's current version, then apply the
     decision rules: any reject (or, by policy, a majority of eligible members
     rejecting) rejects; a request for changes sets `changes_requested` and waits
     for a revision; the quorum of approvals approves. The case row is locked, so
     two members voting at once are both recorded and exactly one decision is made.
+
+    A vote is for the version the member saw: `version` (the vote form carries
+    it) older than the case's is refused, "the case changed since you opened it",
+    naming what changed. Every page passes it; only code acting on the current
+    version by construction (demo data, tests) leaves it out.
     """
     from reviews.models import Vote
 
@@ -37,6 +42,14 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str):
     reason = why_cannot_vote(case, member)
     if reason:
         raise NotAllowed(f"You cannot vote: {reason}.")
+    if version is not None and version != case.version:
+        changes = "; ".join(case_changes_since(case, version)) or "its subject changed"
+        raise NotAllowed(
+            f"Not recorded: the case changed since you opened it (you saw version {version}, it is now version "
+            f"{case.version}: {changes}). Read what changed, then vote again.",
+            field="version",
+            version=case.version,
+        )
     refused = subjects.refused_choices(case).get(choice)
     if refused:
         raise NotAllowed(f"You cannot vote {choice.replace('_', ' ')}: {refused}.", field="choice")

@@ -7,6 +7,7 @@ and the operators' review settings.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -25,7 +26,7 @@ from reviews.models import (
     ReviewSettings,
     new_rules_version,
 )
-from reviews.services.callbacks import task_callbacks_queue
+from reviews.services.callbacks import STOPPABLE, task_callbacks_queue
 from reviews.services.common import NO_RULE_POLICY, PAUSE_POLICY, _chain, _open_case, _reopen
 from reviews.services.errors import NotAllowed, UnknownProposal
 from tasks.gate import GateDecision, GateUnavailable, ask_gate, require_transaction
@@ -33,6 +34,27 @@ from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
 
 logger = logging.getLogger(__name__)
+
+
+def recheck_task(task: ExecutionTask) -> GateDecision:
+    """The gate's answer now for a task stored as allowed that is about to start
+    (settings.TASK_GATE_RECHECK through fsar.gate), inside the start's transaction.
+
+    The same decision as at registration, from the current state: the kill switch,
+    the linked report's case (revoked, revised, rejected, or its approval lapsed,
+    whether or not `cases_expire` has run), and the current rules with the model's
+    metrics. A report that has gone since is a denial. When the task is now held
+    on the case that allowed it, the reason says what changed that case since.
+    Cost when nothing changed: what registration costs (one query, cached rules)."""
+    try:
+        decision = decide_task(task)
+    except UnknownProposal:
+        return GateDecision("deny", f"its report {task.proposal_ref} no longer exists", None, None)
+    if decision.decision == "hold" and decision.case and str(decision.case) == task.gate_case:
+        change = selectors.latest_case_change(int(decision.case))
+        if change:
+            return replace(decision, reason=f"{decision.reason}; since the task was allowed: {change}")
+    return decision
 
 
 def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
@@ -160,7 +182,9 @@ def task_gate_details(task: ExecutionTask) -> dict:
 
 @transaction.atomic
 def gate_pause(*, by, reason: str) -> GateState:
-    """Pause the gate: every new task is held, and running tasks get a `stop` callback."""
+    """Pause the gate: every new task is held, a task allowed before the pause is
+    held when it tries to start (tasks.services.task_start asks the gate again),
+    and tasks running or allowed but not started get a `stop` callback."""
     if not reason.strip():
         raise NotAllowed("pausing the gate needs a reason", field="reason")
     selectors.gate_state()
@@ -175,8 +199,8 @@ def gate_pause(*, by, reason: str) -> GateState:
     state._change_reason = f"paused: {state.reason}"
     state.save()
     _chain("gate.paused", subject="gate", by=by, reason=state.reason)
-    running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, submitted_by__callback__enabled=True))
-    task_callbacks_queue(running, CallbackDelivery.Type.STOP, case=None, reason=state.reason)
+    stopping = ExecutionTask.objects.filter(status__in=STOPPABLE, submitted_by__callback__enabled=True)
+    task_callbacks_queue(list(stopping), CallbackDelivery.Type.STOP, case=None, reason=state.reason, decision="hold")
     return state
 
 

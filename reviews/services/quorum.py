@@ -8,14 +8,11 @@ import logging
 
 from django.db import transaction
 
-from reviews import subjects
 from reviews.models import (
     QUEUE_STATUSES,
     Case,
-    PolicyChange,
-    Report,
 )
-from reviews.selectors import committee_members, eligible_member_ids
+from reviews.selectors import committee_members, eligible_member_ids, submitters_of
 from reviews.services.common import _notify
 
 logger = logging.getLogger(__name__)
@@ -52,23 +49,14 @@ def recheck_short_of_members() -> int:
     from reviews.models import Recusal
 
     members = set(committee_members().values_list("pk", flat=True))
-    in_queue = {"case__status__in": QUEUE_STATUSES}
-    excluded: dict[int, set[int]] = {}
-    for case_id, member_id in Recusal.objects.filter(**in_queue).values_list("case_id", "member_id"):
+    queue = list(Case.objects.filter(status__in=QUEUE_STATUSES).values_list("pk", "quorum", "short_of_members"))
+    excluded = {case_id: set(people) for case_id, people in submitters_of(pk for pk, _, _ in queue).items()}
+    for case_id, member_id in Recusal.objects.filter(case__status__in=QUEUE_STATUSES).values_list(
+        "case_id", "member_id"
+    ):
         excluded.setdefault(case_id, set()).add(member_id)
-    for case_id, *people in Report.objects.filter(**in_queue).values_list(
-        "case_id", "uploaded_by_id", "submitted_by__owner_id"
-    ):
-        excluded.setdefault(case_id, set()).update(p for p in people if p is not None)
-    for case_id, proposer in PolicyChange.objects.filter(**in_queue).values_list("case_id", "proposed_by_id"):
-        excluded.setdefault(case_id, set()).add(proposer)
-    registered = [kind for kind, _ in subjects.kind_choices()]
-    for case in Case.objects.filter(status__in=QUEUE_STATUSES, kind__in=registered).only("pk", "kind", "subject_ref"):
-        excluded.setdefault(case.pk, set()).update(subjects.submitters_of(case))
     changed = 0
-    for case_id, quorum, short in Case.objects.filter(status__in=QUEUE_STATUSES).values_list(
-        "pk", "quorum", "short_of_members"
-    ):
+    for case_id, quorum, short in queue:
         if (len(members - excluded.get(case_id, set())) < quorum) != short:
             case_check_quorum_reach(case_id=case_id)
             changed += 1

@@ -140,7 +140,8 @@ def test_votes_are_blind_until_you_vote(client, post_report, alice, bob):
     assert 'data-testid="blind">1 vote cast' in html
     assert "secret reasoning" not in html
     response = client.post(
-        reverse("reviews:vote", args=[case_id]), {"choice": "reject", "rationale": "Bob disagrees with this plan."}
+        reverse("reviews:vote", args=[case_id]),
+        {"choice": "reject", "rationale": "Bob disagrees with this plan.", "version": 1},
     )
     assert response.status_code == 302
     html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
@@ -154,7 +155,9 @@ def test_operators_see_a_case_read_only(client, post_report, operator, alice):
     client.force_login(operator)
     html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
     assert "vote-form" not in html and WHY in html
-    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}
+    )
     assert response.status_code == 404
     assert Vote.objects.count() == 1
 
@@ -165,12 +168,14 @@ def test_a_vote_needs_a_login_within_15_minutes(client, post_report, alice):
     session = client.session
     session[LOGIN_AT] = int(time.time()) - 16 * 60
     session.save()
-    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}
+    )
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
     assert not Vote.objects.exists()
     client.force_login(alice)  # signs in again
-    client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1})
     assert Vote.objects.count() == 1
 
 
@@ -178,7 +183,7 @@ def test_a_refused_vote_says_why_and_records_nothing(client, post_report, alice)
     case_id = case_for(post_report)
     client.force_login(alice)
     response = client.post(
-        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": "fine"}, follow=True
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": "fine", "version": 1}, follow=True
     )
     assert "rationale of at least" in response.content.decode()
     assert not Vote.objects.exists()
@@ -203,6 +208,8 @@ def test_customers_and_people_without_a_role_never_see_committee_data(client, po
         client.force_login(user)
         for url in (reverse("reviews:queue"), reverse("reviews:case", args=[case_id])):
             assert client.get(url).status_code == 404
-        response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+        response = client.post(
+            reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}
+        )
         assert response.status_code == 404
     assert not Vote.objects.exists()

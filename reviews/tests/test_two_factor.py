@@ -43,13 +43,13 @@ def test_a_member_enrols_and_then_decisions_need_a_verified_session(client, post
     client.logout()
     client.force_login(alice)  # a new session: signed in, not yet verified
     vote_url = reverse("reviews:vote", args=[case_id])
-    response = client.post(vote_url, {"choice": "approve", "rationale": WHY})
+    response = client.post(vote_url, {"choice": "approve", "rationale": WHY, "version": 1})
     assert response["Location"].startswith(reverse("reviews:two_factor_verify"))
     assert not Vote.objects.exists()
     with time_machine.travel(timezone.now() + timezone.timedelta(seconds=60)):
         device.refresh_from_db()
         client.post(reverse("reviews:two_factor_verify"), {"token": code(device), "next": "/reviews/"})
-        client.post(vote_url, {"choice": "approve", "rationale": WHY})
+        client.post(vote_url, {"choice": "approve", "rationale": WHY, "version": 1})
     assert Vote.objects.filter(member=alice).count() == 1
 
 
@@ -58,7 +58,9 @@ def test_the_environment_requires_two_factor_even_with_the_operator_setting_off(
     case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]
     assert not selectors.review_settings().require_totp
     client.force_login(bob)
-    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}
+    )
     assert response["Location"].startswith(reverse("reviews:two_factor"))
     assert not Vote.objects.exists()
 
@@ -69,7 +71,7 @@ def test_with_the_operator_setting_on_a_member_without_two_factor_is_sent_to_enr
     client.force_login(bob)
     case_url = reverse("reviews:case", args=[case_id])
     response = client.post(
-        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY}, follow=True
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}, follow=True
     )
     assert response.redirect_chain[0][0] == f"{reverse('reviews:two_factor')}?next={quote(case_url, safe='')}"
     html = response.content.decode()
@@ -85,7 +87,9 @@ def test_with_the_operator_setting_off_again_a_member_without_two_factor_votes(c
     services.review_settings_set(by=operator, require_totp=True, reason="Trying it for a week.")
     services.review_settings_set(by=operator, require_totp=False, reason="Members could not enrol in time.")
     client.force_login(bob)
-    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY})
+    response = client.post(
+        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1}
+    )
     assert response["Location"] == reverse("reviews:case", args=[case_id])
     assert Vote.objects.filter(member=bob).count() == 1
 

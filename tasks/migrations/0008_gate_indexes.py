@@ -1,8 +1,13 @@
-"""The gate's model metrics read a model's last N tasks that FSAR saw run
-(`source = 'api'`), by finish time: a partial index of exactly those rows,
-`(ai_model, finished_at DESC, id DESC) INCLUDE (status, duration_ms)`, replaces
-0007's `(ai_model, id DESC)` of every finished task. Backfilled and adopted rows
-are not in it, so a backfill cannot make a held model look healthy.
+"""Two partial indexes for the gate and the committee.
+
+- The gate's model metrics read a model's last N tasks that FSAR saw run
+  (`source = 'api'`), by finish time: `tasks_model_live_finished`, `(ai_model,
+  finished_at DESC, id DESC) INCLUDE (status, duration_ms)` over exactly those rows,
+  replaces 0007's `(ai_model, id DESC)` of every finished task. Backfilled and
+  adopted rows are not in it, so a backfill cannot make a held model look healthy.
+- Who submitted what a case is about includes the keys that registered tasks on it:
+  `tasks_gate_case`, `(gate_case, submitted_by) WHERE gate_case IS NOT NULL`. Tasks
+  no case concerns (most) are not in it, so registration pays nothing for it.
 
 Built (and the old index dropped) CONCURRENTLY on PostgreSQL, as 0004 and 0007, so
 a large live table keeps taking writes; the migration is therefore not atomic."""
@@ -19,6 +24,11 @@ NEW = models.Index(
     include=["status", "duration_ms"],
     condition=models.Q(status__in=["succeeded", "failed"], source="api"),
     name="tasks_model_live_finished",
+)
+GATE_CASE = models.Index(
+    fields=["gate_case", "submitted_by"],
+    condition=models.Q(gate_case__isnull=False),
+    name="tasks_gate_case",
 )
 
 
@@ -39,12 +49,14 @@ def _remove(schema_editor, model, index):
 def forwards(apps, schema_editor):
     model = apps.get_model("tasks", "ExecutionTask")
     _add(schema_editor, model, NEW)
+    _add(schema_editor, model, GATE_CASE)
     _remove(schema_editor, model, OLD)
 
 
 def backwards(apps, schema_editor):
     model = apps.get_model("tasks", "ExecutionTask")
     _add(schema_editor, model, OLD)
+    _remove(schema_editor, model, GATE_CASE)
     _remove(schema_editor, model, NEW)
 
 
@@ -60,6 +72,7 @@ class Migration(migrations.Migration):
             state_operations=[
                 migrations.RemoveIndex(model_name="executiontask", name="tasks_model_finished"),
                 migrations.AddIndex(model_name="executiontask", index=NEW),
+                migrations.AddIndex(model_name="executiontask", index=GATE_CASE),
             ],
             database_operations=[migrations.RunPython(forwards, backwards, atomic=False)],
         ),
