@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conftest import log_in
+from reviews.models import Vote
 from reviews.tests.conftest import report_md
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -75,3 +76,25 @@ def test_a_hostile_report_renders_inert(page: Page, live_server, alice, agent):
         proposal.get_by_text("click me").first.click()
     assert page.evaluate("window.pwned") is None
     assert dialogs == []
+
+
+def test_a_vote_from_a_page_opened_before_a_revision_is_refused_and_shows_the_change(
+    page: Page, live_server, alice, agent
+):
+    case_id = agent.post(
+        "/api/v1/proposals", data=report_md("r1", severity=35, proposal="add a cache"), content_type="text/markdown"
+    ).json()["gate"]["case"]
+    log_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/reviews/cases/{case_id}/")
+    expect(page.get_by_role("button", name="Cast vote on version 1")).to_be_visible()
+
+    # While the page is open, the AI side revises its report.
+    revision = report_md("r2", severity=35, supersedes="r1", proposal="version TWO: disable all oversight")
+    assert agent.post("/api/v1/proposals", data=revision, content_type="text/markdown").status_code == 201
+    approve(page, "The cache looks harmless to me.")
+
+    expect(page.locator(".messages")).to_contain_text("the case changed since you opened it")
+    expect(page.locator(".messages")).to_contain_text("revision r2 submitted")
+    expect(page.get_by_test_id("diff")).to_contain_text("+version TWO: disable all oversight")
+    expect(page.get_by_role("button", name="Cast vote on version 2")).to_be_visible()
+    assert not Vote.objects.exists()

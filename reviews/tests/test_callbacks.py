@@ -170,3 +170,51 @@ def test_a_real_rq_worker_delivers_the_signed_callback(
     assert parts["v1"] == hmac.new(b"s3cret", f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
     assert json.loads(body)["task"]["id"] == task["id"]
     assert CallbackDelivery.objects.get().status == "delivered"
+
+
+def register(agent, external_id, **fields):
+    body = {"external_id": external_id, "task_type": "implement_idea", **fields}
+    return agent.post("/api/v1/tasks", data=body, content_type="application/json").json()
+
+
+@responses.activate
+def test_a_pause_tells_allowed_tasks_not_started_yet_to_stop(
+    agent, with_callback, operator, django_capture_on_commit_callbacks
+):
+    responses.post(URL, status=204)
+    waiting = register(agent, "waiting")
+    running = register(agent, "running")
+    agent.post(f"/api/v1/tasks/{running['id']}/start")
+    done = register(agent, "done")
+    agent.post(f"/api/v1/tasks/{done['id']}/start")
+    agent.post(f"/api/v1/tasks/{done['id']}/finish", data={"outcome": "succeeded"}, content_type="application/json")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.gate_pause(by=operator, reason="incident 7")
+    stops = {body["task"]["external_id"]: body for body in (verify(c.request) for c in responses.calls)}
+    assert set(stops) == {"waiting", "running"}
+    assert stops["waiting"]["type"] == "stop"
+    assert stops["waiting"]["task"]["status"] == "registered"
+    assert stops["waiting"]["decision"] == {"decision": "hold", "reason": "incident 7", "policy": "default-allow"}
+    assert waiting["gate"]["decision"] == "allow"
+
+
+@responses.activate
+def test_a_revocation_tells_the_tasks_allowed_through_the_case_to_stop_started_or_not(
+    agent, post_report, with_callback, alice, bob, django_capture_on_commit_callbacks
+):
+    responses.post(URL, status=204)
+    case_id = post_report(report_md("r1", severity=35)).json()["gate"]["case"]
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale="Reviewed the rollback plan.")
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale="Risks are mitigated enough.")
+    waiting = register(agent, "waiting", proposal_id="r1")
+    running = register(agent, "running", proposal_id="r1")
+    agent.post(f"/api/v1/tasks/{running['id']}/start")
+    register(agent, "elsewhere")  # allowed by another rule: not this case's
+    with django_capture_on_commit_callbacks(execute=True):
+        services.case_revoke(case_id=case_id, by=alice, rationale="New evidence of silent defects.")
+    stops = {body["task"]["external_id"]: body for body in (verify(c.request) for c in responses.calls)}
+    assert set(stops) == {"waiting", "running"}
+    assert stops["waiting"]["case"]["id"] == case_id and stops["waiting"]["case"]["status"] == "open"
+    assert stops["waiting"]["decision"]["decision"] == "hold"
+    assert stops["waiting"]["decision"]["reason"] == "approval revoked: New evidence of silent defects."
+    assert waiting["gate"]["case"] == str(case_id)

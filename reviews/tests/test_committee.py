@@ -234,3 +234,84 @@ def test_a_claim_names_who_is_working_expires_and_does_not_stop_others_voting(ag
     services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
     with time_machine.travel(timezone.now() + timezone.timedelta(minutes=61)):
         assert services.case_claim(case_id=case_id, member=bob).claimed_by == bob
+
+
+def held_tasks_case(client, secret, *, quorum=1, external_id="t1"):
+    """A rule holds tasks on experimental models; `secret`'s key registers one. Returns the case id."""
+    if not PolicyRule.objects.filter(name="experimental-models").exists():
+        PolicyRule.objects.create(
+            name="experimental-models", priority=1, ai_model_glob="exp-*", action="hold", quorum=quorum
+        )
+        services.rules_changed()
+    task = client.post(
+        "/api/v1/tasks",
+        data={"external_id": external_id, "task_type": "implement_idea", "ai_model": "exp-1"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    ).json()
+    return int(task["gate"]["case"])
+
+
+def test_owners_of_keys_that_registered_a_cases_tasks_cannot_vote_and_are_told_why(client, make_api_key, alice, bob):
+    key, secret = make_api_key(owner=alice)
+    case_id = held_tasks_case(client, secret)
+    case = Case.objects.get(pk=case_id)
+    assert services.submitters(case) == {alice.pk: f"your API key {key.name!r} registered tasks this case decides on"}
+    assert services.why_cannot_vote(case, alice) == (
+        f"you submitted what this case is about (your API key {key.name!r} registered tasks this case decides on)"
+    )
+    with pytest.raises(services.NotAllowed, match="You cannot vote: you submitted"):
+        services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    assert services.eligible_member_ids(case) == {bob.pk}
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.APPROVED
+
+
+def test_every_owner_of_the_key_then_or_since_is_a_submitter(client, make_api_key, alice, bob, charlie):
+    key, secret = make_api_key(owner=alice)
+    case_id = held_tasks_case(client, secret)
+    key.owner = bob
+    key.save()  # handed over after it acted
+    key.owner = charlie
+    key.save()
+    assert set(services.submitters(Case.objects.get(pk=case_id))) == {alice.pk, bob.pk, charlie.pk}
+
+
+def test_a_members_approval_stops_counting_once_their_key_registers_a_task_on_the_case(
+    client, make_api_key, alice, bob, charlie
+):
+    _, agents = make_api_key()
+    _, alices = make_api_key(owner=alice)
+    case_id = held_tasks_case(client, agents, quorum=2)
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY, version=1)
+    held_tasks_case(client, alices, external_id="t2")  # joins the same case: alice is now a submitter
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale=WHY, version=1)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # alice's approval no longer counts
+    services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale=WHY, version=1)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.APPROVED
+
+
+def test_a_committee_of_key_owners_is_flagged_short_of_members(
+    client, make_api_key, alice, bob, django_capture_on_commit_callbacks
+):
+    _, alices = make_api_key(owner=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        case_id = held_tasks_case(client, alices, quorum=2)  # bob alone cannot make a quorum of 2
+    assert Case.objects.get(pk=case_id).short_of_members
+    Case.objects.filter(pk=case_id).update(short_of_members=False)
+    assert services.recheck_short_of_members() == 1  # the whole-queue check sees it too
+    assert Case.objects.get(pk=case_id).short_of_members
+
+
+def test_a_vote_for_an_older_version_is_refused_naming_what_changed(agent, post_report, alice, bob):
+    case_id, _ = held(agent, post_report)
+    services.vote_cast(case_id=case_id, member=bob, choice="request_changes", rationale="Say what it caches please.")
+    post_report(report_md("r2", severity=30, supersedes="r1", proposal="implement_idea: cache the sessions"))
+    with pytest.raises(services.NotAllowed) as refused:
+        services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY, version=1)
+    assert "the case changed since you opened it" in refused.value.message
+    assert "you saw version 1, it is now version 2: revision r2 submitted; earlier votes void" in refused.value.message
+    assert refused.value.extra == {"field": "version", "version": 2}
+    assert not Vote.objects.filter(member=alice).exists()
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY, version=2)
+    assert Vote.objects.get(member=alice).case_version == 2

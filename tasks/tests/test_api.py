@@ -25,6 +25,10 @@ def hold_everything(task):
     return GateDecision("hold", "test policy holds all", "hold-all", "case-7")
 
 
+def allow_everything(task):
+    return GateDecision("allow", "test policy allows all", "allow-all", None)
+
+
 def broken_gate(task):
     raise RuntimeError("rules table unreadable")
 
@@ -168,6 +172,71 @@ def test_a_retry_answers_200_with_the_task_even_while_the_gate_cannot_decide(age
     assert conflicting.status_code == 409
     assert new.status_code == 503
     assert ExecutionTask.objects.count() == 1
+
+
+def test_a_retry_of_an_allowed_task_is_503_when_the_gate_cannot_say_it_still_allows_it(agent):
+    first = register(agent).json()
+    with override_settings(TASK_GATE_RECHECK="tasks.tests.test_api.broken_gate"):
+        again = register(agent)
+    assert again.status_code == 503  # never a stale allow
+    assert again["Retry-After"]
+    assert ExecutionTask.objects.get(pk=first["id"]).status == "registered"
+
+
+@override_settings(TASK_GATE_RECHECK="tasks.tests.test_api.broken_gate")
+def test_start_fails_closed_when_the_gate_cannot_decide_again(agent):
+    task_id = register(agent).json()["id"]
+    response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    task = ExecutionTask.objects.get(pk=task_id)
+    assert (task.status, task.started_at) == ("registered", None)
+    assert task.history.count() == 1
+
+
+@override_settings(TASK_GATE_RECHECK="tasks.tests.test_api.hold_everything")
+def test_start_holds_a_task_the_gate_no_longer_allows_and_says_why(agent, api_key):
+    task_id = register(agent).json()["id"]
+    response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "gate closed: the gate now says hold; the task is held (test policy holds all)",
+        "decision": "hold",
+        "policy": "hold-all",
+        "case": "case-7",
+    }
+    task = ExecutionTask.objects.get(pk=task_id)
+    assert (task.status, task.gate_decision, task.gate_case, task.started_at) == ("held", "hold", "case-7", None)
+    refused = task.history.latest()
+    assert (refused.history_change_reason, refused.history_api_key_id) == (
+        "start refused; gate now: hold",
+        api_key[0].pk,
+    )
+
+
+def test_start_asks_the_gate_in_one_query_beyond_the_transition_itself(agent, django_assert_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = register(agent).json()["id"], register(agent, external_id="run-2").json()["id"]
+    post(agent, f"/api/v1/tasks/{first}/start", {})  # warms the rule cache and the key's last-used time
+    with override_settings(TASK_GATE_RECHECK="tasks.tests.test_api.allow_everything"):
+        with CaptureQueriesContext(connection) as without_gate:
+            post(agent, f"/api/v1/tasks/{second}/start", {})
+    ExecutionTask.objects.filter(pk=second).update(status="registered")
+    with django_assert_num_queries(len(without_gate) + 1):  # + the gate state row; the rules are cached
+        assert post(agent, f"/api/v1/tasks/{second}/start", {}).status_code == 200
+
+
+def test_a_read_key_lists_and_reads_every_keys_tasks(client, make_api_key):
+    _, writer = make_api_key(scopes=["tasks"])
+    _, monitor = make_api_key(scopes=["read"])
+    task = post(client, "/api/v1/tasks", {**REGISTER}, HTTP_AUTHORIZATION=f"Bearer {writer}").json()
+    listed = client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {monitor}").json()
+    assert [t["id"] for t in listed["items"]] == [task["id"]]
+    assert client.get(f"/api/v1/tasks/{task['id']}", HTTP_AUTHORIZATION=f"Bearer {monitor}").status_code == 200
+    refused = post(client, f"/api/v1/tasks/{task['id']}/start", {}, HTTP_AUTHORIZATION=f"Bearer {monitor}")
+    assert refused.status_code == 403  # reading is not acting
 
 
 def test_cancel_stops_an_unfinished_task_and_refuses_a_finished_one(agent):
