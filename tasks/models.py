@@ -142,6 +142,14 @@ class ExecutionTask(models.Model):
                 condition=models.Q(status__in=["succeeded", "failed"], source="api"),
                 name="tasks_model_live_finished",
             ),
+            # Backfilled tasks in a finished_at window, which the metrics page marks
+            # (tasks.selectors.backfilled_counts); migration 0008.
+            models.Index(
+                fields=["finished_at"],
+                include=["task_type", "ai_model"],
+                condition=models.Q(source="backfill", status__in=["succeeded", "failed"]),
+                name="tasks_backfilled_finished",
+            ),
             # The tasks a review case decides on, and the keys that registered them
             # (reviews.selectors.submitters_of); migration 0008.
             models.Index(

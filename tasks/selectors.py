@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Count, QuerySet
 
-from tasks.models import ExecutionTask, TaskStatus, TaskType
+from tasks.models import FINISHED_STATUSES, ExecutionTask, TaskSource, TaskStatus, TaskType
 
 
 def task_page(
@@ -64,3 +66,19 @@ def status_counts_by_type() -> dict:
         "totals": [totals.get(s, 0) for s in TaskStatus.values],
         "total": sum(totals.values()),
     }
+
+
+def backfilled_counts(
+    *, since: datetime, until: datetime, task_type: str | None = None
+) -> dict[tuple[str, str | None], int]:
+    """How many of the finished tasks in `[since, until)` were backfilled (sent by the
+    AI side as history, not seen run by FSAR), per (task type, AI model): what the
+    metrics page marks. One grouped query on the partial index
+    tasks_backfilled_finished, which holds backfilled rows only."""
+    rows = ExecutionTask.objects.filter(
+        source=TaskSource.BACKFILL, status__in=FINISHED_STATUSES, finished_at__gte=since, finished_at__lt=until
+    )
+    if task_type is not None:
+        rows = rows.filter(task_type=task_type)
+    grouped = rows.values_list("task_type", "ai_model").annotate(n=Count("pk")).order_by()
+    return {(t, model): n for t, model, n in grouped}

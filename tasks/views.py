@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from core.roles import OPERATORS, role_required
-from tasks import metrics, metrics_display
+from tasks import metrics, metrics_display, selectors
 from tasks.formatting import duration, exact_ms
 from tasks.models import TaskType
 
@@ -36,6 +36,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         task_type = None
     window = metrics.default_window(timezone.now(), metrics_display.WINDOW_CHOICES[choice][1])
     overview = metrics_display.metrics_overview(window=window, task_type=task_type)
+    backfilled = selectors.backfilled_counts(since=window.since, until=window.until, task_type=task_type)
     labels = dict(TaskType.choices)
     context = {
         **overview,
@@ -43,7 +44,10 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         "window_choice": choice,
         "window_choices": [(key, label) for key, (label, _) in metrics_display.WINDOW_CHOICES.items()],
         "task_type_label": labels.get(task_type, task_type),
-        "rows": [present(group, labels) for group in overview["groups"]],
+        "rows": [
+            _with_backfilled(present(group, labels), backfilled, by_model=task_type is not None)
+            for group in overview["groups"]
+        ],
         "slowest_type": present(overview["slowest_type"], labels),
         "slowest_model": present(overview["slowest_model"], labels),
         "biggest_regression": present(overview["biggest_regression"], labels),
@@ -53,6 +57,16 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         ],
     }
     return render(request, "tasks/metrics.html", context, status=400 if errors else 200)
+
+
+def _with_backfilled(row: dict, counts: dict[tuple[str, str | None], int], *, by_model: bool) -> dict:
+    """Mark how many of a row's finished tasks were backfilled: its model's on a
+    type's page, every model's of its type on the per-type table."""
+    if by_model:
+        n = counts.get((row["task_type"], row["ai_model"]), 0)
+    else:
+        n = sum(count for (task_type, _), count in counts.items() if task_type == row["task_type"])
+    return {**row, "backfilled": n, "backfilled_shown": f"{n:,}"}
 
 
 def percent(value: float | None, signed: bool = False) -> str:

@@ -178,3 +178,32 @@ def _shift(task, now: datetime):
         if getattr(task, name) is not None:
             setattr(task, name, getattr(task, name) + delta)
     return task
+
+
+@pytest.mark.django_db
+def test_backfilled_tasks_stay_in_the_figures_and_are_marked_per_row(client, operator):
+    live = [make_task(finished_at=NOW - timedelta(hours=h), ai_model="gpt-5.1") for h in (1, 2)]
+    for task in live:
+        task.source = "api"
+    store(
+        *live,
+        make_task(finished_at=NOW - timedelta(hours=3), ai_model="gpt-5.1"),  # backfilled (make_task's default)
+        make_task(finished_at=NOW - timedelta(hours=4), ai_model="llama-4-70b"),
+        make_task(finished_at=NOW - timedelta(hours=5), task_type="self_improvement", ai_model=None),
+        make_task(finished_at=NOW - timedelta(days=30), ai_model="gpt-5.1"),  # outside the window
+    )
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        by_type = client.get(PAGE)
+        by_model = client.get(PAGE, {"task_type": "implement_idea"})
+    assert [(r["task_type"], r["count"], r["backfilled"]) for r in by_type.context["rows"]] == [
+        ("implement_idea", 4, 2),
+        ("self_improvement", 1, 1),
+    ]
+    assert [(r["ai_model"], r["count"], r["backfilled"]) for r in by_model.context["rows"]] == [
+        ("gpt-5.1", 3, 1),
+        ("llama-4-70b", 1, 1),
+    ]
+    html = by_type.content.decode()
+    assert 'data-field="backfilled" data-sort="2"' in html
+    assert "never in a gate decision" in html
