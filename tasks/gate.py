@@ -119,8 +119,12 @@ class _StatementTimeout:
     def __init__(self, timeout_ms: int) -> None:
         self.prefix = f"SET LOCAL statement_timeout = {timeout_ms}; "
 
+    # Savepoints pass as they are: a ROLLBACK TO SAVEPOINT runs in a transaction that
+    # failed, where even a SET would be refused (and undoing the savepoint undoes its SET).
+    TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
     def __call__(self, execute, sql, params, many, context):
-        if many:  # executemany: the gate makes none
+        if many or sql.startswith(self.TRANSACTION_CONTROL):  # executemany: the gate makes none
             return execute(sql, params, many, context)
         connection = context["connection"]
         if params is not None:

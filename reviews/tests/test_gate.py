@@ -232,6 +232,22 @@ def test_the_gate_fails_closed_past_its_deadline(agent, settings):
 
 
 @pytest.mark.postgres(reason="statement_timeout is a PostgreSQL setting")
+def test_a_savepoint_rolled_back_inside_the_gate_leaves_the_transaction_usable(settings):
+    # As when two registrations open the same held-task case at once: the loser's
+    # insert fails in a savepoint, which is rolled back, and the gate reads on.
+    from django.db import IntegrityError, transaction
+
+    from tasks.gate import gate_deadline
+
+    settings.GATE_STATEMENT_TIMEOUT_MS = 250
+    Case.objects.create(kind="tasks", status="open", title="first", rule_name="r", task_type="implement_idea")
+    with transaction.atomic(), gate_deadline():
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Case.objects.create(kind="tasks", status="open", title="twin", rule_name="r", task_type="implement_idea")
+        assert Case.objects.get().title == "first"
+
+
+@pytest.mark.postgres(reason="statement_timeout is a PostgreSQL setting")
 def test_the_gates_deadline_bounds_only_the_gates_queries(agent, settings):
     from django.db import connection
 
