@@ -463,10 +463,10 @@ def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
     Rows are checked first (`backfill_validate`) and the first bad one raises
     InvalidTaskInput naming its index and field. A row whose external_id already
     exists with the same values is counted as unchanged (so a retried backfill is
-    safe); with other values it is a conflict. Backfilled tasks skip the gate and are never billed
-    (`source=backfill`, and no task_finished signal is sent); the metrics rollups
-    count them in the same transaction, but the gate's model metrics never do:
-    they read only tasks FSAR saw run.
+    safe); with other values it is a conflict. Backfilled tasks skip the gate and
+    are never billed (`source=backfill`, and no task_finished signal is sent); the
+    metrics rollups count them in the same transaction, but the gate's model
+    metrics never do: they read only tasks FSAR saw run.
     """
     backfill_validate(rows, now=timezone.now())
 
