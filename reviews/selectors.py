@@ -282,7 +282,7 @@ def submitters_of(case_ids: Iterable[int]) -> dict[int, dict[int, str]]:
     subject_cases = Case.objects.filter(pk__in=ids, kind__in=[kind for kind, _ in subjects.kind_choices()])
     for case in subject_cases.only("pk", "kind", "subject_ref"):
         for person in subjects.submitters_of(case):
-            found[case.pk].setdefault(person, "you submitted what this case is about")
+            found[case.pk].setdefault(person, "you registered its subject")
     for case_id, proposer in PolicyChange.objects.filter(case_id__in=ids).values_list("case_id", "proposed_by_id"):
         found[case_id].setdefault(proposer, "you proposed this policy change")
     sent_by_key: dict[int, dict[int, str]] = {}  # key id -> {case id: what it sent}

@@ -152,7 +152,7 @@ def test_the_submitter_of_a_subject_cannot_vote_and_counts_against_the_quorum(al
     case = open_widget(quorum=2)
     assert services.why_cannot_vote(case, alice) is None
     SUBMITTER["id"] = alice.pk
-    assert services.why_cannot_vote(case, alice) == "you submitted what this case is about"
+    assert services.why_cannot_vote(case, alice) == "you submitted what this case is about (you registered its subject)"
     assert services.recheck_short_of_members() == 1  # two members, one of them the submitter
     assert Case.objects.get(pk=case.pk).short_of_members
 
