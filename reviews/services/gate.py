@@ -250,34 +250,44 @@ def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSetting
 
 
 def redecide_paused_tasks() -> int:
-    """Give every task held only by the pause the gate's current decision: the whole
-    gate's (settings.TASK_GATE), so the parts of it that apps above reviews add
-    (a model version revoked during the pause) apply too. Safe to run twice: a
-    task is changed only while still held by the pause; one the gate cannot
-    decide now stays held for the next run."""
-    changed = 0
+    """Give every task held only by the pause the gate's current decision (the whole
+    gate's: held_tasks_decide_again)."""
     if selectors.gate_state().paused:
         return 0
-    ids = list(
-        ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=PAUSE_POLICY).values_list("pk", flat=True)
-    )
-    for task_id in ids:
+    return held_tasks_decide_again(policy=PAUSE_POLICY, why="gate resumed")
+
+
+def held_tasks_decide_again(*, policy: str, why: str, ai_model: str | None = None) -> int:
+    """Give every task held by `policy` (and on `ai_model`, if given) the whole
+    gate's decision now (settings.TASK_GATE), so the parts of it that apps above
+    reviews add apply too (a model version revoked during a pause; a version
+    registered since its tasks were held). Safe to run twice: a task changes only
+    while still held by `policy`, each under its row lock; one the gate cannot
+    decide now stays held for the next run. Returns how many changed (released,
+    denied, or held on something else)."""
+    held = ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=policy)
+    if ai_model is not None:
+        held = held.filter(ai_model=ai_model)
+    changed = 0
+    for task_id in list(held.values_list("pk", flat=True)):
         with transaction.atomic():
             task = ExecutionTask.objects.select_for_update().get(pk=task_id)
-            if task.status != TaskStatus.HELD or task.gate_policy != PAUSE_POLICY:
+            if task.status != TaskStatus.HELD or task.gate_policy != policy:
                 continue
             try:
                 decision = ask_gate(task)
             except GateUnavailable:
-                logger.warning("The gate could not decide on paused task %s; it stays held", task.external_id)
+                logger.warning("The gate could not decide on held task %s; it stays held", task.external_id)
                 continue
             updated = task_gate_update(
-                task_id=task_id, decision=decision, actor=Actor.system(), reason=f"gate resumed: {decision.decision}"
+                task_id=task_id, decision=decision, actor=Actor.system(), reason=f"{why}: {decision.decision}"
             )
-            if updated is not None and decision.decision != "hold":
+            if updated is None:
+                continue
+            changed += 1
+            if decision.decision != "hold":
                 kind = CallbackDelivery.Type.RELEASED if decision.decision == "allow" else CallbackDelivery.Type.DENIED
                 task_callbacks_queue([updated], kind, case=None)
-                changed += 1
     return changed
 
 
