@@ -199,6 +199,18 @@ def jobs_run_inline(settings):
     settings.GATE_STATEMENT_TIMEOUT_MS = 2000
 
 
+@pytest.fixture(autouse=True)
+def unregistered_models_allowed(settings):
+    """Tests of the other apps register tasks on made-up model names to test the task
+    rules, so there a version nobody registered is let through to those rules
+    (MODELS_UNREGISTERED=allow). deployments' tests run with the production default,
+    hold (deployments/tests/conftest.py). Each test starts with an empty model cache."""
+    from deployments.gate import clear_cache
+
+    settings.MODELS_UNREGISTERED = "allow"
+    clear_cache()
+
+
 @pytest.fixture
 def rq_worker():
     """A real RQ worker run. Tests using it are marked `postgres`: CI's PostgreSQL

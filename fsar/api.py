@@ -13,6 +13,9 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
 from billing.api import router as billing_router
+from deployments.api import router as deployments_router
+from deployments.models import ModelVersion
+from deployments.services import ModelError
 from fsar.middleware import body_limit_for
 from reviews.api import router as reviews_router
 from reviews.models import Report
@@ -32,8 +35,9 @@ api = NinjaAPI(
     title="FSAR agent API",
     version="1",
     description=(
-        "For the AI side: register tasks and get the execution gate's decision, report "
-        "progress and cost, backfill history. Authenticate with `Authorization: Bearer <key>`."
+        "For the AI side: register tasks and get the execution gate's decision, report progress "
+        "and cost, backfill history, register AI model versions. Authenticate with "
+        "`Authorization: Bearer <key>`."
     ),
     urls_namespace="api",
     # The docs are a page for people: like every page, they need a login.
@@ -43,6 +47,7 @@ api.add_router("/tasks", tasks_router)
 api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
 api.add_router("/billing", billing_router)
+api.add_router("/models", deployments_router)
 
 
 def field_path(loc) -> str:
@@ -128,6 +133,16 @@ def on_report_too_large(request: HttpRequest, exc: ReportTooLarge) -> HttpRespon
 @api.exception_handler(ReviewError)
 def on_review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
     return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(ModelError)
+def on_model_error(request: HttpRequest, exc: ModelError) -> HttpResponse:
+    return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
+
+
+@api.exception_handler(ModelVersion.DoesNotExist)
+def on_no_model_version(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc) or "No such model version."}, status=404)
 
 
 @api.exception_handler(Report.DoesNotExist)

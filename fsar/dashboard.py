@@ -4,6 +4,7 @@ from `templates/<app>/_dashboard.html` with the context its selectors build."""
 from django.utils import timezone
 
 from billing import selectors as billing_selectors
+from deployments import selectors as deployment_selectors
 from reviews import selectors as review_selectors
 from tasks import metrics_display
 from tasks import selectors as task_selectors
@@ -14,5 +15,6 @@ def context() -> dict:
         "task_counts": task_selectors.status_counts_by_type(),
         "task_performance": metrics_display.dashboard_summary(now=timezone.now()),
         **review_selectors.dashboard_context(),
+        **deployment_selectors.dashboard_context(),
         **billing_selectors.dashboard_context(),
     }

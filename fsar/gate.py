@@ -1,7 +1,8 @@
 """The execution gate, composed here so that `tasks` does not import `reviews`.
 
-`decide` is settings.TASK_GATE: the policy rules, review cases and the kill
-switch of `reviews` decide on every task being registered. `tasks.gate.ask_gate`
+`decide` is settings.TASK_GATE: the task's model version (`deployments`), then
+the policy rules, review cases and the kill switch of `reviews` decide on every
+task being registered. `tasks.gate.ask_gate`
 turns any failure into GateUnavailable (503 + Retry-After): the gate fails closed.
 `recheck` is settings.TASK_GATE_RECHECK, the same decision asked again at the
 moment of use (`start`, and a re-registration of an allowed task).
@@ -9,6 +10,8 @@ moment of use (`start`, and a re-registration of an allowed task).
 rationale to the task API's `gate`.
 """
 
+from deployments.gate import model_decision
+from reviews import selectors as review_selectors
 from reviews import services as review_services
 from tasks.gate import GateDecision, GateUnavailable
 from tasks.models import ExecutionTask
@@ -24,8 +27,15 @@ class UnknownProposal(InvalidTaskInput, GateUnavailable):
 
 
 def decide(task: ExecutionTask) -> GateDecision:
+    """The model version first (deployments: not approved → hold or deny), then
+    the policy rules, cases and kill switch (reviews). One read of the gate's
+    state serves both: its rules version keys the model cache as it keys the rules."""
+    state = review_selectors.gate_state()
+    by_model = model_decision(task.ai_model, rules_version=state.rules_version)
+    if by_model is not None:
+        return by_model
     try:
-        return review_services.decide_task(task)
+        return review_services.decide_task(task, state=state)
     except review_services.UnknownProposal as exc:
         raise UnknownProposal(str(exc), field="proposal_id") from exc
 

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "tasks",
     "reviews",
     "billing",
+    "deployments",
 ]
 
 MIDDLEWARE = [
@@ -261,6 +262,11 @@ TASK_GATE_RECHECK = "fsar.gate.recheck"
 GATE_STATEMENT_TIMEOUT_MS = env_int("GATE_STATEMENT_TIMEOUT_MS", 250)
 # Extra keys for the task API's `gate` (case status and rationale), composed the same way.
 TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
+# Tasks on an AI model version nobody registered (deployments): "hold" (until it is
+# registered and approved), "deny", or "allow" (only the policy rules decide).
+MODELS_UNREGISTERED = os.environ.get("MODELS_UNREGISTERED", "hold").strip().lower() or "hold"
+if MODELS_UNREGISTERED not in ("hold", "deny", "allow"):
+    raise ImproperlyConfigured(f"MODELS_UNREGISTERED must be hold, deny or allow, got {MODELS_UNREGISTERED!r}")
 # Committee decisions need a TOTP-verified session from every member (else only from members who enrolled).
 REVIEWS_REQUIRE_TOTP = env_bool("REVIEWS_REQUIRE_TOTP", False)
 # Signed callbacks to the AI side (reviews): seconds to wait for the receiver.

@@ -21,4 +21,5 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("billing/", include("billing.urls")),
     path("audit/", include("audit.urls")),
+    path("models/", include("deployments.urls")),
 ]

@@ -89,6 +89,17 @@ PAGES = [
     ("/reviews/cases/999999/export.csv", {"anon": 302}),
     ("reviews:export", {"anon": 302, "operator": 200, "superuser": 200}),
     ("reviews:notifications", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    ("deployments:models", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
+    ("/models/versions/999999/", {"anon": 302}),
+    ("/models/versions/999999/retire/", {"anon": 302, "operator": 405, "superuser": 405}),
+    (
+        "/admin/deployments/modelversion/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
+    (
+        "/admin/deployments/modelrule/",
+        {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
+    ),
     (
         "/admin/reviews/policychange/",
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},

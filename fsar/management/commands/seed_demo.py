@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from billing.demo import seed_demo_billing
 from core.roles import COMMITTEE, CUSTOMERS, OPERATORS
+from deployments.demo import seed_demo_models
 from reviews.demo import seed_demo_reviews
 from tasks.demo import seed_demo_tasks
 from tasks.models import ApiKey
@@ -52,6 +53,13 @@ class Command(BaseCommand):
         if seed_demo_billing(now=timezone.now(), customer_user=billing_user):
             self.stdout.write("Demo billing added: 3 customers (customer logs in as Acme), offerings, usage, invoices.")
         alice = get_user_model().objects.get(username="alice")
+        bob = get_user_model().objects.get(username="bob")
+        # Before the reviews demo: its held tasks run on these models, and must wait on their reports.
+        approved = seed_demo_models(api_key=demo_key, members=[alice, bob])
+        self.stdout.write(
+            f"Demo model versions: {approved} approved by alice and bob, and gpt-5.2-preview pending review "
+            "with tasks held on it."
+        )
         operator = get_user_model().objects.get(username="operator")
         if seed_demo_reviews(api_key=demo_key, first_member=alice, operator=operator):
             self.stdout.write(

@@ -1,0 +1,108 @@
+"""The execution gate's model check: may a task run on its `ai_model`?
+
+Composed in fsar/gate.py before the policy rules. It costs at most one indexed
+query per registration (the version by its unique `ai_model`), and none once a
+process has seen the version: answers are cached per process for one
+`GateState.rules_version`, which every change of a version's status (and of
+the policy) replaces, so every process reloads as it does its rules.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from deployments.models import DENIED_STATUSES, ModelVersion, VersionStatus
+from tasks.gate import GateDecision
+
+MODEL_POLICY = "model-version"
+UNREGISTERED_POLICY = "model-unregistered"
+UNREGISTERED_CHOICES = ("hold", "deny", "allow")
+# An adversary can name any number of versions; the cache forgets them all past this.
+CACHE_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the gate needs to know about one version."""
+
+    pk: int
+    ai_model: str
+    status: str
+    status_reason: str
+    case_id: int | None
+    approved_until: datetime | None
+
+
+_lock = threading.Lock()
+_cache: dict = {"version": None, "rows": {}}
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache["version"] = None
+        _cache["rows"] = {}
+
+
+def snapshot(ai_model: str, *, rules_version: str) -> Snapshot | None:
+    """The version named `ai_model` (None: not registered), cached for `rules_version`."""
+    rows = _cache["rows"]
+    if _cache["version"] == rules_version and ai_model in rows:
+        return rows[ai_model]
+    found = (
+        ModelVersion.objects.filter(ai_model=ai_model)
+        .values_list("pk", "status", "status_reason", "case_id", "approved_until")
+        .first()
+    )
+    snap = Snapshot(found[0], ai_model, *found[1:]) if found else None
+    with _lock:
+        if _cache["version"] != rules_version or len(_cache["rows"]) >= CACHE_MAX_ENTRIES:
+            _cache["version"] = rules_version
+            _cache["rows"] = {}
+        _cache["rows"][ai_model] = snap
+    return snap
+
+
+def unregistered_mode() -> str:
+    return getattr(settings, "MODELS_UNREGISTERED", "hold")
+
+
+def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | None = None) -> GateDecision | None:
+    """The gate's answer from the model alone, or None to let the policy rules decide.
+
+    pending review → hold on the version's case; an approval that lapsed → hold on
+    it (continuing review); rejected, blocked, revoked, retired → deny; not
+    registered → settings.MODELS_UNREGISTERED (hold, deny or allow)."""
+    if not ai_model:
+        return None
+    snap = snapshot(ai_model, rules_version=rules_version)
+    if snap is None:
+        mode = unregistered_mode()
+        if mode == "allow":
+            return None
+        why = (
+            f"model version {ai_model!r} is not registered: register the version "
+            "(POST /api/v1/models/versions) for the committee to review it"
+        )
+        return GateDecision("deny" if mode == "deny" else "hold", why, UNREGISTERED_POLICY, None)
+    case = str(snap.case_id) if snap.case_id else None
+    if snap.status in DENIED_STATUSES:
+        why = f"model version {ai_model!r} is {snap.status}"
+        return GateDecision("deny", f"{why}: {snap.status_reason}" if snap.status_reason else why, MODEL_POLICY, case)
+    if snap.status == VersionStatus.PENDING_REVIEW:
+        waiting = f"waiting on case {case}" if case else "no case is open for it"
+        return GateDecision("hold", f"model version {ai_model!r} is pending review; {waiting}", MODEL_POLICY, case)
+    now = now or timezone.now()
+    if snap.approved_until is not None and snap.approved_until <= now:
+        return GateDecision(
+            "hold",
+            f"the approval of model version {ai_model!r} lapsed at {snap.approved_until:%Y-%m-%d %H:%M} UTC; "
+            f"continuing review on case {case}",
+            MODEL_POLICY,
+            case,
+        )
+    return None

@@ -1,0 +1,140 @@
+"""AI model versions the committee must approve before tasks may run on them,
+and the criteria (policy) that decide, at registration, whether a version is
+blocked or held for the committee."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from tasks.models import ActorHistory, ApiKey
+
+
+class VersionStatus(models.TextChoices):
+    PENDING_REVIEW = "pending_review", "Pending review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    BLOCKED = "blocked", "Blocked (failed the criteria)"
+    REVOKED = "revoked", "Revoked"
+    RETIRED = "retired", "Retired"
+
+
+# Statuses on which the gate denies every task.
+DENIED_STATUSES = (VersionStatus.REJECTED, VersionStatus.BLOCKED, VersionStatus.REVOKED, VersionStatus.RETIRED)
+
+
+class RuleAction(models.TextChoices):
+    HOLD = "hold", "Hold for the committee"
+    DENY = "deny", "Deny (the version is blocked)"
+
+
+class Comparison(models.TextChoices):
+    GT = ">", ">"
+    GE = ">=", "≥"
+    LT = "<", "<"
+    LE = "<=", "≤"
+    EQ = "==", "="
+    NE = "!=", "≠"
+
+
+class ModelRule(models.Model):
+    """One criterion on new model versions. Rules are tried in `priority` order
+    (lowest first); the first rule all of whose *set* conditions hold decides.
+    A comparison on a metric the evaluation lacks does not hold: name the metric
+    in `required_metrics` to catch a missing one. Changed only through the
+    committee's policy-change review (reviews' governed changes)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    priority = models.IntegerField(help_text="Lower numbers are tried first.")
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    # Conditions: blank means "not set".
+    family_glob = models.CharField(
+        max_length=200, blank=True, help_text="Shell-style glob on the family name, e.g. coder*."
+    )
+    required_metrics = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Metric names, e.g. ["failure_rate"]: the rule matches when any of them is missing.',
+    )
+    metric = models.CharField(max_length=64, blank=True, help_text="An evaluation metric, e.g. failure_rate.")
+    comparison = models.CharField(max_length=2, choices=Comparison.choices, blank=True)
+    threshold = models.FloatField(null=True, blank=True, help_text="The metric compared with this.")
+    # Action.
+    action = models.CharField(max_length=10, choices=RuleAction.choices)
+    quorum = models.PositiveSmallIntegerField(default=2, help_text="Approvals needed (hold).")
+    sla_hours = models.PositiveIntegerField(default=72, help_text="Hours the committee has to decide (hold).")
+    approval_valid_hours = models.PositiveIntegerField(
+        default=24 * 90, help_text="How long an approval lasts before the version goes back to review (hold)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name = "model-version rule"
+
+    def __str__(self) -> str:
+        return f"{self.priority}: {self.name} → {self.action}"
+
+
+class ModelVersion(models.Model):
+    """One exact model version the AI side may put into `execution_tasks.ai_model`.
+    Registered once (idempotent on `ai_model`); its status changes only through
+    deployments.services, each change with history and an audit-chain entry."""
+
+    family = models.CharField(max_length=100, help_text="The model family, e.g. coder.")
+    ai_model = models.CharField(max_length=200, unique=True, help_text="Exactly as in execution_tasks.ai_model.")
+    artifact_uri = models.CharField(max_length=1000)
+    artifact_sha256 = models.CharField(max_length=64)
+    health_url = models.URLField(max_length=500, blank=True, help_text="For rollback drills.")
+    evaluation = models.JSONField(default=dict, help_text="Named evaluation results, e.g. failure_rate.")
+    notes = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=VersionStatus.choices)
+    status_reason = models.TextField(blank=True, help_text="Why the version has its status.")
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    registered_at = models.DateTimeField(default=timezone.now)
+    registered_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    registered_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The criteria's decision at registration: the rule and the values it compared.
+    decision = models.CharField(max_length=10, choices=RuleAction.choices)
+    decision_reason = models.TextField()
+    decision_policy = models.CharField(max_length=100)
+    decision_values = models.JSONField(default=dict)
+    case = models.ForeignKey(
+        "reviews.Case", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Its review."
+    )
+    approved_until = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(bases=[ActorHistory])
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["family", "-id"], name="deployments_version_family"),
+            models.Index(fields=["status", "-id"], name="deployments_version_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ai_model} ({self.status})"
+
+    @property
+    def subject_ref(self) -> str:
+        return subject_ref(self.pk)
+
+
+SUBJECT_PREFIX = "model-version:"
+
+
+def subject_ref(version_id: int) -> str:
+    """The version's reference on its review case (reviews keeps plain strings)."""
+    return f"{SUBJECT_PREFIX}{version_id}"
+
+
+def version_id_of(ref: str) -> int | None:
+    if not ref.startswith(SUBJECT_PREFIX):
+        return None
+    rest = ref.removeprefix(SUBJECT_PREFIX)
+    return int(rest) if rest.isdigit() else None
