@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.models import DENIED_STATUSES, ModelVersion, VersionStatus
-from tasks.gate import GateDecision
+from tasks.gate import GateDecision, require_transaction
 
 MODEL_POLICY = "model-version"
 UNREGISTERED_POLICY = "model-unregistered"
@@ -53,18 +53,28 @@ def snapshot(ai_model: str, *, rules_version: str) -> Snapshot | None:
     rows = _cache["rows"]
     if _cache["version"] == rules_version and ai_model in rows:
         return rows[ai_model]
-    found = (
-        ModelVersion.objects.filter(ai_model=ai_model)
-        .values_list("pk", "status", "status_reason", "case_id", "approved_until")
-        .first()
-    )
-    snap = Snapshot(found[0], ai_model, *found[1:]) if found else None
+    snap = _read(ModelVersion.objects.filter(ai_model=ai_model), ai_model)
     with _lock:
         if _cache["version"] != rules_version or len(_cache["rows"]) >= CACHE_MAX_ENTRIES:
             _cache["version"] = rules_version
             _cache["rows"] = {}
         _cache["rows"][ai_model] = snap
     return snap
+
+
+def _read(queryset, ai_model: str) -> Snapshot | None:
+    found = queryset.values_list("pk", "status", "status_reason", "case_id", "approved_until").first()
+    return Snapshot(found[0], ai_model, *found[1:]) if found else None
+
+
+def locked(snap: Snapshot) -> Snapshot:
+    """The version as it is now, its row locked until the registration commits. A
+    decision on the version's case locks the same row (its case_changed receiver)
+    before it releases the tasks held on the case, so a task held here is either
+    committed before that decision looks for held tasks, or decided after it with
+    the new status: never left held on a decided case."""
+    require_transaction()
+    return _read(ModelVersion.objects.select_for_update().filter(pk=snap.pk), snap.ai_model) or snap
 
 
 def unregistered_mode() -> str:
@@ -89,6 +99,9 @@ def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | 
             "(POST /api/v1/models/versions) for the committee to review it"
         )
         return GateDecision("deny" if mode == "deny" else "hold", why, UNREGISTERED_POLICY, None)
+    now = now or timezone.now()
+    if _holds(snap, now):
+        snap = locked(snap)
     case = str(snap.case_id) if snap.case_id else None
     if snap.status in DENIED_STATUSES:
         why = f"model version {ai_model!r} is {snap.status}"
@@ -96,7 +109,6 @@ def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | 
     if snap.status == VersionStatus.PENDING_REVIEW:
         waiting = f"waiting on case {case}" if case else "no case is open for it"
         return GateDecision("hold", f"model version {ai_model!r} is pending review; {waiting}", MODEL_POLICY, case)
-    now = now or timezone.now()
     if snap.approved_until is not None and snap.approved_until <= now:
         return GateDecision(
             "hold",
@@ -106,3 +118,9 @@ def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | 
             case,
         )
     return None
+
+
+def _holds(snap: Snapshot, now: datetime) -> bool:
+    return snap.status == VersionStatus.PENDING_REVIEW or (
+        snap.status == VersionStatus.APPROVED and snap.approved_until is not None and snap.approved_until <= now
+    )

@@ -14,3 +14,8 @@ def enqueue(func, *args):
 def redecide_unregistered(ai_model: str) -> int:
     """After a version is registered: tasks held because it was not, decided again."""
     return services.redecide_unregistered(ai_model=ai_model)
+
+
+def redecide_all_unregistered() -> int:
+    """Periodic safety net: the same for every version registered since its tasks were held."""
+    return services.redecide_all_unregistered()

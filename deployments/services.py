@@ -291,7 +291,7 @@ def on_case_changed(sender, *, case: Case, event: str, by=None, **kwargs) -> Non
         reason = f"back in review on case {case.pk}"
     _set_status(version, status=status, reason=reason, actor=Actor(user=by), case=case)
     if event == "revoked":
-        _stop_running(version, case=case, reason=reason)
+        _withdraw(version, case=case, reason=reason, actor=Actor(user=by))
 
 
 def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor, case: Case | None = None) -> None:
@@ -314,9 +314,27 @@ def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor
     review_services.rules_changed()
 
 
-def _stop_running(version: ModelVersion, *, case: Case, reason: str) -> None:
-    """`stop` callbacks for the version's running tasks (those approved through the
-    case itself get theirs from reviews' revocation already)."""
+def _withdraw(version: ModelVersion, *, case: Case, reason: str, actor: Actor) -> None:
+    """A revoked version runs nothing more: tasks allowed on it but not started are
+    denied (each once, under its row lock), and its running tasks get `stop`
+    callbacks (those approved through the case itself get theirs from reviews'
+    revocation already)."""
+    from deployments.gate import MODEL_POLICY
+    from tasks.gate import GateDecision
+    from tasks.services import task_gate_withdraw
+
+    denial = GateDecision(
+        "deny", f"model version {version.ai_model!r} was revoked: {reason}", MODEL_POLICY, str(case.pk)
+    )
+    denied = []
+    waiting = ExecutionTask.objects.filter(status=TaskStatus.REGISTERED, ai_model=version.ai_model)
+    for task_id in waiting.values_list("pk", flat=True):
+        task = task_gate_withdraw(
+            task_id=task_id, decision=denial, actor=actor, reason=f"model version revoked: {reason}"
+        )
+        if task is not None:
+            denied.append(task)
+    review_services.task_callbacks_queue(denied, CallbackDelivery.Type.DENIED, case=case, reason=reason)
     running = list(
         ExecutionTask.objects.filter(status=TaskStatus.RUNNING, ai_model=version.ai_model).filter(
             Q(gate_case__isnull=True) | ~Q(gate_case=str(case.pk))
@@ -342,6 +360,17 @@ def version_retire(*, version_id: int, by, reason: str) -> ModelVersion:
         )
     _set_status(version, status=VersionStatus.RETIRED, reason=f"retired by {by}: {reason}", actor=Actor(user=by))
     return version
+
+
+def redecide_all_unregistered() -> int:
+    """Safety net (periodic): tasks still held as unregistered whose version is
+    registered now (a registration that raced the job after a version's commit)."""
+    from deployments.gate import UNREGISTERED_POLICY
+
+    held = ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=UNREGISTERED_POLICY)
+    names = set(held.values_list("ai_model", flat=True).distinct())
+    registered = ModelVersion.objects.filter(ai_model__in=[n for n in names if n]).values_list("ai_model", flat=True)
+    return sum(redecide_unregistered(ai_model=name) for name in registered)
 
 
 def redecide_unregistered(*, ai_model: str) -> int:

@@ -349,6 +349,22 @@ def task_gate_update(*, task_id: int, decision: GateDecision, actor: Actor, reas
     return task
 
 
+@transaction.atomic
+def task_gate_withdraw(*, task_id: int, decision: GateDecision, actor: Actor, reason: str) -> ExecutionTask | None:
+    """Deny a task the gate allowed but that has not started, because what allowed
+    it was withdrawn (a revoked model version). Only a task still `registered`
+    changes (compare-and-set under a row lock); returns None otherwise. A running
+    task is told to stop by its caller instead."""
+    if decision.decision != "deny":
+        raise ValueError("only a denial withdraws an allowed task")
+    task = _locked(task_id)
+    if task.status != TaskStatus.REGISTERED:
+        return None
+    _apply_decision(task, decision)
+    _save_with_history(task, actor=actor, reason=reason)
+    return task
+
+
 ABANDONED_ERROR = "abandoned"
 
 

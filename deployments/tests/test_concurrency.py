@@ -57,3 +57,62 @@ def test_concurrent_registrations_of_one_version_store_one_version_and_one_case(
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert ModelVersion.objects.count() == 1
     assert Case.objects.filter(kind="model").count() == 1
+
+
+def test_a_task_held_while_the_deciding_vote_commits_is_never_left_held(models_key, alice, bob, monkeypatch):
+    """The registration decides "hold" and is made to linger before its insert while
+    the deciding vote runs. The version's row lock makes the vote wait for the
+    insert, so the approval finds the task and releases it; without the lock the
+    vote would commit first and the task would stay held on an approved case."""
+    import threading
+
+    from django.db import connection
+
+    import fsar.gate
+
+    actor = Actor.for_key(models_key[0])
+    version, _ = services.version_register(actor=actor, data=DATA)
+    review_services.vote_cast(case_id=version.case_id, member=alice, choice="approve", rationale="The first approval.")
+    decided, voted = threading.Event(), threading.Event()
+    real = fsar.gate.model_decision
+
+    def lingering(*args, **kwargs):
+        decision = real(*args, **kwargs)
+        if decision is not None and decision.decision == "hold":
+            decided.set()
+            voted.wait(timeout=3)  # with the lock held, the vote cannot finish: give up waiting
+        return decision
+
+    monkeypatch.setattr(fsar.gate, "model_decision", lingering)
+    errors = []
+
+    def register() -> None:
+        try:
+            task_register(actor=actor, external_id="t1", task_type="implement_idea", ai_model=DATA.ai_model)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def vote() -> None:
+        try:
+            decided.wait(timeout=10)
+            review_services.vote_cast(
+                case_id=version.case_id, member=bob, choice="approve", rationale="The second approval, at once."
+            )
+            voted.set()
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register), threading.Thread(target=vote)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    assert ModelVersion.objects.get().status == VersionStatus.APPROVED
+    task = ExecutionTask.objects.get(external_id="t1")
+    assert task.status == TaskStatus.REGISTERED
+    assert [h.status for h in task.history.order_by("history_date")] == ["held", "registered"]

@@ -81,6 +81,19 @@ def test_an_unregistered_model_is_held_until_its_version_is_registered_and_appro
     assert ai.get(f"/api/v1/tasks/{task['id']}").json()["status"] == "registered"
 
 
+def test_a_task_held_unregistered_that_the_job_missed_is_moved_by_the_periodic_safety_net(ai):
+    from deployments import jobs
+
+    task = register_task(ai, "t1", ai_model="late-1").json()
+    # Registered without its after-commit job running (as when the task's insert committed after that job's scan).
+    case_id = register_version(ai, ai_model="late-1").json()["case"]
+    assert ai.get(f"/api/v1/tasks/{task['id']}").json()["gate"]["policy"] == "model-unregistered"
+    assert jobs.redecide_all_unregistered() == 1
+    moved = ai.get(f"/api/v1/tasks/{task['id']}").json()
+    assert (moved["status"], moved["gate"]["case"]) == ("held", str(case_id))
+    assert jobs.redecide_all_unregistered() == 0
+
+
 @pytest.mark.parametrize("mode,status", [("deny", "denied"), ("allow", "registered")])
 def test_the_setting_decides_for_unregistered_versions(ai, settings, mode, status):
     settings.MODELS_UNREGISTERED = mode
@@ -116,16 +129,25 @@ def test_revoking_an_approved_version_denies_new_tasks_and_stops_running_ones(
     version = approved_version()
     running = register_task(ai, "running").json()
     assert ai.post(f"/api/v1/tasks/{running['id']}/start").status_code == 200
+    allowed = register_task(ai, "allowed-not-started").json()
+    assert allowed["status"] == "registered"
     settings.MODELS_UNREGISTERED = "allow"
     other = register_task(ai, "other-model", ai_model="other-1").json()
     ai.post(f"/api/v1/tasks/{other['id']}/start")
     # Cached: the gate answers from memory now.
-    assert register_task(ai, "before").json()["status"] == "registered"
+    before = register_task(ai, "before").json()
+    assert before["status"] == "registered"
 
     review_services.case_revoke(case_id=version["case"], by=alice, rationale="It leaks secrets under load.")
 
     after = register_task(ai, "after").json()
     assert after["status"] == "denied" and "revoked" in after["gate"]["reason"]
+    # Allowed before the revocation but not started: denied, so it cannot start now.
+    withdrawn = ai.get(f"/api/v1/tasks/{allowed['id']}").json()
+    assert withdrawn["status"] == "denied" and "was revoked" in withdrawn["gate"]["reason"]
+    assert ai.post(f"/api/v1/tasks/{allowed['id']}/start").status_code == 409
+    denied = set(CallbackDelivery.objects.filter(type=CallbackDelivery.Type.DENIED).values_list("task_id", flat=True))
+    assert denied == {allowed["id"], before["id"]}
     stops = CallbackDelivery.objects.filter(type=CallbackDelivery.Type.STOP)
     assert [d.task_id for d in stops] == [running["id"]]  # once, and not the other model's task
     assert ModelVersion.objects.get(ai_model="coder-2026-12").status == VersionStatus.REVOKED
