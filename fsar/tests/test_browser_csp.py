@@ -11,6 +11,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page
 
 from billing.models import Invoice, InvoiceRun
+from deployments.models import ModelVersion
 from fsar.management.commands.seed_demo import DEMO_PASSWORD
 from reviews.models import Case
 
@@ -44,15 +45,17 @@ document.addEventListener('securitypolicyviolation', e => window.__csp.push(
 """
 
 
-def pages_for(role: str, *, case_id: int, invoice_id: int, run_id: int) -> list[str]:
+def pages_for(role: str, *, case_id: int, invoice_id: int, run_id: int, version: ModelVersion) -> list[str]:
+    models = ["/models/", f"/models/versions/{version.pk}/", f"/reviews/cases/{version.case_id}/"]
     committee = ["/", "/reviews/", f"/reviews/cases/{case_id}/", "/reviews/gate/", "/reviews/2fa/",
-                 "/reviews/notifications/"]  # fmt: skip
+                 "/reviews/notifications/", *models]  # fmt: skip
     return {
         "operator": [
             "/", "/tasks/metrics/", "/reviews/", f"/reviews/cases/{case_id}/", "/reviews/upload/", "/reviews/gate/",
             "/reviews/export/", "/billing/runs/", f"/billing/runs/{run_id}/", "/billing/roi/", "/audit/",
             "/admin/", "/admin/tasks/apikey/", "/admin/tasks/apikey/add/", "/admin/reviews/policyrule/",
-            "/admin/tasks/executiontask/", "/api/v1/docs", "/no-such-page/",
+            "/admin/tasks/executiontask/", "/api/v1/docs", "/no-such-page/", *models,
+            "/admin/deployments/modelrule/", "/admin/deployments/modelversion/",
         ],
         "alice": committee,
         "customer": ["/", "/billing/", "/billing/invoices/", f"/billing/invoices/{invoice_id}/"],
@@ -95,7 +98,8 @@ def test_every_main_page_loads_with_no_csp_violation_and_no_remote_request(page:
             page.fill("#id_password", DEMO_PASSWORD)
             page.click("button[type=submit]")
             page.wait_for_load_state()
-        for path in pages_for(role, case_id=case_id, invoice_id=invoice_id, run_id=run_id):
+        pending = ModelVersion.objects.get(ai_model="gpt-5.2-preview")
+        for path in pages_for(role, case_id=case_id, invoice_id=invoice_id, run_id=run_id, version=pending):
             if not run_id and "/runs/0/" in path:
                 continue
             console.clear()
