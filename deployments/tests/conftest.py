@@ -1,5 +1,8 @@
 import pytest
 
+# Callback receivers named *.example resolve to a documentation network the tests allow (reviews' fixture).
+from reviews.tests.conftest import callback_receivers_resolve  # noqa: F401
+
 SHA = "ab" * 32
 APPROVE = "The evaluation is sound and the rollback is ready."
 
