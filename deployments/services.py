@@ -374,39 +374,13 @@ def redecide_all_unregistered() -> int:
 
 
 def redecide_unregistered(*, ai_model: str) -> int:
-    """Tasks held because `ai_model` was not registered get the gate's answer now
-    that it is. Safe to run twice: a task changes only while still held that way."""
+    """Tasks held because `ai_model` was not registered get the whole gate's answer
+    now that it is (reviews' held_tasks_decide_again: each once, under its row lock)."""
     from deployments.gate import UNREGISTERED_POLICY
-    from tasks.gate import GateUnavailable, ask_gate
-    from tasks.services import task_gate_update
 
-    ids = list(
-        ExecutionTask.objects.filter(
-            status=TaskStatus.HELD, ai_model=ai_model, gate_policy=UNREGISTERED_POLICY
-        ).values_list("pk", flat=True)
+    return review_services.held_tasks_decide_again(
+        policy=UNREGISTERED_POLICY, ai_model=ai_model, why=f"model version {ai_model} registered"
     )
-    changed = 0
-    for task_id in ids:
-        with transaction.atomic():
-            task = ExecutionTask.objects.select_for_update().get(pk=task_id)
-            if task.status != TaskStatus.HELD or task.gate_policy != UNREGISTERED_POLICY:
-                continue
-            try:
-                decision = ask_gate(task)
-            except GateUnavailable:
-                logger.warning("The gate could not decide on held task %s; it stays held", task.external_id)
-                continue
-            updated = task_gate_update(
-                task_id=task_id,
-                decision=decision,
-                actor=Actor.system(),
-                reason=f"model version {ai_model} registered: {decision.decision}",
-            )
-            if updated is not None and decision.decision != "hold":
-                kind = CallbackDelivery.Type.RELEASED if decision.decision == "allow" else CallbackDelivery.Type.DENIED
-                review_services.task_callbacks_queue([updated], kind, case=None)
-            changed += updated is not None
-    return changed
 
 
 # ---------------------------------------------------------- hooks for reviews
