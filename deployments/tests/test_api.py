@@ -165,3 +165,10 @@ def test_registering_needs_the_models_scope_and_reading_models_or_read(client, m
     _, neither = make_api_key(scopes=("tasks",))
     assert client.get("/api/v1/models/versions", HTTP_AUTHORIZATION=f"Bearer {neither}").status_code == 403
     assert client.get("/api/v1/models/versions").status_code == 401
+
+
+def test_the_openapi_schema_documents_the_model_endpoints(client, operator):
+    client.force_login(operator)
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert "post" in paths["/api/v1/models/versions"] and "get" in paths["/api/v1/models/versions"]
+    assert "get" in paths["/api/v1/models/versions/{ai_model}"]
