@@ -42,8 +42,14 @@ def decide(task: ExecutionTask) -> GateDecision:
 
 def recheck(task: ExecutionTask) -> GateDecision:
     """The gate's answer now for a task stored as allowed, inside the transaction
-    that would start it (so a case it reopens commits with the task held on it)."""
-    return review_services.recheck_task(task)
+    that would start it (so a case it reopens commits with the task held on it):
+    the same parts in the same order as `decide`, so a model version revoked or
+    lapsed since registration stops the task at start too."""
+    state = review_selectors.gate_state()
+    by_model = model_decision(task.ai_model, rules_version=state.rules_version)
+    if by_model is not None:
+        return by_model
+    return review_services.recheck_task(task, state=state)
 
 
 def task_gate_details(task: ExecutionTask) -> dict:

@@ -110,3 +110,24 @@ def test_a_racing_registration_that_missed_the_stored_row_gets_the_stored_versio
     assert (version.pk, created) == (first["id"], False)
     assert Case.objects.filter(kind="model").count() == 1
     assert Case.objects.get().status == CaseStatus.OPEN
+
+
+def test_a_task_allowed_on_an_approved_version_cannot_start_after_the_approval_lapsed(ai, approved_version):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    version = approved_version()
+    allowed = register_task(ai, "t1").json()
+    # The door: registered while the approval held, the task may start...
+    assert allowed["status"] == "registered"
+    assert ai.post(f"/api/v1/tasks/{register_task(ai, 't0').json()['id']}/start").status_code == 200
+    # ...but the gate is asked again at the moment of use: after the approval lapsed
+    # (no expiry job has run), starting the task registered under it is refused.
+    with time_machine.travel(timezone.now() + timedelta(days=91), tick=False):
+        response = ai.post(f"/api/v1/tasks/{allowed['id']}/start")
+    assert response.status_code == 409, response.content
+    assert "lapsed" in response.json()["detail"]
+    assert ExecutionTask.objects.get(pk=allowed["id"]).status == TaskStatus.HELD
+    assert str(response.json()["case"]) == str(version["case"])

@@ -36,7 +36,7 @@ from tasks.services import Actor, task_gate_update
 logger = logging.getLogger(__name__)
 
 
-def recheck_task(task: ExecutionTask) -> GateDecision:
+def recheck_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
     """The gate's answer now for a task stored as allowed that is about to start
     (settings.TASK_GATE_RECHECK through fsar.gate), inside the start's transaction.
 
@@ -47,7 +47,7 @@ def recheck_task(task: ExecutionTask) -> GateDecision:
     on the case that allowed it, the reason says what changed that case since.
     Cost when nothing changed: what registration costs (one query, cached rules)."""
     try:
-        decision = decide_task(task)
+        decision = decide_task(task, state=state)
     except UnknownProposal:
         return GateDecision("deny", f"its report {task.proposal_ref} no longer exists", None, None)
     if decision.decision == "hold" and decision.case and str(decision.case) == task.gate_case:
