@@ -8,7 +8,7 @@ from __future__ import annotations
 from deployments import services
 from deployments.models import VersionStatus
 from reviews import services as review_services
-from tasks.models import ApiKey
+from tasks.models import ApiKey, ExecutionTask
 from tasks.services import Actor, task_register
 
 SHA = "{:064x}"
@@ -83,5 +83,9 @@ def seed_demo_models(*, api_key: ApiKey, members: list) -> int:
     family, ai_model, evaluation = PENDING
     _register(actor, len(APPROVED), family, ai_model, evaluation)
     for i in range(HELD_TASKS):
-        task_register(actor=actor, external_id=f"demo-model-held-{i}", task_type="implement_idea", ai_model=ai_model)
+        # A rerun may act through a new demo key, and a key may only act on its own tasks.
+        if not ExecutionTask.objects.filter(external_id=f"demo-model-held-{i}").exists():
+            task_register(
+                actor=actor, external_id=f"demo-model-held-{i}", task_type="implement_idea", ai_model=ai_model
+            )
     return approved
