@@ -253,6 +253,11 @@ HEALTHZ_SCHEMA_SECONDS = env_int("HEALTHZ_SCHEMA_SECONDS", 300)
 TASK_RUNNING_TIMEOUT_SECONDS = env_int("TASK_RUNNING_TIMEOUT_SECONDS", 6 * 3600)
 # How often the embedded periodic loop (make run) runs the periodic jobs.
 PERIODIC_LOOP_SECONDS = env_int("PERIODIC_LOOP_SECONDS", 60)
+# The decision long-poll (GET /api/v1/tasks/{id}/decision?wait=N): the longest wait a
+# request gets (0: answer at once, for servers that run only sync workers; docs/deployment.md),
+# and, without Redis, how often a waiting request re-reads its task.
+TASK_DECISION_MAX_WAIT_SECONDS = env_int("TASK_DECISION_MAX_WAIT_SECONDS", 60)
+TASK_DECISION_POLL_SECONDS = float(os.environ.get("TASK_DECISION_POLL_SECONDS", "") or 0.5)
 
 # The execution gate, composed in fsar/ so that `tasks` never imports `reviews`.
 TASK_GATE = "fsar.gate.decide"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import math
 import re
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, StrictInt, StrictStr
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, has_lone_surrogate, json_keys_and_scalars, lone_surrogate_path
-from tasks import selectors, services
+from tasks import decisions, selectors, services
 from tasks.auth import ApiKeyAuth
 from tasks.models import ExecutionTask, TaskStatus, TaskType
 
@@ -82,6 +84,11 @@ UtcDatetime = Annotated[AwareDatetime, BeforeValidator(iso_string), AfterValidat
 Payload = Annotated[dict, AfterValidator(json_safe)]
 
 
+# The longest `wait` a decision long-poll may ask for (the server may give less:
+# settings.TASK_DECISION_MAX_WAIT_SECONDS).
+MAX_WAIT_SECONDS = 60
+
+
 class StrictSchema(Schema):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,6 +141,20 @@ class TaskOut(Schema):
     tokens: int | None
     error: str
     gate: GateOut
+
+
+class DecisionOut(Schema):
+    task_id: int
+    external_id: str
+    status: str
+    gate: GateOut
+    # Changes whenever the status or any gate field changes; pass it back as `since`.
+    version: str
+
+
+class DecisionQuery(Schema):
+    wait: Annotated[int, Field(ge=0, le=MAX_WAIT_SECONDS)] = 0
+    since: Annotated[str, Field(max_length=40)] | None = None
 
 
 class TaskPageOut(Schema):
@@ -204,6 +225,23 @@ def _gate_details_hook():
 def _gate_details(task: ExecutionTask) -> dict:
     hook = _gate_details_hook()
     return hook(task) if hook is not None and task.gate_case else {}
+
+
+def decision_out(task: ExecutionTask) -> dict:
+    gate = {
+        "decision": task.gate_decision,
+        "reason": task.gate_reason,
+        "policy": task.gate_policy,
+        "case": task.gate_case,
+    }
+    fingerprint = json.dumps([task.status, *gate.values()]).encode()
+    return {
+        "task_id": task.pk,
+        "external_id": task.external_id,
+        "status": task.status,
+        "gate": {**gate, **_gate_details(task)},
+        "version": hashlib.sha256(fingerprint).hexdigest()[:16],
+    }
 
 
 def actor(request: HttpRequest) -> services.Actor:
@@ -370,3 +408,40 @@ def cancel_task(request: HttpRequest, task_id: int, body: CancelIn | None = None
     """Only the key that registered the task may cancel it (another key's: 404)."""
     reason = body.reason if body else ""
     return task_out(services.task_cancel(task_id=task_id, actor=actor(request), reason=reason))
+
+
+@router.get(
+    "/{int:task_id}/decision",
+    auth=ApiKeyAuth("tasks", "read"),
+    response={200: DecisionOut, **ERRORS},
+    summary="The gate's decision on a task; with `wait`, a long-poll that answers when it changes",
+)
+def task_decision(request: HttpRequest, task_id: int, query: Query[DecisionQuery]):
+    """The task's status and gate decision, and a `version` of both.
+
+    With `wait=N` (seconds, at most 60) the answer waits: without `since`, while
+    the task is `held`; with `since` (a `version` from an earlier answer), while
+    nothing has changed since. It comes as soon as that changes, or after N
+    seconds with the current state. No database connection is held while
+    waiting. A key with the `tasks` scope sees only the tasks it registered (any
+    other id answers 404); a key with `read` sees every task."""
+    key = request.auth
+
+    def read() -> dict:
+        task = selectors.task_decision(task_id)
+        if task is None or not (key.has_scope("read") or task.submitted_by_id == key.pk):
+            raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
+        return decision_out(task)
+
+    if query.since is not None:
+        since = query.since
+
+        def changed(state: dict) -> bool:
+            return state["version"] != since
+    else:
+
+        def changed(state: dict) -> bool:
+            return state["status"] != TaskStatus.HELD
+
+    seconds = min(query.wait, settings.TASK_DECISION_MAX_WAIT_SECONDS)
+    return decisions.wait_for_change(task_id, read=read, changed=changed, seconds=seconds)

@@ -20,9 +20,10 @@ LAST_USED_GRANULARITY = timedelta(minutes=1)
 
 
 class MissingScope(Exception):
-    def __init__(self, scope: str) -> None:
-        super().__init__(f"This API key lacks the '{scope}' scope.")
-        self.scope = scope
+    def __init__(self, *scopes: str) -> None:
+        names = " or ".join(f"'{scope}'" for scope in scopes)
+        super().__init__(f"This API key lacks the {names} scope.")
+        self.scopes = scopes
 
 
 class RateLimited(Exception):
@@ -54,22 +55,22 @@ def check_rate_limit(api_key: ApiKey, now: float | None = None) -> None:
 
 
 class ApiKeyAuth(HttpBearer):
-    """Authenticates a request by API key and checks that the key holds `scope`.
+    """Authenticates a request by API key and checks that the key holds one of `scopes`.
 
     A missing, unknown, revoked or expired key is a 401 (ninja's default when
     this returns None); a valid key without the scope raises MissingScope (403).
     """
 
-    def __init__(self, scope: str) -> None:
+    def __init__(self, *scopes: str) -> None:
         super().__init__()
-        self.scope = scope
+        self.scopes = scopes
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
         api_key = find_active_key(token)
         if api_key is None:
             return None
-        if not api_key.has_scope(self.scope):
-            raise MissingScope(self.scope)
+        if not any(api_key.has_scope(scope) for scope in self.scopes):
+            raise MissingScope(*self.scopes)
         check_rate_limit(api_key)
         request.api_key = api_key
         return api_key

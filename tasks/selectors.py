@@ -36,6 +36,23 @@ def task_page(
     return list(qs.order_by("-pk")[:limit])
 
 
+DECISION_FIELDS = (
+    "external_id",
+    "status",
+    "submitted_by",
+    "gate_decision",
+    "gate_reason",
+    "gate_policy",
+    "gate_case",
+)
+
+
+def task_decision(task_id: int) -> ExecutionTask | None:
+    """The task's status and gate fields, and whose key registered it: what the
+    decision long-poll reads, each time it wakes (one query by primary key)."""
+    return ExecutionTask.objects.only(*DECISION_FIELDS).filter(pk=task_id).first()
+
+
 def status_counts_by_type() -> dict:
     """Counts of tasks by type and status for the dashboard: one grouped query.
 

@@ -18,7 +18,7 @@ from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
 from core.history import inserts_in_one_statement, save_with_history
-from tasks import rollups
+from tasks import decisions, rollups
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
@@ -73,10 +73,18 @@ class Actor:
 
 
 def _save_with_history(task: ExecutionTask, *, actor: Actor, reason: str) -> None:
-    """Save the task and add its history row: who (user and API key) and why."""
+    """Save the task and add its history row: who (user and API key) and why.
+
+    A change of a task that exists is announced on commit to the clients waiting
+    on its decision (`GET /api/v1/tasks/{id}/decision?wait=`): every service that
+    changes a task's status or gate fields saves through here. A new task has no
+    waiters yet, so registration announces nothing."""
+    new = task._state.adding
     save_with_history(
         task, reason=reason, user=actor.user, history_api_key_id=actor.api_key.pk if actor.api_key else None
     )
+    if not new:
+        decisions.announce(task.pk)
 
 
 # Fields that make two registrations of one external_id "the same task".

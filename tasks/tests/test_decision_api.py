@@ -1,0 +1,238 @@
+"""`GET /api/v1/tasks/{id}/decision`: the gate's decision, and the long-poll that
+answers as soon as it changes. The Python client's tests (clients/python/tests)
+drive the same endpoint through a live server."""
+
+import json
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from tasks import decisions, services
+from tasks.gate import GateDecision
+from tasks.models import ExecutionTask
+
+REGISTER = {"external_id": "run-1", "task_type": "implement_idea", "ai_model": "gpt-5.1"}
+
+
+def hold_everything(task):
+    return GateDecision("hold", "test policy holds all", "hold-all", "7")
+
+
+def register(client, **overrides) -> dict:
+    response = client.post("/api/v1/tasks", json.dumps({**REGISTER, **overrides}), content_type="application/json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def bearer(secret: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+@pytest.mark.django_db
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
+def test_it_answers_the_decision_at_once_without_wait(agent):
+    task = register(agent)
+    response = agent.get(f"/api/v1/tasks/{task['id']}/decision")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["task_id"] == task["id"] and body["external_id"] == "run-1"
+    assert body["status"] == "held"
+    assert body["gate"]["decision"] == "hold" and body["gate"]["case"] == "7"
+    assert body["gate"]["reason"] == "test policy holds all"
+    assert len(body["version"]) == 16
+
+
+@pytest.mark.django_db
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
+def test_the_version_changes_with_the_decision(agent, operator):
+    task = register(agent)
+    before = agent.get(f"/api/v1/tasks/{task['id']}/decision").json()["version"]
+    services.task_gate_update(
+        task_id=task["id"],
+        decision=GateDecision("allow", "case 7 approved", "hold-all", "7"),
+        actor=services.Actor(user=operator),
+        reason="case 7 approved",
+    )
+    after = agent.get(f"/api/v1/tasks/{task['id']}/decision").json()
+    assert after["status"] == "registered" and after["gate"]["decision"] == "allow"
+    assert after["version"] != before
+
+
+@pytest.mark.django_db
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
+def test_another_keys_task_is_404_to_a_tasks_key_and_visible_to_a_read_key(agent, make_api_key):
+    task = register(agent)
+    _, other_tasks_key = make_api_key(scopes=["tasks"])
+    _, reader = make_api_key(scopes=["read"])
+    _, reports_only = make_api_key(scopes=["reports"])
+    url = f"/api/v1/tasks/{task['id']}/decision"
+    # The registering key reaches it (the door exists) ...
+    assert agent.get(url).status_code == 200
+    # ... another key with the same scope does not learn it exists.
+    refused = agent.get(url, **bearer(other_tasks_key))
+    assert refused.status_code == 404
+    assert refused.json() == agent.get("/api/v1/tasks/999999/decision", **bearer(other_tasks_key)).json() | {
+        "detail": f"No task with id {task['id']}."
+    }
+    assert agent.get(url, **bearer(reader)).json()["status"] == "held"
+    missing_scope = agent.get(url, **bearer(reports_only))
+    assert missing_scope.status_code == 403
+    assert "'tasks' or 'read'" in missing_scope.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_wait_over_a_minute_is_refused_by_name(agent):
+    task = register(agent)
+    response = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=61")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "wait"
+    assert agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=-1").status_code == 422
+
+
+@pytest.mark.django_db
+def test_without_since_an_unheld_task_answers_at_once_whatever_the_wait(agent):
+    task = register(agent)
+    started = time.monotonic()
+    body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=30").json()
+    assert body["status"] == "registered"
+    assert time.monotonic() - started < 10  # it did not sit out the 30 s
+
+
+@pytest.mark.django_db
+def test_with_a_stale_since_it_answers_at_once(agent):
+    task = register(agent)
+    body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=30&since=0000000000000000").json()
+    assert body["status"] == "registered" and body["version"] != "0000000000000000"
+
+
+@pytest.mark.django_db
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_MAX_WAIT_SECONDS=0)
+def test_a_server_that_allows_no_waiting_answers_at_once(agent):
+    """Deployments on sync workers only set TASK_DECISION_MAX_WAIT_SECONDS=0 (docs/deployment.md)."""
+    task = register(agent)
+    started = time.monotonic()
+    assert agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=30").json()["status"] == "held"
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=0.2)
+def test_a_waiting_request_answers_when_the_held_task_is_released(agent, operator):
+    task = register(agent)
+
+    def release() -> None:
+        time.sleep(0.5)
+        services.task_gate_update(
+            task_id=task["id"],
+            decision=GateDecision("allow", "case 7 approved", "hold-all", "7"),
+            actor=services.Actor(user=operator),
+            reason="case 7 approved",
+        )
+        connection.close()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=30").json()
+    releaser.join()
+    assert body["status"] == "registered" and body["gate"]["decision"] == "allow"
+    assert body["gate"]["reason"] == "case 7 approved"
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
+def test_a_wait_that_sees_no_change_answers_the_current_state_when_it_ends(agent):
+    task = register(agent)
+    body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=1").json()
+    assert body["status"] == "held" and body["gate"]["decision"] == "hold"
+    assert decisions.waiters.count() == 0  # it unregistered
+
+
+@pytest.fixture
+def announced(monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(decisions, "announce", calls.append)
+    return calls
+
+
+@pytest.mark.django_db
+def test_every_task_service_that_changes_a_task_announces_it_and_registration_does_not(
+    agent, operator, announced, settings
+):
+    actor = services.Actor(user=operator)
+    task, _ = services.task_register(actor=actor, external_id="a", task_type="implement_idea")
+    assert announced == []  # nobody can be waiting on a task that did not exist
+    services.task_start(task_id=task.pk, actor=actor)
+    services.task_finish(task_id=task.pk, actor=actor, outcome="succeeded")
+    assert announced == [task.pk, task.pk]
+    other, _ = services.task_register(actor=actor, external_id="b", task_type="implement_idea")
+    services.task_cancel(task_id=other.pk, actor=actor)
+    held, _ = services.task_register(actor=actor, external_id="c", task_type="implement_idea")
+    ExecutionTask.objects.filter(pk=held.pk).update(status="held")
+    services.task_gate_update(task_id=held.pk, decision=GateDecision("deny", "no", "p", None), actor=actor, reason="x")
+    running, _ = services.task_register(actor=actor, external_id="d", task_type="implement_idea")
+    services.task_start(task_id=running.pk, actor=actor)
+    services.fail_abandoned_tasks(timeout_seconds=-1)
+    assert announced == [task.pk, task.pk, other.pk, held.pk, running.pk, running.pk]
+
+
+@pytest.mark.django_db
+def test_an_announcement_goes_out_only_when_the_change_commits(agent, operator, django_capture_on_commit_callbacks):
+    actor = services.Actor(user=operator)
+    task, _ = services.task_register(actor=actor, external_id="a", task_type="implement_idea")
+    published: list[int] = []
+    original = decisions._publish
+    decisions._publish = published.append
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            services.task_start(task_id=task.pk, actor=actor)
+        assert published == []  # not before the commit
+        for callback in callbacks:
+            callback()
+        assert published == [task.pk]
+    finally:
+        decisions._publish = original
+
+
+def test_waiters_wake_only_for_their_task():
+    waiters = decisions.Waiters()
+    mine, other = waiters.add(1), waiters.add(2)
+    waiters.wake(1)
+    assert mine.is_set() and not other.is_set()
+    waiters.remove(1, mine)
+    waiters.remove(2, other)
+    assert waiters.count() == 0
+
+
+@pytest.mark.postgres(reason="needs REDIS_URL, which CI's PostgreSQL pass sets: the pub/sub path")
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=30)
+def test_with_redis_a_change_made_elsewhere_wakes_the_waiter_through_pub_sub(agent, operator):
+    """The poll interval is 30 s here, so only the Redis message can answer in time."""
+    from django.conf import settings
+
+    assert settings.REDIS_URL, "CI's PostgreSQL pass sets REDIS_URL"
+    task = register(agent)
+    timings = {}
+
+    def release() -> None:
+        time.sleep(1.0)
+        services.task_gate_update(
+            task_id=task["id"],
+            decision=GateDecision("deny", "case 7 rejected", "hold-all", "7"),
+            actor=services.Actor(user=operator),
+            reason="case 7 rejected",
+        )
+        timings["decided"] = time.monotonic()
+        connection.close()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=20").json()
+    answered = time.monotonic()
+    releaser.join()
+    assert body["status"] == "denied"
+    assert decisions.listener.subscribed.is_set()
+    assert answered - timings["decided"] < 1.0
