@@ -166,7 +166,7 @@ def agent(client, api_key):
 def run_rq_worker_burst(timeout: int = 120) -> subprocess.CompletedProcess:
     """Run a real `rqworker --burst` against the test database until the queue is empty.
     Needs REDIS_URL (CI's PostgreSQL pass) and a transactional test."""
-    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    env = {**os.environ, "DATABASE_URL": live_database_url()}
     return subprocess.run(
         [sys.executable, "manage.py", "rqworker", "default", "--burst"],
         cwd=ROOT,
@@ -178,7 +178,8 @@ def run_rq_worker_burst(timeout: int = 120) -> subprocess.CompletedProcess:
     )
 
 
-def _test_database_url() -> str:
+def live_database_url() -> str:
+    """The test database as a DATABASE_URL, for processes a test starts (a worker, a live server)."""
     s = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{s['NAME']}"

@@ -1,0 +1,126 @@
+"""What the API answers, as small typed values. Each keeps the server's JSON as `body`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def case_id(value: Any) -> int | None:
+    """A review case's id as an integer. The API gives it as an integer for reports
+    and, in this version, as a string for tasks; both become an int here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A task's status and the gate's decision on it.
+
+    `status` is the task's (`registered` when allowed, `held`, `denied`, `running`,
+    `succeeded`, `failed`, `cancelled`); `decision` the gate's (`allow`, `hold`,
+    `deny`). `version` changes whenever either does (only from the decision
+    endpoint; None when read from a task)."""
+
+    task_id: int
+    external_id: str
+    status: str
+    decision: str | None
+    reason: str | None
+    policy: str | None
+    case: int | None
+    case_status: str | None
+    rationale: str | None
+    version: str | None = None
+    body: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def held(self) -> bool:
+        return self.status == "held"
+
+    @property
+    def denied(self) -> bool:
+        return self.status == "denied"
+
+    @classmethod
+    def from_json(cls, body: dict) -> Decision:
+        """From a task (`POST /tasks`, `GET /tasks/{id}`) or a decision answer."""
+        gate = body.get("gate") or {}
+        return cls(
+            task_id=body["task_id"] if "task_id" in body else body["id"],
+            external_id=body["external_id"],
+            status=body["status"],
+            decision=gate.get("decision"),
+            reason=gate.get("reason"),
+            policy=gate.get("policy"),
+            case=case_id(gate.get("case")),
+            case_status=gate.get("case_status"),
+            rationale=gate.get("rationale"),
+            version=body.get("version"),
+            body=body,
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a task cost: AI cost in micro-units of the billing currency, and tokens."""
+
+    micros: int | None = None
+    tokens: int | None = None
+
+    def __add__(self, other: Cost) -> Cost:
+        def add(a: int | None, b: int | None) -> int | None:
+            return b if a is None else a if b is None else a + b
+
+        return Cost(micros=add(self.micros, other.micros), tokens=add(self.tokens, other.tokens))
+
+    @classmethod
+    def of(cls, value: Any) -> Cost:
+        """A Cost from what a `cost_from` hook returned: a Cost, a dict with
+        `micros`/`tokens`, a `(micros, tokens)` pair, or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, Cost):
+            return value
+        if isinstance(value, dict):
+            return cls(micros=value.get("micros"), tokens=value.get("tokens"))
+        if isinstance(value, tuple) and len(value) == 2:
+            return cls(micros=value[0], tokens=value[1])
+        raise TypeError(f"cost_from returned {value!r}; expected a Cost, a dict, a (micros, tokens) pair or None")
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The gate's answer to an FSAR report: `decision` (`allow`, `hold`, `deny`),
+    `reason`, `policy`, and the committee `case` when one was opened. `created` is
+    False when the same report had been submitted before."""
+
+    id: str
+    created: bool
+    decision: str
+    reason: str | None
+    policy: str | None
+    case: int | None
+    case_status: str | None
+    rationale: str | None
+    body: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, body: dict, *, created: bool) -> ReportResult:
+        gate = body.get("gate") or {}
+        return cls(
+            id=body["id"],
+            created=created,
+            decision=gate.get("decision"),
+            reason=gate.get("reason"),
+            policy=gate.get("policy"),
+            case=case_id(gate.get("case")),
+            case_status=gate.get("case_status"),
+            rationale=gate.get("rationale"),
+            body=body,
+        )
