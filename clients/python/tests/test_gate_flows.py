@@ -86,9 +86,7 @@ def test_without_a_key_each_call_is_its_own_task(fsar):
     assert all(i.startswith("self_improvement-") for i in ids)
 
 
-def test_a_held_task_waits_for_two_approvals_and_runs_within_a_second_of_the_decision(
-    fsar, requests_sent, alice, bob
-):
+def test_a_held_task_waits_for_two_approvals_and_runs_within_a_second_of_the_decision(fsar, requests_sent, alice, bob):
     report = fsar.submit_report(report_md("r-hold", severity=30))
     assert report.decision == "hold" and isinstance(report.case, int)
     started: dict[str, float] = {}

@@ -100,7 +100,8 @@ def error_for(response: httpx.Response) -> FSARError:
     body = json_of(response)
     detail = body.get("detail") if isinstance(body, dict) else None
     status = response.status_code
-    message = f"HTTP {status} from {response.request.method} {response.request.url.path}: {detail or response.text[:200]}"
+    request = response.request
+    message = f"HTTP {status} from {request.method} {request.url.path}: {detail or response.text[:200]}"
     if status in RETRY_STATUSES:
         return GateUnavailable(message, status_code=status, body=body, retry_after=retry_after_seconds(response))
     kinds: dict[int, type[FSARError]] = {

@@ -299,9 +299,7 @@ class FSAR:
                     raise Held(f"task {decision.external_id} is held: {decision.reason}", decision)
                 if on_hold == "defer":
                     return _Deferred(decision)
-                decision = yield from self._wait_flow(
-                    decision.task_id, max_wait=max(0.0, deadline - time.monotonic())
-                )
+                decision = yield from self._wait_flow(decision.task_id, max_wait=max(0.0, deadline - time.monotonic()))
                 if decision.held:
                     raise Held(
                         f"task {decision.external_id} is still held after waiting {max_wait:g} s: {decision.reason}",
@@ -684,9 +682,7 @@ class Pending:
         return f"<{type(self).__name__} task {self.task_id} ({self.decision.status}): {self.decision.reason}>"
 
     def _until_started(self, max_wait: float | None) -> p.Flow[Any]:
-        return self._fsar._until_started(
-            self.decision, "wait", self._spec.max_wait if max_wait is None else max_wait
-        )
+        return self._fsar._until_started(self.decision, "wait", self._spec.max_wait if max_wait is None else max_wait)
 
     def status(self) -> Decision:
         """The gate's decision now (no waiting)."""
