@@ -88,7 +88,7 @@ class LiveServer:
                 self.process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_fsar(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
     server = LiveServer()
     try:
