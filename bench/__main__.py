@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "gate": "bench.gate",
     "webhooks": "bench.webhooks",
     "queue": "bench.queue",
+    "longpoll": "bench.longpoll",
 }
 
 

@@ -40,7 +40,9 @@ class LiveServer:
         server_env = {
             **os.environ,
             "DATABASE_URL": live_database_url(),
+            # As docs/deployment.md runs the long-poll: threads share a small pool (PostgreSQL only).
             "DB_CONN_MAX_AGE": "0",
+            "DB_POOL_MAX_SIZE": "4",
             "DEBUG": "1",
             "LOG_LEVEL": "WARNING",
             **env,
