@@ -83,7 +83,7 @@ def seed(clients: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from fsar.roles import COMMITTEE
+    from core.roles import COMMITTEE
     from reviews import services
     from tasks.services import Actor, api_key_create, task_register
 
