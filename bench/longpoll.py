@@ -274,6 +274,7 @@ def run(env: dict, processes: list, *, clients: int, workers: int, threads: int,
     port = free_port()
     gunicorn = [sys.executable, "-m", "gunicorn", "fsar.wsgi", "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
     gunicorn += ["--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+    gunicorn += ["--no-control-socket"]  # one path per user (~/.gunicorn): others' servers may use it
     # As docs/deployment.md runs the long-poll: threads share a small connection pool per process.
     processes.append(subprocess.Popen(gunicorn, cwd=ROOT, env={**env, "DB_POOL_MAX_SIZE": str(pool)}))
     processes.append(rqworker(env))

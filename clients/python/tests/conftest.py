@@ -62,18 +62,22 @@ class LiveServer:
             "32",
             "--log-level",
             "warning",
+            # gunicorn's control socket is one path per user (~/.gunicorn): leave it to servers that need it.
+            "--no-control-socket",
         ]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def _wait_ready(self, timeout: float = 120) -> None:
+        """Until it answers anything: a path under /api/ that no endpoint matches is a
+        JSON 404 that touches no database (a busy test database must not slow this)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the test server exited; see {self.log}:\n{self.log.read_text()[-3000:]}")
             try:
-                httpx.get(f"{self.url}/healthz", timeout=2)
+                httpx.get(f"{self.url}/api/ready", timeout=5)
                 return
             except httpx.TransportError:
                 time.sleep(0.2)
