@@ -163,7 +163,8 @@ def run_sync(flow: Flow[T], client: httpx.Client, *, base: str, headers: dict[st
         try:
             effect = flow.throw(error) if error is not None else flow.send(value)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value
+            return result
         value, error = None, None
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
@@ -183,7 +184,8 @@ async def run_async(
         try:
             effect = flow.throw(error) if error is not None else flow.send(value)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value
+            return result
         value, error = None, None
         if isinstance(effect, Sleep):
             await asyncio.sleep(effect.seconds)

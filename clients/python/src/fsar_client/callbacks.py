@@ -42,7 +42,7 @@ def verify_callback(
     *,
     tolerance: float = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Return the callback's JSON if `headers` carry a valid FSAR signature of
     `body` made with `secret` within `tolerance` seconds; raise InvalidSignature
     otherwise. Pass the body exactly as received: parsed and re-serialised JSON

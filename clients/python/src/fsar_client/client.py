@@ -23,6 +23,7 @@ from fsar_client.models import Cost, Decision, ReportResult
 logger = logging.getLogger("fsar_client")
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 OnHold = Literal["wait", "raise", "defer"]
 
 # One long-poll asks the server to wait this long at most (it answers at once when the decision changes).
@@ -46,7 +47,7 @@ class _Spec:
     on_hold: OnHold
     max_wait: float
 
-    def external_id(self, fn: Callable[..., Any] | None, args: tuple, kwargs: dict) -> str:
+    def external_id(self, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """From the explicit key (a parameter's name, or a callable of the
         arguments), else generated once for this call (and kept for its retries)."""
         if self.key is None:
@@ -61,7 +62,7 @@ class _Spec:
             raise TypeError(f"key={self.key!r} is not a parameter of {fn.__qualname__}")
         return str(bound.arguments[self.key])
 
-    def payload_for(self, args: tuple, kwargs: dict) -> Mapping[str, Any] | None:
+    def payload_for(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Mapping[str, Any] | None:
         return self.payload(*args, **kwargs) if callable(self.payload) else self.payload
 
 
@@ -157,12 +158,12 @@ class FSAR:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _sync(self, flow: p.Flow[Any]) -> Any:
+    def _sync(self, flow: p.Flow[T]) -> T:
         if self._client is None:
             self._client = httpx.Client()
         return p.run_sync(flow, self._client, base=self.api_root, headers=self._headers, timeout=self.timeout)
 
-    async def _async(self, flow: p.Flow[Any]) -> Any:
+    async def _async(self, flow: p.Flow[T]) -> T:
         if self._async_client is None:
             self._async_client = httpx.AsyncClient()
         return await p.run_async(
@@ -194,9 +195,10 @@ class FSAR:
 
     # --------------------------------------------------------------------- flows
 
-    def _json(self, call: p.Call) -> p.Flow[dict]:
+    def _json(self, call: p.Call) -> p.Flow[dict[str, Any]]:
         response = yield from p.send(call, self.retry)
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
     def _register_flow(
         self,
@@ -244,7 +246,7 @@ class FSAR:
             else:
                 quick = 0
 
-    def _start_flow(self, task_id: int) -> p.Flow[dict]:
+    def _start_flow(self, task_id: int) -> p.Flow[dict[str, Any]]:
         return (yield from self._json(p.Call("POST", f"/tasks/{task_id}/start", json={})))
 
     def _finish_flow(
@@ -255,7 +257,7 @@ class FSAR:
         cost_micros: int | None = None,
         tokens: int | None = None,
         error: str = "",
-    ) -> p.Flow[dict]:
+    ) -> p.Flow[dict[str, Any]]:
         body: dict[str, Any] = {"outcome": outcome, "error": error[:MAX_ERROR_CHARS]}
         if cost_micros is not None:
             body["cost_micros"] = cost_micros
@@ -263,7 +265,7 @@ class FSAR:
             body["tokens"] = tokens
         return (yield from self._json(p.Call("POST", f"/tasks/{task_id}/finish", json=body)))
 
-    def _cancel_flow(self, task_id: int, *, reason: str = "") -> p.Flow[dict]:
+    def _cancel_flow(self, task_id: int, *, reason: str = "") -> p.Flow[dict[str, Any]]:
         return (yield from self._json(p.Call("POST", f"/tasks/{task_id}/cancel", json={"reason": reason[:2000]})))
 
     def _report_flow(self, report: str | bytes | Mapping[str, Any]) -> p.Flow[ReportResult]:
@@ -385,10 +387,10 @@ class FSAR:
     async def await_for_decision(self, task_id: int, *, max_wait: float = 3600) -> Decision:
         return await self._async(self._wait_flow(task_id, max_wait=max_wait))
 
-    def start(self, task_id: int) -> dict:
+    def start(self, task_id: int) -> dict[str, Any]:
         return self._sync(self._start_flow(task_id))
 
-    async def astart(self, task_id: int) -> dict:
+    async def astart(self, task_id: int) -> dict[str, Any]:
         return await self._async(self._start_flow(task_id))
 
     def finish(
@@ -399,7 +401,7 @@ class FSAR:
         cost_micros: int | None = None,
         tokens: int | None = None,
         error: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         return self._sync(
             self._finish_flow(task_id, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error)
         )
@@ -412,15 +414,15 @@ class FSAR:
         cost_micros: int | None = None,
         tokens: int | None = None,
         error: str = "",
-    ) -> dict:
+    ) -> dict[str, Any]:
         return await self._async(
             self._finish_flow(task_id, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error)
         )
 
-    def cancel(self, task_id: int, *, reason: str = "") -> dict:
+    def cancel(self, task_id: int, *, reason: str = "") -> dict[str, Any]:
         return self._sync(self._cancel_flow(task_id, reason=reason))
 
-    async def acancel(self, task_id: int, *, reason: str = "") -> dict:
+    async def acancel(self, task_id: int, *, reason: str = "") -> dict[str, Any]:
         return await self._async(self._cancel_flow(task_id, reason=reason))
 
     def submit_report(self, report: str | bytes | Mapping[str, Any]) -> ReportResult:
@@ -459,12 +461,14 @@ class FSAR:
             raise ValueError(f"on_hold must be 'wait', 'raise' or 'defer', not {on_hold!r}")
         return _Spec(task_type, ai_model, customer, proposal_id, payload, key, on_hold, max_wait)
 
-    def _finish_call(self, run: _Run, outcome: Literal["succeeded", "failed"], error: str = "") -> p.Flow[dict]:
+    def _finish_call(
+        self, run: _Run, outcome: Literal["succeeded", "failed"], error: str = ""
+    ) -> p.Flow[dict[str, Any]]:
         return self._finish_flow(
             run.task_id, outcome=outcome, cost_micros=run.cost.micros, tokens=run.cost.tokens, error=error
         )
 
-    def _after_error(self, run: _Run, exc: BaseException) -> p.Flow[dict]:
+    def _after_error(self, run: _Run, exc: BaseException) -> p.Flow[dict[str, Any]]:
         """The task's code raised: an Exception finishes it as failed with the error
         text; anything else (KeyboardInterrupt, cancellation) cancels it."""
         if isinstance(exc, Exception):
@@ -543,7 +547,9 @@ class FSAR:
 
         return decorate
 
-    def _run_sync(self, started: Decision, fn: Callable[..., Any], args: tuple, kwargs: dict, cost_from: Any) -> Any:
+    def _run_sync(
+        self, started: Decision, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], cost_from: Any
+    ) -> Any:
         run = _Run(started, Cost())
         token = _current_run.set(run)
         try:
@@ -559,7 +565,7 @@ class FSAR:
         return result
 
     async def _run_async(
-        self, started: Decision, fn: Callable[..., Any], args: tuple, kwargs: dict, cost_from: Any
+        self, started: Decision, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], cost_from: Any
     ) -> Any:
         run = _Run(started, Cost())
         token = _current_run.set(run)
@@ -615,7 +621,7 @@ class TaskContext:
         self._spec = spec
         self.external_id = external_id
         self._run: _Run | None = None
-        self._token: contextvars.Token | None = None
+        self._token: contextvars.Token[_Run | None] | None = None
 
     def _enter(self, started: Decision) -> TaskRun:
         self._run = _Run(started, Cost())
@@ -630,7 +636,7 @@ class TaskContext:
 
     def __enter__(self) -> TaskRun:
         spec = self._spec
-        return self._enter(self._fsar._sync(self._fsar._prepare_flow(spec, self.external_id, spec.payload)))
+        return self._enter(self._fsar._sync(self._fsar._prepare_flow(spec, self.external_id, spec.payload_for((), {}))))
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         run = self._exit()
@@ -641,7 +647,8 @@ class TaskContext:
 
     async def __aenter__(self) -> TaskRun:
         spec = self._spec
-        return self._enter(await self._fsar._async(self._fsar._prepare_flow(spec, self.external_id, spec.payload)))
+        payload = spec.payload_for((), {})
+        return self._enter(await self._fsar._async(self._fsar._prepare_flow(spec, self.external_id, payload)))
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         run = self._exit()
@@ -663,8 +670,8 @@ class Pending:
         spec: _Spec,
         decision: Decision,
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
         cost_from: Any,
     ) -> None:
         self._fsar, self._spec, self.decision = fsar, spec, decision
@@ -701,6 +708,6 @@ class AsyncPending(Pending):
         self.decision = await self._fsar.adecision(self.task_id)
         return self.decision
 
-    async def resume(self, *, max_wait: float | None = None) -> Any:  # type: ignore[override]
+    async def resume(self, *, max_wait: float | None = None) -> Any:
         started = await self._fsar._async(self._until_started(max_wait))
         return await self._fsar._run_async(started, self._fn, self._args, self._kwargs, self._cost_from)

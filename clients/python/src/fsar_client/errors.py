@@ -20,9 +20,8 @@ class FSARError(Exception):
 
     @property
     def detail(self) -> str:
-        if isinstance(self.body, dict) and isinstance(self.body.get("detail"), str):
-            return self.body["detail"]
-        return str(self)
+        detail = self.body.get("detail") if isinstance(self.body, dict) else None
+        return detail if isinstance(detail, str) else str(self)
 
 
 class AuthError(FSARError):

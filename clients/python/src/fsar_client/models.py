@@ -37,7 +37,7 @@ class Decision:
     case_status: str | None
     rationale: str | None
     version: str | None = None
-    body: dict = field(default_factory=dict, repr=False, compare=False)
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def held(self) -> bool:
@@ -48,7 +48,7 @@ class Decision:
         return self.status == "denied"
 
     @classmethod
-    def from_json(cls, body: dict) -> Decision:
+    def from_json(cls, body: dict[str, Any]) -> Decision:
         """From a task (`POST /tasks`, `GET /tasks/{id}`) or a decision answer."""
         gate = body.get("gate") or {}
         return cls(
@@ -102,16 +102,16 @@ class ReportResult:
 
     id: str
     created: bool
-    decision: str
+    decision: str | None
     reason: str | None
     policy: str | None
     case: int | None
     case_status: str | None
     rationale: str | None
-    body: dict = field(default_factory=dict, repr=False, compare=False)
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, body: dict, *, created: bool) -> ReportResult:
+    def from_json(cls, body: dict[str, Any], *, created: bool) -> ReportResult:
         gate = body.get("gate") or {}
         return cls(
             id=body["id"],
