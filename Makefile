@@ -40,6 +40,7 @@ test: dev-deps browser
 lint: dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy --strict clients/python/src/fsar_client
 
 bench: export DEBUG ?= 1
 bench: dev-deps
