@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long the first waiter in a process waits for the Redis listener to subscribe
+# How long the waiter that starts a process's Redis listener waits for it to subscribe
 # before it falls back to polling.
 SUBSCRIBE_TIMEOUT_SECONDS = 2.0
 
@@ -121,32 +121,40 @@ class Listener:
 
     def __init__(self) -> None:
         self.subscribed = threading.Event()
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
 
-    def ready(self, *, timeout: float) -> bool:
-        """Start the thread if this process has none (a forked worker does not
-        inherit it) and say whether it is subscribed, waiting up to `timeout`."""
+    def ready(self) -> bool:
+        """Whether the listener is subscribed. Starts it if this process has none (a
+        forked worker does not inherit the thread), and then waits for it a moment
+        (SUBSCRIBE_TIMEOUT_SECONDS); later calls only look, so while Redis is away
+        requests poll at once instead of each waiting for it."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+            starting = self._thread is None or not self._thread.is_alive() or self._pid != os.getpid()
+            if starting:
                 self.subscribed = threading.Event()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run,
-                    args=(settings.REDIS_URL, channel(), self.subscribed),
+                    args=(settings.REDIS_URL, channel(), self.subscribed, self._stop),
                     name="fsar-decision-listener",
                     daemon=True,
                 )
                 self._thread.start()
-        return self.subscribed.wait(timeout) if timeout > 0 else self.subscribed.is_set()
+        return self.subscribed.wait(SUBSCRIBE_TIMEOUT_SECONDS) if starting else self.subscribed.is_set()
+
+    def close(self) -> None:
+        """Stop the thread (within a few seconds)."""
+        self._stop.set()
 
     @staticmethod
-    def _run(url: str, name: str, subscribed: threading.Event) -> None:
+    def _run(url: str, name: str, subscribed: threading.Event, stop: threading.Event) -> None:
         import redis
 
         backoff = 0.5
-        while True:
+        while not stop.is_set():
             pubsub = None
             try:
                 client = redis.Redis.from_url(
@@ -154,7 +162,7 @@ class Listener:
                 )
                 pubsub = client.pubsub()
                 pubsub.subscribe(name)
-                while True:
+                while not stop.is_set():
                     message = pubsub.get_message(timeout=5.0)
                     if message is None:
                         continue
@@ -177,7 +185,7 @@ class Listener:
                         pubsub.close()
                     except Exception:
                         pass
-            time.sleep(backoff)
+            stop.wait(backoff)
             backoff = min(backoff * 2, 10.0)
 
 
@@ -201,7 +209,7 @@ def wait_for_change(task_id: int, *, read: Callable[[], T], changed: Callable[[T
     deadline = time.monotonic() + seconds
     event = waiters.add(task_id)
     try:
-        listening = bool(settings.REDIS_URL) and listener.ready(timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+        listening = bool(settings.REDIS_URL) and listener.ready()
         state = read()
         while not changed(state):
             remaining = deadline - time.monotonic()
@@ -210,7 +218,7 @@ def wait_for_change(task_id: int, *, read: Callable[[], T], changed: Callable[[T
             release_connection()
             event.wait(remaining if listening else min(remaining, settings.TASK_DECISION_POLL_SECONDS))
             event.clear()
-            listening = bool(settings.REDIS_URL) and listener.ready(timeout=0)
+            listening = bool(settings.REDIS_URL) and listener.ready()
             state = read()
         return state
     finally:

@@ -3,6 +3,7 @@ answers as soon as it changes. The Python client's tests (clients/python/tests)
 drive the same endpoint through a live server."""
 
 import json
+import socket
 import threading
 import time
 
@@ -148,6 +149,34 @@ def test_a_wait_that_sees_no_change_answers_the_current_state_when_it_ends(agent
     body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=1").json()
     assert body["status"] == "held" and body["gate"]["decision"] == "hold"
     assert decisions.waiters.count() == 0  # it unregistered
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=0.2)
+def test_while_redis_is_unreachable_waiters_poll_and_still_see_a_change(agent, settings, monkeypatch):
+    """Redis down: the listener cannot subscribe, so a waiter re-reads its task on its
+    own. The change below is made without any announcement: only the re-read can see it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        settings.REDIS_URL = f"redis://127.0.0.1:{s.getsockname()[1]}/0"  # nothing listens there
+    unreachable = decisions.Listener()
+    monkeypatch.setattr(decisions, "listener", unreachable)
+    task = register(agent)
+
+    def change_quietly() -> None:
+        time.sleep(3.0)  # after the listener's first wait for Redis (2 s) has given up
+        ExecutionTask.objects.filter(pk=task["id"]).update(status="registered", gate_decision="allow")
+        connection.close()
+
+    changer = threading.Thread(target=change_quietly)
+    changer.start()
+    try:
+        body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=20").json()
+    finally:
+        changer.join()
+        unreachable.close()
+    assert body["status"] == "registered" and body["gate"]["decision"] == "allow"
+    assert not unreachable.subscribed.is_set()
 
 
 @pytest.fixture
