@@ -32,6 +32,29 @@ def bearer(secret: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
+class decide_later(threading.Thread):  # noqa: N801 - reads as what it does
+    """After `delay` seconds, apply `decision` to the held task from another thread (its
+    own database connection, committed), as a committee decision elsewhere would;
+    `decided` is when it returned."""
+
+    def __init__(self, task_id: int, decision: GateDecision, by, delay: float) -> None:
+        super().__init__()
+        self.task_id, self.decision, self.by, self.delay = task_id, decision, by, delay
+        self.decided = 0.0
+        self.start()
+
+    def run(self) -> None:
+        time.sleep(self.delay)
+        services.task_gate_update(
+            task_id=self.task_id,
+            decision=self.decision,
+            actor=services.Actor(user=self.by),
+            reason=self.decision.reason,
+        )
+        self.decided = time.monotonic()
+        connection.close()
+
+
 @pytest.mark.django_db
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
 def test_it_answers_the_decision_at_once_without_wait(agent):
@@ -123,19 +146,7 @@ def test_a_server_that_allows_no_waiting_answers_at_once(agent):
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=0.2)
 def test_a_waiting_request_answers_when_the_held_task_is_released(agent, operator):
     task = register(agent)
-
-    def release() -> None:
-        time.sleep(0.5)
-        services.task_gate_update(
-            task_id=task["id"],
-            decision=GateDecision("allow", "case 7 approved", "hold-all", "7"),
-            actor=services.Actor(user=operator),
-            reason="case 7 approved",
-        )
-        connection.close()
-
-    releaser = threading.Thread(target=release)
-    releaser.start()
+    releaser = decide_later(task["id"], GateDecision("allow", "case 7 approved", "hold-all", "7"), operator, 0.5)
     body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=30").json()
     releaser.join()
     assert body["status"] == "registered" and body["gate"]["decision"] == "allow"
@@ -244,24 +255,10 @@ def test_with_redis_a_change_made_elsewhere_wakes_the_waiter_through_pub_sub(age
 
     assert settings.REDIS_URL, "CI's PostgreSQL pass sets REDIS_URL"
     task = register(agent)
-    timings = {}
-
-    def release() -> None:
-        time.sleep(1.0)
-        services.task_gate_update(
-            task_id=task["id"],
-            decision=GateDecision("deny", "case 7 rejected", "hold-all", "7"),
-            actor=services.Actor(user=operator),
-            reason="case 7 rejected",
-        )
-        timings["decided"] = time.monotonic()
-        connection.close()
-
-    releaser = threading.Thread(target=release)
-    releaser.start()
+    releaser = decide_later(task["id"], GateDecision("deny", "case 7 rejected", "hold-all", "7"), operator, 1.0)
     body = agent.get(f"/api/v1/tasks/{task['id']}/decision?wait=20").json()
     answered = time.monotonic()
     releaser.join()
     assert body["status"] == "denied"
     assert decisions.listener.subscribed.is_set()
-    assert answered - timings["decided"] < 1.0
+    assert answered - releaser.decided < 1.0

@@ -18,6 +18,20 @@ def case_id(value: Any) -> int | None:
     return None
 
 
+def gate_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The gate's answer in a task's, a decision's or a report's JSON, as the
+    fields Decision and ReportResult share."""
+    gate = body.get("gate") or {}
+    return {
+        "decision": gate.get("decision"),
+        "reason": gate.get("reason"),
+        "policy": gate.get("policy"),
+        "case": case_id(gate.get("case")),
+        "case_status": gate.get("case_status"),
+        "rationale": gate.get("rationale"),
+    }
+
+
 @dataclass(frozen=True)
 class Decision:
     """A task's status and the gate's decision on it.
@@ -50,17 +64,11 @@ class Decision:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Decision:
         """From a task (`POST /tasks`, `GET /tasks/{id}`) or a decision answer."""
-        gate = body.get("gate") or {}
         return cls(
             task_id=body["task_id"] if "task_id" in body else body["id"],
             external_id=body["external_id"],
             status=body["status"],
-            decision=gate.get("decision"),
-            reason=gate.get("reason"),
-            policy=gate.get("policy"),
-            case=case_id(gate.get("case")),
-            case_status=gate.get("case_status"),
-            rationale=gate.get("rationale"),
+            **gate_fields(body),
             version=body.get("version"),
             body=body,
         )
@@ -112,15 +120,4 @@ class ReportResult:
 
     @classmethod
     def from_json(cls, body: dict[str, Any], *, created: bool) -> ReportResult:
-        gate = body.get("gate") or {}
-        return cls(
-            id=body["id"],
-            created=created,
-            decision=gate.get("decision"),
-            reason=gate.get("reason"),
-            policy=gate.get("policy"),
-            case=case_id(gate.get("case")),
-            case_status=gate.get("case_status"),
-            rationale=gate.get("rationale"),
-            body=body,
-        )
+        return cls(id=body["id"], created=created, **gate_fields(body), body=body)
