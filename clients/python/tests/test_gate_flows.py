@@ -142,6 +142,19 @@ def test_a_held_task_raises_held_with_the_case_and_the_same_key_later_runs_once_
     assert ExecutionTask.objects.filter(external_id="idea-7").count() == 1
 
 
+def test_waiting_gives_up_after_max_wait_with_held(fsar, requests_sent):
+    report = fsar.submit_report(report_md("r-patience", severity=30))
+
+    @fsar.task("implement_idea", proposal_id="r-patience", key="n", max_wait=2)
+    def implement(n: int) -> None:
+        raise AssertionError("must not run while held")
+
+    with pytest.raises(Held, match="still held after waiting 2 s") as held:
+        implement(1)
+    assert held.value.case == report.case
+    assert requests_sent.paths("GET", "/decision")  # it did wait, on the long-poll
+
+
 def test_deferred_hold_returns_a_pending_handle_that_resumes_after_approval(fsar, alice, bob):
     report = fsar.submit_report(report_md("r-defer", severity=30))
 
