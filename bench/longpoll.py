@@ -257,7 +257,9 @@ def main(argv: list[str]) -> int:
             "DJANGO_SETTINGS_MODULE": "fsar.settings",
             "DEBUG": "0",
             "SECRET_KEY": "bench-longpoll-not-a-real-secret-0123456789",
+            "AUDIT_CHAIN_KEY": "bench-longpoll-audit-chain-key-not-a-real-one-0123456789",
             "ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback
             "LOG_LEVEL": "WARNING",
             "API_RATE_LIMIT_REQUESTS": "0",
             "DB_CONN_MAX_AGE": "0",

@@ -85,9 +85,10 @@ def test_the_version_changes_with_the_decision(agent, operator):
     assert after["version"] != before
 
 
+@pytest.mark.adversary
 @pytest.mark.django_db
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
-def test_another_keys_task_is_404_to_a_tasks_key_and_visible_to_a_read_key(agent, make_api_key):
+def test_a_tasks_key_cannot_watch_another_keys_decision_but_a_read_key_may(agent, make_api_key):
     task = register(agent)
     _, other_tasks_key = make_api_key(scopes=["tasks"])
     _, reader = make_api_key(scopes=["read"])

@@ -61,6 +61,7 @@ def test_the_same_external_id_with_other_fields_is_a_conflict_naming_them(fsar):
     assert "already registered" in error.value.body["detail"]
 
 
+@pytest.mark.adversary
 def test_another_keys_task_is_not_found(fsar, live_fsar, make_api_key):
     task = fsar.register("implement_idea", external_id="mine")
     _, other = make_api_key(scopes=["tasks"])
