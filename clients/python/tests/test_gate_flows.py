@@ -216,10 +216,6 @@ def test_a_held_task_rejected_by_the_committee_raises_denied_with_the_case(fsar,
     assert denied.case == report.case and "Too risky for now." in denied.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awaits the integrity change: `start` re-checks the gate and answers 409 when it changed since registration",
-)
 def test_the_kill_switch_pulled_between_register_and_start_keeps_the_function_from_running(
     live_fsar, agent_key, operator
 ):
