@@ -36,6 +36,13 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(scope="session")
+def base_url(pytestconfig) -> str | None:
+    """pytest-playwright's own fallback for this fixture is a session-scoped instance
+    method, which pytest 9 deprecates (PytestRemovedIn10Warning); the same, as a function."""
+    return pytestconfig.getoption("--base-url", None) or pytestconfig.getini("base_url") or None
+
+
 def _db_order(item) -> int:
     """pytest-django's order: database tests in a transaction first, then those that
     commit (transactional: they flush the database afterwards), then the rest."""
