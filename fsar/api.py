@@ -3,27 +3,32 @@ error handlers that keep every failure a JSON answer naming the problem."""
 
 import logging
 import traceback
+from collections.abc import Callable
+from functools import wraps
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
+from ninja.openapi.views import openapi_json
 
 from billing.api import router as billing_router
 from deployments.api import router as deployments_router
 from deployments.models import ModelVersion
 from deployments.services import ModelError
 from fsar.middleware import body_limit_for
+from fsar.roles import COMMITTEE, OPERATORS, has_role
 from reviews.api import router as reviews_router
 from reviews.models import Report
 from reviews.reports import ReportInvalid, ReportTooLarge
 from reviews.services import ReviewError
 from tasks.api import BadCursor
 from tasks.api import router as tasks_router
-from tasks.auth import MissingScope, RateLimited
+from tasks.auth import MissingScope, RateLimited, check_rate_limit, find_active_key
 from tasks.gate import GateUnavailable
 from tasks.metrics_api import router as metrics_router
 from tasks.models import ExecutionTask
@@ -31,23 +36,90 @@ from tasks.services import ApiKeyError, TaskError
 
 logger = logging.getLogger(__name__)
 
+API_VERSION = "1"
+# Who reads the interactive docs: the people who answer for the API's use.
+DOCS_ROLES = (OPERATORS, COMMITTEE)
+
+
+def bearer_key(request: HttpRequest):
+    """The active API key in `Authorization: Bearer …`, or None (any scope will do)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return find_active_key(token.strip())
+
+
+def docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """ninja wraps both the schema and the docs page with this.
+
+    The schema (`openapi.json`) is for programs and people: any active API key
+    (whatever its scopes; rate-limited like every call) or a logged-in operator
+    or committee member. The interactive docs are a page for operators and the
+    committee only: anonymous visitors are sent to log in, other roles (customers)
+    get the same 404 as any page their role may not open."""
+    serves_schema = getattr(view, "func", None) is openapi_json
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if serves_schema and "Authorization" in request.headers:
+            api_key = bearer_key(request)
+            if api_key is None:
+                return JsonResponse({"detail": "Missing, unknown, revoked or expired API key."}, status=401)
+            try:
+                check_rate_limit(api_key)
+            except RateLimited as exc:
+                return JsonResponse({"detail": str(exc)}, status=429, headers={"Retry-After": str(exc.retry_after)})
+            return view(request, *args, **kwargs)
+        if has_role(request.user, *DOCS_ROLES):
+            return view(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            raise Http404("No such page.")
+        if serves_schema:
+            return JsonResponse(
+                {"detail": "Send an API key (Authorization: Bearer <key>), or log in as an operator."}, status=401
+            )
+        return redirect_to_login(request.get_full_path())
+
+    return wrapped
+
+
 api = NinjaAPI(
     title="FSAR agent API",
-    version="1",
+    version=API_VERSION,
     description=(
         "For the AI side: register tasks and get the execution gate's decision, report progress "
         "and cost, backfill history, register AI model versions. Authenticate with "
         "`Authorization: Bearer <key>`."
     ),
     urls_namespace="api",
-    # The docs are a page for people: like every page, they need a login.
-    docs_decorator=login_required,
+    docs_decorator=docs_access,
 )
 api.add_router("/tasks", tasks_router)
 api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
 api.add_router("/billing", billing_router)
 api.add_router("/models", deployments_router)
+
+
+class IndexOut(Schema):
+    name: str
+    version: str
+    schema_url: str
+    docs_url: str
+    authentication: str
+
+
+@api.get("/", auth=None, response=IndexOut, tags=["index"], summary="Where the schema and the docs are")
+def index(request: HttpRequest) -> dict:
+    """No key needed: the API's name and version, the OpenAPI schema's address (any
+    API key may fetch it) and the interactive docs' (for logged-in operators)."""
+    return {
+        "name": api.title,
+        "version": API_VERSION,
+        "schema_url": reverse("api:openapi-json"),
+        "docs_url": reverse("api:openapi-view"),
+        "authentication": "Authorization: Bearer <key>",
+    }
 
 
 def field_path(loc) -> str:
@@ -171,4 +243,6 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 @csrf_exempt
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """Every path under /api/ that no endpoint matches: a JSON 404, not Django's HTML page."""
-    return JsonResponse({"detail": f"No API endpoint at {request.path}; see /api/v1/docs."}, status=404)
+    return JsonResponse(
+        {"detail": f"No API endpoint at {request.path}; /api/v1/ names the schema and the docs."}, status=404
+    )

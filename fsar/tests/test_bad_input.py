@@ -23,7 +23,7 @@ def test_a_path_no_endpoint_matches_is_a_json_404_naming_it(agent, method, path)
     response = getattr(agent, method)(path)
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert response.json()["detail"] == f"No API endpoint at {path}; see /api/v1/docs."
+    assert response.json()["detail"] == f"No API endpoint at {path}; /api/v1/ names the schema and the docs."
 
 
 def test_a_post_to_an_unknown_api_path_needs_no_csrf_token(api_key):

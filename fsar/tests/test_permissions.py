@@ -49,6 +49,11 @@ PAGES = [
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
     ("tasks:metrics", {"anon": 302, "operator": 200, "superuser": 200}),
+    # The API's index is public; its schema needs an API key (tested apart) or a staff login;
+    # the interactive docs are a page for operators and the committee.
+    ("/api/v1/", {r: 200 for r in ROLES}),
+    ("/api/v1/openapi.json", {"anon": 401, "operator": 200, "committee": 200, "superuser": 200}),
+    ("/api/v1/docs", {"anon": 302, "operator": 200, "committee": 200, "superuser": 200}),
     ("audit:chain", {"anon": 302, "operator": 200, "superuser": 200}),
     (
         "/admin/billing/customer/add/",

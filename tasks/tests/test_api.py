@@ -362,7 +362,6 @@ def test_a_long_cancel_reason_is_kept_whole_in_history(agent):
 
 
 def test_the_openapi_schema_documents_the_task_endpoints(client, operator):
-    assert client.get("/api/v1/docs").status_code == 302  # a page: login first
     client.force_login(operator)
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/tasks" in schema["paths"]
