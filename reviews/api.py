@@ -12,6 +12,7 @@ from ninja import Router, Schema, Status
 from reviews import policy, selectors, services
 from reviews.models import Report
 from reviews.reports import format_timestamp
+from tasks.api import GateCase
 from tasks.auth import ApiKeyAuth
 from tasks.gate import GateUnavailable
 
@@ -22,7 +23,7 @@ class ProposalGateOut(Schema):
     decision: str
     reason: str
     policy: str | None
-    case: int | None
+    case: GateCase
     case_status: str | None
     rationale: str | None
     values: dict

@@ -113,11 +113,15 @@ class CancelIn(StrictSchema):
     reason: Annotated[Text, Field(max_length=2000)] = ""
 
 
+# Every `gate` object in the API names its review case the same way (a schema test compares them).
+GateCase = Annotated[int | None, Field(description="The id of the review case holding or deciding this; null if none.")]
+
+
 class GateOut(Schema):
     decision: str | None
     reason: str | None
     policy: str | None
-    case: str | None
+    case: GateCase
     # Filled by settings.TASK_GATE_DETAILS (composed in fsar/): the case's status and rationale.
     case_status: str | None = None
     rationale: str | None = None
@@ -210,7 +214,7 @@ def task_out(task: ExecutionTask) -> dict:
             "decision": task.gate_decision,
             "reason": task.gate_reason,
             "policy": task.gate_policy,
-            "case": task.gate_case,
+            "case": task.gate_case_id,
             **_gate_details(task),
         },
     }

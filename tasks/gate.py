@@ -31,7 +31,8 @@ class GateDecision:
     decision: Decision
     reason: str
     policy: str | None = None
-    case: str | None = None
+    # The review case's id (an integer, as in every API answer that names a case).
+    case: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

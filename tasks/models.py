@@ -167,6 +167,12 @@ class ExecutionTask(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    @property
+    def gate_case_id(self) -> int | None:
+        """The review case holding or deciding this task, as the integer the API shows.
+        `gate_case` stays text: a task refers upward by plain strings (DESIGN.md)."""
+        return int(self.gate_case) if self.gate_case and self.gate_case.isdigit() else None
+
 
 class TaskMetricsRollup(models.Model):
     """Finished tasks per UTC hour (and per six hours, and per UTC day) × task type × AI model: exact

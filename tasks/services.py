@@ -208,7 +208,7 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
     task.gate_decision = decision.decision
     task.gate_reason = decision.reason
     task.gate_policy = decision.policy
-    task.gate_case = decision.case
+    task.gate_case = None if decision.case is None else str(decision.case)
     task.status = {
         "allow": TaskStatus.REGISTERED,
         "hold": TaskStatus.HELD,
@@ -233,7 +233,7 @@ def _gate_closed(task: ExecutionTask, why: str) -> GateClosed:
         f"gate closed: {why}" + (f" ({task.gate_reason})" if task.gate_reason else ""),
         decision=task.gate_decision,
         policy=task.gate_policy,
-        case=task.gate_case,
+        case=task.gate_case_id,
     )
 
 

@@ -51,13 +51,13 @@ def test_a_task_linked_to_a_held_report_is_held_with_it_and_released_when_approv
     body = response.json()
     assert body["status"] == "held"
     assert body["gate"]["decision"] == "hold"
-    assert body["gate"]["case"] == str(case_id)
+    assert body["gate"]["case"] == case_id
     assert body["gate"]["case_status"] == "open"
 
     start = agent.post(f"/api/v1/tasks/{body['id']}/start")
     assert start.status_code == 409
     assert "gate closed" in start.json()["detail"]
-    assert start.json()["case"] == str(case_id)
+    assert start.json()["case"] == case_id
 
     services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the rollback plan.")
     task = agent.get(f"/api/v1/tasks/{body['id']}").json()
@@ -306,7 +306,7 @@ def test_an_approval_lapses_and_the_next_task_reopens_the_case(agent, alice):
         assert Case.objects.get(pk=case_id).status == CaseStatus.EXPIRED
         later = register(agent, "t2", ai_model="exp-1").json()
     assert later["status"] == "held"
-    assert later["gate"]["case"] == str(case_id)
+    assert later["gate"]["case"] == case_id
     assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
 
 

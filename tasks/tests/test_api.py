@@ -22,7 +22,7 @@ def register(agent, **overrides):
 
 
 def hold_everything(task):
-    return GateDecision("hold", "test policy holds all", "hold-all", "case-7")
+    return GateDecision("hold", "test policy holds all", "hold-all", 7)
 
 
 def allow_everything(task):
@@ -140,7 +140,7 @@ def test_a_held_task_cannot_start_gate_closed_with_the_case(agent):
         "decision": "hold",
         "reason": "test policy holds all",
         "policy": "hold-all",
-        "case": "case-7",
+        "case": 7,
         # From settings.TASK_GATE_DETAILS (reviews): no such review case here.
         "case_status": None,
         "rationale": None,
@@ -148,7 +148,7 @@ def test_a_held_task_cannot_start_gate_closed_with_the_case(agent):
     response = post(agent, f"/api/v1/tasks/{body['id']}/start", {})
     assert response.status_code == 409
     assert response.json()["detail"].startswith("gate closed")
-    assert response.json()["case"] == "case-7"
+    assert response.json()["case"] == 7
     assert ExecutionTask.objects.get().status == "held"
 
 
