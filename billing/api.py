@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import ConfigDict
 
@@ -15,7 +15,11 @@ router = Router(tags=["billing"])
 
 class RoiQuery(Schema):
     model_config = ConfigDict(extra="forbid")
-    period: str | None = None
+    period: str | None = Field(
+        None,
+        description="YYYY-MM, from 0001-01 to 9998-12. Default: this month.",
+        json_schema_extra={"pattern": money.PERIOD_PATTERN},
+    )
 
 
 class RoiRowOut(Schema):
@@ -47,7 +51,7 @@ def roi_for_period(request: HttpRequest, filters: Query[RoiQuery]) -> dict:
     cost) per service offering for `period` (YYYY-MM, default: this month)."""
     from django.utils import timezone
 
-    period = filters.period or money.period_of(timezone.now())
+    period = money.period_of(timezone.now()) if filters.period is None else filters.period
     try:
         money.parse_period(period)
     except money.BadPeriod as exc:

@@ -15,6 +15,10 @@ MICROS = 1_000_000
 # Stripe's zero-decimal currencies (amounts in whole units); everything else has cents.
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 PERIOD_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# The periods parse_period accepts, 0001-01 to 9998-12, as a pattern for the API's schema.
+PERIOD_PATTERN = (
+    r"^(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(?:0[1-9]|1[0-2])$"
+)
 
 
 def currency() -> str:

@@ -11,8 +11,8 @@ from ninja import Router, Schema, Status
 
 from reviews import policy, selectors, services
 from reviews.models import Report
-from reviews.reports import format_timestamp
-from tasks.api import GateCase
+from reviews.reports import ID_PATTERN, MAX_ID_LENGTH, MAX_SEVERITY, TEXT_PATTERN, format_timestamp
+from tasks.api import DATETIME_PATTERN, GateCase
 from tasks.auth import ApiKeyAuth
 from tasks.gate import GateUnavailable
 
@@ -75,6 +75,8 @@ def proposal_out(report: Report) -> dict:
     }
 
 
+REPORT_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN}
+REPORT_TEXT = {"type": "string", "pattern": TEXT_PATTERN}
 ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 503: ErrorOut}
 BODY_DOC = {
     "requestBody": {
@@ -85,16 +87,24 @@ BODY_DOC = {
             "application/json": {
                 "schema": {
                     "type": "object",
+                    "additionalProperties": False,
                     "required": ["id", "timestamp", "proposal", "severity", "block_execution"],
                     "properties": {
-                        "id": {"type": "string"},
-                        "timestamp": {"type": "string", "format": "date-time"},
-                        "proposal": {"type": "string"},
-                        "severity": {"type": "integer", "minimum": 0, "maximum": 2147483647},
-                        "risks": {"type": "array", "items": {"type": "string"}},
-                        "mitigations": {"type": "array", "items": {"type": "string"}},
+                        "id": REPORT_ID,
+                        "timestamp": {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN},
+                        "proposal": {
+                            **REPORT_TEXT,
+                            "description": "Markdown. No top-level `## Risks` or `## Mitigations` line and no "
+                            "unclosed code fence outside fences (the markdown form could not express it).",
+                        },
+                        "severity": {"type": "integer", "minimum": 0, "maximum": MAX_SEVERITY},
+                        "risks": {"anyOf": [{"type": "array", "items": REPORT_TEXT}, {"type": "null"}]},
+                        "mitigations": {"anyOf": [{"type": "array", "items": REPORT_TEXT}, {"type": "null"}]},
                         "block_execution": {"type": "boolean"},
-                        "supersedes": {"type": "string", "nullable": True},
+                        "supersedes": {
+                            "anyOf": [REPORT_ID, {"type": "null"}],
+                            "description": "The id of a report already submitted, which this one revises.",
+                        },
                     },
                 }
             },

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, lone_surrogate_path
+from tasks.api import DATETIME_RULE, is_rfc3339 (API schema states the rules the server enforces, and a schemathesis run in the suite checks they agree: date-times are RFC 3339 strings with a time zone in 1970-9998 (never numbers), integers are JSON integers (6.0 is 6; "6", 6.5, true are refused), period is YYYY-MM (empty is refused), texts and payload keys/strings carry no NUL (recursive JsonValue), report ids and texts have patterns, a task cursor is the last id; cross-field, clock and stored-data rules are in the descriptions and the only 422s the fuzz hooks accept)
 
 MAX_REPORT_BYTES = 1024 * 1024
 MAX_SEVERITY = 2_147_483_647
@@ -26,11 +27,21 @@ HEADER_KEYS = ("id", "timestamp", "severity", "block_execution", "supersedes")
 JSON_FIELDS = ("id", "timestamp", "proposal", "severity", "risks", "mitigations", "block_execution", "supersedes")
 REQUIRED = ("id", "timestamp", "severity", "block_execution", "proposal")
 
+# What the API schema states (reviews/api.py), in regular expressions that mean the same
+# to Python and to ECMAScript: explicit classes, no `\s` (the two differ on a few characters).
+# Blank: what str.strip() removes. An id has no whitespace, control character or BOM.
+_BLANK = "\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+ID_PATTERN = "^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+$"
+TEXT_PATTERN = f"^[^\x00]*[^\x00{_BLANK}][^\x00]*$"  # something besides blanks, and no NUL
+_ID = re.compile(ID_PATTERN)
+
 _TASK_TYPE_PREFIX = re.compile(r"^(" + "|".join(TASK_TYPES) + r"):")
 _HEADER_LINE = re.compile(r"^- ([a-z_]+):(?:[ \t]+(.*?))?[ \t]*$")
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
 # What a URL path segment carries unchanged: no "/", "?", "#", "%", "\\", no "." or ".." segment.
 _URL_SAFE_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~:@+=-]+")
+# The same rule without a lookahead, for the API schema (schema generators handle it).
+NEW_ID_PATTERN = r"^(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*|\.(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*|\.[A-Za-z0-9._~:@+=-]+))$"
 
 
 class ReportInvalid(Exception):
@@ -196,8 +207,8 @@ def _check_id(value: str, name: str, *, line: int | None = None, new: bool = Fal
     """An id; a `new` one (the report's own, not a reference to a stored one) must
     also be readable back at GET /api/v1/proposals/{id} exactly as it is."""
     _check_no_nul(value, name, line=line)
-    if not value or value != value.strip() or any(c.isspace() for c in value):
-        raise ReportInvalid("must be non-empty and contain no whitespace", field=name, line=line)
+    if not _ID.fullmatch(value):
+        raise ReportInvalid("must be non-empty and contain no whitespace or control characters", field=name, line=line)
     if len(value) > MAX_ID_LENGTH:
         raise ReportInvalid(f"longer than {MAX_ID_LENGTH} characters", field=name, line=line)
     if new and not _URL_SAFE_ID.fullmatch(value):
@@ -411,7 +422,11 @@ def parse_json(raw: bytes | str) -> ReportRecord:
     for name in ("id", "timestamp", "proposal"):
         if not isinstance(data[name], str):
             raise ReportInvalid("must be a string", field=name)
+    if not is_rfc3339(data["timestamp"]):
+        raise ReportInvalid(DATETIME_RULE, field="timestamp")
     severity = data["severity"]
+    if type(severity) is float and severity.is_integer():  # JSON has one number type: 6.0 is 6
+        severity = int(severity)
     if type(severity) is not int:
         raise ReportInvalid("must be a JSON integer", field="severity")
     if not 0 <= severity <= MAX_SEVERITY:
@@ -436,7 +451,7 @@ def parse_json(raw: bytes | str) -> ReportRecord:
     check_markdown_expressible(proposal)
     return ReportRecord(
         id=_check_id(data["id"], "id", new=True),
-        timestamp=parse_timestamp(data["timestamp"]),
+        timestamp=parse_timestamp(data["timestamp"].upper()),  # RFC 3339 allows `t` and `z`
         severity=severity,
         block_execution=data["block_execution"],
         proposal=proposal,

@@ -3,15 +3,13 @@ cancel, read, list, and backfill. Endpoints only translate HTTP to services."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
 import re
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -19,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, StrictInt, StrictStr
+from typing_extensions import TypeAliasType
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, has_lone_surrogate, json_keys_and_scalars, lone_surrogate_path
 from tasks import decisions, selectors, services
@@ -46,15 +45,7 @@ def in_utc(value: datetime) -> datetime:
         raise ValueError("is out of range in UTC") from None
 
 
-ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T")
 
-
-def iso_string(value: object) -> object:
-    """Only an ISO 8601 date-time string: pydantic would also read a number (or a
-    string of digits) as Unix seconds, which is not what the API documents."""
-    if not isinstance(value, str) or not ISO_DATE_TIME.match(value):
-        raise ValueError("must be an ISO 8601 date-time string with a time zone, e.g. 2026-10-01T09:00:00Z")
-    return value
 
 
 def json_safe(value: dict) -> dict:
@@ -72,16 +63,64 @@ def json_safe(value: dict) -> dict:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(no_nul)]
-QueryText = Annotated[str, Field(max_length=200), AfterValidator(no_nul)]
+def whole_number(value):
+    """JSON has one kind of number, and JSON Schema's `integer` is any number with no
+    fraction: 6.0 is the integer 6. A fraction, a string ("6") or a boolean is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The schema states what the validators enforce (a schemathesis run checks that they agree).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# Years 1970 to 9998: any such instant, at any offset, stays within what datetime and the
+# metrics' window arithmetic (the previous window, bucket ends) can hold.
+_YEAR = r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+DATETIME_PATTERN = (
+    rf"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+DATETIME_RULE = (
+    "must be an ISO 8601 date-time string with a timezone, as RFC 3339 writes it (e.g. 2026-10-01T09:00:00Z), "
+    "in the years 1970 to 9998"
+)
+_DATETIME = re.compile(DATETIME_PATTERN)
+
+
+def is_rfc3339(value) -> bool:
+    return isinstance(value, str) and _DATETIME.fullmatch(value) is not None
+
+
+def rfc3339_text(value):
+    """A date-time arrives as RFC 3339 text with its time zone, never as a number."""
+    if not is_rfc3339(value):
+        raise ValueError(DATETIME_RULE)
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+QueryText = Annotated[
+    str, Field(max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN}), AfterValidator(no_nul)
+]
 TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvement"]
 ExternalId = Annotated[Text, Field(min_length=1, max_length=200)]
 ShortText = Annotated[Text, Field(min_length=1, max_length=200)]
-NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2_147_483_647)]
+NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807), BeforeValidator(whole_number)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=2_147_483_647), BeforeValidator(whole_number)]
 ErrorText = Annotated[Text, Field(max_length=20_000)]
-UtcDatetime = Annotated[AwareDatetime, BeforeValidator(iso_string), AfterValidator(in_utc)]
-Payload = Annotated[dict, AfterValidator(json_safe)]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(rfc3339_text),
+    AfterValidator(in_utc),
+    Field(json_schema_extra={"pattern": DATETIME_PATTERN}),
+]
+# The payload as the schema states it: any JSON object whose keys and strings hold no NUL
+# (the NUL and NaN checks themselves are json_safe's, with a message naming them).
+_NoNul = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+_ONLY_PATTERN_KEYS = Field(json_schema_extra={"additionalProperties": False})
+_JsonObject = Annotated[dict[_NoNul, "JsonValue"], _ONLY_PATTERN_KEYS]
+JsonValue = TypeAliasType("JsonValue", Union[_NoNul, int, float, bool, None, list["JsonValue"], _JsonObject])  # noqa: UP007
+Payload = Annotated[dict[_NoNul, JsonValue], AfterValidator(json_safe), _ONLY_PATTERN_KEYS]
 
 
 # The longest `wait` a decision long-poll may ask for (the server may give less:
@@ -303,6 +342,9 @@ def backfill_tasks(request: HttpRequest, body: BackfillIn):
     return {"created": result.created, "unchanged": result.unchanged}
 
 
+CURSOR_PATTERN = r"^[0-9]{1,18}$"
+
+
 class TaskFilters(Schema):
     status: TaskStatus | None = None
     task_type: TaskType | None = None
@@ -310,7 +352,9 @@ class TaskFilters(Schema):
     customer: QueryText | None = None
     proposal_id: QueryText | None = None
     external_id: QueryText | None = None
-    cursor: Annotated[str, Field(max_length=40)] | None = None
+    cursor: Annotated[str, Field(pattern=CURSOR_PATTERN, description="A `next_cursor` this API returned.")] | None = (
+        None
+    )
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 
@@ -319,18 +363,15 @@ class BadCursor(Exception):
 
 
 def encode_cursor(task_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{task_id}".encode()).decode().rstrip("=")
+    """The keyset position: the last task's id. Any value the schema allows is a
+    position (the page after it), so a cursor is never refused for its content."""
+    return str(task_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, value = raw.split(":", 1)
-        if kind != "id":
-            raise ValueError(kind)
-        return int(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadCursor("cursor is not one this API returned") from exc
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise BadCursor("cursor is not one this API returned")
+    return int(cursor)
 
 
 @router.get(

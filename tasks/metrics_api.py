@@ -3,7 +3,7 @@ and `GET /api/v1/metrics/tasks/series`. Definitions: docs/metrics.md."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from django.http import HttpRequest
@@ -24,8 +24,16 @@ TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvemen
 class WindowQuery(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    since: UtcDatetime | None = Field(None, description="Start, inclusive (ISO 8601 with a timezone).")
-    until: UtcDatetime | None = Field(None, description="End, exclusive (ISO 8601 with a timezone). Default: now.")
+    since: UtcDatetime | None = Field(
+        None,
+        description="Start, inclusive (RFC 3339 with a time zone). Before `until`; without `until`, in the past. "
+        f"Default: `until` less {metrics.DEFAULT_WINDOW.days} days.",
+    )
+    until: UtcDatetime | None = Field(
+        None,
+        description="End, exclusive (RFC 3339 with a time zone). Default: now. "
+        f"The window is at most {metrics.MAX_WINDOW.days} days long.",
+    )
     exact: bool = Field(
         False, description="Exact percentiles from the raw rows, however many (slower on large windows)."
     )
@@ -40,7 +48,9 @@ class SeriesQuery(WindowQuery):
     ai_model: QueryText | None = Field(
         None, description="Only this model; an empty value means tasks with no model recorded."
     )
-    bucket: Literal["hour", "day"] = "day"
+    bucket: Literal["hour", "day"] = Field(
+        "day", description=f"At most {metrics.MAX_POINTS} buckets in the window (hours: about 83 days)."
+    )
 
 
 class WindowOut(Schema):
@@ -93,18 +103,10 @@ def invalid(field: str, message: str) -> ValidationError:
     return ValidationError([{"loc": ("query", field), "msg": message, "type": "value_error"}])
 
 
-# Windows are shifted back (the previous window) and bucketed forward; inside these
-# bounds that arithmetic stays within the years datetime can hold.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
-
 def window_from(query: WindowQuery) -> metrics.Window:
-    """The requested window: default the 7 days ending now (or ending `until`)."""
-    for name in ("since", "until"):
-        value = getattr(query, name)
-        if value is not None and not EARLIEST <= value <= LATEST:
-            raise invalid(name, f"must be between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}")
+    """The requested window: default the 7 days ending now (or ending `until`).
+    `since` and `until` are in the years 1970 to 9998 (their type, UtcDatetime), so
+    the previous window and the bucket ends stay within what datetime holds."""
     until = query.until or timezone.now()
     since = query.since or until - metrics.DEFAULT_WINDOW
     if query.since is not None and query.until is None and since >= until:

@@ -138,3 +138,26 @@ def test_the_dashboard_summarises_last_months_roi(client, operator, november):
         body = client.get(reverse("home")).content.decode()
     summary = body.split('data-testid="billing-roi">')[1].split("</p>")[0]
     assert summary.startswith("2026-11: collected 0.50 USD against 0.41 USD of AI cost")
+
+
+def test_the_period_pattern_in_the_api_schema_accepts_exactly_the_periods_parse_period_does():
+    import re
+
+    from billing.money import PERIOD_PATTERN, BadPeriod, parse_period
+
+    for year in range(10_000):
+        for month in (0, 1, 12, 13):
+            text = f"{year:04d}-{month:02d}"
+            try:
+                parse_period(text)
+                accepted = True
+            except BadPeriod:
+                accepted = False
+            assert accepted == bool(re.fullmatch(PERIOD_PATTERN, text)), text
+
+
+@pytest.mark.django_db
+def test_an_empty_period_is_refused_not_taken_for_this_month(agent):
+    response = agent.get("/api/v1/billing/roi", {"period": ""})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "period: period must look like YYYY-MM, got ''"

@@ -88,7 +88,7 @@ def test_a_decision_stores_the_values_it_compared(post_report):
             "severity",
         ),
         (
-            '{"id": "x", "timestamp": "2026-01-01T00:00:00Z", "proposal": "p", "severity": 6.0, '
+            '{"id": "x", "timestamp": "2026-01-01T00:00:00Z", "proposal": "p", "severity": 6.5, '
             '"block_execution": false}',
             "application/json",
             "severity",

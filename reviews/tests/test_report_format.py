@@ -104,7 +104,11 @@ def test_malformed_markdown_names_the_field_and_line(change, field, line):
     "change,field",
     [
         ({"severity": "6"}, "severity"),
-        ({"severity": 6.0}, "severity"),
+        ({"severity": 6.5}, "severity"),
+        ({"timestamp": "2026-02-01 10:00:00Z"}, "timestamp"),
+        ({"timestamp": "1969-12-31T23:59:59Z"}, "timestamp"),
+        ({"id": "r\u00851"}, "id"),
+        ({"id": "r\ufeff"}, "id"),
         ({"severity": True}, "severity"),
         ({"block_execution": "false"}, "block_execution"),
         ({"block_execution": 0}, "block_execution"),

@@ -75,14 +75,27 @@ def test_an_unknown_task_type_lists_the_allowed_ones(agent):
     assert not ExecutionTask.objects.exists()
 
 
-@pytest.mark.parametrize("value", ["6", 6.0, True])
-def test_integer_fields_refuse_strings_floats_and_booleans(agent, value):
+@pytest.mark.parametrize("value", ["6", 6.5, True])
+def test_integer_fields_refuse_strings_fractions_and_booleans(agent, value):
     task_id = register(agent).json()["id"]
     post(agent, f"/api/v1/tasks/{task_id}/start", {})
     response = post(agent, f"/api/v1/tasks/{task_id}/finish", {"outcome": "succeeded", "tokens": value})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "tokens"
     assert ExecutionTask.objects.get().status == "running"
+
+
+def test_an_integer_field_takes_a_json_number_with_no_fraction_as_json_schema_does(agent):
+    """JSON has one kind of number; JSON Schema's `integer` (what the schema says) includes 6.0."""
+    task_id = register(agent).json()["id"]
+    post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    response = agent.post(
+        f"/api/v1/tasks/{task_id}/finish",
+        '{"outcome": "succeeded", "tokens": 6.0, "cost_micros": 16009.0}',
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert (response.json()["tokens"], response.json()["cost_micros"]) == (6, 16009)
 
 
 def test_unknown_fields_are_refused_by_name(agent):

@@ -54,16 +54,43 @@ def test_a_cancel_reason_with_a_nul_is_refused_and_the_task_stays(agent):
 
 @pytest.mark.parametrize(
     "started,finished",
-    [("0001-01-01T00:30:00+01:00", "0001-01-01T00:40:00+01:00"), ("2026-01-01T00:00:00Z", "9999-12-31T23:30:00-01:00")],
+    [
+        ("0001-01-01T00:30:00+01:00", "0001-01-01T00:40:00+01:00"),  # before year 1 in UTC
+        ("2026-01-01T00:00:00Z", "9999-12-31T23:30:00-01:00"),  # after year 9999 in UTC
+        ("1969-12-31T23:00:00Z", "1969-12-31T23:10:00Z"),
+        (1767225600, 1767225660),  # a number is not a date-time
+        ("2026-01-01T00:00Z", "2026-01-01T00:10Z"),  # RFC 3339 has seconds
+    ],
 )
-def test_a_backfill_datetime_that_does_not_exist_in_utc_names_its_row(agent, started, finished):
+def test_a_backfill_datetime_outside_rfc_3339_and_the_years_1970_to_9998_names_its_row(agent, started, finished):
     row = {"external_id": "h-1", "task_type": "implement_idea", "status": "failed"}
     body = json.dumps({"tasks": [{**row, "started_at": started, "finished_at": finished}]})
     response = post(agent, "/api/v1/tasks/bulk", body)
     assert response.status_code == 422, response.content
-    assert "out of range in UTC" in response.json()["detail"]
-    assert response.json()["detail"].startswith("tasks[0].")
+    detail = response.json()["detail"]
+    assert detail.startswith(("tasks[0].started_at: ", "tasks[0].finished_at: ")), detail
+    assert detail.endswith(
+        "must be an RFC 3339 date-time string with a time zone (e.g. 2026-10-01T09:00:00Z), in the years 1970 to 9998"
+    )
     assert not ExecutionTask.objects.exists()
+
+
+@pytest.mark.parametrize("query", [{"until": "0.5"}, {"since": "1767225600"}, {"until": "2026-01-01"}])
+def test_a_metrics_window_bound_is_a_date_time_string_never_a_number(agent, query):
+    for path in ("/api/v1/metrics/tasks", "/api/v1/metrics/tasks/series"):
+        response = agent.get(path, query)
+        assert response.status_code == 422, response.content
+        assert "RFC 3339" in response.json()["detail"]
+
+
+def test_every_instant_the_schema_allows_fits_the_metrics_window_arithmetic(agent):
+    """The earliest and latest date-times the pattern lets through, at the widest offsets."""
+    for query in (
+        {"since": "1970-01-01T00:00:00+23:59", "until": "1970-01-02T00:00:00+23:59"},
+        {"since": "9998-12-31T00:00:00-23:59", "until": "9998-12-31T23:59:59.999999999-23:59"},
+    ):
+        assert agent.get("/api/v1/metrics/tasks", query).status_code == 200, query
+        assert agent.get("/api/v1/metrics/tasks/series", {**query, "bucket": "hour"}).status_code == 200, query
 
 
 def test_a_backfill_error_text_with_a_nul_names_its_row(agent):
