@@ -195,6 +195,30 @@ def live_database_url() -> str:
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+def forget_keys_made_since(connection, before: set[bytes]) -> int:
+    """Delete every key in the Redis database that was not there in `before`; returns how many."""
+    made = [key for key in connection.scan_iter(count=1000) if key not in before]
+    for start in range(0, len(made), 500):
+        connection.delete(*made[start : start + 500])
+    return len(made)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_left_as_found():
+    """With REDIS_URL (CI's PostgreSQL pass), jobs, their results, queue and worker
+    registries and cache entries land in that Redis database even when jobs run
+    inline; the run deletes every key it made, so the database is as it found it."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    import redis
+
+    connection = redis.Redis.from_url(settings.REDIS_URL)
+    before = set(connection.scan_iter(count=1000))
+    yield
+    forget_keys_made_since(connection, before)
+
+
 @pytest.fixture(autouse=True)
 def jobs_run_inline(settings):
     """Jobs run inline in tests, with Redis too, so a test sees a job's effect at
