@@ -63,15 +63,21 @@ def migrated_policy():
     policy.clear_cache()
 
 
+@pytest.fixture
+def key_file(tmp_path):
+    return str(tmp_path / ".demo-api-key")
+
+
 @pytest.mark.usefixtures("migrated_policy")
-def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client):
-    lines = run("seed_demo", "--tasks", "600")
+def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client, key_file):
+    lines = run("seed_demo", "--tasks", "600", "--key-file", key_file)
     secret = lines[-1].split("Bearer ")[1]
     assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     users = get_user_model().objects
     assert users.get(username="operator").groups.filter(name="Operators").exists()
     assert users.filter(groups__name="Ethics committee").count() == 3
     assert users.get(username="customer").groups.filter(name="Customers").exists()
+    assert users.get(username="alice").email == "alice@fsar.example"  # notifications reach the console
     assert client.login(username="operator", password="fsar-demo-2026")
     tasks = ExecutionTask.objects.filter(external_id__startswith="demo-7-")  # other apps add a few of their own
     assert tasks.count() == 600
@@ -91,12 +97,30 @@ def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client):
 
 
 @pytest.mark.usefixtures("migrated_policy")
-def test_seed_demo_is_safe_to_rerun_and_replaces_the_demo_key(client):
-    first = run("seed_demo", "--tasks", "50")[-1].split("Bearer ")[1]
-    second = run("seed_demo", "--tasks", "50")[-1].split("Bearer ")[1]
+def test_seed_demo_is_safe_to_rerun_and_reuses_the_demo_key(client, key_file):
+    first = run("seed_demo", "--tasks", "50", "--key-file", key_file)
+    second = run("seed_demo", "--tasks", "50", "--key-file", key_file)
+    assert first[-1] == second[-1]  # the same key, printed again
+    assert "the same as last time" in second[-2]
+    assert ApiKey.objects.filter(name__startswith="demo-agent").count() == 1  # no pile of keys
+    secret = first[-1].split("Bearer ")[1]
+    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     assert ExecutionTask.objects.filter(external_id__startswith="demo-7-").count() == 50
-    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 401
-    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 200
     from reviews.models import PolicyChange
 
     assert PolicyChange.objects.count() == 1
+
+
+@pytest.mark.usefixtures("migrated_policy")
+def test_seed_demo_new_key_revokes_the_previous_one(client, key_file):
+    first = run("seed_demo", "--tasks", "50", "--key-file", key_file)[-1].split("Bearer ")[1]
+    second = run("seed_demo", "--tasks", "50", "--key-file", key_file, "--new-key")[-1].split("Bearer ")[1]
+    assert first != second
+    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 401
+    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 200
+    assert ApiKey.objects.filter(name__startswith="demo-agent", revoked_at__isnull=True).count() == 1
+    # A key file from another database (or a revoked key) is not reused: a new key replaces it.
+    ApiKey.objects.filter(revoked_at__isnull=True).update(revoked_at="2026-01-01T00:00:00Z")
+    third = run("seed_demo", "--tasks", "50", "--key-file", key_file)[-1].split("Bearer ")[1]
+    assert third not in (first, second)
+    assert client.get("/api/v1/tasks", HTTP_AUTHORIZATION=f"Bearer {third}").status_code == 200
