@@ -17,11 +17,11 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.openapi.views import openapi_json
 
 from billing.api import router as billing_router
+from core.roles import COMMITTEE, OPERATORS, has_role
 from deployments.api import router as deployments_router
 from deployments.models import ModelVersion
 from deployments.services import ModelError
 from fsar.middleware import body_limit_for
-from fsar.roles import COMMITTEE, OPERATORS, has_role
 from reviews.api import router as reviews_router
 from reviews.models import Report
 from reviews.reports import ReportInvalid, ReportTooLarge
