@@ -90,7 +90,7 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
         "allow" if decision == CaseStatus.APPROVED else "deny",
         f"case {case.pk} {decision} by {by}: {case.rationale}",
         case.rule_name,
-        str(case.pk),
+        case.pk,
     )
     actor = Actor(user=by)
     changed = []

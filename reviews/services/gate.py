@@ -105,7 +105,7 @@ def _decision_from_report(report: Report) -> GateDecision | None:
     case = report.case
     if case is None or case.status == CaseStatus.ADVISORY:
         return None
-    case_ref = str(case.pk)
+    case_ref = case.pk
     if case.status == CaseStatus.APPROVED:
         if case.approved_until is None or case.approved_until > timezone.now():
             return GateDecision("allow", f"its report {name} was approved (case {case.pk})", case.rule_name, case_ref)
@@ -142,13 +142,13 @@ def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) 
                 f"{reason}; covered by the approval of case {latest.pk} "
                 f"until {latest.approved_until:%Y-%m-%d %H:%M} UTC",
                 rule_name,
-                str(latest.pk),
+                latest.pk,
             )
         if latest.status in WAITING_STATUSES:
-            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, latest.pk)
         if latest.status in (CaseStatus.APPROVED, CaseStatus.EXPIRED):
             _reopen(latest, quorum=latest.quorum, why=f"approval lapsed; task {task.external_id} needs a decision")
-            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, str(latest.pk))
+            return GateDecision("hold", f"{reason}; waiting on case {latest.pk}", rule_name, latest.pk)
     try:
         with transaction.atomic():
             case = _open_case(
@@ -165,7 +165,7 @@ def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) 
         case = Case.objects.filter(
             kind=Case.Kind.TASKS, rule_name=rule_name, status__in=WAITING_STATUSES, **subject
         ).latest("id")
-    return GateDecision("hold", f"{reason}; waiting on case {case.pk}", rule_name, str(case.pk))
+    return GateDecision("hold", f"{reason}; waiting on case {case.pk}", rule_name, case.pk)
 
 
 def task_gate_details(task: ExecutionTask) -> dict:
@@ -173,8 +173,8 @@ def task_gate_details(task: ExecutionTask) -> dict:
     if not task.gate_case:
         return {"case_status": None, "rationale": None}
     case = None
-    if task.gate_case.isdigit():
-        case = Case.objects.filter(pk=int(task.gate_case)).values("status", "rationale").first()
+    if task.gate_case_id is not None:
+        case = Case.objects.filter(pk=task.gate_case_id).values("status", "rationale").first()
     if case is None:
         return {"case_status": None, "rationale": None}
     return {"case_status": case["status"], "rationale": case["rationale"] or None}
