@@ -399,11 +399,29 @@ def case_page(*, case: Case, user, now) -> dict:
     }
 
 
+def submitter_label(report: Report) -> str:
+    """Who sent a report: the API key (name and owner), as task history records it, or the uploader."""
+    if report.submitted_by_id is not None:
+        key = report.submitted_by
+        return f"API key {key.name} (owner {key.owner.get_username()})"
+    if report.uploaded_by_id is not None:
+        return report.uploaded_by.get_username()
+    return "system"
+
+
 def timeline(case: Case, *, blind: bool) -> list[dict]:
     """Who did what, when and why: the case's history with its votes, recusals
     and comments, oldest first. While votes are blind, a vote on the current
     version shows only that it was cast."""
     events = []
+    for report in case.reports.select_related("submitted_by__owner", "uploaded_by").order_by("id"):
+        events.append(
+            {
+                "at": report.received_at,
+                "who": submitter_label(report),
+                "what": f"report {report.report_id} received ({report.raw_format}); gate: {report.gate_decision}",
+            }
+        )
     for h in case.history.select_related("history_user"):
         events.append({"at": h.history_date, "who": h.history_user, "what": h.history_change_reason or h.status})
     for h in Vote.history.filter(case_id=case.pk).select_related("history_user"):

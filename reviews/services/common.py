@@ -62,7 +62,11 @@ def check_rationale(text: str, *, field: str = "rationale") -> str:
     return text
 
 
-def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, now, why: str, **subject) -> Case:
+def _open_case(
+    *, kind: str, status: str, title: str, rule: policy.Rule | None, now, why: str, by=None, **subject
+) -> Case:
+    """A new case; `by` is the person it is recorded for (a report's uploader, or the
+    owner of the API key that sent it); None when the gate opened it on its own."""
     case = Case(
         kind=kind,
         status=status,
@@ -77,6 +81,7 @@ def _open_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, 
         **subject,
     )
     case._change_reason = why
+    case._history_user = by
     case.save()
     if case.status == CaseStatus.OPEN:
         _notify("notify_case_opened", case.pk)
@@ -89,7 +94,9 @@ def _notify(job_name: str, *args) -> None:
     enqueue_on_commit(f"reviews.jobs.{job_name}", *args)
 
 
-def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None, actor: str = "") -> Case:
+def _reopen(
+    case: Case, *, quorum: int, why: str, revision: ReportRecord | None = None, actor: str = "", by=None
+) -> Case:
     """Put a case (already locked) back in front of the committee. A revision
     bumps the case's version (voiding the votes on the one before); an advisory
     case stays advisory."""
@@ -110,6 +117,7 @@ def _reopen(case: Case, *, quorum: int, why: str, revision: ReportRecord | None 
     case.quorum = max(case.quorum, quorum)
     if changed:
         case._change_reason = why
+        case._history_user = by
         case.save()
         _notify("check_quorum_reach", case.pk)  # a higher quorum or a new version may not be reachable
         if reopened:

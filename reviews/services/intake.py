@@ -115,6 +115,8 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
             "it needs a committee decision"
         )
 
+    # The person answerable for the report: its uploader, or the owner of the key that sent it.
+    submitter = user or (api_key.owner if api_key else None)
     case = None
     joined = previous.case if previous is not None and previous.case_id else None
     if joined is not None:
@@ -131,6 +133,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
             why=f"revision {record.id} submitted; earlier votes void",
             revision=record,
             actor=actor_name(user=user, api_key=api_key),
+            by=submitter,
         )
         if not reason.startswith("the same proposal"):
             reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
@@ -143,6 +146,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
             now=now,
             why=f"report {record.id}: {reason}",
             severity=record.severity,
+            by=submitter,
         )
     elif rule is not None and rule.advisory_min_severity is not None and record.severity >= rule.advisory_min_severity:
         values = {**values, "severity": record.severity, "advisory_min_severity": rule.advisory_min_severity}
@@ -154,6 +158,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
                 why=f"revision {record.id} submitted",
                 revision=record,
                 actor=actor_name(user=user, api_key=api_key),
+                by=submitter,
             )
         else:
             case = _open_case(
@@ -164,6 +169,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
                 now=now,
                 why=f"report {record.id}: advisory",
                 severity=record.severity,
+                by=submitter,
             )
     elif joined is not None:
         case = _reopen(
@@ -172,6 +178,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
             why=f"revision {record.id} submitted",
             revision=record,
             actor=actor_name(user=user, api_key=api_key),
+            by=submitter,
         )
 
     report = Report(
@@ -197,7 +204,7 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         gate_policy=policy_name,
         gate_values=values,
     )
-    report._history_user = user or (api_key.owner if api_key else None)
+    report._history_user = submitter
     report._change_reason = f"received ({raw_format}); gate: {action}"
     report.save()
     return report

@@ -213,3 +213,20 @@ def test_customers_and_people_without_a_role_never_see_committee_data(client, po
         )
         assert response.status_code == 404
     assert not Vote.objects.exists()
+
+
+def test_a_report_sent_with_a_key_names_the_key_and_its_owner_on_the_timeline(client, post_report, alice):
+    case_id = case_for(post_report, "from-a-key", 30)
+    client.force_login(alice)
+    response = client.get(reverse("reviews:case", args=[case_id]))
+    rows = [
+        [cell.strip() for cell in row.split("</td><td>")]
+        for row in response.content.decode().split('data-testid="timeline"')[1].split("</tbody>")[0].split("<tr>")[1:]
+    ]
+    whos = [row[1] for row in rows]
+    whats = [row[2] for row in rows]
+    assert whats[0].startswith("report from-a-key received (markdown); gate: hold")
+    assert whos[0] == "API key key-1 (owner agent)"
+    assert whats[1].startswith("report from-a-key:")  # the case opened for it, on the owner's account
+    assert whos[1] == "agent"
+    assert "system" not in whos[:2]
