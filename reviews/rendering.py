@@ -76,6 +76,17 @@ _MUTED_DASH = '<span class="muted">—</span>'
 _SHORT = ' · <span class="bad">cannot reach quorum</span>'
 
 
+def _you(row) -> str:
+    """The "You" column: a vote cast, none yet, or why this person has none to cast."""
+    if row.i_voted:
+        return "voted"
+    if row.submitted:
+        return '<span class="muted">can\'t vote (submitted)</span>'
+    if not row.can_vote:
+        return _MUTED_DASH  # operators read the queue; they do not vote
+    return '<span class="muted">not yet</span>'
+
+
 def queue_rows_html(rows, *, case_url: str) -> SafeString:
     """The queue table's rows (`selectors.queue_page` rows), every text escaped;
     `case_url` is the case page's URL without the id (reversed once per page)."""
@@ -92,7 +103,7 @@ def queue_rows_html(rows, *, case_url: str) -> SafeString:
                 kind=escape(c.kind_label),
                 status=escape(c.status_label),
                 short=_SHORT if c.short_of_members else "",
-                severity=int(c.severity),
+                severity=int(c.severity) if c.kind == "report" else _MUTED_DASH,
                 tally=(
                     f"{int(c.votes_cast)} cast · {int(c.quorum)} needed"
                     if c.blind
@@ -100,7 +111,7 @@ def queue_rows_html(rows, *, case_url: str) -> SafeString:
                 ),
                 claimer=escape(c.claimer) if c.claim_active else _MUTED_DASH,
                 due=f'<span class="bad">overdue by {due}</span>' if c.overdue else f"in {due}",
-                voted="voted" if c.i_voted else '<span class="muted">not yet</span>',
+                voted=_you(c),
             )
         )
     return mark_safe("".join(parts))  # noqa: S308 - every value above is escaped or an int

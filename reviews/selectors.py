@@ -241,9 +241,17 @@ def queue_page(*, user, kind: str, show: str, min_severity: int | None, after, n
         row.blind = member and not row.i_voted
         row.approvals = None if row.blind else approvals.get(row.id, 0)
         row.votes_cast = cast.get(row.id, 0)
+        row.submitted = False
+        row.can_vote = member
         row.claim_active = bool(row.claimed_by_id and row.claimed_until and row.claimed_until > now)
         row.overdue = row.due_at < now
         row.due_text = human_duration(abs(row.due_at - now))
+    if member:
+        # Same rule as why_cannot_vote: nobody votes on what they submitted (one or two queries a page).
+        for case_id, ids in submitters_of([row.id for row in rows if not row.i_voted]).items():
+            if user.pk in ids:
+                mine = next(row for row in rows if row.id == case_id)
+                mine.submitted, mine.can_vote = True, False
     return rows, (encode_queue_cursor(rows[-1]) if more and rows else None)
 
 

@@ -230,3 +230,39 @@ def test_a_report_sent_with_a_key_names_the_key_and_its_owner_on_the_timeline(cl
     assert whats[1].startswith("report from-a-key:")  # the case opened for it, on the owner's account
     assert whos[1] == "agent"
     assert "system" not in whos[:2]
+
+
+def queue_row(html: str, case_id: int) -> str:
+    return html.split(f'data-case="{case_id}"')[1].split("</tr>")[0]
+
+
+def test_the_queue_you_column_says_why_there_is_no_vote_to_cast(client, post_report, operator, alice, bob):
+    theirs = case_for(post_report, "from-agent", 30)
+    alices = services.report_ingest(raw=report_md("from-alice", severity=40).encode(), filename="a.md", user=alice)
+    alices = alices.report.case_id
+    services.vote_cast(case_id=theirs, member=bob, choice="approve", rationale=WHY)
+
+    client.force_login(alice)
+    html = client.get(reverse("reviews:queue")).content.decode()
+    assert "can't vote (submitted)" in queue_row(html, alices)
+    assert "not yet" in queue_row(html, theirs)
+    client.force_login(bob)
+    html = client.get(reverse("reviews:queue")).content.decode()
+    assert ">voted<" in queue_row(html, theirs) and "not yet" in queue_row(html, alices)
+    client.force_login(operator)  # operators read the queue but never vote
+    html = client.get(reverse("reviews:queue")).content.decode()
+    for case_id in (theirs, alices):
+        assert queue_row(html, case_id).rstrip().endswith('<td><span class="muted">—</span></td>')
+
+
+def test_a_policy_change_case_shows_no_severity_in_the_queue(client, operator, alice):
+    from reviews.models import PolicyRule
+
+    rule = PolicyRule.objects.get(name="severity-30-hold")
+    change = services.policy_change_propose(
+        by=operator, operation="change", rule_id=rule.pk, values={"severity_min": 25}, reason="Hold more reports."
+    )
+    client.force_login(alice)
+    row = queue_row(client.get(reverse("reviews:queue")).content.decode(), change.case_id)
+    assert '<td class="num"><span class="muted">—</span></td>' in row
+    assert '<td class="num">0</td>' not in row
