@@ -30,15 +30,44 @@ class GatePauseForm(forms.Form):
 
 
 class VoteForm(forms.Form):
+    """A vote as the member wrote it: when it is refused, the page shows it again with
+    the error under its field. The rationale's rule is the services' (check_rationale),
+    stated beside the field and counted as one types (static/fsar/wordcount.js)."""
+
     choice = forms.ChoiceField(
         choices=[("approve", "Approve"), ("reject", "Reject"), ("request_changes", "Request changes")],
         widget=forms.RadioSelect,
+        error_messages={"required": "Choose approve, reject or request changes."},
     )
     rationale = forms.CharField(
-        max_length=10_000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Why: at least a sentence."
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write why you vote this way."},
     )
     # The case version the member saw: a vote for an older one is refused (the case changed since).
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        from reviews.services import MIN_RATIONALE_CHARS, MIN_RATIONALE_WORDS
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["rationale"]
+        field.help_text = f"At least {MIN_RATIONALE_WORDS} words and {MIN_RATIONALE_CHARS} characters."
+        field.widget.attrs.update(
+            {
+                "data-min-words": MIN_RATIONALE_WORDS,
+                "data-min-chars": MIN_RATIONALE_CHARS,
+                "aria-describedby": "rationale-rule rationale-count",
+            }
+        )
+
+    def clean_rationale(self) -> str:
+        from reviews.services import NotAllowed, check_rationale
+
+        try:
+            return check_rationale(self.cleaned_data["rationale"])
+        except NotAllowed as exc:
+            raise forms.ValidationError(f"Not recorded: {exc.message}.") from None
 
 
 class ReasonForm(forms.Form):

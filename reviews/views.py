@@ -211,11 +211,16 @@ def queue(request: HttpRequest) -> HttpResponse:
 @role_required(OPERATORS, COMMITTEE)
 @require_GET
 def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
+    return _case_page(request, case_id)
+
+
+def _case_page(request: HttpRequest, case_id: int, *, vote_form: VoteForm | None = None) -> HttpResponse:
+    """The case page; with `vote_form`, a refused vote shown again as it was written."""
     case = get_object_or_404(Case.objects.select_related("decided_by", "claimed_by"), pk=case_id)
     context = selectors.case_page(case=case, user=request.user, now=timezone.now())
     context.update(
         {
-            "vote_form": VoteForm(initial={"version": case.version}),
+            "vote_form": vote_form or VoteForm(initial={"version": case.version}),
             "reason_form": ReasonForm(),
             "comment_form": CommentForm(),
             "is_member": has_role(request.user, COMMITTEE),
@@ -245,22 +250,36 @@ def _invalid(request: HttpRequest, case_id: int, form) -> HttpResponse:
 @require_POST
 @recent_login_required
 def vote(request: HttpRequest, case_id: int) -> HttpResponse:
+    """A refused vote keeps what the member chose and wrote, with the error under its
+    field; a vote the case no longer takes (decided, already voted) says why."""
     form = VoteForm(request.POST)
-    if not form.is_valid():
-        return _invalid(request, case_id, form)
-    data = form.cleaned_data
-    return _act(
-        request,
-        case_id,
-        lambda: services.vote_cast(
-            case_id=case_id,
-            member=request.user,
-            choice=data["choice"],
-            rationale=data["rationale"],
-            version=data["version"],
-        ),
-        "Your vote is recorded.",
-    )
+    if form.is_valid():
+        data = form.cleaned_data
+        case = get_object_or_404(Case.objects.only("pk", "version"), pk=case_id)
+        try:
+            services.vote_cast(
+                case_id=case_id,
+                member=request.user,
+                choice=data["choice"],
+                rationale=data["rationale"],
+                version=data["version"],
+            )
+        except services.ReviewError as exc:
+            field = exc.extra.get("field")
+            if field == "version":
+                # The case changed since the page was read: show it as it is now, with the vote kept.
+                form = VoteForm({**request.POST.dict(), "version": case.version})
+                form.is_valid()
+                form.add_error(None, f"Not recorded: {exc.message}.")
+            elif field in form.fields:
+                form.add_error(field, f"Not recorded: {exc.message}.")
+            else:
+                messages.error(request, exc.message)
+                return redirect("reviews:case", case_id=case_id)
+        else:
+            messages.success(request, "Your vote is recorded.")
+            return redirect("reviews:case", case_id=case_id)
+    return _case_page(request, case_id, vote_form=form)
 
 
 def _act_with_reason(request: HttpRequest, case_id: int, action, success: str) -> HttpResponse:

@@ -179,14 +179,51 @@ def test_a_vote_needs_a_login_within_15_minutes(client, post_report, alice):
     assert Vote.objects.count() == 1
 
 
-def test_a_refused_vote_says_why_and_records_nothing(client, post_report, alice):
+def field_error(html: str, testid: str) -> str:
+    return html.split(f'data-testid="{testid}">')[1].split("</p>")[0]
+
+
+def test_the_rationale_rule_is_written_beside_the_field(client, post_report, alice):
     case_id = case_for(post_report)
     client.force_login(alice)
-    response = client.post(
-        reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": "fine", "version": 1}, follow=True
+    html = client.get(reverse("reviews:case", args=[case_id])).content.decode()
+    assert field_error(html, "rationale-rule").startswith("At least 3 words and 15 characters.")
+    assert 'data-min-words="3"' in html and 'data-min-chars="15"' in html
+    assert "rationale-error" not in html
+
+
+def test_a_refused_vote_keeps_the_choice_and_the_rationale_with_the_error_under_the_field(client, post_report, alice):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    response = client.post(reverse("reviews:vote", args=[case_id]), {"choice": "reject", "rationale": "too risky", "version": 1})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert field_error(html, "rationale-error") == (
+        "Not recorded: write a rationale of at least 3 words and 15 characters."
     )
-    assert "rationale of at least" in response.content.decode()
+    assert '>\ntoo risky</textarea>' in html  # what was written is still there
+    assert 'value="reject" id="id_choice_1" required checked' in html  # and what was chosen
     assert not Vote.objects.exists()
+
+
+def test_a_vote_without_a_choice_says_so_under_the_choices_and_keeps_the_rationale(client, post_report, alice):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    response = client.post(reverse("reviews:vote", args=[case_id]), {"rationale": WHY, "version": 1})
+    html = response.content.decode()
+    assert field_error(html, "choice-error") == "Choose approve, reject or request changes."
+    assert WHY in html.split('data-testid="vote-form"')[1]
+    assert not Vote.objects.exists()
+
+
+def test_a_vote_the_case_no_longer_takes_says_why(client, post_report, alice):
+    case_id = case_for(post_report)
+    client.force_login(alice)
+    client.post(reverse("reviews:vote", args=[case_id]), {"choice": "approve", "rationale": WHY, "version": 1})
+    vote = {"choice": "reject", "rationale": WHY, "version": 1}
+    response = client.post(reverse("reviews:vote", args=[case_id]), vote, follow=True)
+    assert "You cannot vote: you already voted on this version." in response.content.decode()
+    assert Vote.objects.count() == 1
 
 
 def test_the_timeline_and_the_revision_diff(client, post_report, alice, bob):
