@@ -1,6 +1,9 @@
 """Demo billing data: the three customers tasks.demo names, two offerings, some
-rated usage last month and this month, last month's invoices (two marked paid,
-one open, all local: nothing is sent to Stripe), and a task awaiting review."""
+rated usage last month and this month (and the month before for Acme), and
+invoices as if Stripe had finalized them (all local: nothing is sent to Stripe).
+Acme, whom the demo customer logs in as, has last month's invoice open, with a
+Pay link, and the month before's paid, with its payment; Globex paid last month,
+Initech has not. And a task awaiting review."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from billing import money, services
-from billing.models import Customer, Invoice, InvoiceStatus, ServiceOffering
+from billing.models import Customer, Invoice, InvoiceStatus, Payment, ServiceOffering
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
 DEMO_PREFIX = "demo-billing-"
@@ -49,9 +52,14 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
     this_month_start, _ = money.parse_period(money.period_of(now))
     last_period = money.previous_period(now)
     last_month_start, _ = money.parse_period(last_period)
+    earlier_period = money.previous_period(last_month_start)
+    earlier_start, _ = money.parse_period(earlier_period)
     n = 0
     for ref in customers:
-        for start, end in ((last_month_start, this_month_start), (this_month_start, now)):
+        windows = [(last_month_start, this_month_start), (this_month_start, now)]
+        if ref == "cust_acme":
+            windows.insert(0, (earlier_start, last_month_start))
+        for start, end in windows:
             span = max(int((end - start).total_seconds()), 60)
             for _ in range(rng.randint(6, 14)):
                 n += 1
@@ -87,15 +95,36 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
         gate_reason="demo: held for the ethics committee",
         gate_policy="demo",
     )
-    # Last month's invoices, as if Stripe had finalized them and two were paid (no
-    # Stripe ids: nothing here points at Stripe), so the ROI page has something to show.
-    for ref, customer in customers.items():
-        invoice = services.invoice_prepare(customer_id=customer.pk, period=last_period, now=now)
-        paid = ref != "cust_initech"
-        Invoice.objects.filter(pk=invoice.pk).update(
-            status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
-            number=f"DEMO-{last_period}-{ref.removeprefix('cust_').upper()}",
-            amount_paid_minor=invoice.total_minor if paid else 0,
-            amount_remaining_minor=0 if paid else invoice.total_minor,
-        )
+    # Invoices as if Stripe had finalized them (demo ids; nothing is sent to Stripe), so
+    # the customer pages show Pay and a paid invoice with its payment, and ROI has revenue.
+    # The earlier period first: an invoice takes all unbilled usage up to its period's end.
+    invoices = [("cust_acme", customers["cust_acme"], earlier_period, True)]
+    invoices += [(ref, customer, last_period, ref == "cust_globex") for ref, customer in customers.items()]
+    for ref, customer, period, paid in invoices:
+        _demo_invoice(customer=customer, ref=ref, period=period, paid=paid, now=now)
     return True
+
+
+def _demo_invoice(*, customer: Customer, ref: str, period: str, paid: bool, now: datetime) -> Invoice:
+    invoice = services.invoice_prepare(customer_id=customer.pk, period=period, now=now)
+    number = f"DEMO-{period}-{ref.removeprefix('cust_').upper()}"
+    _, period_end = money.parse_period(period)
+    Invoice.objects.filter(pk=invoice.pk).update(
+        status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
+        number=number,
+        amount_paid_minor=invoice.total_minor if paid else 0,
+        amount_remaining_minor=0 if paid else invoice.total_minor,
+        due_date=period_end + timedelta(days=30),
+        # Where Stripe's hosted invoice page would be; the demo has no Stripe account behind it.
+        hosted_invoice_url="" if paid else f"https://invoice.stripe.com/i/demo/{number.lower()}",
+    )
+    if paid:
+        Payment.objects.create(
+            invoice=invoice,
+            kind=Payment.Kind.PAYMENT,
+            stripe_id=f"pi_demo_{number.lower().replace('-', '_')}",
+            amount_minor=invoice.total_minor,
+            status="succeeded",
+            created_at=period_end + timedelta(days=3),
+        )
+    return invoice

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from billing import money
-from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, UsageRecord
+from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, UsageRecord
 from tasks.models import ExecutionTask, TaskStatus
 
 
@@ -184,4 +184,20 @@ def dashboard_context(now: datetime | None = None) -> dict:
             "last_run": last_run,
             "roi": roi,
         }
+    }
+
+
+def customer_overview(customer: Customer, now: datetime) -> dict:
+    """A customer's landing page: this period's usage so far, open invoices (to pay),
+    and the last paid invoice."""
+    period = money.period_of(now)
+    start, _ = money.parse_period(period)
+    rows = usage_by_offering(customer, start, now)
+    invoices = invoices_for_customer(customer)
+    return {
+        "period": period,
+        "usage": rows,
+        "usage_total_minor": sum(r["amount_minor"] for r in rows),
+        "open_invoices": list(invoices.filter(status=InvoiceStatus.OPEN)),
+        "last_paid": invoices.filter(status=InvoiceStatus.PAID).first(),
     }

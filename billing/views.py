@@ -114,6 +114,9 @@ def portal(request: HttpRequest) -> HttpResponse:
     if customer is None:
         messages.error(request, "Your login is not linked to a billing account yet.")
         return redirect("billing:usage")
+    if not stripe_client.is_configured():  # how it is configured is the operators' business
+        messages.error(request, "Online payment is not available yet; contact us to pay or to change how you pay.")
+        return redirect("billing:usage")
     try:
         url = services.portal_url(
             customer_id=customer.pk, return_url=request.build_absolute_uri(reverse("billing:usage"))

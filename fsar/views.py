@@ -4,19 +4,33 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from core.roles import OPERATORS, has_role
+from billing import selectors as billing_selectors
+from billing import stripe_client
+from core.roles import COMMITTEE, CUSTOMERS, OPERATORS, has_role
 from fsar import dashboard, health
+from reviews import selectors as review_selectors
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """Operators see the dashboard; other roles see what they can open."""
+    """Operators see the dashboard; committee members the cases waiting for them;
+    customers this period's usage and their invoices."""
     if has_role(request.user, OPERATORS):
         return render(request, "fsar/dashboard.html", dashboard.context())
-    return render(request, "fsar/home.html")
+    now = timezone.now()
+    context = {}
+    if has_role(request.user, COMMITTEE):
+        context["member"] = review_selectors.member_overview(user=request.user, now=now)
+    if has_role(request.user, CUSTOMERS):
+        customer = billing_selectors.customer_for_user(request.user)
+        context["customer"] = customer
+        context["billing"] = billing_selectors.customer_overview(customer, now) if customer else None
+        context["stripe_configured"] = stripe_client.is_configured()
+    return render(request, "fsar/home.html", context)
 
 
 @login_not_required

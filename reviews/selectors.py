@@ -343,6 +343,32 @@ def why_cannot_vote(case: Case, member) -> str | None:
     return None
 
 
+# ------------------------------------------------------------- member home
+
+HOME_LIST_SIZE = 10
+
+
+def member_overview(*, user, now) -> dict:
+    """A committee member's landing page, each list most urgent first (severity, then
+    due time): open cases waiting for their vote (why_cannot_vote says they may cast
+    one), cases they claimed, and overdue cases."""
+    open_cases = Case.objects.filter(
+        status__in=[s for s in QUEUE_STATUSES if s != CaseStatus.ADVISORY], due_at__isnull=False
+    ).order_by("-severity", "due_at", "id")
+    waiting = []
+    for case in open_cases.filter(status__in=VOTABLE_STATUSES)[: HOME_LIST_SIZE * 3]:
+        if why_cannot_vote(case, user) is None:
+            waiting.append(case)
+            if len(waiting) == HOME_LIST_SIZE:
+                break
+    claimed = list(open_cases.filter(claimed_by=user, claimed_until__gt=now)[:HOME_LIST_SIZE])
+    overdue = list(open_cases.filter(due_at__lt=now)[:HOME_LIST_SIZE])
+    for case in {c.pk: c for c in [*waiting, *claimed, *overdue]}.values():
+        case.overdue = case.due_at < now
+        case.due_text = human_duration(abs(case.due_at - now))
+    return {"waiting": waiting, "claimed": claimed, "overdue": overdue}
+
+
 # ------------------------------------------------------------------ case page
 
 

@@ -63,3 +63,18 @@ def test_demo_billing_links_the_demo_customer_to_acme_and_is_safe_to_rerun(custo
         response = client.get("/billing/")
     assert response.context["customer"].customer_ref == "cust_acme"
     assert response.context["rows"] and "demo-billing-held" in response.content.decode()
+
+
+def test_demo_billing_gives_the_demo_customer_an_open_invoice_to_pay_and_a_paid_one_with_its_payment(customer_user):
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        seed_demo_billing(now=now, customer_user=customer_user)
+    acme = {i.period: i for i in Invoice.objects.filter(customer__customer_ref="cust_acme")}
+    assert set(acme) == {"2026-09", "2026-10"}
+    assert acme["2026-10"].status == "open" and acme["2026-10"].is_payable and acme["2026-10"].total_minor > 0
+    assert acme["2026-09"].status == "paid"
+    (payment,) = acme["2026-09"].payments.all()
+    assert payment.amount_minor == acme["2026-09"].total_minor == acme["2026-09"].amount_paid_minor > 0
+    # Every paid demo invoice lists its payment.
+    for invoice in Invoice.objects.filter(status="paid"):
+        assert sum(p.amount_minor for p in invoice.payments.all()) == invoice.amount_paid_minor

@@ -52,8 +52,12 @@ def test_a_customer_sees_this_periods_usage_by_offering(client, acme_user, acme_
     assert rows["Idea implementation"]["tasks"] == 3
     assert rows["Idea implementation"]["amount_minor"] == 37
     assert rows["Self improvement"]["quantity"] == 2_500
-    assert "0.38 USD" in response.content.decode()
-    assert "Stripe is not configured" in response.content.decode()
+    html = response.content.decode()
+    assert "0.38 USD" in html
+    # Without Stripe: what the customer can do, no dead button, and no operator's configuration talk.
+    assert "Online payment is not available yet; contact us" in html
+    assert 'data-testid="portal"' not in html
+    assert "Stripe is not configured" not in html and "STRIPE_API_KEY" not in html
 
 
 def test_a_held_task_shows_as_awaiting_review_without_committee_details(client, acme_user, acme):
@@ -123,10 +127,22 @@ def test_a_customer_user_without_a_billing_account_is_told_so(client, customer_u
     assert b"not linked to a billing account" in client.get(reverse("billing:usage")).content
 
 
-def test_the_billing_portal_says_plainly_when_stripe_is_not_configured(client, acme_user, acme):
+def test_the_billing_portal_tells_a_customer_to_contact_us_when_stripe_is_not_configured(client, acme_user, acme):
     client.force_login(acme_user)
     response = client.post(reverse("billing:portal"), follow=True)
-    assert "Stripe is not configured" in [str(m) for m in response.context["messages"]][0]
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message == "Online payment is not available yet; contact us to pay or to change how you pay."
+
+
+def test_the_billing_portal_button_shows_when_stripe_is_configured(client, acme_user, acme, fake_stripe):
+    client.force_login(acme_user)
+    html = client.get(reverse("billing:usage")).content.decode()
+    assert 'data-testid="portal"' in html and "Online payment is not available" not in html
+
+
+def test_operators_still_see_that_stripe_is_not_configured(client, operator):
+    client.force_login(operator)
+    assert "Stripe is not configured" in client.get(reverse("billing:runs")).content.decode()
 
 
 def test_the_billing_portal_redirects_to_a_stripe_session(client, acme_user, acme, fake_stripe):
