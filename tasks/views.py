@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from core.roles import OPERATORS, role_required
 from tasks import metrics, metrics_display, selectors
 from tasks.formatting import duration, exact_ms
-from tasks.models import TaskType
+from tasks.models import TaskStatus, TaskType
 
 CHART_WIDTH = 300
 CHART_HEIGHT = 90
@@ -157,3 +157,21 @@ def chart(points: list[dict], bucket: str) -> dict:
 
 def label_time(moment: datetime, bucket: str) -> str:
     return moment.strftime("%b %d %H:00" if bucket == "hour" else "%b %d")
+
+
+HELD_PAGE_SIZE = 50
+
+
+@role_required(OPERATORS)
+@require_GET
+def held_tasks(request: HttpRequest) -> HttpResponse:
+    """Tasks the gate holds, newest first, each with its case and the reason; 50 a page (keyset)."""
+    try:
+        before = int(request.GET.get("before") or 0) or None
+    except ValueError:
+        before = None
+    tasks = selectors.task_page(status=TaskStatus.HELD, before_id=before, limit=HELD_PAGE_SIZE + 1)
+    more = len(tasks) > HELD_PAGE_SIZE
+    tasks = tasks[:HELD_PAGE_SIZE]
+    context = {"tasks": tasks, "next_before": tasks[-1].pk if more else None, "paged": before is not None}
+    return render(request, "tasks/held.html", context)

@@ -49,6 +49,7 @@ PAGES = [
         {"anon": 302, "nobody": 302, "operator": 200, "committee": 302, "customer": 302, "superuser": 200},
     ),
     ("tasks:metrics", {"anon": 302, "operator": 200, "superuser": 200}),
+    ("tasks:held", {"anon": 302, "operator": 200, "superuser": 200}),
     # The API's index is public; its schema needs an API key (tested apart) or a staff login;
     # the interactive docs are a page for operators and the committee.
     ("/api/v1/", {r: 200 for r in ROLES}),
