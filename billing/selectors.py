@@ -201,3 +201,10 @@ def customer_overview(customer: Customer, now: datetime) -> dict:
         "open_invoices": list(invoices.filter(status=InvoiceStatus.OPEN)),
         "last_paid": invoices.filter(status=InvoiceStatus.PAID).first(),
     }
+
+
+def latest_billed_period() -> str | None:
+    """The most recent period with an invoice (the ROI page opens on it)."""
+    return (
+        Invoice.objects.exclude(status=InvoiceStatus.VOID).order_by("-period").values_list("period", flat=True).first()
+    )

@@ -194,7 +194,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
 def roi(request: HttpRequest) -> HttpResponse:
     from billing import roi as roi_module
 
-    period = request.GET.get("period") or money.period_of(timezone.now())
+    current = money.period_of(timezone.now())
+    asked = request.GET.get("period")
+    # Without a period: the latest month with billing (this month has none until it is invoiced).
+    period = asked or selectors.latest_billed_period() or current
     try:
         periods = roi_module.periods_ending(period, 12)
     except money.BadPeriod as exc:
@@ -206,6 +209,8 @@ def roi(request: HttpRequest) -> HttpResponse:
         "billing/roi.html",
         {
             "period": period,
+            "latest_billed": not asked and period != current,
+            "current_period": current,
             "rows": rows,
             "total": report.total(period),
             "chart": roi_module.chart(report),

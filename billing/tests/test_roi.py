@@ -89,6 +89,20 @@ def test_the_roi_page_shows_the_table_and_twelve_months(client, operator, novemb
     assert client.get(reverse("billing:roi"), {"period": "2026-13"}).status_code == 400
 
 
+def test_the_roi_page_opens_on_the_latest_month_with_billing_and_says_so(client, operator, november):
+    set_status(november[0], "paid")
+    with time_machine.travel(datetime(2027, 1, 10, tzinfo=UTC), tick=False):
+        client.force_login(operator)
+        response = client.get(reverse("billing:roi"))
+    assert response.context["period"] == "2026-11"  # not January 2027, which has no billing yet
+    body = response.content.decode()
+    assert "Showing 2026-11, the latest month with billing; 2027-01 is not invoiced yet." in body
+    assert '<td class="num" data-testid="roi-revenue">0.51 USD</td>' in body
+    with time_machine.travel(datetime(2027, 1, 10, tzinfo=UTC), tick=False):
+        asked = client.get(reverse("billing:roi"), {"period": "2027-01"})
+    assert asked.context["period"] == "2027-01" and "latest month with billing" not in asked.content.decode()
+
+
 def test_the_roi_api_answers_per_offering_with_integers(client, make_api_key, november):
     set_status(november[0], "paid")
     _, secret = make_api_key(scopes=["read"])
