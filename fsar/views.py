@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
@@ -31,6 +32,13 @@ def home(request: HttpRequest) -> HttpResponse:
         context["billing"] = billing_selectors.customer_overview(customer, now) if customer else None
         context["stripe_configured"] = stripe_client.is_configured()
     return render(request, "fsar/home.html", context)
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's): the site's icon."""
+    return redirect(static("fsar/favicon.svg"), permanent=True)
 
 
 @login_not_required

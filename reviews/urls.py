@@ -6,6 +6,7 @@ app_name = "reviews"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("upload/", views.upload, name="upload"),
+    path("format/", views.report_format, name="format"),
     path("gate/", views.gate, name="gate"),
     path("2fa/", views.two_factor, name="two_factor"),
     path("2fa/verify/", views.two_factor_verify, name="two_factor_verify"),

@@ -425,3 +425,18 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your notification settings are saved.")
         return redirect("reviews:notifications")
     return render(request, "reviews/notifications.html", {"form": form, "email": request.user.email})
+
+
+REPORT_FORMAT_DOC = "fsar-report-format.md"
+
+
+@require_GET
+def report_format(request: HttpRequest) -> HttpResponse:
+    """The report format (docs/fsar-report-format.md, the AI side's reference) as a page,
+    for anyone signed in: the upload page links here, not to a file in the repository."""
+    from django.conf import settings
+
+    from reviews.rendering import render_markdown
+
+    text = (settings.BASE_DIR / "docs" / REPORT_FORMAT_DOC).read_text(encoding="utf-8")
+    return render(request, "reviews/format.html", {"format_html": render_markdown(text)})

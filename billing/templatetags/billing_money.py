@@ -29,3 +29,14 @@ def roi_percent(bp: int | None) -> str:
     from billing.roi import format_bp
 
     return format_bp(bp)
+
+
+@register.filter
+def quantity(amount: int | None, unit: str = "") -> str:
+    """A usage quantity in one format: 25084 → "25,084 tokens" (unit "1k_tokens"), 3 → "3 tasks"."""
+    amount = amount or 0
+    if unit == "1k_tokens":
+        return f"{amount:,} token{'s' if amount != 1 else ''}"
+    if unit == "task":
+        return f"{amount:,} task{'s' if amount != 1 else ''}"
+    return f"{amount:,}"

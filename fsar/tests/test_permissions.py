@@ -16,6 +16,11 @@ PAGES = [
     ("home", {"anon": 302, "nobody": 200, "operator": 200, "committee": 200, "customer": 200, "superuser": 200}),
     ("login", {r: 200 for r in ROLES}),
     ("healthz", {r: 200 for r in ROLES}),
+    ("favicon", {r: 301 for r in ROLES}),
+    (
+        "reviews:format",
+        {"anon": 302, "nobody": 200, "operator": 200, "committee": 200, "customer": 200, "superuser": 200},
+    ),
     ("billing:usage", {"anon": 302, "customer": 200, "superuser": 200}),
     ("billing:usage_csv", {"anon": 302, "customer": 200, "superuser": 200}),
     ("billing:invoices", {"anon": 302, "customer": 200, "superuser": 200}),
