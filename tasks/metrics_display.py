@@ -5,6 +5,7 @@ series, and the dashboard's per-type summary."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from tasks.metrics import (
@@ -53,6 +54,20 @@ def series_by_type(*, window: Window, bucket: Bucket, engine: Engine | None = No
     return result
 
 
+def series_by_model(
+    *, window: Window, bucket: Bucket, task_type: str, engine: Engine | None = None
+) -> dict[str | None, list[dict]]:
+    """Per AI model of one task type, its points over the window (one grouped query):
+    the drill-down's per-model trend."""
+    stats = aggregate(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), engine=engine)
+    starts = bucket_starts(window, bucket)
+    models = sorted({key[2] for key in stats}, key=lambda m: (m is None, m or ""))
+    return {
+        model: [{"start": start, **stats.get((start, task_type, model), Stats()).figures()} for start in starts]
+        for model in models
+    }
+
+
 def _slowest(groups: list[dict]) -> dict | None:
     timed = [g for g in groups if g["mean_ms"] is not None]
     return max(timed, key=lambda g: g["mean_ms"]) if timed else None
@@ -82,8 +97,10 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
         table = by_model["groups"]
     bucket = chart_bucket(window)
     charts = series_by_type(window=window, bucket=bucket, engine=engine)
+    model_charts = {}
     if task_type is not None:
         charts = {k: v for k, v in charts.items() if k == task_type}
+        model_charts = series_by_model(window=window, bucket=bucket, task_type=task_type, engine=engine)
     for group in table:
         change = group["mean_ms_change"]
         group["regressed"] = change is not None and change >= REGRESSION_THRESHOLD
@@ -98,7 +115,13 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
         "biggest_regression": _biggest_regression(by_model["groups"]),
         "chart_bucket": bucket,
         "charts": charts,
+        "model_charts": model_charts,
     }
+
+
+def _range(values: list[float | None]) -> tuple[float, float] | None:
+    known = [v for v in values if v is not None]
+    return (min(known), max(known)) if known else None
 
 
 def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[dict]:
@@ -107,6 +130,7 @@ def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[di
     engine = resolve_engine(engine, last)
     current = aggregate(Query(window=last), engine=engine)
     previous = aggregate(Query(window=last.previous()), engine=engine)
+    hourly = series_by_type(window=last, bucket="hour", engine=engine)
     labels = dict(TaskType.choices)
     rows = []
     types = sorted(
@@ -132,6 +156,12 @@ def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[di
                 # For display: percent, as the template cannot multiply.
                 "mean_change_pct": None if mean_change is None else round(mean_change * 100, 1),
                 "p95_change_pct": None if p95_change is None else round(p95_change * 100, 1),
+                # The sparkline: hourly means over the 24 hours (None for an hour with none finished),
+                # as JSON for a data- attribute (static/fsar/charts.js draws it).
+                "hourly_json": json.dumps(
+                    [[int(point["start"].timestamp()), point["mean_ms"]] for point in hourly.get(task_type, [])]
+                ),
+                "hourly_range": _range([point["mean_ms"] for point in hourly.get(task_type, [])]),
             }
         )
     return rows

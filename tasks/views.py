@@ -14,11 +14,6 @@ from tasks import metrics, metrics_display, selectors
 from tasks.formatting import duration, exact_ms
 from tasks.models import TaskStatus, TaskType
 
-CHART_WIDTH = 300
-CHART_HEIGHT = 90
-RATE_HEIGHT = 28
-PAD = 4
-
 
 @role_required(OPERATORS)
 @require_GET
@@ -52,9 +47,18 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         "slowest_model": present(overview["slowest_model"], labels),
         "biggest_regression": present(overview["biggest_regression"], labels),
         "charts": [
-            {"task_type": t, "label": labels.get(t, t), **chart(points, overview["chart_bucket"])}
+            {
+                "task_type": t,
+                "label": labels.get(t, t),
+                **chart(points, overview["chart_bucket"], title=labels.get(t, t), chart_id=f"trend-{t}"),
+            }
             for t, points in overview["charts"].items()
         ],
+        "model_trend": model_trend(
+            overview["model_charts"],
+            overview["chart_bucket"],
+            title=f"{labels.get(task_type, task_type)}: mean duration per model",
+        ),
     }
     return render(request, "tasks/metrics.html", context, status=400 if errors else 200)
 
@@ -93,65 +97,57 @@ def present(group: dict | None, labels: dict) -> dict | None:
     }
 
 
-def chart(points: list[dict], bucket: str) -> dict:
-    """A small server-side SVG: mean and p95 lines over the buckets, and failure-rate
-    bars below. Gaps (empty buckets) break the lines."""
-    n = len(points)
-    top = max([p["p95_ms"] or 0 for p in points] + [p["mean_ms"] or 0 for p in points] + [1])
-    worst_rate = max([p["failure_rate"] or 0 for p in points] + [0.0])
-    step = (CHART_WIDTH - 2 * PAD) / max(n - 1, 1)
-
-    def x(i: int) -> float:
-        return round(PAD + i * step, 1)
-
-    def y(value: float) -> float:
-        return round(CHART_HEIGHT - PAD - (value / top) * (CHART_HEIGHT - 2 * PAD), 1)
-
-    def lines(field: str) -> list[str]:
-        segments, current = [], []
-        for i, point in enumerate(points):
-            if point[field] is None:
-                if current:
-                    segments.append(" ".join(current))
-                current = []
-            else:
-                current.append(f"{x(i)},{y(point[field])}")
-        if current:
-            segments.append(" ".join(current))
-        return segments
-
-    bar_width = max(round(step * 0.7, 1), 1.0) if n > 1 else 8.0
-    bars = []
-    for i, point in enumerate(points):
-        rate = point["failure_rate"]
-        height = round((rate / worst_rate) * (RATE_HEIGHT - 2), 1) if rate and worst_rate else 0
-        bars.append(
-            {
-                "x": round(x(i) - bar_width / 2, 1),
-                "y": round(RATE_HEIGHT - height, 1),
-                "height": height,
-                "title": f"{label_time(point['start'], bucket)}: {percent(rate)} failed of {point['count']:,}",
-            }
-        )
-    dots = [
-        {"x": x(i), "y": y(p["p95_ms"]), "title": f"{label_time(p['start'], bucket)}: mean {duration(p['mean_ms'])}, "
-         f"p95 {duration(p['p95_ms'])}, {p['count']:,} tasks"}
-        for i, p in enumerate(points)
-        if p["p95_ms"] is not None
-    ]  # fmt: skip
+def chart(points: list[dict], bucket: str, *, title: str, chart_id: str) -> dict:
+    """A task type's trend as chart data (static/fsar/charts.js draws it with uPlot):
+    mean and p95 duration in ms, and failure rate, per bucket; None where a bucket
+    has no finished task. The same points are the table shown without JavaScript."""
     return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "rate_height": RATE_HEIGHT,
-        "bar_width": bar_width,
-        "mean_lines": lines("mean_ms"),
-        "p95_lines": lines("p95_ms"),
-        "dots": dots,
-        "bars": bars,
-        "top": duration(float(top)),
-        "worst_rate": percent(worst_rate),
-        "first": label_time(points[0]["start"], bucket) if points else "",
-        "last": label_time(points[-1]["start"], bucket) if points else "",
+        "id": chart_id,
+        "title": title,
+        "bucket": bucket,
+        "x": [int(p["start"].timestamp()) for p in points],
+        "series": [
+            {"label": "mean", "unit": "ms", "values": [p["mean_ms"] for p in points]},
+            {"label": "p95", "unit": "ms", "values": [p["p95_ms"] for p in points]},
+        ],
+        "rate": {"label": "failure rate", "unit": "ratio", "values": [p["failure_rate"] for p in points]},
+        "rows": [
+            {
+                "start": p["start"],
+                "label": label_time(p["start"], bucket),
+                "count": p["count"],
+                "mean": duration(p["mean_ms"]),
+                "p95": duration(p["p95_ms"]),
+                "failure_rate": percent(p["failure_rate"]),
+            }
+            for p in points
+        ],
+    }
+
+
+def model_trend(series: dict, bucket: str, *, title: str) -> dict | None:
+    """The drill-down's per-model trend: one mean-duration series per model."""
+    if not series:
+        return None
+    starts = [p["start"] for p in next(iter(series.values()))]
+    names = {model: model if model is not None else "(no model recorded)" for model in series}
+    return {
+        "id": "trend-models",
+        "title": title,
+        "bucket": bucket,
+        "x": [int(start.timestamp()) for start in starts],
+        "series": [
+            {"label": names[model], "unit": "ms", "values": [p["mean_ms"] for p in points]}
+            for model, points in series.items()
+        ],
+        "columns": [names[model] for model in series],
+        "rows": [
+            {
+                "label": label_time(start, bucket),
+                "values": [duration(points[i]["mean_ms"]) for points in series.values()],
+            }
+            for i, start in enumerate(starts)
+        ],
     }
 
 

@@ -3,6 +3,7 @@ page shows the API's numbers for the same window."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -50,8 +51,15 @@ def test_the_operator_sees_each_type_with_the_slowest_and_the_biggest_regression
     regression = response.context["biggest_regression"]
     assert (regression["ai_model"], regression["mean_ms_change"]) == ("llama-4-70b", 0.5)
     html = response.content.decode()
-    assert 'data-testid="chart-implement_idea"' in html and "<polyline" in html
     assert "+50.0%" in html
+    # Each type's chart: its data for uPlot in a JSON block (no inline script), and the same numbers as a table.
+    (chart,) = [c for c in response.context["charts"] if c["task_type"] == "implement_idea"]
+    assert '<script id="trend-implement_idea" type="application/json">' in html
+    assert [s["label"] for s in chart["series"]] == ["mean", "p95"] and chart["rate"]["label"] == "failure rate"
+    assert len(chart["x"]) == len(chart["series"][0]["values"]) == len(chart["rows"]) == 8  # 7 days, by day
+    assert all(isinstance(t, int) for t in chart["x"])
+    assert 'data-testid="chart-table-implement_idea"' in html
+    assert "<svg" not in html and " onclick=" not in html and "<script>" not in html
 
 
 @pytest.mark.django_db
@@ -63,6 +71,13 @@ def test_drilling_down_from_a_type_shows_its_models(client, operator):
     rows = [(g["ai_model"], g["count"], g["failure_rate"], g["regressed"]) for g in response.context["groups"]]
     assert rows == [("gpt-5.1", 2, 0.0, False), ("llama-4-70b", 2, 0.5, False)]  # 30 days: both weeks in one window
     assert list(response.context["charts"]) and response.context["charts"][0]["task_type"] == "implement_idea"
+    # The per-model trend: one mean-duration series per model, and each model's row links to its tasks.
+    trend = response.context["model_trend"]
+    assert [s["label"] for s in trend["series"]] == ["gpt-5.1", "llama-4-70b"]
+    assert all(s["unit"] == "ms" for s in trend["series"])
+    html = response.content.decode()
+    assert '<script id="trend-models-data" type="application/json">' in html
+    assert "/admin/tasks/executiontask/?task_type__exact=implement_idea&amp;q=llama-4-70b" in html
 
 
 @pytest.mark.django_db
@@ -106,6 +121,10 @@ def test_the_dashboard_compares_each_types_last_24_hours_with_the_24_before(clie
     html = response.content.decode()
     assert 'data-testid="task-performance"' in html and "+30.0%" in html
     assert 'href="/tasks/metrics/"' in html
+    # The sparkline's data: 24 hourly means, the two tasks' hours filled in; without JS, their range as text.
+    spark = json.loads(row["hourly_json"])
+    assert len(spark) in (24, 25) and sorted(v for _, v in spark if v is not None) == [1200.0, 1400.0]
+    assert '<td class="spark" data-field="sparkline"' in html and "1.2 s to 1.4 s" in html
 
 
 # --- In the browser ------------------------------------------------------------------------
