@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench venv deps dev-deps browser clean
+.PHONY: run test lint bench screenshots venv deps dev-deps browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy --strict clients/python/src/fsar_client
+
+# docs/screenshots/*.png: a seeded demo database, served on a free port, photographed by Chromium.
+screenshots: dev-deps browser
+	$(PY) scripts/screenshots.py $(SCREENSHOTS_ARGS)
 
 bench: export DEBUG ?= 1
 bench: dev-deps

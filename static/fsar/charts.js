@@ -113,7 +113,9 @@
       if (!source) continue;
       var data = JSON.parse(source.textContent);
       el.classList.add("drawn");
-      drawn.push({ el: el, chart: chartFor(el, data) });
+      var chart = chartFor(el, data);
+      el.uplot = chart; /* for the browser tests, and for a curious operator's console */
+      drawn.push({ el: el, chart: chart });
       var card = el.closest(".chart-card");
       var table = card && card.querySelector("details.chart-data");
       if (table && !table.dataset.folded) {
