@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--tasks", type=int, default=12_000)
     parser.add_argument("--only", default="")
+    parser.add_argument("--page", action="append", default=[], help="NAME=USER:PATH, photographed as well")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -106,7 +107,12 @@ def main() -> int:
         paths = {"case": case_path(env)}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for name, username, path, heading in PAGES:
+            extra = []
+            for spec in args.page:
+                name, _, rest = spec.partition("=")
+                username, _, path = rest.partition(":")
+                extra.append((name, username, path, None))
+            for name, username, path, heading in [*PAGES, *extra]:
                 if args.only and args.only != name:
                     continue
                 for size_name, viewport in SIZES.items():
@@ -118,7 +124,8 @@ def main() -> int:
                     page.click("button[type=submit]")
                     page.wait_for_load_state("networkidle")
                     page.goto(url.rstrip("/") + paths.get(path, path))
-                    page.get_by_role("heading", name=heading).first.wait_for()
+                    if heading:
+                        page.get_by_role("heading", name=heading).first.wait_for()
                     page.wait_for_load_state("networkidle")
                     target = args.out / f"{name}-{size_name}.png"
                     page.screenshot(path=str(target), full_page=True)

@@ -34,3 +34,28 @@ def test_operator_sees_counts_and_a_tasks_history_in_the_admin(page: Page, live_
     expect(history).to_contain_text("finished: succeeded")
     expect(history).to_contain_text("started")
     expect(history).to_contain_text("registered; gate: allow")
+
+
+def test_the_admins_task_list_fits_a_1366_px_screen(browser, live_server, operator):
+    from tasks.models import ExecutionTask
+
+    ExecutionTask.objects.create(
+        external_id="demo-billing-0065-with-a-longish-name",
+        task_type="idea_implementation",
+        status="succeeded",
+        ai_model="claude-sonnet-5",
+        duration_ms=240_000,
+        gate_decision="allow",
+    )
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    log_in(page, live_server, "olivia")
+    page.goto(f"{live_server.url}/admin/tasks/executiontask/")
+    results = page.locator("#changelist .results")
+    assert results.evaluate("el => el.scrollWidth <= el.clientWidth"), "columns are cut off"
+    header = page.locator("#result_list thead th").last
+    expect(header).to_contain_text("Gate decision")
+    box = header.bounding_box()
+    assert box["x"] + box["width"] <= 1366
+    expect(page.locator("#result_list tbody tr").first).to_contain_text("4 min 00 s")
+    context.close()
