@@ -11,7 +11,14 @@ from ninja import Router, Schema, Status
 
 from reviews import policy, selectors, services
 from reviews.models import Report
-from reviews.reports import ID_PATTERN, MAX_ID_LENGTH, MAX_SEVERITY, TEXT_PATTERN, format_timestamp
+from reviews.reports import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_SEVERITY,
+    NEW_ID_PATTERN,
+    TEXT_PATTERN,
+    format_timestamp,
+)
 from tasks.api import DATETIME_PATTERN, GateCase
 from tasks.auth import ApiKeyAuth
 from tasks.gate import GateUnavailable
@@ -90,7 +97,7 @@ BODY_DOC = {
                     "additionalProperties": False,
                     "required": ["id", "timestamp", "proposal", "severity", "block_execution"],
                     "properties": {
-                        "id": REPORT_ID,
+                        "id": {**REPORT_ID, "pattern": NEW_ID_PATTERN},
                         "timestamp": {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN},
                         "proposal": {
                             **REPORT_TEXT,

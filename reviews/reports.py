@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, lone_surrogate_path
-from tasks.api import DATETIME_RULE, is_rfc3339 (API schema states the rules the server enforces, and a schemathesis run in the suite checks they agree: date-times are RFC 3339 strings with a time zone in 1970-9998 (never numbers), integers are JSON integers (6.0 is 6; "6", 6.5, true are refused), period is YYYY-MM (empty is refused), texts and payload keys/strings carry no NUL (recursive JsonValue), report ids and texts have patterns, a task cursor is the last id; cross-field, clock and stored-data rules are in the descriptions and the only 422s the fuzz hooks accept)
+from tasks.api import DATETIME_RULE, is_rfc3339
 
 MAX_REPORT_BYTES = 1024 * 1024
 MAX_SEVERITY = 2_147_483_647
@@ -41,7 +41,10 @@ _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
 # What a URL path segment carries unchanged: no "/", "?", "#", "%", "\\", no "." or ".." segment.
 _URL_SAFE_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~:@+=-]+")
 # The same rule without a lookahead, for the API schema (schema generators handle it).
-NEW_ID_PATTERN = r"^(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*|\.(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*|\.[A-Za-z0-9._~:@+=-]+))$"
+NEW_ID_PATTERN = (
+    r"^(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*"
+    r"|\.(?:[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*|\.[A-Za-z0-9._~:@+=-]+))$"
+)
 
 
 class ReportInvalid(Exception):

@@ -38,7 +38,7 @@ def test_a_customer_lands_on_usage_open_invoices_with_pay_and_the_last_paid_one(
     expect(page.get_by_test_id("usage-so-far")).to_contain_text("Acme Corp: usage in")
     opened = page.get_by_test_id("open-invoices")
     expect(opened).to_contain_text(open_invoice.display_number)
-    expect(opened.get_by_test_id("pay")).to_have_attribute("href", open_invoice.hosted_invoice_url)
+    expect(opened.get_by_test_id("pay")).to_have_attribute("href", open_invoice.pay_url)
     last = page.get_by_test_id("last-paid")
     expect(last).to_contain_text("paid")
     last.get_by_role("link").first.click()

@@ -196,3 +196,17 @@ def test_every_expressible_record_round_trips_and_both_forms_agree(record):
     assert parse_markdown(markdown) == record
     assert parse_markdown(markdown.replace("\n", "\r\n").encode()) == record
     assert parse_json(json.dumps(record.as_json())) == record
+
+
+def test_the_schemas_id_pattern_is_the_parsers_rule_for_a_new_id():
+    """NEW_ID_PATTERN (in the API schema) says what _URL_SAFE_ID says, without a lookahead."""
+    import itertools
+    import re
+
+    from reviews.reports import _URL_SAFE_ID, NEW_ID_PATTERN
+
+    alphabet = ["a", ".", "-", "~", "Z", "9", " ", "/", "é"]
+    for n in range(1, 5):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            assert bool(_URL_SAFE_ID.fullmatch(text)) == bool(re.fullmatch(NEW_ID_PATTERN, text)), text
