@@ -204,6 +204,15 @@ def forget_keys_made_since(connection, before: set[bytes]) -> int:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def demo_key_file_elsewhere(tmp_path_factory):
+    """seed_demo keeps the demo key's secret in a file; in tests, not in the project."""
+    from django.test import override_settings
+
+    with override_settings(DEMO_KEY_FILE=str(tmp_path_factory.mktemp("demo") / "demo-api-key")):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_left_as_found():
     """With REDIS_URL (CI's PostgreSQL pass), jobs, their results, queue and worker
     registries and cache entries land in that Redis database even when jobs run
