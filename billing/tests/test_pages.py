@@ -206,5 +206,8 @@ def test_the_operator_dashboard_shows_open_invoices_and_the_last_runs_failures(c
     client.force_login(operator)
     response = client.get(reverse("home"))
     section = response.content.decode().split('data-testid="billing-dashboard"')[1].split("</section>")[0]
-    assert "Open invoices: <strong>1</strong>, 0.38 USD outstanding" in section
+    assert (
+        'Open invoices: <a href="/admin/billing/invoice/?status__exact=open" data-testid="open-invoices">'
+        "<strong>1</strong></a>, 0.38 USD outstanding"
+    ) in section
     assert "1 failed" in section and reverse("billing:run", args=[run.pk]) in section
