@@ -268,9 +268,8 @@ def vote(request: HttpRequest, case_id: int) -> HttpResponse:
             field = exc.extra.get("field")
             if field == "version":
                 # The case changed since the page was read: show it as it is now, with the vote kept.
+                messages.error(request, exc.message)
                 form = VoteForm({**request.POST.dict(), "version": case.version})
-                form.is_valid()
-                form.add_error(None, f"Not recorded: {exc.message}.")
             elif field in form.fields:
                 form.add_error(field, f"Not recorded: {exc.message}.")
             else:

@@ -76,14 +76,22 @@ NO_NUL_PATTERN = r"^[^\x00]*$"
 # Years 1970 to 9998: any such instant, at any offset, stays within what datetime and the
 # metrics' window arithmetic (the previous window, bucket ends) can hold.
 _YEAR = r"(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-DATETIME_PATTERN = (
-    rf"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
-)
-DATETIME_RULE = (
-    "must be an ISO 8601 date-time string with a timezone, as RFC 3339 writes it (e.g. 2026-10-01T09:00:00Z), "
-    "in the years 1970 to 9998"
-)
+# A backfilled task starts on or after 2000-01-01 (services.BACKFILL_EARLIEST).
+_BACKFILL_YEAR = r"(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+
+
+def _datetime_pattern(year: str) -> str:
+    return (
+        rf"^{year}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+        r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    )
+
+
+DATETIME_PATTERN = _datetime_pattern(_YEAR)
+BACKFILL_DATETIME_PATTERN = _datetime_pattern(_BACKFILL_YEAR)
+_AS_RFC_3339 = "must be an ISO 8601 date-time string with a timezone, as RFC 3339 writes it (e.g. 2026-10-01T09:00:00Z)"
+DATETIME_RULE = f"{_AS_RFC_3339}, in the years 1970 to 9998"
+BACKFILL_DATETIME_RULE = f"{_AS_RFC_3339}, in the years 2000 to 9998 (no backfilled task is from before 2000-01-01)"
 _DATETIME = re.compile(DATETIME_PATTERN)
 
 
@@ -91,11 +99,19 @@ def is_rfc3339(value) -> bool:
     return isinstance(value, str) and _DATETIME.fullmatch(value) is not None
 
 
-def rfc3339_text(value):
-    """A date-time arrives as RFC 3339 text with its time zone, never as a number."""
-    if not is_rfc3339(value):
-        raise ValueError(DATETIME_RULE)
-    return value
+def _text_matching(pattern: str, rule: str):
+    compiled = re.compile(pattern)
+
+    def check(value):
+        """A date-time arrives as RFC 3339 text with its time zone, never as a number."""
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise ValueError(rule)
+        return value
+
+    return check
+
+
+rfc3339_text = _text_matching(DATETIME_PATTERN, DATETIME_RULE)
 
 
 Text = Annotated[StrictStr, AfterValidator(no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
@@ -113,6 +129,12 @@ UtcDatetime = Annotated[
     BeforeValidator(rfc3339_text),
     AfterValidator(in_utc),
     Field(json_schema_extra={"pattern": DATETIME_PATTERN}),
+]
+BackfillDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_matching(BACKFILL_DATETIME_PATTERN, BACKFILL_DATETIME_RULE)),
+    AfterValidator(in_utc),
+    Field(json_schema_extra={"pattern": BACKFILL_DATETIME_PATTERN}),
 ]
 # The payload as the schema states it: any JSON object whose keys and strings hold no NUL
 # (the NUL and NaN checks themselves are json_safe's, with a message naming them).
@@ -211,8 +233,8 @@ class BackfillRowIn(StrictSchema):
     ai_model: ShortText | None = None
     customer: ShortText | None = None
     status: Literal["succeeded", "failed"]
-    started_at: UtcDatetime
-    finished_at: UtcDatetime
+    started_at: BackfillDatetime
+    finished_at: BackfillDatetime
     cost_micros: NonNegativeBigInt | None = None
     tokens: NonNegativeInt | None = None
     error: ErrorText = ""

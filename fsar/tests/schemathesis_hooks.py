@@ -30,6 +30,7 @@ RULES_BEYOND_JSON_SCHEMA: dict[str, tuple[str, ...]] = {
         ".finished_at is before started_at",
         ".finished_at is in the future",
         "appears twice in this request",
+        "the earliest start a backfill takes",  # only 2000-01-01 at a positive offset: 1999 in UTC
     ),
     "POST /api/v1/proposals": (
         "supersedes: no report with id",

@@ -216,10 +216,10 @@ def test_start_holds_a_task_the_gate_no_longer_allows_and_says_why(agent, api_ke
         "detail": "gate closed: the gate now says hold; the task is held (test policy holds all)",
         "decision": "hold",
         "policy": "hold-all",
-        "case": "case-7",
+        "case": 7,
     }
     task = ExecutionTask.objects.get(pk=task_id)
-    assert (task.status, task.gate_decision, task.gate_case, task.started_at) == ("held", "hold", "case-7", None)
+    assert (task.status, task.gate_decision, task.gate_case, task.started_at) == ("held", "hold", "7", None)
     refused = task.history.latest()
     assert (refused.history_change_reason, refused.history_api_key_id) == (
         "start refused; gate now: hold",
