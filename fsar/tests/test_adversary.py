@@ -83,14 +83,14 @@ def test_start_after_the_approval_is_revoked_is_refused(agent, post_report, alic
     case_id = approved_report(post_report, alice, bob)
     before = register(agent, "t0", proposal_id="r1").json()
     task = register(agent, "t1", proposal_id="r1").json()
-    assert (task["gate"]["decision"], task["gate"]["case"]) == ("allow", str(case_id))
+    assert (task["gate"]["decision"], task["gate"]["case"]) == ("allow", case_id)
     assert start(agent, before).status_code == 200
 
     services.case_revoke(case_id=case_id, by=bob, rationale="The rollback plan was never tested.")
     response = start(agent, task)
 
     assert response.status_code == 409
-    assert response.json()["case"] == str(case_id)
+    assert response.json()["case"] == case_id
     assert f"case {case_id}" in response.json()["detail"]
     assert (stored(task).status, stored(task).gate_case) == (TaskStatus.HELD, str(case_id))
 
@@ -108,7 +108,7 @@ def test_start_after_the_approval_lapsed_is_refused_even_before_the_expiry_job_r
         response = start(agent, task)  # no cases_expire() has run
 
     assert response.status_code == 409
-    assert response.json()["case"] == str(case_id)
+    assert response.json()["case"] == case_id
     assert stored(task).status == TaskStatus.HELD
     assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # back in front of the committee
 
@@ -124,7 +124,7 @@ def test_start_after_a_revision_voided_the_votes_is_refused(agent, post_report, 
     response = start(agent, task)
 
     assert response.status_code == 409
-    assert response.json()["case"] == str(case_id)
+    assert response.json()["case"] == case_id
     assert stored(task).status == TaskStatus.HELD
     assert Case.objects.get(pk=case_id).version == 2
 
@@ -162,7 +162,7 @@ def test_start_after_a_policy_change_now_holds_it_is_refused(agent, superuser):
     assert response.status_code == 409
     assert response.json()["policy"] == "experimental-models"
     case = Case.objects.get(kind=Case.Kind.TASKS, ai_model="exp-1")
-    assert response.json()["case"] == str(case.pk)
+    assert response.json()["case"] == case.pk
     assert (stored(task).status, stored(task).gate_case) == (TaskStatus.HELD, str(case.pk))
 
 

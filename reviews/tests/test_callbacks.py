@@ -217,4 +217,4 @@ def test_a_revocation_tells_the_tasks_allowed_through_the_case_to_stop_started_o
     assert stops["waiting"]["case"]["id"] == case_id and stops["waiting"]["case"]["status"] == "open"
     assert stops["waiting"]["decision"]["decision"] == "hold"
     assert stops["waiting"]["decision"]["reason"] == "approval revoked: New evidence of silent defects."
-    assert waiting["gate"]["case"] == str(case_id)
+    assert waiting["gate"]["case"] == case_id
