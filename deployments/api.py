@@ -57,7 +57,9 @@ class VersionIn(StrictSchema):
     notes: Annotated[Text, Field(max_length=10_000)] = ""
 
 
-class GateOut(Schema):
+class VersionGateOut(Schema):
+    """A model version's gate decision (its own name: a schema component is named by its class)."""
+
     decision: str
     reason: str
     policy: str
@@ -81,7 +83,7 @@ class VersionOut(Schema):
     approved_until: datetime | None
     case: int | None
     case_status: str | None
-    gate: GateOut
+    gate: VersionGateOut
 
 
 class VersionPageOut(Schema):
