@@ -21,12 +21,12 @@ def test_approving_the_model_does_not_release_a_task_its_report_still_holds(ai, 
     model_case = register_version(ai).json()["case"]
     # The door: the task waits on the model's case, not its report's.
     task = register_task(ai, "t1", proposal_id="r1").json()
-    assert (task["status"], task["gate"]["case"]) == ("held", str(model_case))
+    assert (task["status"], task["gate"]["case"]) == ("held", model_case)
 
     approve_version(model_case)
 
     after = ai.get(f"/api/v1/tasks/{task['id']}").json()
-    assert (after["status"], after["gate"]["case"]) == ("held", str(report_case))
+    assert (after["status"], after["gate"]["case"]) == ("held", report_case)
     assert ai.post(f"/api/v1/tasks/{task['id']}/start").status_code == 409
 
 

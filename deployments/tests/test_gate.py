@@ -27,12 +27,12 @@ def test_a_task_on_a_pending_version_is_held_and_two_approvals_release_it_once(a
     assert (gate["decision"], gate["policy"], gate["case"], gate["case_status"]) == (
         "hold",
         "model-version",
-        str(case_id),
+        case_id,
         "open",
     )
     assert "pending review" in gate["reason"]
     start = ai.post(f"/api/v1/tasks/{task['id']}/start")
-    assert start.status_code == 409 and start.json()["case"] == str(case_id)
+    assert start.status_code == 409 and start.json()["case"] == case_id
 
     review_services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=APPROVE)
     assert ai.get(f"/api/v1/tasks/{task['id']}").json()["status"] == "held"
@@ -40,7 +40,7 @@ def test_a_task_on_a_pending_version_is_held_and_two_approvals_release_it_once(a
 
     released = ai.get(f"/api/v1/tasks/{task['id']}").json()
     assert released["status"] == "registered"
-    assert (released["gate"]["decision"], released["gate"]["case"]) == ("allow", str(case_id))
+    assert (released["gate"]["decision"], released["gate"]["case"]) == ("allow", case_id)
     assert released["gate"]["case_status"] == "approved"
     assert [h.status for h in ExecutionTask.history.filter(id=task["id"]).order_by("history_date")] == [
         "held",
@@ -76,7 +76,7 @@ def test_an_unregistered_model_is_held_until_its_version_is_registered_and_appro
     with django_capture_on_commit_callbacks(execute=True):  # a job after commit moves it onto the case
         case_id = register_version(ai, ai_model="mystery-1").json()["case"]
     moved = ai.get(f"/api/v1/tasks/{task['id']}").json()
-    assert (moved["status"], moved["gate"]["case"]) == ("held", str(case_id))
+    assert (moved["status"], moved["gate"]["case"]) == ("held", case_id)
     approve_version(case_id)
     assert ai.get(f"/api/v1/tasks/{task['id']}").json()["status"] == "registered"
 
@@ -90,7 +90,7 @@ def test_a_task_held_unregistered_that_the_job_missed_is_moved_by_the_periodic_s
     assert ai.get(f"/api/v1/tasks/{task['id']}").json()["gate"]["policy"] == "model-unregistered"
     assert jobs.redecide_all_unregistered() == 1
     moved = ai.get(f"/api/v1/tasks/{task['id']}").json()
-    assert (moved["status"], moved["gate"]["case"]) == ("held", str(case_id))
+    assert (moved["status"], moved["gate"]["case"]) == ("held", case_id)
     assert jobs.redecide_all_unregistered() == 0
 
 
@@ -159,7 +159,7 @@ def test_an_approval_that_lapses_holds_again_until_the_committee_renews_it(ai, a
     later = timezone.now() + timedelta(days=91)
     with time_machine.travel(later, tick=False):
         held = register_task(ai, "t1").json()
-        assert (held["status"], held["gate"]["case"]) == ("held", str(version["case"]))
+        assert (held["status"], held["gate"]["case"]) == ("held", version["case"])
         assert "lapsed" in held["gate"]["reason"]
         review_services.cases_expire()
         assert ModelVersion.objects.get().status == VersionStatus.PENDING_REVIEW
