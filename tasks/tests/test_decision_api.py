@@ -64,7 +64,7 @@ def test_it_answers_the_decision_at_once_without_wait(agent):
     body = response.json()
     assert body["task_id"] == task["id"] and body["external_id"] == "run-1"
     assert body["status"] == "held"
-    assert body["gate"]["decision"] == "hold" and body["gate"]["case"] == "7"
+    assert body["gate"]["decision"] == "hold" and body["gate"]["case"] == 7
     assert body["gate"]["reason"] == "test policy holds all"
     assert len(body["version"]) == 16
 
