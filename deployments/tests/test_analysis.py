@@ -89,9 +89,7 @@ def test_too_few_tasks_by_the_deadline_pauses_with_a_committee_case(started):
 def test_operator_confirm_waits_after_a_pass(family_pair, operator):
     stable, candidate = family_pair
     passed_drill(stable)
-    r = rollouts.rollout_create(
-        candidate_id=candidate.pk, steps=STEPS, reason=REASON, by=operator, auto_promote=False
-    )
+    r = rollouts.rollout_create(candidate_id=candidate.pk, steps=STEPS, reason=REASON, by=operator, auto_promote=False)
     now = timezone.now() + timedelta(minutes=11)
     finished_tasks("coder-stable", 40, at=now - timedelta(minutes=1))
     finished_tasks("coder-next", 40, at=now - timedelta(minutes=1))
