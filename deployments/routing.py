@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count
+from django.utils import timezone
 
 from deployments.models import (
     ACTIVE_STATES,
@@ -24,8 +28,10 @@ from deployments.models import (
     RolloutState,
     VersionStatus,
 )
+from tasks.models import ExecutionTask, TaskStatus
 
 BUCKETS = 10_000
+LIVE_DAYS = 7
 
 
 def bucket(family: str, key: str) -> int:
@@ -57,7 +63,7 @@ def live_version(family: str, *, rollout: Rollout | None = None) -> ModelVersion
     latest rollout, that rollout's stable (active, rolled back, aborted) or its
     candidate (promoted), while approved; else (no rollout yet, or that version is
     no longer approved) the family's newest approved version that is not a
-    withdrawn candidate."""
+    withdrawn candidate and ran the most tasks over the last 7 days (then the newest)."""
     latest = rollout or (
         Rollout.objects.select_related("stable", "candidate").filter(family=family).order_by("-id").first()
     )
@@ -66,12 +72,27 @@ def live_version(family: str, *, rollout: Rollout | None = None) -> ModelVersion
         if version.status == VersionStatus.APPROVED:
             return version
     withdrawn = Rollout.objects.filter(family=family, state__in=WITHDRAWN_STATES).values("candidate_id")
-    return (
+    approved = list(
         ModelVersion.objects.filter(family=family, status=VersionStatus.APPROVED)
         .exclude(pk__in=withdrawn)
-        .order_by("-id")
-        .first()
+        .order_by("-id")[:50]
     )
+    if len(approved) <= 1:
+        return approved[0] if approved else None
+    # What the family actually runs: the most finished tasks over the last 7 days, then the newest.
+    since = timezone.now() - timedelta(days=LIVE_DAYS)
+    counts = dict(
+        ExecutionTask.objects.filter(
+            ai_model__in=[v.ai_model for v in approved],
+            status__in=(TaskStatus.SUCCEEDED, TaskStatus.FAILED),
+            finished_at__gte=since,
+        )
+        .values("ai_model")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("ai_model", "n")
+    )
+    return max(approved, key=lambda v: (counts.get(v.ai_model, 0), v.pk))
 
 
 def rollback_target(family: str) -> ModelVersion | None:
