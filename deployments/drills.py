@@ -21,7 +21,7 @@ and opens a committee case (kind `rollout`).
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -33,46 +33,12 @@ from audit.chain import audit_append
 from core.jobs import enqueue_on_commit
 from deployments import figures, routing
 from deployments.models import ModelVersion, RollbackDrill, VersionStatus
+from deployments.routing import drill_refusal, human_age, last_finished  # noqa: F401 (read here, kept public)
 from reviews import callback_urls
 from reviews import services as review_services
 
 CASE_KIND = "rollout"
 MAX_REDIRECTS = 3
-
-
-def human_age(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds >= 2 * 86_400:
-        return f"{seconds // 86_400} days"
-    if seconds >= 2 * 3_600:
-        return f"{seconds // 3_600} hours"
-    return f"{max(seconds // 60, 0)} minutes"
-
-
-def last_finished(version: ModelVersion) -> RollbackDrill | None:
-    return (
-        RollbackDrill.objects.filter(target=version).exclude(state=RollbackDrill.State.RUNNING).order_by("-id").first()
-    )
-
-
-def drill_refusal(version: ModelVersion, *, now: datetime) -> str | None:
-    """Why `version` may not be a rollback target now (None: it passed a drill
-    within ROLLOUT_DRILL_MAX_AGE). Says when the last drill ran and how it ended."""
-    max_age = timedelta(seconds=settings.ROLLOUT_DRILL_MAX_AGE)
-    last = last_finished(version)
-    name = f"rollback target {version.ai_model!r}"
-    if last is None:
-        return f"{name} has no rollback drill; run one (it must pass within the last {human_age(max_age)})"
-    when = f"{last.finished_at:%Y-%m-%d %H:%M} UTC"
-    if last.state != RollbackDrill.State.PASS:
-        return f"the last rollback drill of {name} (drill {last.pk}, at {when}) ended {last.state}: {last.reason}"
-    age = now - last.finished_at
-    if age > max_age:
-        return (
-            f"the last rollback drill of {name} (drill {last.pk}, at {when}) passed, but {human_age(age)} ago: "
-            f"older than ROLLOUT_DRILL_MAX_AGE ({human_age(max_age)})"
-        )
-    return None
 
 
 def warm_check(url: str) -> dict:

@@ -11,7 +11,6 @@ callbacks for its running ones (reviews' callback service).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -22,6 +21,7 @@ from core.history import save_with_history
 from deployments import drills, routing
 from deployments.errors import InvalidVersion, RolloutError
 from deployments.models import ACTIVE_STATES, ModelVersion, Rollout, RolloutState, VersionStatus
+from deployments.routing import step_deadline  # noqa: F401 (public here too)
 from reviews import services as review_services
 from reviews.models import CallbackDelivery
 from tasks.gate import GateDecision
@@ -349,8 +349,3 @@ def _withdraw(rollout: Rollout, state: str, event: str, *, by, reason: str, acto
     running = list(ExecutionTask.objects.filter(status=TaskStatus.RUNNING, ai_model=ai_model))
     review_services.task_callbacks_queue(running, CallbackDelivery.Type.STOP, case=None, reason=why, decision="deny")
     return rollout
-
-
-def step_deadline(rollout: Rollout):
-    step = rollout.steps[rollout.step]
-    return rollout.step_started_at + timedelta(minutes=step["deadline_minutes"])

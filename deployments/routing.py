@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
@@ -58,41 +59,67 @@ def last_promoted(family: str) -> Rollout | None:
     )
 
 
-def live_version(family: str, *, rollout: Rollout | None = None) -> ModelVersion | None:
-    """The version that takes the family's traffic when no candidate does: after its
-    latest rollout, that rollout's stable (active, rolled back, aborted) or its
-    candidate (promoted), while approved; else (no rollout yet, or that version is
-    no longer approved) the family's newest approved version that is not a
-    withdrawn candidate and ran the most tasks over the last 7 days (then the newest)."""
-    latest = rollout or (
-        Rollout.objects.select_related("stable", "candidate").filter(family=family).order_by("-id").first()
-    )
+def choose_live(latest: Rollout | None, approved: list[ModelVersion], withdrawn: set[int], counts: dict):
+    """live_version's rule over rows already read (the /models/ page reads them for
+    every family at once)."""
     if latest is not None:
         version = latest.candidate if latest.state == RolloutState.PROMOTED else latest.stable
         if version.status == VersionStatus.APPROVED:
             return version
-    withdrawn = Rollout.objects.filter(family=family, state__in=WITHDRAWN_STATES).values("candidate_id")
-    approved = list(
-        ModelVersion.objects.filter(family=family, status=VersionStatus.APPROVED)
-        .exclude(pk__in=withdrawn)
-        .order_by("-id")[:50]
-    )
-    if len(approved) <= 1:
-        return approved[0] if approved else None
-    # What the family actually runs: the most finished tasks over the last 7 days, then the newest.
+    approved = [v for v in approved if v.pk not in withdrawn]
+    if not approved:
+        return None
+    return max(approved, key=lambda v: (counts.get(v.ai_model, 0), v.pk))
+
+
+def choose_target(rollouts_newest_first: list[Rollout]) -> ModelVersion | None:
+    """rollback_target's rule over a family's rollouts, newest first."""
+    for r in rollouts_newest_first:
+        if r.state in ACTIVE_STATES:
+            return r.stable
+    for r in rollouts_newest_first:
+        if r.state == RolloutState.PROMOTED:
+            return r.stable if r.stable.status == VersionStatus.APPROVED else None
+    return None
+
+
+def recent_counts(ai_models: list[str]) -> dict[str, int]:
+    """Finished tasks per model over the last LIVE_DAYS (one grouped query)."""
+    if not ai_models:
+        return {}
     since = timezone.now() - timedelta(days=LIVE_DAYS)
-    counts = dict(
+    return dict(
         ExecutionTask.objects.filter(
-            ai_model__in=[v.ai_model for v in approved],
-            status__in=(TaskStatus.SUCCEEDED, TaskStatus.FAILED),
-            finished_at__gte=since,
+            ai_model__in=ai_models, status__in=(TaskStatus.SUCCEEDED, TaskStatus.FAILED), finished_at__gte=since
         )
         .values("ai_model")
         .annotate(n=Count("pk"))
         .order_by()
         .values_list("ai_model", "n")
     )
-    return max(approved, key=lambda v: (counts.get(v.ai_model, 0), v.pk))
+
+
+def live_version(family: str, *, rollout: Rollout | None = None) -> ModelVersion | None:
+    """The version that takes the family's traffic when no candidate does: after its
+    latest rollout, that rollout's stable (active, rolled back, aborted) or its
+    candidate (promoted), while approved; else (no rollout yet, or that version is
+    no longer approved) the approved version, not a withdrawn candidate, that ran
+    the most tasks over the last 7 days (then the newest)."""
+    latest = rollout or (
+        Rollout.objects.select_related("stable", "candidate").filter(family=family).order_by("-id").first()
+    )
+    if latest is not None:
+        found = choose_live(latest, [], set(), {})
+        if found is not None:
+            return found
+    withdrawn = Rollout.objects.filter(family=family, state__in=WITHDRAWN_STATES).values("candidate_id")
+    approved = list(
+        ModelVersion.objects.filter(family=family, status=VersionStatus.APPROVED)
+        .exclude(pk__in=withdrawn)
+        .order_by("-id")[:50]
+    )
+    counts = recent_counts([v.ai_model for v in approved]) if len(approved) > 1 else {}
+    return choose_live(None, approved, set(), counts)
 
 
 def rollback_target(family: str) -> ModelVersion | None:
@@ -140,3 +167,51 @@ def route(family: str, key: str) -> Route | None:
     if live is None:
         return None
     return Route(live.ai_model, "stable", rollout.pk if rollout else None, weight, b)
+
+
+# ------------------------------------------------------------------ drills (reads)
+
+
+def human_age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86_400:
+        return f"{seconds // 86_400} days"
+    if seconds >= 2 * 3_600:
+        return f"{seconds // 3_600} hours"
+    return f"{max(seconds // 60, 0)} minutes"
+
+
+def last_finished(version: ModelVersion) -> RollbackDrill | None:
+    return (
+        RollbackDrill.objects.filter(target=version).exclude(state=RollbackDrill.State.RUNNING).order_by("-id").first()
+    )
+
+
+_UNREAD = object()
+
+
+def drill_refusal(version: ModelVersion, *, now: datetime, last=_UNREAD) -> str | None:
+    """Why `version` may not be a rollback target now (None: it passed a drill
+    within ROLLOUT_DRILL_MAX_AGE). Says when the last drill ran and how it ended.
+    `last`: its last finished drill when already read (None: it has none)."""
+    max_age = timedelta(seconds=settings.ROLLOUT_DRILL_MAX_AGE)
+    last = last_finished(version) if last is _UNREAD else last
+    name = f"rollback target {version.ai_model!r}"
+    if last is None:
+        return f"{name} has no rollback drill; run one (it must pass within the last {human_age(max_age)})"
+    when = f"{last.finished_at:%Y-%m-%d %H:%M} UTC"
+    if last.state != RollbackDrill.State.PASS:
+        return f"the last rollback drill of {name} (drill {last.pk}, at {when}) ended {last.state}: {last.reason}"
+    age = now - last.finished_at
+    if age > max_age:
+        return (
+            f"the last rollback drill of {name} (drill {last.pk}, at {when}) passed, but {human_age(age)} ago: "
+            f"older than ROLLOUT_DRILL_MAX_AGE ({human_age(max_age)})"
+        )
+    return None
+
+
+def step_deadline(rollout: Rollout):
+    """When the current step's analysis is due at the latest (too few tasks: inconclusive)."""
+    step = rollout.steps[rollout.step]
+    return rollout.step_started_at + timedelta(minutes=step["deadline_minutes"])
