@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from core.roles import COMMITTEE, OPERATORS, has_role, role_required
-from deployments import drills, rollouts, selectors, services
+from deployments import drills, rollouts, routing, selectors, services
 from deployments.forms import ReasonForm, RetireForm, RolloutForm, VersionFilterForm
 from deployments.models import ModelVersion, Rollout
 
@@ -86,6 +86,9 @@ def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = get_object_or_404(Rollout.objects.select_related("stable", "candidate", "created_by"), pk=rollout_id)
     context = selectors.rollout_page(rollout, now=timezone.now())
     context.update({"reason_form": ReasonForm(), "is_operator": has_role(request.user, OPERATORS)})
+    key = request.GET.get("key", "")[:200].replace("\x00", "")
+    if key:
+        context["route_key"], context["route"] = key, routing.route(rollout.family, key)
     return render(request, "deployments/rollout.html", context)
 
 
