@@ -183,7 +183,18 @@ def dashboard_context() -> dict:
     for v in waiting:
         v.held = held.get(v.case_id, 0)
     unregistered = ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=UNREGISTERED_POLICY).count()
-    return {"models_waiting": waiting, "models_unregistered_held": unregistered}
+    from django.utils import timezone
+
+    from deployments.models import ACTIVE_STATES, Rollout
+
+    return {
+        "models_waiting": waiting,
+        "models_unregistered_held": unregistered,
+        "drills_failed": failed_drills(now=timezone.now()),
+        "rollouts_active": list(
+            Rollout.objects.filter(state__in=ACTIVE_STATES).select_related("candidate", "stable").order_by("family")
+        ),
+    }
 
 
 # ------------------------------------------------------------------ rollouts

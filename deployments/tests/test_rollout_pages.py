@@ -133,3 +133,24 @@ def test_starting_a_rollout_from_the_page_is_refused_without_a_drill_and_names_i
     started = client.post("/models/rollouts/new/", body)
     r = Rollout.objects.get()
     assert started["Location"] == f"/models/rollouts/{r.pk}/" and (r.weight, r.steps[0]["min_tasks"]) == (10, 5)
+
+
+def test_the_dashboard_shows_a_failed_drill_and_the_active_rollouts(client, rollout, operator):
+    from django.utils import timezone
+
+    from deployments.models import RollbackDrill
+
+    failed = RollbackDrill.objects.create(
+        family="coder",
+        target=rollout.candidate,
+        state=RollbackDrill.State.FAIL,
+        reason="warm check failed: answered HTTP 500",
+        warm_ok=False,
+        warm_status=500,
+        finished_at=timezone.now(),
+    )
+    client.force_login(operator)
+    html = client.get("/").content.decode()
+    assert f"Rollback drill {failed.pk} of <code>coder-next</code> (coder) failed" in html
+    assert "answered HTTP 500" in html
+    assert "coder: coder-next at 5% (progressing)" in html
