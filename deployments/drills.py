@@ -142,7 +142,12 @@ def drill_evaluate(*, drill_id: int, now=None) -> RollbackDrill | None:
     inconclusive at its deadline with too few; None while it keeps running."""
     now = now or timezone.now()
     with transaction.atomic():
-        drill = RollbackDrill.objects.select_for_update().select_related("target", "live").filter(pk=drill_id).first()
+        drill = (
+            RollbackDrill.objects.select_for_update(of=("self",))
+            .select_related("target", "live")
+            .filter(pk=drill_id)
+            .first()
+        )
         if drill is None or drill.state != RollbackDrill.State.RUNNING:
             return None
         target = figures.window_stats(drill.target.ai_model, drill.started_at, now)

@@ -121,7 +121,12 @@ def _record(rollout: Rollout, event: str, *, by, reason: str, actor: str = "", *
 
 
 def _locked(rollout_id: int) -> Rollout:
-    rollout = Rollout.objects.select_for_update().select_related("stable", "candidate").filter(pk=rollout_id).first()
+    rollout = (
+        Rollout.objects.select_for_update(of=("self",))
+        .select_related("stable", "candidate")
+        .filter(pk=rollout_id)
+        .first()
+    )
     if rollout is None:
         raise RolloutError(f"no rollout {rollout_id}")
     return rollout
