@@ -13,6 +13,7 @@ Run by the periodic loop (`deployments.jobs.rollouts_tick`, every minute).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
@@ -22,6 +23,8 @@ from deployments import figures, rollouts
 from deployments.drills import CASE_KIND
 from deployments.models import Rollout, RolloutAnalysis, RolloutState, Verdict
 from reviews import services as review_services
+
+logger = logging.getLogger(__name__)
 
 
 def subject_ref(rollout_id: int, step: int) -> str:
@@ -96,4 +99,10 @@ def rollout_analyze(*, rollout_id: int, now=None) -> RolloutAnalysis | None:
 def analyze_rollouts(*, now=None) -> int:
     """Periodic: every progressing rollout's due analysis. Returns how many ran."""
     ids = Rollout.objects.filter(state=RolloutState.PROGRESSING, awaiting_confirm=False).values_list("pk", flat=True)
-    return sum(rollout_analyze(rollout_id=i, now=now) is not None for i in list(ids))
+    ran = 0
+    for rollout_id in list(ids):
+        try:
+            ran += rollout_analyze(rollout_id=rollout_id, now=now) is not None
+        except Exception:  # one broken rollout must not stop the others' analyses; retried next tick
+            logger.exception("analysis of rollout %s failed", rollout_id)
+    return ran

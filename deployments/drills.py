@@ -20,6 +20,7 @@ and opens a committee case (kind `rollout`).
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from urllib.parse import urljoin, urlsplit
@@ -36,6 +37,8 @@ from deployments.models import ModelVersion, RollbackDrill, VersionStatus
 from deployments.routing import drill_refusal, human_age, last_finished  # noqa: F401 (read here, kept public)
 from reviews import callback_urls
 from reviews import services as review_services
+
+logger = logging.getLogger(__name__)
 
 CASE_KIND = "rollout"
 MAX_REDIRECTS = 3
@@ -194,7 +197,7 @@ def _finish(drill: RollbackDrill, state: str, reason: str, *, now) -> RollbackDr
     if state in (RollbackDrill.State.FAIL, RollbackDrill.State.INCONCLUSIVE):
         drill.case = review_services.subject_case_open(
             kind=CASE_KIND,
-            subject_ref=f"drill:{drill.pk}",
+            subject_ref=f"drill-target:{drill.target_id}",
             title=f"Rollback drill {drill.pk} of {drill.target.ai_model} ({drill.family}) ended {state}",
             reason=reason,
             quorum=1,
@@ -212,24 +215,35 @@ def _finish(drill: RollbackDrill, state: str, reason: str, *, now) -> RollbackDr
 
 
 def drills_due(*, now=None) -> list[int]:
-    """Scheduled drills (periodic): each family's rollback target, and its live
-    version when no rollout runs (the next rollout's target), drilled again once
-    its last drill is older than ROLLOUT_DRILL_INTERVAL; running drills evaluated."""
+    """Scheduled drills (periodic): running drills evaluated; then each family's
+    rollback target, and its live version when no rollout runs (the next rollout's
+    target), drilled again once its last drill is older than ROLLOUT_DRILL_INTERVAL
+    — a target with a health_url, or any target of a family with an active rollout
+    (a version without one is drilled on demand only: its drill fails)."""
     now = now or timezone.now()
     ran = []
     for drill_id in RollbackDrill.objects.filter(state=RollbackDrill.State.RUNNING).values_list("pk", flat=True):
-        drill_evaluate(drill_id=drill_id, now=now)
+        try:
+            drill_evaluate(drill_id=drill_id, now=now)
+        except Exception:  # one broken drill must not stop the others; retried next tick
+            logger.exception("evaluating drill %s failed", drill_id)
     interval = timedelta(seconds=settings.ROLLOUT_DRILL_INTERVAL)
     families = ModelVersion.objects.filter(status=VersionStatus.APPROVED).values_list("family", flat=True).distinct()
     for family in sorted(set(families)):
+        active = routing.active_rollout(family)
         targets = [routing.rollback_target(family)]
-        if routing.active_rollout(family) is None:
+        if active is None:
             targets.append(routing.live_version(family))
         for target in {t.pk: t for t in targets if t is not None}.values():
+            if not target.health_url and active is None:
+                continue
             last = RollbackDrill.objects.filter(target=target).order_by("-id").first()
             if last is not None and (last.state == RollbackDrill.State.RUNNING or now - last.started_at < interval):
                 continue
             if routing.running_drill(family) is not None:
                 continue
-            ran.append(drill_run(family=family, target=target, by="scheduled drill", now=now).pk)
+            try:
+                ran.append(drill_run(family=family, target=target, by="scheduled drill", now=now).pk)
+            except Exception:
+                logger.exception("the scheduled drill of %s failed to run", target.ai_model)
     return ran

@@ -271,7 +271,9 @@ def rollout_resume(*, rollout_id: int, by, reason: str, now=None) -> Rollout:
 
 
 @transaction.atomic
-def rollout_rollback(*, rollout_id: int, by=None, reason: str, actor: str = "", now=None) -> Rollout:
+def rollout_rollback(
+    *, rollout_id: int, by=None, reason: str, actor: str = "", now=None, withdraw_tasks: bool = True
+) -> Rollout:
     """One step back to stable: the candidate's weight is 0 from this commit on (the
     next route answers stable, the gate denies the candidate's tasks "not routed"),
     its held and registered tasks are denied with this reason, its running ones get
@@ -281,7 +283,16 @@ def rollout_rollback(*, rollout_id: int, by=None, reason: str, actor: str = "", 
     rollout = _locked(rollout_id)
     if rollout.state not in ACTIVE_STATES:
         raise RolloutError(f"rollout {rollout.pk} is {rollout.state}: only an active rollout is rolled back")
-    return _withdraw(rollout, RolloutState.ROLLED_BACK, "rolled_back", by=by, reason=reason, actor=actor, now=now)
+    return _withdraw(
+        rollout,
+        RolloutState.ROLLED_BACK,
+        "rolled_back",
+        by=by,
+        reason=reason,
+        actor=actor,
+        now=now,
+        tasks=withdraw_tasks,
+    )
 
 
 @transaction.atomic
@@ -313,9 +324,11 @@ def rollout_abort_for_version(model_version, reason: str, *, by=None, actor: str
         return rollout_abort(rollout_id=found, by=by, reason=reason, actor=actor)
 
 
-def rollback_for_version(version: ModelVersion, *, reason: str, by=None) -> Rollout | None:
+def rollback_for_version(version: ModelVersion, *, reason: str, by=None, withdraw_tasks: bool = True) -> Rollout | None:
     """The candidate's approval is gone (revoked, rejected, lapsed): its active
-    rollout is rolled back, inside the caller's transaction."""
+    rollout is rolled back, inside the caller's transaction. `withdraw_tasks`
+    False when the caller denies and stops the version's tasks itself (a
+    revocation), so no task gets a second callback."""
     found = (
         Rollout.objects.select_for_update()
         .filter(candidate_id=version.pk, state__in=ACTIVE_STATES)
@@ -324,10 +337,12 @@ def rollback_for_version(version: ModelVersion, *, reason: str, by=None) -> Roll
     )
     if found is None:
         return None
-    return rollout_rollback(rollout_id=found, by=by, reason=reason)
+    return rollout_rollback(rollout_id=found, by=by, reason=reason, withdraw_tasks=withdraw_tasks)
 
 
-def _withdraw(rollout: Rollout, state: str, event: str, *, by, reason: str, actor: str, now) -> Rollout:
+def _withdraw(
+    rollout: Rollout, state: str, event: str, *, by, reason: str, actor: str, now, tasks: bool = True
+) -> Rollout:
     now = now or timezone.now()
     before = rollout.weight
     rollout.state = state
@@ -335,6 +350,8 @@ def _withdraw(rollout: Rollout, state: str, event: str, *, by, reason: str, acto
     rollout.awaiting_confirm = False
     rollout.finished_at = now
     _record(rollout, event, by=by, reason=reason, actor=actor, weight_before=before)
+    if not tasks:
+        return rollout
     ai_model = rollout.candidate.ai_model
     why = f"not routed: rollout {rollout.pk} of {rollout.family} was {event.replace('_', ' ')}: {reason}"
     denial = GateDecision("deny", why, ROUTE_POLICY, None)

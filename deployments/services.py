@@ -272,7 +272,9 @@ def on_case_changed(sender, *, case: Case, event: str, by=None, **kwargs) -> Non
         _withdraw(version, case=case, reason=reason, actor=Actor(user=by))
     if status != VersionStatus.APPROVED:
         # A candidate whose approval is gone is rolled back at once (in this transaction).
-        rollouts.rollback_for_version(version, reason=f"candidate {version.ai_model}: {reason}", by=by)
+        rollouts.rollback_for_version(
+            version, reason=f"candidate {version.ai_model}: {reason}", by=by, withdraw_tasks=event != "revoked"
+        )
 
 
 def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor, case: Case | None = None) -> None:

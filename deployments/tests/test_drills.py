@@ -78,7 +78,9 @@ def test_a_drill_whose_health_url_answers_500_fails_mails_the_operators_and_open
     assert (drill.state, drill.warm_ok, drill.warm_status) == ("fail", False, 500)
     assert "answered HTTP 500" in drill.reason and drill.warm_latency_ms is not None
     case = Case.objects.get(pk=drill.case_id)
-    assert (case.kind, case.subject_ref) == ("rollout", f"drill:{drill.pk}")
+    assert (case.kind, case.subject_ref) == ("rollout", f"drill-target:{stable.pk}")
+    again = drills.drill_run(family="coder", target=stable)
+    assert again.state == "fail" and again.case_id == case.pk  # one waiting case per target, not one a day
     assert AuditEntry.objects.filter(kind="drill.fail", subject=f"drill:{drill.pk}").count() == 1
     mails = [m for m in mailoutbox if "Rollback drill failed" in m.subject]
     assert [m.to for m in mails] == [[operator.email]] and "answered HTTP 500" in mails[0].body
@@ -151,8 +153,9 @@ def test_a_works_drill_with_too_few_tasks_by_its_deadline_is_inconclusive(versio
     assert done.case_id is not None
 
 
-def test_scheduled_drills_run_once_per_interval(versions):
+def test_scheduled_drills_run_once_per_interval(versions, approved_version):
     stable, candidate = versions("/ok")
+    approved_version("writer-1", family="writer")  # no health_url: drilled on demand only
     ran = drills.drills_due()
     assert len(ran) == 1  # the live version (the next rollout's rollback target)
     assert drills.drills_due() == []

@@ -202,3 +202,17 @@ def test_revoking_the_candidates_approval_rolls_the_rollout_back(ai, family_pair
     r.refresh_from_db()
     assert (r.state, r.weight) == (RolloutState.ROLLED_BACK, 0)
     assert "approval revoked" in r.reason
+
+
+def test_revoking_a_candidate_stops_each_running_task_once(ai, family_pair, operator, alice, callback):
+    from reviews import services as review_services
+    from reviews.models import CallbackDelivery
+
+    stable, candidate = family_pair
+    passed_drill(stable)
+    rollouts.rollout_create(candidate_id=candidate.pk, reason=REASON, by=operator)
+    running = register_task(ai, "running", ai_model="coder-next").json()
+    assert ai.post(f"/api/v1/tasks/{running['id']}/start").status_code == 200
+    review_services.case_revoke(case_id=candidate.case_id, by=alice, rationale="It leaks secrets under load.")
+    assert list(CallbackDelivery.objects.filter(type="stop").values_list("task_id", flat=True)) == [running["id"]]
+    assert Rollout.objects.get().state == RolloutState.ROLLED_BACK
