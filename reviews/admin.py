@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from reviews import callback_urls, governed, selectors, services
+from reviews import callback_urls, governed, services
 from reviews.models import (
     CallbackDelivery,
     CallbackEndpoint,
@@ -285,20 +285,8 @@ class ReviewSettingsAdmin(SimpleHistoryAdmin):
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_or_change_permission(request):
             return super().changelist_view(request, extra_context)
-        return HttpResponseRedirect(
-            reverse("admin:reviews_reviewsettings_change", args=[selectors.review_settings().pk])
-        )
-
-    # The one row exists from the first visit to its page or its history on.
-    def get_object(self, request, object_id, from_field=None):
-        if object_id == "1":
-            selectors.review_settings()
-        return super().get_object(request, object_id, from_field)
-
-    def history_view(self, request, object_id, extra_context=None):
-        if object_id == "1":
-            selectors.review_settings()
-        return super().history_view(request, object_id, extra_context)
+        # The one row (pk=1) is installed by migration reviews.0010 and after every migrate.
+        return HttpResponseRedirect(reverse("admin:reviews_reviewsettings_change", args=[1]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET" and settings.REVIEWS_REQUIRE_TOTP:
