@@ -36,6 +36,7 @@ from reviews.services.callbacks import (
     callback_endpoint_set,
     callback_record_attempt,
     callback_retry,
+    callback_secret_rotate,
     task_callbacks_queue,
 )
 from reviews.services.cases import DECISIONS, case_decide, case_escalate, case_revoke, cases_expire
@@ -106,6 +107,7 @@ __all__ = [
     "CALLBACK_BACKOFF_SECONDS",
     "CALLBACK_MAX_ATTEMPTS",
     "callback_endpoint_set",
+    "callback_secret_rotate",
     "callback_record_attempt",
     "callback_retry",
     "task_callbacks_queue",
