@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.http import HttpRequest, HttpResponseRedirect
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -67,6 +68,12 @@ def each_selected(
     if refusals:
         modeladmin.message_user(request, f"{refused}: " + "; ".join(refusals[:10]), messages.WARNING)
     return results
+
+
+class ReasonActionForm(ActionForm):
+    """The changelist's action bar with a reason, for actions whose service records one."""
+
+    change_reason = forms.CharField(required=False, label="Why")
 
 
 class ReasonForm(forms.ModelForm):

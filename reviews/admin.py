@@ -5,14 +5,21 @@ State changes go through services."""
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
 from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.adminkit import ReadOnlyAdmin, ReadOnlyHistoryAdmin, ReasonForm, ServiceSaveMixin, each_selected
+from core.adminkit import (
+    ReadOnlyAdmin,
+    ReadOnlyHistoryAdmin,
+    ReasonActionForm,
+    ReasonForm,
+    ServiceSaveMixin,
+    each_selected,
+)
 from reviews import callback_urls, governed, services
 from reviews.models import (
     CallbackDelivery,
@@ -329,10 +336,6 @@ class CallbackEndpointForm(ReasonForm):
         return url
 
 
-class RotateSecretForm(ActionForm):
-    change_reason = forms.CharField(required=False, label="Why (for a rotation)")
-
-
 @admin.register(CallbackEndpoint)
 class CallbackEndpointAdmin(ServiceSaveMixin, SimpleHistoryAdmin):
     """Callbacks through `services.callback_endpoint_set` (history with a reason, and
@@ -341,7 +344,7 @@ class CallbackEndpointAdmin(ServiceSaveMixin, SimpleHistoryAdmin):
     its last 4 characters. Endpoints are disabled, not deleted."""
 
     form = CallbackEndpointForm
-    action_form = RotateSecretForm
+    action_form = ReasonActionForm
     list_display = ("api_key", "url", "enabled", "secret_hint")
     actions = ["rotate_secret"]
     service_errors = (services.ReviewError,)
@@ -435,3 +438,40 @@ class RecusalAdmin(ReadOnlyHistoryAdmin):
 @admin.register(Comment)
 class CommentAdmin(ReadOnlyHistoryAdmin):
     list_display = ("case", "author", "created_at")
+
+
+# django-otp registers an admin that edits devices directly; ours only shows them and
+# removes a lost one through the service (on the audit chain, with a reason).
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(ReadOnlyAdmin):
+    """Members enrol their own devices (the two-factor page); an operator with the
+    permission removes a lost one (the member enrols again). The secret is never shown."""
+
+    list_display = ("user", "name", "confirmed", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed", "last_used_at", "created_at")
+    action_form = ReasonActionForm
+    actions = ["remove_devices"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    @admin.action(
+        description="Remove the selected devices (a lost phone: the member enrols again)", permissions=["change"]
+    )
+    def remove_devices(self, request, queryset):
+        reason = request.POST.get("change_reason", "")
+        each_selected(
+            self,
+            request,
+            queryset,
+            lambda pk: services.totp_device_remove(device_id=pk, by=request.user, reason=reason),
+            errors=(services.ReviewError,),
+            done="Removed {n} device(s).",
+            refused="Not removed",
+        )

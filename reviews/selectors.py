@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.db import connections, router
 from django.db.models import Count, F, Q, QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.roles import COMMITTEE, has_role
 from reviews import subjects
@@ -70,6 +71,11 @@ def review_settings() -> ReviewSettings:
     optional, the environment's REVIEWS_REQUIRE_TOTP still a floor), unsaved;
     services.review_settings_set writes it again."""
     return ReviewSettings.objects.filter(pk=1).first() or ReviewSettings()
+
+
+def totp_devices(user, *, confirmed: bool):
+    """The user's two-factor (TOTP) devices, confirmed or pending."""
+    return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed)
 
 
 def totp_required() -> bool:

@@ -72,6 +72,7 @@ from reviews.services.policy_changes import (
 from reviews.services.preferences import notification_preference_set
 from reviews.services.quorum import case_check_quorum_reach, recheck_short_of_members
 from reviews.services.subjects import subject_case_open, subject_case_reopen
+from reviews.services.two_factor import totp_device_remove, totp_enrol_confirm, totp_enrol_start, totp_verify
 
 __all__ = [
     # errors
@@ -114,6 +115,10 @@ __all__ = [
     # cases about subjects upper apps own (reviews.subjects)
     "subject_case_open",
     "subject_case_reopen",
+    "totp_device_remove",
+    "totp_enrol_confirm",
+    "totp_enrol_start",
+    "totp_verify",
     # the committee
     "MIN_RATIONALE_CHARS",
     "MIN_RATIONALE_WORDS",
