@@ -23,12 +23,57 @@ from core.adminkit import ReadOnlyMixin, ReasonForm, ServiceSaveMixin
 from tasks.models import TaskType
 
 
+class CustomerForm(ReasonForm):
+    class Meta:
+        model = Customer
+        fields = ["customer_ref", "name", "email", "collection_method", "users"]
+
+
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
+class CustomerAdmin(ServiceSaveMixin, SimpleHistoryAdmin):
+    """Through `services.customer_create` / `customer_change`, with a reason in the
+    history. The customer_ref is fixed once created (tasks name the customer by it)."""
+
+    form = CustomerForm
     list_display = ("name", "customer_ref", "collection_method", "stripe_customer_id")
     search_fields = ("=customer_ref", "name", "=stripe_customer_id")
     filter_horizontal = ("users",)
-    readonly_fields = ("stripe_customer_id", "stripe_create_attempted_at")
+    service_errors = (BillingError,)
+
+    def get_fields(self, request, obj=None):
+        fields = ["customer_ref", "name", "email", "collection_method", "users", "change_reason"]
+        return fields if obj is None else [*fields, "stripe_customer_id", "stripe_create_attempted_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("customer_ref", "stripe_customer_id", "stripe_create_attempted_at")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # invoices and usage refer to it
+
+    def save_through_service(self, request, obj, form, change) -> str:
+        data = form.cleaned_data
+        if change:
+            services.customer_change(
+                customer_id=obj.pk,
+                name=data["name"],
+                email=data["email"],
+                collection_method=data["collection_method"],
+                users=list(data["users"]),
+                by=request.user,
+                reason=data["change_reason"],
+            )
+            return ""
+        customer = services.customer_create(
+            customer_ref=data["customer_ref"],
+            name=data["name"],
+            email=data["email"],
+            collection_method=data["collection_method"],
+            users=list(data["users"]),
+            by=request.user,
+            reason=data["change_reason"],
+        )
+        obj.pk = customer.pk
+        return ""
 
 
 class ServiceOfferingForm(ReasonForm):

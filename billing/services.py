@@ -57,15 +57,53 @@ def customer_create(
     users=(),
     collection_method: str = Customer.Collection.CHARGE,
     by=None,
+    reason: str = "",
 ) -> Customer:
     if Customer.objects.filter(customer_ref=customer_ref).exists():
         raise BillingError(f"customer_ref {customer_ref!r} already belongs to a customer")
     customer = Customer(customer_ref=customer_ref, name=name, email=email, collection_method=collection_method)
     customer._history_user = by
-    customer._change_reason = "created"
+    customer._change_reason = f"created: {reason.strip()}" if reason.strip() else "created"
     customer.save()
     if users:
         customer.users.set(users)
+    return customer
+
+
+@transaction.atomic
+def customer_change(
+    *, customer_id: int, name: str, email: str, collection_method: str, users, by, reason: str
+) -> Customer:
+    """Change a customer's name, billing email, how invoices are collected, and who
+    may see its billing. The `customer_ref` stays: tasks name the customer by it.
+    History records the user and the reason (required; it also lists people given or
+    taken access, which the history's columns do not show); a change that changes
+    nothing is refused."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("changing a customer needs a reason")
+    if collection_method not in Customer.Collection.values:
+        raise BillingError(f"collection_method must be one of {', '.join(Customer.Collection.values)}")
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    changed = [
+        field
+        for field, value in (("name", name), ("email", email), ("collection_method", collection_method))
+        if getattr(customer, field) != value
+    ]
+    before = {u.pk: u.get_username() for u in customer.users.all()}
+    after = {u.pk: u.get_username() for u in users}
+    access = [f"+{after[pk]}" for pk in sorted(set(after) - set(before))]
+    access += [f"-{before[pk]}" for pk in sorted(set(before) - set(after))]
+    if access:
+        changed.append(f"users ({' '.join(access)})")
+    if not changed:
+        raise BillingError("nothing changed")
+    customer.name, customer.email, customer.collection_method = name, email, collection_method
+    customer._history_user = by
+    customer._change_reason = f"changed {', '.join(changed)}: {reason}"
+    customer.save()
+    if access:
+        customer.users.set(list(users))
     return customer
 
 

@@ -127,3 +127,40 @@ def test_operators_replay_failed_stripe_events_from_the_admin(client, superuser)
     assert "Processed 1 event(s)." in response.content.decode()
     event.refresh_from_db()
     assert event.status == StripeEvent.Status.IGNORED and event.error == ""
+
+
+def test_a_customer_changed_in_the_admin_goes_through_the_service(client, operator, acme, acme_user, globex_user):
+    client.force_login(operator)
+    url = reverse("admin:billing_customer_change", args=[acme.pk])
+    response = client.post(
+        url,
+        {
+            "name": "Acme Corporation",
+            "email": "billing@acme.example",
+            "collection_method": "send_invoice",
+            "users": [acme_user.pk, globex_user.pk],
+            "change_reason": "Acme asked for invoices by mail.",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    acme.refresh_from_db()
+    assert (acme.name, acme.collection_method, acme.customer_ref) == ("Acme Corporation", "send_invoice", "cust_acme")
+    assert set(acme.users.all()) == {acme_user, globex_user}
+    latest = acme.history.latest()
+    assert latest.history_user == operator
+    assert latest.history_change_reason == (
+        f"changed name, email, collection_method, users (+{globex_user.username}): Acme asked for invoices by mail."
+    )
+
+
+def test_a_customer_created_in_the_admin_goes_through_the_service(client, operator):
+    client.force_login(operator)
+    client.post(
+        reverse("admin:billing_customer_add"),
+        {"customer_ref": "cust_new", "name": "New Co", "email": "", "collection_method": "charge_automatically",
+         "change_reason": "Signed last week."},
+    )  # fmt: skip
+    customer = Customer.objects.get(customer_ref="cust_new")
+    assert customer.history.latest().history_user == operator
+    assert customer.history.latest().history_change_reason == "created: Signed last week."

@@ -136,6 +136,7 @@ def test_operators_flip_the_setting_in_the_admin(client, operator, alice):
     assert selectors.totp_required()
     entry = AuditEntry.objects.get(kind="review_settings.changed")
     assert entry.actor == "olivia" and entry.data["reason"] == "The committee asked for it."
+    assert selectors.review_settings().history.latest().history_user == operator
 
     client.force_login(alice)  # committee members do not use the admin
     assert client.post(change_url, {"change_reason": "Turning it off."}).status_code == 302
