@@ -65,6 +65,23 @@ def gate_state() -> GateState:
     return GateState.from_db(connection.alias, [f.attname for f in fields], row)
 
 
+# How rules_changed's history rows begin (services.gate): the kill switch's history
+# on the gate page leaves them out.
+RULES_CHANGED = "rules changed: "
+
+
+def gate_switch_history(state: GateState, limit: int = 20) -> list:
+    """The kill switch's last changes (pause, resume), newest first: the gate state's
+    history without the rules-version bumps. None for the stand-in of a missing row."""
+    if state.pk is None:
+        return []
+    return list(
+        state.history.exclude(history_change_reason__startswith=RULES_CHANGED)
+        .select_related("history_user")
+        .order_by("-history_date")[:limit]
+    )
+
+
 def review_settings() -> ReviewSettings:
     """The operators' review settings (pk=1, installed by migration reviews.0010 and
     after every migrate). Only reads: a missing row reads as the defaults (two-factor

@@ -84,7 +84,7 @@ def gate(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "The gate is resumed." if state.paused else "The gate is paused.")
         return redirect("reviews:gate")
-    history = state.history.select_related("history_user").order_by("-history_date")[:20]
+    history = selectors.gate_switch_history(state)
     return render(request, "reviews/gate.html", {"state": state, "form": form, "history": history})
 
 

@@ -296,7 +296,7 @@ def rules_changed(*, why: str = "") -> None:
     there saying why, so the gate's history lists every change that moved it."""
     state = _gate_state_locked()
     state.rules_version = new_rules_version()
-    state._change_reason = f"rules changed: {why.strip() or 'no reason given'}"
+    state._change_reason = f"{selectors.RULES_CHANGED}{why.strip() or 'no reason given'}"
     state.save()
 
 

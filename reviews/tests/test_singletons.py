@@ -86,3 +86,19 @@ def test_a_rules_change_leaves_a_history_row_with_its_reason():
     state = GateState.objects.get(pk=1)
     assert state.rules_version != before
     assert state.history.latest().history_change_reason == "rules changed: rule 'x' saved"
+
+
+def test_the_gate_page_lists_the_kill_switch_without_the_rules_bumps(client, operator):
+    from reviews.models import PolicyRule
+
+    services.gate_pause(by=operator, reason="incident 42")
+    PolicyRule.objects.filter(name="default-allow").update(sla_hours=10)
+    services.rules_changed(why="a rule saved")
+    services.gate_resume(by=operator, reason="fixed")
+    client.force_login(operator)
+    html = client.get("/reviews/gate/").content.decode()
+    assert "paused: incident 42" in html and "resumed: fixed" in html and "rules changed" not in html
+
+    GateState.objects.all().delete()
+    html = client.get("/reviews/gate/").content.decode()
+    assert "every task is held until an operator resumes the gate" in html and "Never paused." in html
