@@ -107,6 +107,10 @@ class IndexOut(Schema):
     schema_url: str
     docs_url: str
     authentication: str
+    client_url: str
+
+
+CLIENT_README = settings.BASE_DIR / "clients" / "python" / "README.md"
 
 
 @api.get("/", auth=None, response=IndexOut, tags=["index"], summary="Where the schema and the docs are")
@@ -119,7 +123,15 @@ def index(request: HttpRequest) -> dict:
         "schema_url": reverse("api:openapi-json"),
         "docs_url": reverse("api:openapi-view"),
         "authentication": "Authorization: Bearer <key>",
+        "client_url": reverse("api:client_readme"),
     }
+
+
+@api.get("/client", auth=None, tags=["index"], url_name="client_readme", include_in_schema=False)
+def client_readme(request: HttpRequest) -> HttpResponse:
+    """The Python client's README (clients/python, package fsar_client), as markdown:
+    how the AI side installs the client and puts its tasks under the gate."""
+    return HttpResponse(CLIENT_README.read_bytes(), content_type="text/markdown; charset=utf-8")
 
 
 def field_path(loc) -> str:
