@@ -148,9 +148,19 @@ def field_path(loc) -> str:
     return out or "body"
 
 
+def field_error(error: dict) -> dict:
+    """One validation error as {field, message}. A bad key of an object (pydantic's
+    `[key]` location) names the object as the field and the key in the message."""
+    loc, message = list(error.get("loc", ())), error.get("msg", "invalid")
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        message = f"key {str(loc[-2])[:70]!r}: {message}"
+        loc = loc[:-2]
+    return {"field": field_path(loc), "message": message}
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    errors = [field_error(e) for e in exc.errors]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     return api.create_response(
         request, {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status=422
