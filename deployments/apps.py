@@ -30,7 +30,12 @@ class DeploymentsConfig(AppConfig):
         from deployments.criteria import check_rule
         from reviews.services import rules_changed
 
-        governed.register(ModelRule, label="model-version rule", check=check_rule, applied=rules_changed)
+        governed.register(
+            ModelRule,
+            label="model-version rule",
+            check=check_rule,
+            applied=lambda: rules_changed(why="a policy change to the model-version rules applied"),
+        )
 
 
 def _panel(case, user) -> dict:

@@ -136,7 +136,6 @@ def drill_run(*, family: str, target: ModelVersion | None = None, by: str = "sys
         except IntegrityError:
             raise ValueError(f"a drill of family {family!r} is running already") from None
         _chain(drill, "started")
-        review_services.rules_changed()
     return drill
 
 
@@ -210,7 +209,6 @@ def _finish(drill: RollbackDrill, state: str, reason: str, *, now) -> RollbackDr
     if state == RollbackDrill.State.FAIL:
         enqueue_on_commit("deployments.jobs.mail_drill_failed", drill.pk)
     _chain(drill, state)
-    review_services.rules_changed()
     return drill
 
 

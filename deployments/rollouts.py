@@ -117,7 +117,8 @@ def _record(rollout: Rollout, event: str, *, by, reason: str, actor: str = "", *
             **data,
         },
     )
-    review_services.rules_changed()  # the gate's routes and caches reload
+    # The gate's cached routes reload (its candidates without traffic).
+    review_services.rules_changed(why=f"rollout {rollout.pk} of {rollout.family} {event}: {rollout.weight}%")
 
 
 def _locked(rollout_id: int) -> Rollout:

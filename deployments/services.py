@@ -228,7 +228,7 @@ def _store(data: VersionInput, *, actor: Actor) -> ModelVersion:
         case=version.case_id,
         status=version.status,
     )
-    review_services.rules_changed()
+    review_services.rules_changed(why=f"model version {version.ai_model} registered: {version.status}")
     enqueue_on_commit("deployments.jobs.redecide_unregistered", version.ai_model)
     return version
 
@@ -294,7 +294,7 @@ def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor
         case=case.pk if case is not None else version.case_id,
         approved_until=version.approved_until.isoformat() if version.approved_until else None,
     )
-    review_services.rules_changed()
+    review_services.rules_changed(why=f"model version {version.ai_model}: {before} → {status}")
 
 
 def _withdraw(version: ModelVersion, *, case: Case, reason: str, actor: Actor) -> None:
