@@ -4,6 +4,7 @@ committee case), retry, conflict, read, and the async twins, against the live se
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -83,7 +84,9 @@ def test_the_async_twins(models_client):
         )
         return created, await models_client.amodel_version("coder-async")
 
-    created, read = asyncio.run(both())
+    # In a thread of its own: in the full run Playwright's sync API keeps an event loop on this one.
+    with ThreadPoolExecutor(1) as pool:
+        created, read = pool.submit(asyncio.run, both()).result(timeout=60)
     assert created.created and (read.id, read.status) == (created.id, "pending_review")
 
 
