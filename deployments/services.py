@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
+from core.errors import Refused
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
 from deployments import criteria
@@ -41,15 +42,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
 
 
-class ModelError(Exception):
+class ModelError(Refused):
     """A request the model-version rules refuse; `status_code` is the HTTP answer."""
-
-    status_code = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class InvalidVersion(ModelError):
