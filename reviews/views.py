@@ -221,7 +221,6 @@ def _case_page(request: HttpRequest, case_id: int, *, vote_form: VoteForm | None
     context.update(
         {
             "vote_form": vote_form or VoteForm(initial={"version": case.version}),
-            "reason_form": ReasonForm(),
             "comment_form": CommentForm(),
             "is_member": has_role(request.user, COMMITTEE),
         }

@@ -317,7 +317,7 @@ def test_the_rollup_engine_makes_the_same_queries_for_ten_tasks_and_a_thousand()
 
 
 @pytest.mark.postgres(reason="concurrent rollup updates")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
     at = NOW - timedelta(minutes=30)
     per_thread = 25
@@ -336,7 +336,7 @@ def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
             barrier.wait()
             for task in batch:  # one transaction per task, like the API
                 rollups.fold_tasks([task])
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
         finally:
             connections.close_all()
@@ -353,7 +353,7 @@ def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
 
 
 @pytest.mark.postgres(reason="concurrent rollup updates")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_rebuild_while_tasks_finish_loses_none_of_them():
     at = NOW - timedelta(hours=1, minutes=5)
     ExecutionTask.objects.bulk_create([make_task(finished_at=at - timedelta(minutes=i)) for i in range(200)])
@@ -368,7 +368,7 @@ def test_a_rebuild_while_tasks_finish_loses_none_of_them():
                 with transaction.atomic():
                     task.save()
                     rollups.fold_tasks([task])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()
@@ -390,7 +390,7 @@ def test_the_repair_job_runs_daily_from_the_periodic_list():
 
 
 @pytest.mark.postgres(reason="a real RQ worker on Redis, which CI's PostgreSQL pass runs")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
     import django_rq
 
