@@ -479,6 +479,6 @@ def parse_any(raw: bytes, *, content_type: str = "", filename: str = "") -> tupl
     )
 
 
-def proposal_fingerprint(proposal: str) -> str:
+def proposal_folded(proposal: str) -> str:
     """The proposal with whitespace folded (case kept), for spotting resubmissions."""
     return " ".join(proposal.split())

@@ -99,7 +99,7 @@ def note_login_time(sender, request, user, **kwargs) -> None:
         request.session[LOGIN_AT] = int(time.time())
 
 
-def recent_login_required(view):
+def recent_login_and_two_factor_required(view):
     """Votes, recusals and revocations need a login within the last 15 minutes
     (otherwise the member signs in again and comes back to the case), and a
     TOTP-verified session from members who enrolled a device, or from everyone
@@ -247,7 +247,7 @@ def _invalid(request: HttpRequest, case_id: int, form) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def vote(request: HttpRequest, case_id: int) -> HttpResponse:
     """A refused vote keeps what the member chose and wrote, with the error under its
     field; a vote the case no longer takes (decided, already voted) says why."""
@@ -291,7 +291,7 @@ def _act_with_reason(request: HttpRequest, case_id: int, action, success: str) -
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
@@ -303,7 +303,7 @@ def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
@@ -315,7 +315,7 @@ def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def escalate(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
