@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name
@@ -16,9 +16,9 @@ from reviews.models import (
     CaseStatus,
     Report,
 )
-from reviews.reports import ReportInvalid, ReportRecord, parse_any, proposal_folded
+from reviews.reports import ReportInvalid, ReportRecord, ReportTooLarge, parse_any, proposal_folded
 from reviews.services.common import NO_RULE_POLICY, _open_case, _reopen
-from reviews.services.errors import ReportConflict
+from reviews.services.errors import ReportConflict, ReviewError
 from tasks.models import ApiKey
 
 
@@ -68,6 +68,33 @@ def report_ingest(
             raise
         return IngestResult(_same_report(existing, record), False)
     return IngestResult(report, True)
+
+
+@dataclass
+class UploadOutcome:
+    """One file's result, for a person: the upload page's row, the command's line."""
+
+    filename: str
+    outcome: str  # ingested | unchanged | conflicting | invalid | unavailable
+    detail: str
+    report: object = None
+
+
+def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutcome:
+    """One file through report_ingest, every failure turned into a readable outcome
+    (shared by the upload form and `manage.py ingest_reports`)."""
+    try:
+        result = report_ingest(raw=raw, filename=name, user=user, api_key=api_key)
+    except (ReportInvalid, ReportTooLarge) as exc:
+        return UploadOutcome(name, "invalid", str(exc))
+    except ReportConflict as exc:
+        return UploadOutcome(name, "conflicting", exc.message)
+    except ReviewError as exc:
+        return UploadOutcome(name, "invalid", exc.message)
+    except (policy.BrokenRule, DatabaseError) as exc:
+        return UploadOutcome(name, "unavailable", f"the gate cannot decide right now: {exc}")
+    report = result.report
+    return UploadOutcome(name, "ingested" if result.created else "unchanged", report.gate_reason, report)
 
 
 def _same_report(report: Report, record: ReportRecord) -> Report:
