@@ -24,6 +24,21 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """The migrated state that serialized_rollback restores (Django keeps it on the
+    connection object), kept on the connection class as well: once Playwright has
+    started, the test code runs in another context, where django.db.connections
+    hands out a new connection object without it, and a browser test would then
+    start from the empty tables the previous transactional test left."""
+    from django.db import connections
+
+    for connection in connections.all():
+        snapshot = getattr(connection, "_test_serialized_contents", None)
+        if snapshot is not None:
+            type(connection)._test_serialized_contents = snapshot
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
