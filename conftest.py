@@ -1,34 +1,41 @@
 """Shared test fixtures: named users per role, API keys, a real RQ worker,
-and Playwright on Debian's Chromium."""
+Playwright on Debian's Chromium, and the reviews fixtures the other apps' tests use.
+What tests call (log in, make a user, write a report) is in fsar/testing.py.
+
+Isolation: a test in a transaction sees the database as migrations left it
+(role groups, default policy and model rules). Transactional tests (live server,
+browser, concurrency) are marked `django_db(transaction=True,
+serialized_rollback=True)`: each starts from that migrated state, whatever ran
+before it, and pytest-django runs them after the others (their flush empties the
+tables), as Django's test runner does."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
-from django.db import connection
+
+from fsar.testing import CHROMIUM, CHROMIUM_ARGS, NOW, PASSWORD, make_user, run_rq_worker_burst
 
 # live_server runs in a thread while sync Playwright drives the browser.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-PASSWORD = "correct-horse-battery"
-ROOT = Path(__file__).resolve().parent
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """The migrated state that serialized_rollback restores (Django keeps it on the
+    connection object), kept on the connection class as well: once Playwright has
+    started, the test code runs in another context, where django.db.connections
+    hands out a new connection object without it, and a browser test would then
+    start from the empty tables the previous transactional test left."""
+    from django.db import connections
+
+    for connection in connections.all():
+        snapshot = getattr(connection, "_test_serialized_contents", None)
+        if snapshot is not None:
+            type(connection)._test_serialized_contents = snapshot
 
 
 @pytest.fixture(scope="session")
@@ -43,25 +50,8 @@ def base_url(pytestconfig) -> str | None:
     return pytestconfig.getoption("--base-url", None) or pytestconfig.getini("base_url") or None
 
 
-def _db_order(item) -> int:
-    """pytest-django's order: database tests in a transaction first, then those that
-    commit (transactional: they flush the database afterwards), then the rest."""
-    marker = item.get_closest_marker("django_db")
-    fixtures = getattr(item, "fixturenames", [])
-    if (marker is not None and marker.kwargs.get("transaction")) or {"live_server", "transactional_db"} & set(fixtures):
-        return 1
-    return 0 if marker is not None or "db" in fixtures else 2
-
-
-@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Tests that need PostgreSQL say so and skip, with that reason, on SQLite.
-
-    And transactional tests last, again: pytest-django sorts them last, but pytest
-    then groups the browser tests (a session-scoped parameter) at the front, and
-    their flushes emptied what migrations install (policy rules, role groups) for
-    every test after them. A stable sort keeps that grouping within each kind."""
-    items.sort(key=_db_order)
+    """Tests that need PostgreSQL say so and skip, with that reason, on SQLite."""
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
     for item in items:
@@ -71,24 +61,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL ({why}); CI runs it there"))
 
 
-def log_in(page, live_server, username: str) -> None:
-    """Log `username` in through the login form in a browser test (any earlier session is dropped)."""
-    page.context.clear_cookies()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+@pytest.fixture
+def frozen_clock():
+    """The clock stopped at fsar.testing.NOW for the test (and the fixtures listed after
+    it): every date the test and the code under test read is the same one, never a
+    midnight apart. `frozen_clock.shift(timedelta)` moves it."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
 
 
-def make_user(django_user_model, username: str, role: str | None = None, **extra):
-    from django.contrib.auth.models import Group
+@pytest.fixture
+def noon_today():
+    """For browser tests (a live server, timeouts): the clock runs, from 12:00 UTC today,
+    so a test that reads the date twice reads the same day. Today's date, not a fixed
+    one, so the cookies the browser keeps by its own clock are not already expired."""
+    from django.utils import timezone
 
-    user = django_user_model.objects.create_user(username=username, password=PASSWORD, **extra)
-    if role:
-        # get_or_create: a transactional test (browser, live_server) flushes the tables,
-        # taking the role groups of migration fsar.0001 with them for the tests after it.
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
+    at = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    with time_machine.travel(at, tick=True):
+        yield at
 
 
 @pytest.fixture
@@ -170,39 +161,6 @@ def agent(client, api_key):
     return client
 
 
-def run_rq_worker_burst(timeout: int = 120) -> subprocess.CompletedProcess:
-    """Run a real `rqworker --burst` against the test database until the queue is empty.
-    Needs REDIS_URL (CI's PostgreSQL pass) and a transactional test."""
-    env = {**os.environ, "DATABASE_URL": live_database_url()}
-    return subprocess.run(
-        [sys.executable, "manage.py", "rqworker", "default", "--burst"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
-
-
-def live_database_url() -> str:
-    """The test database as a DATABASE_URL, for processes a test starts (a worker, a live server)."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    user = s.get("USER") or ""
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
-def forget_keys_made_since(connection, before: set[bytes]) -> int:
-    """Delete every key in the Redis database that was not there in `before`; returns how many."""
-    made = [key for key in connection.scan_iter(count=1000) if key not in before]
-    for start in range(0, len(made), 500):
-        connection.delete(*made[start : start + 500])
-    return len(made)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def demo_key_file_elsewhere(tmp_path_factory):
     """seed_demo keeps the demo key's secret in a file; in tests, not in the project."""
@@ -221,6 +179,8 @@ def redis_left_as_found():
         yield
         return
     import redis
+
+    from fsar.testing import forget_keys_made_since
 
     connection = redis.Redis.from_url(settings.REDIS_URL)
     before = set(connection.scan_iter(count=1000))
@@ -262,3 +222,46 @@ def rq_worker():
 
     django_rq.get_queue("default", is_async=True).empty()
     return run_rq_worker_burst
+
+
+@pytest.fixture(autouse=True)
+def fresh_rule_cache():
+    """Each test sees the gate's rules in its own database, never a previous test's cache."""
+    from reviews import policy
+
+    policy.clear_cache()
+    yield
+    policy.clear_cache()
+
+
+@pytest.fixture
+def post_report(agent):
+    """POST a report to the proposals API as the AI side."""
+
+    def post(text: str, content_type: str = "text/markdown"):
+        return agent.post("/api/v1/proposals", data=text.encode(), content_type=content_type)
+
+    return post
+
+
+# The callbacks' receivers in tests are named *.example and resolve (here, without DNS) to
+# TEST-NET-1, a documentation network nothing routes to, allowed as an on-premise agent's
+# would be; tests of the address rules set their own networks and names.
+TEST_RECEIVERS = "192.0.2.0/24"
+
+
+@pytest.fixture(autouse=True)
+def callback_receivers_resolve(settings, monkeypatch):
+    import ipaddress
+
+    from reviews import callback_urls
+
+    real = callback_urls.resolve
+
+    def resolve(host: str, port: int):
+        if host.endswith(".example"):
+            return [ipaddress.ip_address("192.0.2.10")]
+        return real(host, port)
+
+    monkeypatch.setattr(callback_urls, "resolve", resolve)
+    settings.REVIEWS_CALLBACK_ALLOWED_NETWORKS = [TEST_RECEIVERS]

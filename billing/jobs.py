@@ -27,11 +27,6 @@ def invoice_run_scheduled() -> str:
     return f"run {run.pk} for {period}: {run.status}"
 
 
-def stripe_event_process(event_id: int) -> str:
-    event = webhooks.event_process(event_id=event_id)
-    return f"{event.stripe_id}: {event.status} {event.result or event.error}"
-
-
 def reconcile_invoices() -> str:
     """Periodic: catch missed webhooks by re-fetching unsettled invoices from Stripe."""
     if not stripe_client.is_configured():

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from core.errors import Refused
 
 
-class ModelError(Exception):
+class ModelError(Refused):
     """A request the model-version rules refuse; `status_code` is the HTTP answer."""
-
-    status_code = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class InvalidVersion(ModelError):

@@ -17,22 +17,21 @@ from ninja.errors import AuthenticationError, ValidationError
 from ninja.openapi.views import openapi_json
 
 from billing.api import router as billing_router
+from core.errors import Refused
 from core.roles import COMMITTEE, OPERATORS, has_role
 from deployments.api import router as deployments_router
 from deployments.models import ModelVersion
-from deployments.services import ModelError
 from fsar.middleware import body_limit_for
 from reviews.api import router as reviews_router
 from reviews.models import Report
 from reviews.reports import ReportInvalid, ReportTooLarge
-from reviews.services import ReviewError
 from tasks.api import BadCursor
 from tasks.api import router as tasks_router
 from tasks.auth import MissingScope, RateLimited, check_rate_limit, find_active_key
 from tasks.gate import GateUnavailable
 from tasks.metrics_api import router as metrics_router
 from tasks.models import ExecutionTask
-from tasks.services import ApiKeyError, TaskError
+from tasks.services import ApiKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +176,9 @@ def on_missing_scope(request: HttpRequest, exc: MissingScope) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc)}, status=403)
 
 
-@api.exception_handler(TaskError)
-def on_task_error(request: HttpRequest, exc: TaskError) -> HttpResponse:
+@api.exception_handler(Refused)
+def on_refused(request: HttpRequest, exc: Refused) -> HttpResponse:
+    """TaskError, ReviewError and ModelError (and their kinds): the message, the extra fields, the status."""
     return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
 
 
@@ -222,16 +222,6 @@ def on_report_invalid(request: HttpRequest, exc: ReportInvalid) -> HttpResponse:
 @api.exception_handler(ReportTooLarge)
 def on_report_too_large(request: HttpRequest, exc: ReportTooLarge) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc)}, status=413)
-
-
-@api.exception_handler(ReviewError)
-def on_review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
-    return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
-
-
-@api.exception_handler(ModelError)
-def on_model_error(request: HttpRequest, exc: ModelError) -> HttpResponse:
-    return api.create_response(request, {"detail": exc.message, **exc.extra}, status=exc.status_code)
 
 
 @api.exception_handler(ModelVersion.DoesNotExist)

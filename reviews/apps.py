@@ -33,7 +33,7 @@ class ReviewsConfig(AppConfig):
 
         from django.contrib.auth.signals import user_logged_in
 
-        from reviews.views import note_login_time
+        from reviews.receivers import note_login_time
 
         user_logged_in.connect(note_login_time, dispatch_uid="reviews.note_login_time")
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Q
 
+from audit.chain import current_head
 from audit.models import AuditEntry
 from core import csvsafe
 from core.roles import COMMITTEE, has_role
@@ -43,42 +44,11 @@ def is_blind(case: Case, user) -> bool:
 
 
 def case_record(case: Case, *, user) -> dict:
+    """The case's full record, as `user` may read it (blind voting holds)."""
     blind = is_blind(case, user)
-    reports = [
-        {
-            "report_id": r.report_id,
-            "timestamp": _at(r.timestamp),
-            "received_at": _at(r.received_at),
-            "severity": r.severity,
-            "block_execution": r.block_execution,
-            "task_type": r.task_type,
-            "supersedes": r.supersedes_id,
-            "proposal": r.proposal,
-            "risks": r.risks,
-            "mitigations": r.mitigations,
-            "raw_format": r.raw_format,
-            "raw": r.raw,
-            "submitted_by_key": r.submitted_by.name if r.submitted_by else None,
-            "uploaded_by": _who(r.uploaded_by),
-            "gate": {
-                "decision": r.gate_decision,
-                "reason": r.gate_reason,
-                "policy": r.gate_policy,
-                "values": r.gate_values,
-            },
-        }
-        for r in case.reports.select_related("submitted_by", "uploaded_by").order_by("id")
-    ]
+    reports = [_report(r) for r in case.reports.select_related("submitted_by", "uploaded_by").order_by("id")]
     votes = [
-        {
-            "id": v.pk,
-            "version": v.case_version,
-            "counts": v.case_version == case.version,
-            "member": _who(v.member),
-            "choice": v.choice,
-            "rationale": v.rationale,
-            "at": _at(v.created_at),
-        }
+        _vote(v, case)
         for v in case.votes.select_related("member").order_by("created_at", "id")
         if not (blind and v.case_version == case.version)
     ]
@@ -91,25 +61,101 @@ def case_record(case: Case, *, user) -> dict:
         for c in case.comments.select_related("author").order_by("created_at", "id")
     ]
     change = PolicyChange.objects.select_related("proposed_by").filter(case=case).first()
-    policy_change = None
-    if change is not None:
-        policy_change = {
-            "id": change.pk,
-            "operation": change.operation,
-            "rule": change.rule_name,
-            "status": change.status,
-            "emergency": change.emergency,
-            "reason": change.reason,
-            "before": change.before,
-            "proposed": change.proposed,
-            "diff": change.diff,
-            "proposed_by": _who(change.proposed_by),
-            "proposed_at": _at(change.proposed_at),
-            "applied_at": _at(change.applied_at),
-        }
     history = _history(case, change, blind=blind)
+    return {
+        "case": _case(case),
+        "blind": blind,
+        "reports": reports,
+        "policy_change": _policy_change(change) if change is not None else None,
+        "votes": votes,
+        "recusals": recusals,
+        "comments": comments,
+        "history": history,
+        "chain": _chain(case, change, blind=blind),
+    }
+
+
+def _case(case: Case) -> dict:
+    return {
+        "id": case.pk,
+        "kind": case.kind,
+        "status": case.status,
+        "title": case.title,
+        "rule": case.rule_name,
+        "task_type": case.task_type,
+        "ai_model": case.ai_model,
+        "severity": case.severity,
+        "quorum": case.quorum,
+        "version": case.version,
+        "opened_at": _at(case.opened_at),
+        "due_at": _at(case.due_at),
+        "decided_at": _at(case.decided_at),
+        "decided_by": _who(case.decided_by),
+        "rationale": case.rationale,
+        "approved_until": _at(case.approved_until),
+    }
+
+
+def _report(r) -> dict:
+    """One version of the report, as received, with the gate's decision on it."""
+    return {
+        "report_id": r.report_id,
+        "timestamp": _at(r.timestamp),
+        "received_at": _at(r.received_at),
+        "severity": r.severity,
+        "block_execution": r.block_execution,
+        "task_type": r.task_type,
+        "supersedes": r.supersedes_id,
+        "proposal": r.proposal,
+        "risks": r.risks,
+        "mitigations": r.mitigations,
+        "raw_format": r.raw_format,
+        "raw": r.raw,
+        "submitted_by_key": r.submitted_by.name if r.submitted_by else None,
+        "uploaded_by": _who(r.uploaded_by),
+        "gate": {
+            "decision": r.gate_decision,
+            "reason": r.gate_reason,
+            "policy": r.gate_policy,
+            "values": r.gate_values,
+        },
+    }
+
+
+def _vote(v, case: Case) -> dict:
+    return {
+        "id": v.pk,
+        "version": v.case_version,
+        "counts": v.case_version == case.version,
+        "member": _who(v.member),
+        "choice": v.choice,
+        "rationale": v.rationale,
+        "at": _at(v.created_at),
+    }
+
+
+def _policy_change(change: PolicyChange) -> dict:
+    return {
+        "id": change.pk,
+        "operation": change.operation,
+        "rule": change.rule_name,
+        "status": change.status,
+        "emergency": change.emergency,
+        "reason": change.reason,
+        "before": change.before,
+        "proposed": change.proposed,
+        "diff": change.diff,
+        "proposed_by": _who(change.proposed_by),
+        "proposed_at": _at(change.proposed_at),
+        "applied_at": _at(change.applied_at),
+    }
+
+
+def _chain(case: Case, change: PolicyChange | None, *, blind: bool) -> list[dict]:
+    """The case's (and its policy change's) audit-chain entries, with their hashes;
+    a blind reader does not get the current version's votes."""
     subjects = [f"case:{case.pk}"] + ([f"policy_change:{change.pk}"] if change else [])
-    chain = [
+    return [
         {
             "seq": e.seq,
             "created_at": _at(e.created_at),
@@ -124,34 +170,6 @@ def case_record(case: Case, *, user) -> dict:
         for e in AuditEntry.objects.filter(subject__in=subjects).order_by("seq")
         if not (blind and e.kind == "vote.cast" and e.data.get("version") == case.version)
     ]
-    return {
-        "case": {
-            "id": case.pk,
-            "kind": case.kind,
-            "status": case.status,
-            "title": case.title,
-            "rule": case.rule_name,
-            "task_type": case.task_type,
-            "ai_model": case.ai_model,
-            "severity": case.severity,
-            "quorum": case.quorum,
-            "version": case.version,
-            "opened_at": _at(case.opened_at),
-            "due_at": _at(case.due_at),
-            "decided_at": _at(case.decided_at),
-            "decided_by": _who(case.decided_by),
-            "rationale": case.rationale,
-            "approved_until": _at(case.approved_until),
-        },
-        "blind": blind,
-        "reports": reports,
-        "policy_change": policy_change,
-        "votes": votes,
-        "recusals": recusals,
-        "comments": comments,
-        "history": history,
-        "chain": chain,
-    }
 
 
 def _history(case: Case, change: PolicyChange | None, *, blind: bool) -> list[dict]:
@@ -191,6 +209,32 @@ def cases_in_range(start: date, end: date):
     opened = Q(opened_at__gte=since, opened_at__lt=until)
     decided = Q(decided_at__gte=since, decided_at__lt=until)
     return Case.objects.filter(opened | decided).select_related("decided_by").order_by("id")
+
+
+class RangeTooLarge(Exception):
+    def __init__(self) -> None:
+        super().__init__(f"More than {MAX_RANGE_CASES} cases in that range: choose a shorter one.")
+
+
+def range_records(start: date, end: date, *, user) -> list[dict]:
+    """The record of every case opened or decided in the range, as `user` may read
+    it; RangeTooLarge past MAX_RANGE_CASES."""
+    cases = list(cases_in_range(start, end)[: MAX_RANGE_CASES + 1])
+    if len(cases) > MAX_RANGE_CASES:
+        raise RangeTooLarge()
+    return [case_record(case, user=user) for case in cases]
+
+
+def range_payload(start: date, end: date, records: list[dict], *, now: datetime) -> dict:
+    """The JSON range export: the range, when, the chain's head (to check the entries
+    against) and the cases' records."""
+    head = current_head()
+    return {
+        "range": {"start": start.isoformat(), "end": end.isoformat()},
+        "exported_at": now.isoformat(),
+        "chain_head": {"seq": head.seq, "hash": head.hash},
+        "cases": records,
+    }
 
 
 def as_json(payload: dict) -> str:

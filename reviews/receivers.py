@@ -1,8 +1,11 @@
-"""Signal receivers: when the ethics committee changes (a member added, removed or
-deactivated), recheck which cases can still reach their quorum, once the change
-commits (a job: the whole queue is read)."""
+"""Signal receivers. At login, the time is noted in the session (a decision needs a
+recent one: reviews.views.recent_login_and_two_factor_required). When the ethics
+committee changes (a member added, removed or deactivated), recheck which cases
+can still reach their quorum, once the change commits (a job: the whole queue is read)."""
 
 from __future__ import annotations
+
+import time
 
 from core.jobs import enqueue_on_commit
 from core.roles import COMMITTEE
@@ -32,3 +35,13 @@ def committee_member_saved(sender, instance, created, update_fields=None, **kwar
         return
     if instance.groups.filter(name=COMMITTEE).exists():
         _recheck_on_commit()
+
+
+# The session key holding when the person last logged in (seconds since the epoch).
+LOGIN_AT = "fsar_login_at"
+
+
+def note_login_time(sender, request, user, **kwargs) -> None:
+    """user_logged_in receiver: decisive actions need a login this recent."""
+    if request is not None and hasattr(request, "session"):
+        request.session[LOGIN_AT] = int(time.time())

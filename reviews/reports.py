@@ -14,6 +14,9 @@ import textwrap
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, lone_surrogate_path
 from tasks.api import DATETIME_RULE, is_rfc3339
 
@@ -24,7 +27,6 @@ HEADING = "# FSAR Proposal Report"
 SECTIONS = {"## Risks": "risks", "## Mitigations": "mitigations"}
 TASK_TYPES = ("implement_idea", "idea_implementation", "self_improvement")
 HEADER_KEYS = ("id", "timestamp", "severity", "block_execution", "supersedes")
-JSON_FIELDS = ("id", "timestamp", "proposal", "severity", "risks", "mitigations", "block_execution", "supersedes")
 REQUIRED = ("id", "timestamp", "severity", "block_execution", "proposal")
 
 # What the API schema states (reviews/api.py), in regular expressions that mean the same
@@ -239,9 +241,38 @@ def _check_items(items: list, name: str) -> tuple[str, ...]:
 
 
 def parse_markdown(raw: bytes | str) -> ReportRecord:
-    """Parse the markdown form (see docs/fsar-report-format.md)."""
+    """Parse the markdown form (see docs/fsar-report-format.md): the heading and the
+    header lines, then the proposal and its sections, then the header's values."""
     text = decode(raw) if isinstance(raw, bytes) else normalise_newlines(raw)
     lines = text.split("\n")
+    header, proposal_at, body_start = _markdown_header(lines)
+    proposal, lists = _markdown_body(lines, body_start, proposal_at)
+    severity_value, severity_line = header["severity"]
+    severity = _markdown_severity(severity_value, line=severity_line)
+    block_value, block_line = header["block_execution"]
+    if block_value not in ("true", "false"):
+        raise ReportInvalid(f"{block_value!r} is not `true` or `false`", field="block_execution", line=block_line)
+    supersedes = None
+    if "supersedes" in header:
+        supersedes = _check_id(header["supersedes"][0], "supersedes", line=header["supersedes"][1])
+    id_value, id_line = header["id"]
+    timestamp_value, timestamp_line = header["timestamp"]
+    return ReportRecord(
+        id=_check_id(id_value, "id", line=id_line, new=True),
+        timestamp=parse_timestamp(timestamp_value, line=timestamp_line),
+        severity=severity,
+        block_execution=block_value == "true",
+        proposal=proposal,
+        risks=tuple(lists.get("risks", ())),
+        mitigations=tuple(lists.get("mitigations", ())),
+        supersedes=supersedes,
+    )
+
+
+def _markdown_header(lines: list[str]) -> tuple[dict[str, tuple[str, int]], tuple[int, str], int]:
+    """The heading, then `- key: value` lines up to `- proposal:`. Returns the header
+    ({key: (value, line)}), the proposal line (its number and any text after the
+    colon) and the index of the line after it. Every required key must be there."""
     n = len(lines)
     i = 0
     while i < n and _is_blank(lines[i]):
@@ -250,8 +281,7 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
         raise ReportInvalid(f"the report must start with `{HEADING}`", field="heading", line=i + 1 if i < n else None)
     i += 1
     header: dict[str, tuple[str, int]] = {}
-    proposal_line = None
-    inline_proposal = ""
+    proposal_at = None
     while i < n:
         line = lines[i]
         if _is_blank(line):
@@ -262,8 +292,7 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
             raise ReportInvalid(f"expected a header line `- key: value`, got {line[:60]!r}", line=i + 1)
         key, value = match.group(1), match.group(2) or ""
         if key == "proposal":
-            proposal_line = i + 1
-            inline_proposal = value
+            proposal_at = (i + 1, value)
             i += 1
             break
         if key not in HEADER_KEYS:
@@ -274,12 +303,18 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
         i += 1
     for name in REQUIRED:
         if name == "proposal":
-            if proposal_line is None:
+            if proposal_at is None:
                 raise ReportInvalid("missing (a `- proposal:` line, then the proposal)", field="proposal")
         elif name not in header:
             raise ReportInvalid("missing", field=name)
+    return header, proposal_at, i
 
-    rest = "\n".join(lines[i:])
+
+def _markdown_body(lines: list[str], start: int, proposal_at: tuple[int, str]) -> tuple[str, dict[str, list[str]]]:
+    """The proposal (from the `- proposal:` line to the first top-level section
+    heading outside a fence) and the bullet lists of the sections after it."""
+    proposal_line, inline_proposal = proposal_at
+    rest = "\n".join(lines[start:])
     rest_lines = rest.split("\n")
     # The proposal ends at its first top-level section heading outside a fence;
     # after that, top-level lines are only bullets and headings (bullet text is
@@ -297,40 +332,23 @@ def parse_markdown(raw: bytes | str) -> ReportRecord:
     proposal = _check_proposal(body, line=proposal_line)
 
     lists: dict[str, list[str]] = {}
-    for number, (start, heading) in enumerate(sections):
+    for number, (first_index, heading) in enumerate(sections):
         name = SECTIONS[heading]
         if name in lists:
-            raise ReportInvalid(f"`{heading}` appears twice", field=name, line=i + start + 1)
+            raise ReportInvalid(f"`{heading}` appears twice", field=name, line=start + first_index + 1)
         end = sections[number + 1][0] if number + 1 < len(sections) else len(rest_lines)
-        lists[name] = _parse_bullets(rest_lines[start + 1 : end], name=name, first_line=i + start + 2)
+        lists[name] = _parse_bullets(rest_lines[first_index + 1 : end], name=name, first_line=start + first_index + 2)
+    return proposal, lists
 
-    id_value, id_line = header["id"]
-    severity_value, severity_line = header["severity"]
-    if not re.fullmatch(r"[0-9]+", severity_value):
-        raise ReportInvalid(
-            f"{severity_value!r} is not a whole number (digits only)", field="severity", line=severity_line
-        )
+
+def _markdown_severity(value: str, *, line: int) -> int:
+    if not re.fullmatch(r"[0-9]+", value):
+        raise ReportInvalid(f"{value!r} is not a whole number (digits only)", field="severity", line=line)
     # Compared as text first: int() refuses more than 4,300 digits (a ValueError, not an answer).
-    severity = int(severity_value) if len(severity_value.lstrip("0")) <= len(str(MAX_SEVERITY)) else MAX_SEVERITY + 1
+    severity = int(value) if len(value.lstrip("0")) <= len(str(MAX_SEVERITY)) else MAX_SEVERITY + 1
     if severity > MAX_SEVERITY:
-        raise ReportInvalid(f"above the maximum {MAX_SEVERITY}", field="severity", line=severity_line)
-    block_value, block_line = header["block_execution"]
-    if block_value not in ("true", "false"):
-        raise ReportInvalid(f"{block_value!r} is not `true` or `false`", field="block_execution", line=block_line)
-    supersedes = None
-    if "supersedes" in header:
-        supersedes = _check_id(header["supersedes"][0], "supersedes", line=header["supersedes"][1])
-    timestamp_value, timestamp_line = header["timestamp"]
-    return ReportRecord(
-        id=_check_id(id_value, "id", line=id_line, new=True),
-        timestamp=parse_timestamp(timestamp_value, line=timestamp_line),
-        severity=severity,
-        block_execution=block_value == "true",
-        proposal=proposal,
-        risks=tuple(lists.get("risks", ())),
-        mitigations=tuple(lists.get("mitigations", ())),
-        supersedes=supersedes,
-    )
+        raise ReportInvalid(f"above the maximum {MAX_SEVERITY}", field="severity", line=line)
+    return severity
 
 
 def _parse_bullets(lines: list[str], *, name: str, first_line: int) -> list[str]:
@@ -400,8 +418,100 @@ def check_markdown_expressible(proposal: str) -> None:
 # ------------------------------------------------------------------------ JSON
 
 
+class _JsonReport(BaseModel):
+    """The JSON form's types, strictly: JSON strings, a JSON integer severity (6.0 is
+    6; "6", 6.5 and true are not), a boolean block_execution, lists of strings, and
+    no other field. What the values must say (ids, the proposal) is checked after."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    timestamp: str
+    proposal: str
+    severity: int = Field(ge=0, le=MAX_SEVERITY)
+    block_execution: bool
+    risks: list[str] = []
+    mitigations: list[str] = []
+    supersedes: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_missing(cls, data):
+        """A required field given as null is missing; null lists are empty."""
+        dropped = {k: v for k, v in data.items() if not (v is None and (k in REQUIRED or k in _JSON_LISTS))}
+        return dropped
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _integral_float(cls, value):
+        if type(value) is float and value.is_integer():  # JSON has one number type: 6.0 is 6
+            return int(value)
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        if not is_rfc3339(value):
+            raise PydanticCustomError("report", DATETIME_RULE)
+        return value
+
+    @field_validator("risks", "mitigations")
+    @classmethod
+    def _items(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            return list(_check_items(value, info.field_name))
+        except ReportInvalid as exc:
+            raise PydanticCustomError("report_item", exc.message, {"field": exc.field}) from None
+
+
+_JSON_LISTS = ("risks", "mitigations")
+# The order the JSON form's rules are checked in, so that of several faults the first
+# is reported: unknown fields, missing ones, the texts' types, then field by field.
+_JSON_ORDER = ("id", "timestamp", "proposal", "severity", "block_execution", "risks", "mitigations", "supersedes")
+_JSON_MESSAGES = {
+    "string_type": "must be a string",
+    "int_type": "must be a JSON integer",
+    "greater_than_equal": f"must be between 0 and {MAX_SEVERITY}",
+    "less_than_equal": f"must be between 0 and {MAX_SEVERITY}",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list of strings",
+}
+
+
+def _json_fault(errors: list[dict]) -> ReportInvalid:
+    """The first of pydantic's errors, in the order the rules are checked, as a
+    ReportInvalid naming the field (`risks[1]` for an item)."""
+
+    def rank(error: dict) -> tuple:
+        name = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            return (0, name)
+        if error["type"] == "missing":
+            return (1, REQUIRED.index(name))
+        if error["type"] == "string_type" and name in ("id", "timestamp", "proposal"):
+            return (2, _JSON_ORDER.index(name))
+        return (3, _JSON_ORDER.index(name))
+
+    error = min(errors, key=rank)  # min() keeps the first of equals: pydantic lists items in order
+    loc = error["loc"]
+    name = str(loc[0]) if loc else "body"
+    if error["type"] == "extra_forbidden":
+        return ReportInvalid("unknown field", field=name)
+    if error["type"] == "missing":
+        return ReportInvalid("missing", field=name)
+    if error["type"] == "report_item":
+        return ReportInvalid(error["msg"], field=error["ctx"]["field"])
+    if error["type"] == "report":
+        return ReportInvalid(error["msg"], field=name)
+    if name == "supersedes" and error["type"] == "string_type":
+        return ReportInvalid("must be a string or null", field=name)
+    if len(loc) > 1:  # an item of a list
+        return ReportInvalid(_JSON_MESSAGES[error["type"]], field=f"{name}[{loc[1]}]")
+    return ReportInvalid(_JSON_MESSAGES.get(error["type"], error["msg"]), field=name)
+
+
 def parse_json(raw: bytes | str) -> ReportRecord:
-    """Parse the JSON form; strict types (severity a JSON integer, block_execution a boolean)."""
+    """Parse the JSON form; strict types (_JsonReport), then the values' rules."""
     text = decode(raw) if isinstance(raw, bytes) else raw
     try:
         data = json.loads(text)
@@ -416,51 +526,21 @@ def parse_json(raw: bytes | str) -> ReportRecord:
         raise ReportInvalid("must be a JSON object", field="body")
     if (where := lone_surrogate_path(data)) is not None:
         raise ReportInvalid(LONE_SURROGATE_MESSAGE, field=where)
-    unknown = sorted(set(data) - set(JSON_FIELDS))
-    if unknown:
-        raise ReportInvalid("unknown field", field=unknown[0])
-    for name in REQUIRED:
-        if name not in data or data[name] is None:
-            raise ReportInvalid("missing", field=name)
-    for name in ("id", "timestamp", "proposal"):
-        if not isinstance(data[name], str):
-            raise ReportInvalid("must be a string", field=name)
-    if not is_rfc3339(data["timestamp"]):
-        raise ReportInvalid(DATETIME_RULE, field="timestamp")
-    severity = data["severity"]
-    if type(severity) is float and severity.is_integer():  # JSON has one number type: 6.0 is 6
-        severity = int(severity)
-    if type(severity) is not int:
-        raise ReportInvalid("must be a JSON integer", field="severity")
-    if not 0 <= severity <= MAX_SEVERITY:
-        raise ReportInvalid(f"must be between 0 and {MAX_SEVERITY}", field="severity")
-    if type(data["block_execution"]) is not bool:
-        raise ReportInvalid("must be true or false", field="block_execution")
-    lists = {}
-    for name in ("risks", "mitigations"):
-        value = data.get(name)
-        if value is None:
-            value = []
-        if not isinstance(value, list):
-            raise ReportInvalid("must be a list of strings", field=name)
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise ReportInvalid("must be a string", field=f"{name}[{index}]")
-        lists[name] = _check_items(value, name)
-    supersedes = data.get("supersedes")
-    if supersedes is not None and not isinstance(supersedes, str):
-        raise ReportInvalid("must be a string or null", field="supersedes")
-    proposal = _check_proposal(data["proposal"])
+    try:
+        report = _JsonReport.model_validate(data)
+    except ValidationError as exc:
+        raise _json_fault(exc.errors()) from None
+    proposal = _check_proposal(report.proposal)
     check_markdown_expressible(proposal)
     return ReportRecord(
-        id=_check_id(data["id"], "id", new=True),
-        timestamp=parse_timestamp(data["timestamp"].upper()),  # RFC 3339 allows `t` and `z`
-        severity=severity,
-        block_execution=data["block_execution"],
+        id=_check_id(report.id, "id", new=True),
+        timestamp=parse_timestamp(report.timestamp.upper()),  # RFC 3339 allows `t` and `z`
+        severity=report.severity,
+        block_execution=report.block_execution,
         proposal=proposal,
-        risks=lists["risks"],
-        mitigations=lists["mitigations"],
-        supersedes=_check_id(supersedes, "supersedes") if supersedes is not None else None,
+        risks=tuple(report.risks),
+        mitigations=tuple(report.mitigations),
+        supersedes=_check_id(report.supersedes, "supersedes") if report.supersedes is not None else None,
     )
 
 
@@ -479,6 +559,6 @@ def parse_any(raw: bytes, *, content_type: str = "", filename: str = "") -> tupl
     )
 
 
-def proposal_fingerprint(proposal: str) -> str:
+def proposal_folded(proposal: str) -> str:
     """The proposal with whitespace folded (case kept), for spotting resubmissions."""
     return " ".join(proposal.split())

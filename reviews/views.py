@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 from base64 import b32encode
-from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,36 +17,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_otp import login as otp_login
 
 from core.roles import COMMITTEE, OPERATORS, has_role, role_required
-from reviews import policy, selectors, services
+from reviews import selectors, services
 from reviews.forms import CommentForm, QueueFilterForm, ReasonForm, VoteForm
 from reviews.models import Case
+from reviews.receivers import LOGIN_AT
 from reviews.rendering import queue_rows_html
-from reviews.reports import MAX_REPORT_BYTES, ReportInvalid, ReportTooLarge
-
-
-@dataclass
-class UploadOutcome:
-    filename: str
-    outcome: str  # ingested | unchanged | conflicting | invalid | unavailable
-    detail: str
-    report: object = None
-
-
-def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutcome:
-    """One file through report_ingest, every failure turned into a readable outcome
-    (shared by the upload form and `manage.py ingest_reports`)."""
-    try:
-        result = services.report_ingest(raw=raw, filename=name, user=user, api_key=api_key)
-    except (ReportInvalid, ReportTooLarge) as exc:
-        return UploadOutcome(name, "invalid", str(exc))
-    except services.ReportConflict as exc:
-        return UploadOutcome(name, "conflicting", exc.message)
-    except services.ReviewError as exc:
-        return UploadOutcome(name, "invalid", exc.message)
-    except (policy.BrokenRule, DatabaseError) as exc:
-        return UploadOutcome(name, "unavailable", f"the gate cannot decide right now: {exc}")
-    report = result.report
-    return UploadOutcome(name, "ingested" if result.created else "unchanged", report.gate_reason, report)
+from reviews.reports import MAX_REPORT_BYTES, ReportTooLarge
 
 
 @role_required(OPERATORS)
@@ -56,14 +30,15 @@ def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutc
 def upload(request: HttpRequest) -> HttpResponse:
     from reviews.forms import ReportUploadForm
 
-    outcomes: list[UploadOutcome] = []
+    outcomes: list[services.UploadOutcome] = []
     form = ReportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         for upload_file in form.cleaned_data["files"]:
             if upload_file.size > MAX_REPORT_BYTES:  # refused without reading it into memory
-                outcomes.append(UploadOutcome(upload_file.name, "invalid", str(ReportTooLarge(upload_file.size))))
+                too_large = str(ReportTooLarge(upload_file.size))
+                outcomes.append(services.UploadOutcome(upload_file.name, "invalid", too_large))
                 continue
-            outcomes.append(ingest_file(name=upload_file.name, raw=upload_file.read(), user=request.user))
+            outcomes.append(services.ingest_file(name=upload_file.name, raw=upload_file.read(), user=request.user))
         form = ReportUploadForm()
     return render(request, "reviews/upload.html", {"form": form, "outcomes": outcomes})
 
@@ -89,16 +64,9 @@ def gate(request: HttpRequest) -> HttpResponse:
 
 
 RECENT_LOGIN_SECONDS = 15 * 60
-LOGIN_AT = "fsar_login_at"
 
 
-def note_login_time(sender, request, user, **kwargs) -> None:
-    """user_logged_in receiver: decisive actions need a login this recent."""
-    if request is not None and hasattr(request, "session"):
-        request.session[LOGIN_AT] = int(time.time())
-
-
-def recent_login_required(view):
+def recent_login_and_two_factor_required(view):
     """Votes, recusals and revocations need a login within the last 15 minutes
     (otherwise the member signs in again and comes back to the case), and a
     TOTP-verified session from members who enrolled a device, or from everyone
@@ -218,7 +186,6 @@ def _case_page(request: HttpRequest, case_id: int, *, vote_form: VoteForm | None
     context.update(
         {
             "vote_form": vote_form or VoteForm(initial={"version": case.version}),
-            "reason_form": ReasonForm(),
             "comment_form": CommentForm(),
             "is_member": has_role(request.user, COMMITTEE),
         }
@@ -245,7 +212,7 @@ def _invalid(request: HttpRequest, case_id: int, form) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def vote(request: HttpRequest, case_id: int) -> HttpResponse:
     """A refused vote keeps what the member chose and wrote, with the error under its
     field; a vote the case no longer takes (decided, already voted) says why."""
@@ -289,7 +256,7 @@ def _act_with_reason(request: HttpRequest, case_id: int, action, success: str) -
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
@@ -301,7 +268,7 @@ def recuse(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
@@ -313,7 +280,7 @@ def revoke(request: HttpRequest, case_id: int) -> HttpResponse:
 
 @role_required(COMMITTEE)
 @require_POST
-@recent_login_required
+@recent_login_and_two_factor_required
 def escalate(request: HttpRequest, case_id: int) -> HttpResponse:
     return _act_with_reason(
         request,
@@ -381,23 +348,13 @@ def export_range(request: HttpRequest) -> HttpResponse:
     form = ExportRangeForm(request.GET or None)
     if request.GET and form.is_valid():
         start, end, fmt = form.cleaned_data["start"], form.cleaned_data["end"], form.cleaned_data["format"]
-        cases = list(export.cases_in_range(start, end)[: export.MAX_RANGE_CASES + 1])
-        if len(cases) > export.MAX_RANGE_CASES:
-            form.add_error(None, f"More than {export.MAX_RANGE_CASES} cases in that range: choose a shorter one.")
+        try:
+            records = export.range_records(start, end, user=request.user)
+        except export.RangeTooLarge as exc:
+            form.add_error(None, str(exc))
         else:
-            from audit.chain import current_head
-
-            records = [export.case_record(case, user=request.user) for case in cases]
-            head = current_head()
             if fmt == "json":
-                body = export.as_json(
-                    {
-                        "range": {"start": start.isoformat(), "end": end.isoformat()},
-                        "exported_at": timezone.now().isoformat(),
-                        "chain_head": {"seq": head.seq, "hash": head.hash},
-                        "cases": records,
-                    }
-                )
+                body = export.as_json(export.range_payload(start, end, records, now=timezone.now()))
             else:
                 body = export.as_csv(records)
             return _download(body, filename=f"fsar-cases-{start}-to-{end}", fmt=fmt)

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
+from fsar.testing import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
 
 PASSWORD = "fsar-demo-2026"
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}

@@ -21,3 +21,10 @@ def duration(ms: float | int | None) -> str:
 def exact_ms(ms: float | int | None) -> str:
     """The exact figure, for a tooltip beside `duration`."""
     return "" if ms is None else f"{ms:,.1f} ms"
+
+
+def percent(value: float | None, signed: bool = False) -> str:
+    """A ratio as a percentage: 2.50%, or +12.3% for a change ("—" for none)."""
+    if value is None:
+        return "—"
+    return f"{value * 100:+.1f}%" if signed else f"{value * 100:.2f}%"

@@ -43,9 +43,9 @@ from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 
 logger = logging.getLogger(__name__)
 
-HOUR = TaskMetricsRollup.Period.HOUR.value
-SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
-DAY = TaskMetricsRollup.Period.DAY.value
+PERIOD_HOUR = TaskMetricsRollup.Period.HOUR.value
+PERIOD_SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
+PERIOD_DAY = TaskMetricsRollup.Period.DAY.value
 FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 FAILED = TaskStatus.FAILED.value
 
@@ -212,9 +212,9 @@ def accumulate(rows: Iterable[Row]) -> dict[RollupKey, Totals]:
             continue
         hour = hour_start(finished_at)
         for key in (
-            (HOUR, hour, task_type, ai_model),
-            (SIX_HOURS, hour.replace(hour=hour.hour - hour.hour % 6), task_type, ai_model),
-            (DAY, hour.replace(hour=0), task_type, ai_model),
+            (PERIOD_HOUR, hour, task_type, ai_model),
+            (PERIOD_SIX_HOURS, hour.replace(hour=hour.hour - hour.hour % 6), task_type, ai_model),
+            (PERIOD_DAY, hour.replace(hour=0), task_type, ai_model),
         ):
             totals = result.get(key)
             if totals is None:
@@ -304,7 +304,7 @@ def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
     for key in deltas:
         by_period_start.setdefault((key[0], key[1]), []).append(key)
     existing: dict[RollupKey, TaskMetricsRollup] = {}
-    for period in (HOUR, SIX_HOURS, DAY):
+    for period in (PERIOD_HOUR, PERIOD_SIX_HOURS, PERIOD_DAY):
         starts = sorted({start for (p, start) in by_period_start if p == period})
         for begin in range(0, len(starts), UPSERT_CHUNK):
             for row in TaskMetricsRollup.objects.filter(period=period, start__in=starts[begin : begin + UPSERT_CHUNK]):
@@ -397,7 +397,7 @@ def rebuild_day(day: datetime) -> int:
             ],
             batch_size=UPSERT_CHUNK,
         )  # fmt: skip
-    return sum(t.count for (period, *_), t in deltas.items() if period == DAY)
+    return sum(t.count for (period, *_), t in deltas.items() if period == PERIOD_DAY)
 
 
 def recompute(since: datetime, until: datetime) -> dict[RollupKey, Totals]:

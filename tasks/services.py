@@ -17,6 +17,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
+from core.errors import Refused
 from core.history import inserts_in_one_statement, save_with_history
 from tasks import decisions, rollups
 from tasks.auth import KEY_PREFIX, generate_secret
@@ -29,15 +30,8 @@ logger = logging.getLogger(__name__)
 BULK_MAX_ROWS = 10_000
 
 
-class TaskError(Exception):
+class TaskError(Refused):
     """A request the task rules refuse; `status_code` is the HTTP answer."""
-
-    status_code = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class TaskConflict(TaskError):

@@ -9,10 +9,10 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from audit.chain import current_head
-from conftest import log_in
+from fsar.testing import log_in
 from tasks.services import api_key_create, api_key_revoke
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_the_page_shows_the_real_head_hash_and_filters_by_kind(page: Page, live_server, operator, agent_user):

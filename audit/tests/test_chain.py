@@ -154,7 +154,7 @@ def test_the_operator_page_shows_the_head_hash(client, operator, five_entries):
 
 
 @pytest.mark.postgres(reason="row locks serialising concurrent appends")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_appends_form_one_unbroken_chain():
     audit_append(kind="seed", subject="x")
     barrier = threading.Barrier(4)

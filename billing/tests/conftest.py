@@ -14,6 +14,7 @@ from billing import services
 from billing.models import ServiceOffering
 from billing.tests.fakestripe import FakeStripe
 from core.roles import CUSTOMERS
+from fsar.testing import make_user
 from tasks.models import TaskType
 from tasks.services import Actor, task_finish, task_register, task_start
 
@@ -27,13 +28,7 @@ def acme_user(customer_user):
 
 @pytest.fixture
 def globex_user(django_user_model):
-    from django.contrib.auth.models import Group
-
-    from conftest import PASSWORD
-
-    user = django_user_model.objects.create_user(username="gary", password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name=CUSTOMERS)[0])
-    return user
+    return make_user(django_user_model, "gary", CUSTOMERS)
 
 
 @pytest.fixture

@@ -5,23 +5,22 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from billing import money, services
 from billing.models import Invoice
-from conftest import log_in
+from fsar.testing import log_in
 from tasks.models import TaskType
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 HOSTED = "https://invoice.stripe.com/i/acct_test/in_browser_1"
 
 
 def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
-    page: Page, live_server, acme, globex, offerings, finish_task
+    noon_today, page: Page, live_server, acme, globex, offerings, finish_task
 ):
-    now = timezone.now()
+    now = noon_today
     earlier = now.replace(day=1) - timedelta(days=3)
     finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=earlier)
     invoice = services.invoice_prepare(customer_id=acme.pk, period=money.period_of(earlier))
@@ -48,14 +47,14 @@ def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
 
 
 def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
-    page: Page, live_server, operator, acme, offerings, finish_task, settings
+    noon_today, page: Page, live_server, operator, acme, offerings, finish_task, settings
 ):
     import json
 
     import requests
     import stripe
 
-    when = timezone.now().replace(day=1) - timedelta(days=3)
+    when = noon_today.replace(day=1) - timedelta(days=3)
     period = money.period_of(when)
     for _ in range(4):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=when, cost_micros=50_000)

@@ -5,21 +5,20 @@ Retry invoices that customer."""
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from billing import money
 from billing.models import InvoiceRun, InvoiceRunItem
-from conftest import log_in
+from fsar.testing import log_in
 from tasks.models import TaskType
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_an_operator_sees_a_failed_customer_with_the_reason_and_retries_it(
-    page: Page, live_server, operator, acme, globex, offerings, finish_task, fake_stripe
+    noon_today, page: Page, live_server, operator, acme, globex, offerings, finish_task, fake_stripe
 ):
-    last_month = timezone.now().replace(day=1) - timedelta(days=10)
+    last_month = noon_today.replace(day=1) - timedelta(days=10)
     period = money.period_of(last_month)
     for _ in range(3):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=last_month)  # 3 × 12.345 ¢ = 0.37 USD

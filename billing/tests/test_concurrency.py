@@ -11,7 +11,7 @@ from billing import services
 from billing.models import Invoice, InvoiceLine
 from tasks.models import TaskType
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_concurrent_runs_for_one_period_never_duplicate_anything(acme, globex, offerings, finish_task, fake_stripe):

@@ -92,7 +92,7 @@ def test_an_unreachable_stripe_is_reported_with_its_address(settings):
         StripeClient().customer_create(params={"name": "x"}, idempotency_key="k")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_localstripe_delivers_signed_webhooks_that_we_verify_store_and_apply(
     acme, stripe_at_localstripe, localstripe_url, live_server, settings
 ):

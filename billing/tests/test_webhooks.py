@@ -335,7 +335,7 @@ def test_a_burst_of_events_is_drained_by_one_job_in_arrival_order(client, webhoo
     assert jobs.stripe_events_drain() == "processed 0 event(s)"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_in_one_drain_a_failing_event_rolls_back_alone(webhook_secret, open_invoice, acme):
     """Each event applies in its own transaction with its status, so one failure
     neither undoes nor blocks the events before and after it."""

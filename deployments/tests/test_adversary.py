@@ -5,10 +5,9 @@ reaches the door, then that the door is shut."""
 import pytest
 
 from deployments.models import ModelVersion, VersionStatus
-from deployments.tests.conftest import APPROVE, register_task, register_version
+from fsar.testing import APPROVE, register_task, register_version, report_md
 from reviews import services as review_services
 from reviews.models import Case, CaseStatus
-from reviews.tests.conftest import report_md
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +39,7 @@ def test_the_owner_of_the_registering_key_cannot_vote_on_its_version(ai, models_
     # The door: a committee member may vote on a model case...
     assert review_services.why_cannot_vote(Case.objects.get(pk=case_id), alice) is None
     # ...but not the person answerable for the key that registered it.
-    owner.groups.add(Group.objects.get_or_create(name=COMMITTEE)[0])
+    owner.groups.add(Group.objects.get(name=COMMITTEE))
     with pytest.raises(review_services.NotAllowed, match="you submitted"):
         review_services.vote_cast(case_id=case_id, member=owner, choice="approve", rationale=APPROVE)
 

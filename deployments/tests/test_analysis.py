@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from deployments import analysis, rollouts, routing
 from deployments.models import Rollout, RolloutAnalysis, RolloutState
-from deployments.tests.conftest import REASON, finished_tasks, passed_drill
+from deployments.tests.support import REASON, finished_tasks, passed_drill
 from reviews.models import Case
 
 pytestmark = pytest.mark.django_db

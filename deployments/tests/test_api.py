@@ -8,7 +8,7 @@ import pytest
 from audit.chain import verify_chain
 from audit.models import AuditEntry
 from deployments.models import ModelVersion
-from deployments.tests.conftest import SHA, register_version, version_body
+from fsar.testing import SHA, register_version, version_body
 from reviews.models import Case, CaseStatus
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,9 @@ operator sees the version on /models/."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
-from deployments.tests.conftest import register_task, register_version
+from fsar.testing import log_in, register_task, register_version
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_member_opens_the_model_case_from_the_queue_sees_the_diff_and_votes(

@@ -4,10 +4,10 @@ chart, promotes a step, rolls back, and sees the route change."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
 from deployments import analysis, routing
 from deployments.models import Rollout
-from deployments.tests.conftest import finished_tasks, passed_drill
+from deployments.tests.support import finished_tasks, passed_drill
+from fsar.testing import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

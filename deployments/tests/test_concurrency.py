@@ -10,7 +10,7 @@ from reviews.tests.test_concurrency import in_threads
 from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_register
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 DATA = services.VersionInput(
     family="coder",
@@ -124,14 +124,14 @@ def test_concurrent_rollouts_of_one_family_start_one(approved_version, operator)
     from deployments import rollouts
     from deployments.errors import RolloutError
     from deployments.models import Rollout
-    from deployments.tests.conftest import REASON, passed_drill
+    from deployments.tests.support import REASON, passed_drill
 
     approved_version("coder-stable")
     approved_version("coder-a")
     approved_version("coder-b")
     stable = ModelVersion.objects.get(ai_model="coder-stable")
     passed_drill(stable)
-    from deployments.tests.conftest import finished_tasks
+    from deployments.tests.support import finished_tasks
 
     finished_tasks("coder-stable", 5)  # the family runs on coder-stable
     ids = [ModelVersion.objects.get(ai_model=m).pk for m in ("coder-a", "coder-b")]

@@ -7,7 +7,7 @@ import pytest
 from audit.models import AuditEntry
 from deployments import criteria
 from deployments.models import ModelRule
-from deployments.tests.conftest import APPROVE, register_version
+from fsar.testing import APPROVE, register_version
 from reviews import services as review_services
 from reviews.models import Case, PolicyChange
 

@@ -14,7 +14,7 @@ from audit.models import AuditEntry
 from deployments import drills, rollouts, routing
 from deployments.errors import RolloutError
 from deployments.models import ModelVersion, RollbackDrill
-from deployments.tests.conftest import REASON, finished_tasks, passed_drill
+from deployments.tests.support import REASON, finished_tasks, passed_drill
 from reviews.models import Case
 
 pytestmark = pytest.mark.django_db

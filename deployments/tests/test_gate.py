@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from deployments.models import ModelVersion, VersionStatus
-from deployments.tests.conftest import APPROVE, register_task, register_version
+from fsar.testing import APPROVE, register_task, register_version
 from reviews import services as review_services
 from reviews.models import CallbackDelivery, Case, CaseStatus
 from tasks.models import ExecutionTask

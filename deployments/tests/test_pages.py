@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from deployments.models import ModelVersion, VersionStatus
-from deployments.tests.conftest import register_task, register_version
+from fsar.testing import register_task, register_version
 
 pytestmark = pytest.mark.django_db
 

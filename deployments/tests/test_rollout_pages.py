@@ -7,7 +7,7 @@ from django.urls import reverse
 from audit.models import AuditEntry
 from deployments import rollouts
 from deployments.models import Rollout, RolloutState
-from deployments.tests.conftest import REASON, finished_tasks, passed_drill
+from deployments.tests.support import REASON, finished_tasks, passed_drill
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ from audit.models import AuditEntry
 from deployments import rollouts, routing, services
 from deployments.errors import RolloutError
 from deployments.models import RollbackDrill, Rollout, RolloutState
-from deployments.tests.conftest import REASON, passed_drill, register_task
+from deployments.tests.support import REASON, passed_drill
+from fsar.testing import register_task
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_one_active_rollout_per_family_in_the_service_and_the_database(family_pa
 
 
 def test_the_candidate_must_be_approved(ai, family_pair, operator):
-    from deployments.tests.conftest import register_version
+    from fsar.testing import register_version
 
     stable, _ = family_pair
     passed_drill(stable)

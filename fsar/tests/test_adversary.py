@@ -18,9 +18,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case, CaseStatus, PolicyRule, Vote
-from reviews.tests.conftest import report_md
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = [pytest.mark.adversary, pytest.mark.django_db]

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from fsar.testing import ROOT
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 SEED = 1234
 # 25 examples per operation: about half a minute of CPU here. FSAR_FUZZ_EXAMPLES=200 digs deeper.

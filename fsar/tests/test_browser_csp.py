@@ -15,7 +15,7 @@ from deployments.models import ModelVersion
 from fsar.management.commands.seed_demo import DEMO_PASSWORD
 from reviews.models import Case
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 TRACKER = "https://tracker.example/pixel.png"
 HOSTILE_REPORT = "\n".join(

@@ -6,9 +6,9 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_operator_sees_counts_and_a_tasks_history_in_the_admin(page: Page, live_server, operator, client, api_key):

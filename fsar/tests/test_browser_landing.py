@@ -1,13 +1,11 @@
 """In Chromium: what a committee member and a customer see first after logging in."""
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
-from reviews.tests.conftest import report_md
+from fsar.testing import log_in, report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_member_lands_on_the_cases_waiting_for_their_vote_and_opens_one(page: Page, live_server, alice, agent):
@@ -27,11 +25,13 @@ def test_a_member_lands_on_the_cases_waiting_for_their_vote_and_opens_one(page: 
     assert low.json()["gate"]["case"] != high_case
 
 
-def test_a_customer_lands_on_usage_open_invoices_with_pay_and_the_last_paid_one(page: Page, live_server, customer_user):
+def test_a_customer_lands_on_usage_open_invoices_with_pay_and_the_last_paid_one(
+    noon_today, page: Page, live_server, customer_user
+):
     from billing.demo import seed_demo_billing
     from billing.models import Invoice
 
-    seed_demo_billing(now=timezone.now(), customer_user=customer_user)
+    seed_demo_billing(now=noon_today, customer_user=customer_user)
     open_invoice = Invoice.objects.get(customer__customer_ref="cust_acme", status="open")
 
     log_in(page, live_server, "carla")

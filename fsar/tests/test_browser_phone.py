@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from fsar.management.commands.seed_demo import DEMO_PASSWORD
 from reviews.models import Case
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 PHONE = {"width": 390, "height": 844}
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in
 
 
 @pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_the_api_still_answers_json_for_an_unknown_path(client):
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_in_a_browser_a_wrong_address_shows_the_sites_404_with_a_way_back(page: Page, live_server, operator):
     log_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/reviews/no-such-case/")

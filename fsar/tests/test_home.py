@@ -7,9 +7,9 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

@@ -3,7 +3,7 @@
 import fakeredis
 from rq import Queue
 
-from conftest import forget_keys_made_since
+from fsar.testing import forget_keys_made_since
 
 
 def say(text: str) -> str:

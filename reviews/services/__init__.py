@@ -61,7 +61,7 @@ from reviews.services.gate import (
     task_gate_details,
     validate_rule,
 )
-from reviews.services.intake import IngestResult, fingerprint, record_of, report_ingest
+from reviews.services.intake import IngestResult, UploadOutcome, fingerprint, ingest_file, record_of, report_ingest
 from reviews.services.policy_changes import (
     POLICY_FIELDS,
     policy_change_emergency,
@@ -85,6 +85,8 @@ __all__ = [
     "record_of",
     "fingerprint",
     "report_ingest",
+    "UploadOutcome",
+    "ingest_file",
     # the gate and its state
     "PAUSE_POLICY",
     "NO_RULE_POLICY",

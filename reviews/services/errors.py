@@ -6,14 +6,11 @@ fsar.gate turns it into a 422 naming `proposal_id`.
 
 from __future__ import annotations
 
+from core.errors import Refused
 
-class ReviewError(Exception):
-    status_code = 409
 
-    def __init__(self, message: str, **extra) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+class ReviewError(Refused):
+    """A request the review rules refuse (core.errors.Refused: message, status, extra)."""
 
 
 class ReportConflict(ReviewError):

@@ -185,19 +185,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     """Pause the gate: every new task is held, a task allowed before the pause is
     held when it tries to start (tasks.services.task_start asks the gate again),
     and tasks running or allowed but not started get a `stop` callback."""
-    if not reason.strip():
-        raise NotAllowed("pausing the gate needs a reason", field="reason")
-    state = _gate_state_locked()
-    if state.paused:
-        raise NotAllowed("the gate is already paused")
-    state.paused = True
-    state.reason = reason.strip()
-    state.changed_at = timezone.now()
-    state.changed_by = by
-    state._history_user = by
-    state._change_reason = f"paused: {state.reason}"
-    state.save()
-    _chain("gate.paused", subject="gate", by=by, reason=state.reason)
+    state = _gate_set_paused(True, by=by, reason=reason)
     stopping = ExecutionTask.objects.filter(status__in=STOPPABLE, submitted_by__callback__enabled=True)
     task_callbacks_queue(list(stopping), CallbackDelivery.Type.STOP, case=None, reason=state.reason, decision="hold")
     return state
@@ -206,20 +194,29 @@ def gate_pause(*, by, reason: str) -> GateState:
 @transaction.atomic
 def gate_resume(*, by, reason: str) -> GateState:
     """Resume the gate; tasks held only by the pause are decided again (by a job)."""
+    state = _gate_set_paused(False, by=by, reason=reason)
+    enqueue_on_commit("reviews.jobs.redecide_paused_tasks")
+    return state
+
+
+def _gate_set_paused(paused: bool, *, by, reason: str) -> GateState:
+    """Pause or resume, with a reason, recorded in the row's history and the audit
+    chain (`gate.paused` / `gate.resumed`); refused when the gate is already so."""
+    verb = "pausing" if paused else "resuming"
     if not reason.strip():
-        raise NotAllowed("resuming the gate needs a reason", field="reason")
+        raise NotAllowed(f"{verb} the gate needs a reason", field="reason")
     state = _gate_state_locked()
-    if not state.paused:
-        raise NotAllowed("the gate is not paused")
-    state.paused = False
+    if state.paused == paused:
+        raise NotAllowed("the gate is already paused" if paused else "the gate is not paused")
+    state.paused = paused
     state.reason = reason.strip()
     state.changed_at = timezone.now()
     state.changed_by = by
     state._history_user = by
-    state._change_reason = f"resumed: {state.reason}"
+    done = "paused" if paused else "resumed"
+    state._change_reason = f"{done}: {state.reason}"
     state.save()
-    _chain("gate.resumed", subject="gate", by=by, reason=state.reason)
-    enqueue_on_commit("reviews.jobs.redecide_paused_tasks")
+    _chain(f"gate.{done}", subject="gate", by=by, reason=state.reason)
     return state
 
 

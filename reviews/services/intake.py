@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name
@@ -16,9 +16,9 @@ from reviews.models import (
     CaseStatus,
     Report,
 )
-from reviews.reports import ReportInvalid, ReportRecord, parse_any, proposal_fingerprint
+from reviews.reports import ReportInvalid, ReportRecord, ReportTooLarge, parse_any, proposal_folded
 from reviews.services.common import NO_RULE_POLICY, _open_case, _reopen
-from reviews.services.errors import ReportConflict
+from reviews.services.errors import ReportConflict, ReviewError
 from tasks.models import ApiKey
 
 
@@ -42,7 +42,7 @@ def record_of(report: Report) -> ReportRecord:
 
 
 def fingerprint(proposal: str) -> str:
-    return hashlib.sha256(proposal_fingerprint(proposal).encode()).hexdigest()
+    return hashlib.sha256(proposal_folded(proposal).encode()).hexdigest()
 
 
 def report_ingest(
@@ -70,6 +70,33 @@ def report_ingest(
     return IngestResult(report, True)
 
 
+@dataclass
+class UploadOutcome:
+    """One file's result, for a person: the upload page's row, the command's line."""
+
+    filename: str
+    outcome: str  # ingested | unchanged | conflicting | invalid | unavailable
+    detail: str
+    report: object = None
+
+
+def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutcome:
+    """One file through report_ingest, every failure turned into a readable outcome
+    (shared by the upload form and `manage.py ingest_reports`)."""
+    try:
+        result = report_ingest(raw=raw, filename=name, user=user, api_key=api_key)
+    except (ReportInvalid, ReportTooLarge) as exc:
+        return UploadOutcome(name, "invalid", str(exc))
+    except ReportConflict as exc:
+        return UploadOutcome(name, "conflicting", exc.message)
+    except ReviewError as exc:
+        return UploadOutcome(name, "invalid", exc.message)
+    except (policy.BrokenRule, DatabaseError) as exc:
+        return UploadOutcome(name, "unavailable", f"the gate cannot decide right now: {exc}")
+    report = result.report
+    return UploadOutcome(name, "ingested" if result.created else "unchanged", report.gate_reason, report)
+
+
 def _same_report(report: Report, record: ReportRecord) -> Report:
     differences = record_of(report).differences(record)
     if differences:
@@ -80,107 +107,59 @@ def _same_report(report: Report, record: ReportRecord) -> Report:
     return report
 
 
+@dataclass(frozen=True)
+class ReportDecision:
+    """What the gate decides on a report, before it is placed in a case: the action,
+    the rule that matched (None: no rule matched, held), its values and reason, and
+    the last rejected report with the same proposal, if any."""
+
+    action: str
+    rule: policy.Rule | None
+    values: dict
+    reason: str
+    policy_name: str
+    precedent: Report | None = None
+    # True when the rule allowed the report and `precedent` turned that into a hold.
+    held_for_precedent: bool = False
+
+    def advisory_threshold(self, severity: int) -> int | None:
+        """The rule's advisory severity when this report reaches it (an allowed report
+        at or above it opens an advisory case), else None."""
+        threshold = self.rule.advisory_min_severity if self.rule is not None else None
+        return threshold if threshold is not None and severity >= threshold else None
+
+
 def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user) -> Report:
+    """Decide on a new report, place it in a case (a revision joins its previous
+    report's case) and save it, in the caller's transaction."""
     now = timezone.now()
-    previous = None
-    if record.supersedes is not None:
-        if record.supersedes == record.id:
-            raise ReportInvalid("a report cannot supersede itself", field="supersedes")
-        previous = Report.objects.select_related("case").filter(report_id=record.supersedes).first()
-        if previous is None:
-            raise ReportInvalid(f"no report with id {record.supersedes!r}", field="supersedes")
-    state = selectors.gate_state()
-    rules = policy.active_rules(state.rules_version)
-    subject = policy.Subject(
-        task_type=record.task_type,
-        severity=record.severity,
-        block_execution=record.block_execution,
-        proposal=record.proposal,
-    )
-    matched = policy.first_match(rules, subject)
-    rule, values = matched if matched else (None, {})
-    action = rule.action if rule else Action.HOLD
-    reason = rule.describe(values) if rule else "no policy rule matched; held for the committee"
-    policy_name = rule.name if rule else NO_RULE_POLICY
-
+    previous = _superseded_report(record)
     fp = fingerprint(record.proposal)
-    precedent = (
-        Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED).order_by("-id").first() if fp else None
-    )
-    if precedent is not None and action == Action.ALLOW:
-        action = Action.HOLD
-        values = {**values, "rejected_precedent": precedent.report_id}
-        reason = (
-            f"the same proposal was rejected before (report {precedent.report_id}, case {precedent.case_id}); "
-            "it needs a committee decision"
-        )
-
+    decision = _decide(record, fp)
     # The person answerable for the report: its uploader, or the owner of the key that sent it.
     submitter = user or (api_key.owner if api_key else None)
-    case = None
-    joined = previous.case if previous is not None and previous.case_id else None
-    if joined is not None:
-        joined = Case.objects.select_for_update().get(pk=joined.pk)
-    if action == Action.DENY:
-        case = None
-    elif joined is not None and (action == Action.HOLD or joined.status != CaseStatus.ADVISORY):
-        # A revision joins its case, voids the votes on the version before, and
-        # reopens it: what was approved is not what is now proposed.
-        action = Action.HOLD
-        case = _reopen(
-            joined,
-            quorum=rule.quorum if rule else 1,
-            why=f"revision {record.id} submitted; earlier votes void",
-            revision=record,
-            actor=actor_name(user=user, api_key=api_key),
-            by=submitter,
+    joined = None
+    if previous is not None and previous.case_id:
+        joined = Case.objects.select_for_update().get(pk=previous.case_id)
+
+    def revise(*, quorum: int, why: str) -> Case:
+        return _reopen(
+            joined, quorum=quorum, why=why, revision=record, actor=actor_name(user=user, api_key=api_key), by=submitter
         )
-        if not reason.startswith("the same proposal"):
-            reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
-    elif action == Action.HOLD:
-        case = _open_case(
+
+    def open_case(*, status: str, why: str) -> Case:
+        return _open_case(
             kind=Case.Kind.REPORT,
-            status=CaseStatus.OPEN,
+            status=status,
             title=f"Report {record.id}",
-            rule=rule,
+            rule=decision.rule,
             now=now,
-            why=f"report {record.id}: {reason}",
+            why=why,
             severity=record.severity,
             by=submitter,
         )
-    elif rule is not None and rule.advisory_min_severity is not None and record.severity >= rule.advisory_min_severity:
-        values = {**values, "severity": record.severity, "advisory_min_severity": rule.advisory_min_severity}
-        reason = f"{reason}; severity {record.severity} ≥ {rule.advisory_min_severity} opens an advisory case"
-        if joined is not None:
-            case = _reopen(
-                joined,
-                quorum=joined.quorum,
-                why=f"revision {record.id} submitted",
-                revision=record,
-                actor=actor_name(user=user, api_key=api_key),
-                by=submitter,
-            )
-        else:
-            case = _open_case(
-                kind=Case.Kind.REPORT,
-                status=CaseStatus.ADVISORY,
-                title=f"Report {record.id}",
-                rule=rule,
-                now=now,
-                why=f"report {record.id}: advisory",
-                severity=record.severity,
-                by=submitter,
-            )
-    elif joined is not None:
-        case = _reopen(
-            joined,
-            quorum=joined.quorum,
-            why=f"revision {record.id} submitted",
-            revision=record,
-            actor=actor_name(user=user, api_key=api_key),
-            by=submitter,
-        )
 
+    decision, case = _place(decision, record, joined, revise=revise, open_case=open_case)
     report = Report(
         report_id=record.id,
         timestamp=record.timestamp,
@@ -198,13 +177,97 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         submitted_by=api_key,
         uploaded_by=user,
         case=case,
-        rejected_precedent=precedent,
-        gate_decision=action,
-        gate_reason=reason,
-        gate_policy=policy_name,
-        gate_values=values,
+        rejected_precedent=decision.precedent,
+        gate_decision=decision.action,
+        gate_reason=decision.reason,
+        gate_policy=decision.policy_name,
+        gate_values=decision.values,
     )
     report._history_user = submitter
-    report._change_reason = f"received ({raw_format}); gate: {action}"
+    report._change_reason = f"received ({raw_format}); gate: {decision.action}"
     report.save()
     return report
+
+
+def _superseded_report(record: ReportRecord) -> Report | None:
+    """The report this one revises (its `supersedes`), which must exist and not be itself."""
+    if record.supersedes is None:
+        return None
+    if record.supersedes == record.id:
+        raise ReportInvalid("a report cannot supersede itself", field="supersedes")
+    previous = Report.objects.select_related("case").filter(report_id=record.supersedes).first()
+    if previous is None:
+        raise ReportInvalid(f"no report with id {record.supersedes!r}", field="supersedes")
+    return previous
+
+
+def _decide(record: ReportRecord, fp: str) -> ReportDecision:
+    """The first policy rule that matches the report (none: hold); an allow becomes a
+    hold when a report with the same proposal was rejected before."""
+    state = selectors.gate_state()
+    subject = policy.Subject(
+        task_type=record.task_type,
+        severity=record.severity,
+        block_execution=record.block_execution,
+        proposal=record.proposal,
+    )
+    matched = policy.first_match(policy.active_rules(state.rules_version), subject)
+    if matched:
+        rule, values = matched
+        decision = ReportDecision(rule.action, rule, values, rule.describe(values), rule.name)
+    else:
+        decision = ReportDecision(
+            Action.HOLD, None, {}, "no policy rule matched; held for the committee", NO_RULE_POLICY
+        )
+    precedent = (
+        Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED).order_by("-id").first() if fp else None
+    )
+    if precedent is None or decision.action != Action.ALLOW:
+        return replace(decision, precedent=precedent)
+    return replace(
+        decision,
+        action=Action.HOLD,
+        values={**decision.values, "rejected_precedent": precedent.report_id},
+        reason=(
+            f"the same proposal was rejected before (report {precedent.report_id}, case {precedent.case_id}); "
+            "it needs a committee decision"
+        ),
+        precedent=precedent,
+        held_for_precedent=True,
+    )
+
+
+def _place(
+    decision: ReportDecision, record: ReportRecord, joined: Case | None, *, revise, open_case
+) -> tuple[ReportDecision, Case | None]:
+    """The case the report goes to, and the decision as that changes it.
+
+    Denied: none. A revision joins its case (`joined`, locked) and reopens it,
+    voiding the votes on the version before: held, unless the case is advisory and
+    the report allowed (then it stays advisory). A new held report opens a case; an
+    allowed one at the rule's advisory severity opens an advisory case."""
+    if decision.action == Action.DENY:
+        return decision, None
+    if joined is not None and (decision.action == Action.HOLD or joined.status != CaseStatus.ADVISORY):
+        case = revise(
+            quorum=decision.rule.quorum if decision.rule else 1,
+            why=f"revision {record.id} submitted; earlier votes void",
+        )
+        reason = decision.reason
+        if not decision.held_for_precedent:
+            reason = f"{reason}; revision of {record.supersedes}, joins case {case.pk}"
+        return replace(decision, action=Action.HOLD, reason=reason), case
+    if decision.action == Action.HOLD:
+        return decision, open_case(status=CaseStatus.OPEN, why=f"report {record.id}: {decision.reason}")
+    threshold = decision.advisory_threshold(record.severity)
+    if threshold is not None:
+        decision = replace(
+            decision,
+            values={**decision.values, "severity": record.severity, "advisory_min_severity": threshold},
+            reason=f"{decision.reason}; severity {record.severity} ≥ {threshold} opens an advisory case",
+        )
+    if joined is not None:  # an advisory case, revised by an allowed report
+        return decision, revise(quorum=joined.quorum, why=f"revision {record.id} submitted")
+    if threshold is not None:
+        return decision, open_case(status=CaseStatus.ADVISORY, why=f"report {record.id}: advisory")
+    return decision, None

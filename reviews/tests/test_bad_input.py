@@ -5,8 +5,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from fsar.testing import report_md
 from reviews.models import Report
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 

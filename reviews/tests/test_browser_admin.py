@@ -4,7 +4,7 @@ signing secret once, then only its last 4 characters, and rotates it with a reas
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in
 from reviews.models import CallbackEndpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,11 +4,10 @@ quorum, releasing the held task; a hostile report renders inert."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in, report_md
 from reviews.models import Vote
-from reviews.tests.conftest import report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def approve(page: Page, rationale: str) -> None:

@@ -7,16 +7,14 @@ import io
 import json
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEntry
-from conftest import log_in
+from fsar.testing import log_in, report_md
 from reviews import services
 from reviews.models import NotificationPreference
-from reviews.tests.conftest import report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 WHY = "I read the report and the rollback plan."
 
 
@@ -43,9 +41,9 @@ def chain_hashes(case_id: int) -> list[tuple[str, str]]:
 
 
 def test_an_operator_downloads_a_date_range_export_with_the_case_and_its_chain(
-    page: Page, live_server, operator, approved_case
+    noon_today, page: Page, live_server, operator, approved_case
 ):
-    today = timezone.now().date().isoformat()
+    today = noon_today.date().isoformat()
     log_in(page, live_server, "olivia")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Export cases").click()
     form = page.get_by_test_id("export-form")

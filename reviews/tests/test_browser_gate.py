@@ -5,10 +5,10 @@ decided again."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in
 from reviews.models import GateState
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def register(agent, external_id: str) -> dict:

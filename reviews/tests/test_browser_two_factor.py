@@ -12,11 +12,10 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in, report_md
 from reviews.models import Vote
-from reviews.tests.conftest import report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def authenticator_code(secret: str) -> str:

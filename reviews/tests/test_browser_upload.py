@@ -4,14 +4,13 @@ sees which were held and why."""
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import PASSWORD
-from reviews.tests.conftest import report_md
+from fsar.testing import PASSWORD, report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_an_operator_uploads_reports_and_sees_which_were_held_and_why(page: Page, live_server, operator, tmp_path):
-    from reviews.tests.conftest import FIXTURES
+    from fsar.testing import REPORT_FIXTURES as FIXTURES
 
     blocking = tmp_path / "blocking.md"
     blocking.write_text(report_md("fsar_blocking-1", severity=6, block=True))

@@ -5,11 +5,10 @@ field and the word count follows the typing; and the case page works on a phone
 import pytest
 from playwright.sync_api import Page, expect
 
-from conftest import log_in
+from fsar.testing import log_in, report_md
 from reviews.models import Vote
-from reviews.tests.conftest import report_md
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 PHONE = {"width": 390, "height": 844}
 
 

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
+from fsar.testing import report_md
 from reviews import callback_urls, jobs, services
 from reviews.models import CallbackDelivery, CallbackEndpoint
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 PUBLIC = ipaddress.ip_address("93.184.215.14")  # resolved to only: nothing here ever connects to it

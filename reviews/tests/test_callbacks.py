@@ -10,9 +10,9 @@ import responses
 import time_machine
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import jobs, services
 from reviews.models import CallbackDelivery
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 URL = "https://agent.example/fsar-callback"
@@ -124,7 +124,7 @@ def test_the_signature_is_hmac_sha256_over_timestamp_and_body():
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_rq_worker_delivers_the_signed_callback(
     agent, post_report, api_key, alice, operator, rq_worker, settings, monkeypatch
 ):

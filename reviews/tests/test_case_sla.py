@@ -8,9 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import notifications, services, subjects
 from reviews.models import Case, CaseStatus, PolicyRule
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

@@ -6,9 +6,9 @@ import time_machine
 
 from audit.chain import verify_chain
 from audit.models import AuditEntry
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

@@ -5,9 +5,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case, CaseStatus, PolicyRule, Vote
-from reviews.tests.conftest import report_md
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = pytest.mark.django_db

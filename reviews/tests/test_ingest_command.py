@@ -6,8 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from fsar.testing import report_md
 from reviews.models import Report
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 

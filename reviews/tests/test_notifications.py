@@ -5,9 +5,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from fsar.testing import report_md
 from reviews import notifications, services
 from reviews.models import Case, NotificationSent
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

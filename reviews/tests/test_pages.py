@@ -4,9 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from fsar.testing import report_md
 from reviews import selectors, services
 from reviews.models import Report
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ import pytest
 
 from audit.chain import verify_chain
 from audit.models import AuditEntry
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case, CaseStatus, PolicyChange, PolicyRule
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "The change is narrow and the reason is sound."
@@ -65,7 +65,7 @@ def test_nobody_approves_their_own_change(operator, alice, bob):
         services.vote_cast(case_id=alice_proposes.case_id, member=alice, choice="approve", rationale=WHY)
     services.vote_cast(case_id=alice_proposes.case_id, member=bob, choice="approve", rationale=WHY)
     assert PolicyChange.objects.get(pk=alice_proposes.pk).status == PolicyChange.Status.PENDING  # 1 of 2
-    operator.groups.add(Group.objects.get_or_create(name=COMMITTEE)[0])
+    operator.groups.add(Group.objects.get(name=COMMITTEE))
     services.vote_cast(case_id=alice_proposes.case_id, member=operator, choice="approve", rationale=WHY)
     assert PolicyChange.objects.get(pk=alice_proposes.pk).status == PolicyChange.Status.APPLIED
 

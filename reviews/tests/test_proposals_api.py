@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from fsar.testing import report_md
 from reviews import services
 from reviews.models import Case, CaseStatus, Report
 from reviews.reports import parse_markdown
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +183,38 @@ def test_the_openapi_schema_documents_both_report_forms(client, operator):
     post = schema["paths"]["/api/v1/proposals"]["post"]
     assert set(post["requestBody"]["content"]) == {"text/markdown", "application/json"}
     assert "/api/v1/proposals/{report_id}" in schema["paths"]
+
+
+def test_a_held_revision_says_it_joins_its_case_unless_a_rejected_precedent_held_it(post_report, alice):
+    """The reason a revision stores: held by its rule, it names the report it revises
+    and the case it joins; allowed by its rule but held because the same proposal was
+    rejected before, it gives that reason alone (the decision says which, not the text)."""
+    rejected = post_report(report_md("r1", severity=30, proposal="implement_idea: scrape everything")).json()["gate"]
+    services.case_decide(case_id=rejected["case"], decision="rejected", by=alice, rationale="No.")
+    case = post_report(report_md("r2", severity=30, proposal="implement_idea: a cache")).json()["gate"]["case"]
+
+    by_rule = post_report(
+        report_md("r3", severity=30, supersedes="r2", proposal="implement_idea: scrape everything")
+    ).json()["gate"]
+    assert by_rule["decision"] == "hold" and by_rule["case"] == case
+    assert by_rule["rejected_precedent"] == "r1"
+    assert by_rule["reason"].endswith(f"; revision of r2, joins case {case}")
+    assert not by_rule["reason"].startswith("the same proposal")
+
+    by_precedent = post_report(
+        report_md("r4", severity=1, supersedes="r3", proposal="implement_idea: scrape everything")
+    ).json()["gate"]
+    assert by_precedent["decision"] == "hold" and by_precedent["case"] == case
+    assert by_precedent["reason"] == (
+        f"the same proposal was rejected before (report r1, case {rejected['case']}); it needs a committee decision"
+    )
+
+
+def test_an_allowed_revision_of_an_advisory_case_keeps_it_advisory(post_report):
+    first = post_report(report_md("r1", severity=10)).json()["gate"]
+    assert first["case_status"] == CaseStatus.ADVISORY
+    revision = post_report(report_md("r2", severity=12, supersedes="r1", proposal="implement_idea: a smaller cache"))
+    gate = revision.json()["gate"]
+    assert (gate["decision"], gate["case"], gate["case_status"]) == ("allow", first["case"], CaseStatus.ADVISORY)
+    assert gate["reason"].endswith("; severity 12 ≥ 10 opens an advisory case")
+    assert Case.objects.get(pk=first["case"]).version == 2

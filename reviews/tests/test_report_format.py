@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsar.testing import report_md
 from reviews.reports import (
     MAX_REPORT_BYTES,
     ReportInvalid,
@@ -18,7 +19,6 @@ from reviews.reports import (
     top_level_section_lines,
     unclosed_fence,
 )
-from reviews.tests.conftest import report_md
 
 
 def test_the_seed_report_parses_to_its_record(seed_md):

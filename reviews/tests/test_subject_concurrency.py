@@ -10,7 +10,7 @@ from reviews.tests.test_subject_cases import WHY, open_widget
 from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_register
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture(autouse=True)

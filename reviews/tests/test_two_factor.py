@@ -13,9 +13,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.chain import verify_chain
 from audit.models import AuditEntry
+from fsar.testing import report_md
 from reviews import selectors, services
 from reviews.models import Recusal, Vote
-from reviews.tests.conftest import report_md
 
 pytestmark = pytest.mark.django_db
 WHY = "I read the report and the rollback plan."

@@ -61,7 +61,7 @@ def test_the_periodic_loop_runs_it(capsys):
 
 
 @pytest.mark.postgres(reason="a real RQ worker on Redis, which CI's PostgreSQL pass runs")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(TASK_RUNNING_TIMEOUT_SECONDS=60)
 def test_a_real_rq_worker_runs_the_job_from_redis(rq_worker):
     import django_rq

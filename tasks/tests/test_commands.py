@@ -51,24 +51,10 @@ def test_create_api_key_refuses_bad_input_and_stores_nothing(args, message):
 
 
 @pytest.fixture
-def migrated_policy():
-    """The default policy rules, as `migrate` leaves them: a transactional test elsewhere
-    in the run may have flushed the database (seed_demo proposes a change to one)."""
-    from reviews import policy
-    from reviews.defaults import install_default_rules
-
-    install_default_rules()
-    policy.clear_cache()
-    yield
-    policy.clear_cache()
-
-
-@pytest.fixture
 def key_file(tmp_path):
     return str(tmp_path / ".demo-api-key")
 
 
-@pytest.mark.usefixtures("migrated_policy")
 def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client, key_file):
     lines = run("seed_demo", "--tasks", "600", "--key-file", key_file)
     secret = lines[-1].split("Bearer ")[1]
@@ -96,7 +82,6 @@ def test_seed_demo_creates_logins_a_working_key_and_varied_tasks(client, key_fil
     assert (change.status, change.proposed_by.username, change.case.status) == ("pending", "operator", "open")
 
 
-@pytest.mark.usefixtures("migrated_policy")
 def test_seed_demo_is_safe_to_rerun_and_reuses_the_demo_key(client, key_file):
     first = run("seed_demo", "--tasks", "50", "--key-file", key_file)
     second = run("seed_demo", "--tasks", "50", "--key-file", key_file)
@@ -111,7 +96,6 @@ def test_seed_demo_is_safe_to_rerun_and_reuses_the_demo_key(client, key_file):
     assert PolicyChange.objects.count() == 1
 
 
-@pytest.mark.usefixtures("migrated_policy")
 def test_seed_demo_new_key_revokes_the_previous_one(client, key_file):
     first = run("seed_demo", "--tasks", "50", "--key-file", key_file)[-1].split("Bearer ")[1]
     second = run("seed_demo", "--tasks", "50", "--key-file", key_file, "--new-key")[-1].split("Bearer ")[1]

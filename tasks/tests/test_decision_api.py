@@ -32,7 +32,7 @@ def bearer(secret: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
-class decide_later(threading.Thread):  # noqa: N801 - reads as what it does
+class decide_later(threading.Thread):  # lower case: reads as what it does
     """After `delay` seconds, apply `decision` to the held task from another thread (its
     own database connection, committed), as a committee decision elsewhere would;
     `decided` is when it returned."""
@@ -143,7 +143,7 @@ def test_a_server_that_allows_no_waiting_answers_at_once(agent):
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=0.2)
 def test_a_waiting_request_answers_when_the_held_task_is_released(agent, operator):
     task = register(agent)
@@ -154,7 +154,7 @@ def test_a_waiting_request_answers_when_the_held_task_is_released(agent, operato
     assert body["gate"]["reason"] == "case 7 approved"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything")
 def test_a_wait_that_sees_no_change_answers_the_current_state_when_it_ends(agent):
     task = register(agent)
@@ -163,7 +163,7 @@ def test_a_wait_that_sees_no_change_answers_the_current_state_when_it_ends(agent
     assert decisions.waiters.count() == 0  # it unregistered
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=0.2)
 def test_while_redis_is_unreachable_waiters_poll_and_still_see_a_change(agent, settings, monkeypatch):
     """Redis down: the listener cannot subscribe, so a waiter re-reads its task on its
@@ -248,7 +248,7 @@ def test_waiters_wake_only_for_their_task():
 
 
 @pytest.mark.postgres(reason="needs REDIS_URL, which CI's PostgreSQL pass sets: the pub/sub path")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(TASK_GATE="tasks.tests.test_decision_api.hold_everything", TASK_DECISION_POLL_SECONDS=30)
 def test_with_redis_a_change_made_elsewhere_wakes_the_waiter_through_pub_sub(agent, operator):
     """The poll interval is 30 s here, so only the Redis message can answer in time."""

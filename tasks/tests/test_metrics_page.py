@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from playwright.sync_api import Page, expect
 
-from conftest import PASSWORD
+from fsar.testing import PASSWORD
 from tasks.formatting import duration, exact_ms
 from tasks.models import TaskStatus
 from tasks.tests.test_metrics import make_task, random_tasks, store
@@ -138,7 +138,7 @@ def number(text: str) -> float | None:
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_page_shows_the_apis_numbers_for_the_same_window(page: Page, live_server, operator, client, api_key):
     now = datetime.now(UTC)
     store(*[_shift(t, now) for t in random_tasks(random.Random(9), 600, days=20)])

@@ -37,7 +37,7 @@ def manage(database_url: str, *args: str, check: bool = True) -> subprocess.Comp
 # --- migrating a populated table forward and back (the test database itself) ---
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_ai_model_migration_keeps_rows_forward_and_back_and_reads_null():
     executor = MigrationExecutor(connection)
     leaves = executor.loader.graph.leaf_nodes()

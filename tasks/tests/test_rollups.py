@@ -128,7 +128,7 @@ def test_rollups_equal_the_raw_rows_after_finishes_backfills_abandons_and_the_de
         seed_demo_tasks(count=500, now=NOW)
         seed_demo_tasks(count=500, now=NOW)  # already there: adds nothing
     recomputed = assert_rollups_match_raw()
-    hours = {k: t for k, t in recomputed.items() if k[0] == rollups.HOUR}
+    hours = {k: t for k, t in recomputed.items() if k[0] == rollups.PERIOD_HOUR}
     assert sum(t.count for t in hours.values()) == ExecutionTask.objects.filter(status__in=rollups.FINISHED).count()
     llama = [t for (_, start, _, model), t in hours.items() if model == "llama-4-70b" and start == NOW]
     assert [(t.count, t.failed) for t in llama] == [(1, 1)]  # the abandoned task
@@ -317,7 +317,7 @@ def test_the_rollup_engine_makes_the_same_queries_for_ten_tasks_and_a_thousand()
 
 
 @pytest.mark.postgres(reason="concurrent rollup updates")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
     at = NOW - timedelta(minutes=30)
     per_thread = 25
@@ -336,7 +336,7 @@ def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
             barrier.wait()
             for task in batch:  # one transaction per task, like the API
                 rollups.fold_tasks([task])
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
         finally:
             connections.close_all()
@@ -348,12 +348,12 @@ def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
         thread.join()
     assert errors == []
     recomputed = assert_rollups_match_raw()
-    assert sum(t.count for k, t in recomputed.items() if k[0] == rollups.HOUR) == 2 * per_thread
-    assert sum(sum(t.histogram.values()) for k, t in recomputed.items() if k[0] == rollups.DAY) == 2 * per_thread
+    assert sum(t.count for k, t in recomputed.items() if k[0] == rollups.PERIOD_HOUR) == 2 * per_thread
+    assert sum(sum(t.histogram.values()) for k, t in recomputed.items() if k[0] == rollups.PERIOD_DAY) == 2 * per_thread
 
 
 @pytest.mark.postgres(reason="concurrent rollup updates")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_rebuild_while_tasks_finish_loses_none_of_them():
     at = NOW - timedelta(hours=1, minutes=5)
     ExecutionTask.objects.bulk_create([make_task(finished_at=at - timedelta(minutes=i)) for i in range(200)])
@@ -368,7 +368,7 @@ def test_a_rebuild_while_tasks_finish_loses_none_of_them():
                 with transaction.atomic():
                     task.save()
                     rollups.fold_tasks([task])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()
@@ -379,7 +379,7 @@ def test_a_rebuild_while_tasks_finish_loses_none_of_them():
         rollups.rebuild(at - timedelta(hours=1), at + timedelta(hours=1))
     thread.join()
     assert errors == []
-    assert sum(t.count for k, t in assert_rollups_match_raw().items() if k[0] == rollups.DAY) == 240
+    assert sum(t.count for k, t in assert_rollups_match_raw().items() if k[0] == rollups.PERIOD_DAY) == 240
     assert math.isclose(240, ExecutionTask.objects.count())
 
 
@@ -390,7 +390,7 @@ def test_the_repair_job_runs_daily_from_the_periodic_list():
 
 
 @pytest.mark.postgres(reason="a real RQ worker on Redis, which CI's PostgreSQL pass runs")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
     import django_rq
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, live_database_url
+from fsar.testing import ROOT, live_database_url
 
 LOG_DIR = Path(os.environ.get("FSAR_TEST_SERVER_LOGS", "/tmp"))
 
@@ -106,17 +106,7 @@ def live_fsar(django_db_setup, django_db_blocker) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def policy(transactional_db):
-    """The default policy (a transactional test before this one may have flushed it)."""
-    from reviews import policy
-    from reviews.defaults import install_default_rules
-
-    install_default_rules()
-    policy.clear_cache()
-
-
-@pytest.fixture
-def agent_key(transactional_db, policy, make_api_key):
+def agent_key(transactional_db, make_api_key):
     """An API key with every scope, as the AI side holds it."""
     return make_api_key()
 

@@ -80,7 +80,7 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_callback_from_fsar_verifies(fsar, agent_key, operator, alice, bob, settings):
     from reviews import services
 

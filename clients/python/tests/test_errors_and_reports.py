@@ -18,7 +18,7 @@ from fsar_client import (
 
 from .conftest import LiveServer, free_port, report_md
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_revoked_key_is_an_auth_error_with_the_servers_detail(live_fsar, agent_key):
@@ -34,7 +34,7 @@ def test_a_revoked_key_is_an_auth_error_with_the_servers_detail(live_fsar, agent
     assert error.value.body == {"detail": "Missing, unknown, revoked or expired API key."}
 
 
-def test_a_key_without_the_scope_is_an_auth_error_naming_it(live_fsar, make_api_key, policy):
+def test_a_key_without_the_scope_is_an_auth_error_naming_it(live_fsar, make_api_key, transactional_db):
     _, secret = make_api_key(scopes=["read"])
     with pytest.raises(AuthError, match="'tasks' scope") as error:
         FSAR(live_fsar.url, secret).register("implement_idea", external_id="x")

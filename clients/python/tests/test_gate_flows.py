@@ -16,7 +16,7 @@ from fsar_client import FSAR, AsyncPending, Conflict, Cost, Denied, Held, Pendin
 
 from .conftest import report_md
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def task_row(external_id: str):

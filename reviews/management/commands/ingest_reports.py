@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from reviews.views import ingest_file
+from reviews.services import ingest_file
 
 SUFFIXES = (".md", ".json")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,3 +178,26 @@ class ModelVersion:
             created=created,
             body=body,
         )
+
+
+def version_request(
+    family: str,
+    ai_model: str,
+    artifact_uri: str,
+    artifact_sha256: str,
+    health_url: str | None,
+    evaluation: Mapping[str, float] | None,
+    notes: str,
+) -> dict[str, Any]:
+    """The body of `POST /models/versions`."""
+    body: dict[str, Any] = {
+        "family": family,
+        "ai_model": ai_model,
+        "artifact_uri": artifact_uri,
+        "artifact_sha256": artifact_sha256,
+        "evaluation": dict(evaluation or {}),
+        "notes": notes,
+    }
+    if health_url is not None:
+        body["health_url"] = health_url
+    return body

@@ -1,0 +1,95 @@
+"""The metrics page's presentation (tasks/views.py): table rows formatted for people,
+and each trend as chart data for static/fsar/charts.js (uPlot), with the same points
+as a table for readers without JavaScript. The figures come from tasks.metrics_display."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tasks.formatting import duration, exact_ms, percent
+
+
+def with_backfilled(row: dict, counts: dict[tuple[str, str | None], int], *, by_model: bool) -> dict:
+    """Mark how many of a row's finished tasks were backfilled: its model's on a
+    type's page, every model's of its type on the per-type table."""
+    if by_model:
+        n = counts.get((row["task_type"], row["ai_model"]), 0)
+    else:
+        n = sum(count for (task_type, _), count in counts.items() if task_type == row["task_type"])
+    return {**row, "backfilled": n, "backfilled_shown": f"{n:,}"}
+
+
+def present(group: dict | None, labels: dict) -> dict | None:
+    """A group with its figures formatted for people; raw values stay for sorting."""
+    if group is None:
+        return None
+    return {
+        **group,
+        "label": labels.get(group["task_type"], group["task_type"]),
+        "model_label": group["ai_model"] if group["ai_model"] is not None else "(no model recorded)",
+        "shown": {
+            "count": f"{group['count']:,}",
+            **{f: duration(group[f]) for f in ("mean_ms", "p50_ms", "p95_ms", "max_ms")},
+            "exact": {f: exact_ms(group[f]) for f in ("mean_ms", "p50_ms", "p95_ms", "max_ms")},
+            "failure_rate": percent(group["failure_rate"]),
+            "mean_ms_change": percent(group["mean_ms_change"], signed=True),
+        },
+    }
+
+
+def chart(points: list[dict], bucket: str, *, title: str, chart_id: str) -> dict:
+    """A task type's trend as chart data (static/fsar/charts.js draws it with uPlot):
+    mean and p95 duration in ms, and failure rate, per bucket; None where a bucket
+    has no finished task. The same points are the table shown without JavaScript."""
+    return {
+        "id": chart_id,
+        "title": title,
+        "bucket": bucket,
+        "x": [int(p["start"].timestamp()) for p in points],
+        "series": [
+            {"label": "mean", "unit": "ms", "values": [p["mean_ms"] for p in points]},
+            {"label": "p95", "unit": "ms", "values": [p["p95_ms"] for p in points]},
+        ],
+        "rate": {"label": "failure rate", "unit": "ratio", "values": [p["failure_rate"] for p in points]},
+        "rows": [
+            {
+                "start": p["start"],
+                "label": label_time(p["start"], bucket),
+                "count": p["count"],
+                "mean": duration(p["mean_ms"]),
+                "p95": duration(p["p95_ms"]),
+                "failure_rate": percent(p["failure_rate"]),
+            }
+            for p in points
+        ],
+    }
+
+
+def model_trend(series: dict, bucket: str, *, title: str) -> dict | None:
+    """The drill-down's per-model trend: one mean-duration series per model."""
+    if not series:
+        return None
+    starts = [p["start"] for p in next(iter(series.values()))]
+    names = {model: model if model is not None else "(no model recorded)" for model in series}
+    return {
+        "id": "trend-models",
+        "title": title,
+        "bucket": bucket,
+        "x": [int(start.timestamp()) for start in starts],
+        "series": [
+            {"label": names[model], "unit": "ms", "values": [p["mean_ms"] for p in points]}
+            for model, points in series.items()
+        ],
+        "columns": [names[model] for model in series],
+        "rows": [
+            {
+                "label": label_time(start, bucket),
+                "values": [duration(points[i]["mean_ms"]) for points in series.values()],
+            }
+            for i, start in enumerate(starts)
+        ],
+    }
+
+
+def label_time(moment: datetime, bucket: str) -> str:
+    return moment.strftime("%b %d %H:00" if bucket == "hour" else "%b %d")
