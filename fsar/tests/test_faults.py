@@ -185,6 +185,33 @@ def rqworker(env: dict) -> Started:
     return Started("rqworker", [sys.executable, "manage.py", "rqworker", "default"], env)
 
 
+class Supervised:
+    """What docs/deployment.md asks of the process manager for `rqworker` (systemd's
+    Restart=always): start it again a second after it exits. RQ's worker quits on a
+    Redis error in the middle of a job; its restart is how it comes back."""
+
+    def __init__(self, start) -> None:
+        self.start = start
+        self.current: Started = start()
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.2):
+            if not self.current.alive():
+                if self.stopping.wait(1.0):
+                    return
+                self.current = self.start()
+                self.restarts += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+        self.current.stop()
+
+
 def cron(env: dict) -> Started:
     return Started("cron", [sys.executable, "manage.py", "cron", "fsar.tests.fast_cron"], env)
 
@@ -446,8 +473,9 @@ def test_redis_down_webhooks_are_stored_and_drained_once_when_it_is_back(started
     open_invoices(12)
     env = process_env(redis_server)
     server = Gunicorn(env, workers=2)
-    started.extend([server, rqworker(env), cron(env)])
-    scheduler = started[-1]
+    worker = Supervised(lambda: rqworker(env))
+    scheduler = cron(env)
+    started.extend([server, worker, scheduler])
     with httpx.Client(base_url=server.url, timeout=30) as http:
         # Everything works while Redis is up: one event goes all the way.
         assert deliver(http, invoice_paid_event(0)).status_code == 200
@@ -489,6 +517,7 @@ def test_redis_down_webhooks_are_stored_and_drained_once_when_it_is_back(started
         eventually(lambda: not StripeEvent.objects.filter(status="pending").exists(), timeout=60,
                    what="the periodic drain applies the stored events once Redis is back")  # fmt: skip
     assert_events_applied_once(range(12))
+    assert scheduler.alive(), f"the cron scheduler died; see {scheduler.log}"
 
 
 # (c) An RQ worker SIGKILLed mid-drain and mid-callback
