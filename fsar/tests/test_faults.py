@@ -76,6 +76,18 @@ def wait_listening(port: int, process: subprocess.Popen, log: Path, timeout: flo
     raise RuntimeError(f"nothing listened on {port} within {timeout} s; see {log}")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), children first."""
+    found: list[int] = []
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return found
+    for child in children:
+        found += [child, *descendants(child)]
+    return found
+
+
 class Started:
     """A process this test started, in its own process group (so that SIGKILL takes
     a worker's forked work horse with it, as a machine's crash would); stopped by PID."""
@@ -95,9 +107,14 @@ class Started:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL to the whole group: no handler, no cleanup."""
+        """SIGKILL to it and every process it forked (an RQ work horse is in a process
+        group of its own), as a machine's crash would: no handler, no cleanup."""
         if self.alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in [self.process.pid, *descendants(self.process.pid)]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.process.wait()
 
     def stop(self) -> None:
