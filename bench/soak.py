@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -77,6 +78,8 @@ def main(argv: list[str]) -> int:
     url = postgres_url_or_none("soak", needs_redis=True)
     if url is None:
         return 2
+    # A TERM stops the soak like ^C: the servers it started are stopped (started_processes).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     invoices = int(minutes * 60 * 60) + 5_000  # enough for 3/20 of up to 400 req/s
     name = opts.get("db", BENCH_DB)
     with own_database(url, name, keep="--keep" in argv) as bench_url, started_processes() as processes:
@@ -341,7 +344,8 @@ class Soak:
             while time.perf_counter() < deadline:
                 request = self.next_request()
                 began = time.perf_counter()
-                done += len(await request())
+                answered = len(await request())  # not `done += len(await …)`: that reads `done` before awaiting
+                done += answered
                 slowest[request.__name__] = max(slowest[request.__name__], time.perf_counter() - began)
 
         started = time.perf_counter()
