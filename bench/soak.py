@@ -314,7 +314,7 @@ class Soak:
         status, _, _ = await http(self.port, "GET", "/api/v1/metrics/tasks?group_by=ai_model", headers=self.api)
         return [status]
 
-    # Keeping the votes' cases fresh: open cases and their versions, from the database.
+    # Keeping the votes' cases fresh: open cases (else recent ones) and their versions, from the database.
 
     async def refresh_cases(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -322,6 +322,11 @@ class Soak:
                 rows = conn.execute(
                     "SELECT id, version FROM reviews_case WHERE status = 'open' ORDER BY id DESC LIMIT 200"
                 ).fetchall()
+                if not rows:
+                    # Held tasks share their case and few reports are held: when every open case
+                    # is decided, members still post the form on recent cases (a refused vote:
+                    # the same session, CSRF, form and service path, answered with a message).
+                    rows = conn.execute("SELECT id, version FROM reviews_case ORDER BY id DESC LIMIT 50").fetchall()
             self.open_cases = [(r[0], r[1]) for r in rows]
             try:
                 await asyncio.wait_for(stop.wait(), timeout=2)
