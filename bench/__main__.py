@@ -13,11 +13,14 @@ BENCHMARKS: dict[str, str] = {
     "webhooks": "bench.webhooks",
     "queue": "bench.queue",
     "longpoll": "bench.longpoll",
+    "soak": "bench.soak",
 }
+# Run only when named (`python -m bench soak`): twenty minutes by default.
+ON_REQUEST = {"soak"}
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
+    names = [a for a in argv if not a.startswith("-")] or [n for n in BENCHMARKS if n not in ON_REQUEST]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS) or 'none'}")

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
 from core.history import save_with_history
@@ -166,8 +168,14 @@ def drain_flag_free() -> None:
 
 
 def schedule_drain() -> bool:
-    """Enqueue a drain job unless one is already queued or running."""
-    if not drain_flag_take():
+    """Enqueue a drain job unless one is already queued or running. Redis down: the
+    event is stored all the same and the periodic drain (stripe_events_drain, every
+    minute once Redis is back) applies it; intake never depends on Redis."""
+    try:
+        if not drain_flag_take():
+            return False
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        logger.error("Redis unavailable: no drain scheduled; the periodic drain will apply the event (%s)", exc)
         return False
     enqueue_on_commit("billing.jobs.stripe_events_drain")
     return True

@@ -9,12 +9,16 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.openapi.views import openapi_json
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from billing.api import router as billing_router
 from core.errors import Refused
@@ -206,6 +210,42 @@ def on_gate_unavailable(request: HttpRequest, exc: GateUnavailable) -> HttpRespo
     )
     response["Retry-After"] = str(exc.retry_after_seconds)
     return response
+
+
+# What a client should wait before retrying when the database or Redis could not be reached.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+
+
+def _unavailable(request: HttpRequest, what: str) -> HttpResponse:
+    response = api.create_response(
+        request,
+        {"detail": f"{what} cannot be reached right now; nothing was acknowledged. Retry later."},
+        status=503,
+    )
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+    return response
+
+
+@api.exception_handler(DatabaseOperationalError)
+@api.exception_handler(DatabaseInterfaceError)
+def on_database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """A connection PostgreSQL dropped or refused (a restart, a failover, an operator's
+    pg_terminate_backend), or a statement it cancelled: 503 + Retry-After, not a 500.
+    Whatever the request was writing rolled back with the connection (or committed
+    before it broke: the retry then answers 200 with what was stored, as any retry does).
+    Django closes the broken connection at the end of the request; the next one reconnects."""
+    logger.warning("Database unavailable in %s %s: %s", request.method, request.path, exc)
+    return _unavailable(request, "The database")
+
+
+@api.exception_handler(RedisConnectionError)
+@api.exception_handler(RedisTimeoutError)
+def on_redis_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Redis down where a request needs it before answering (the API rate limit's counter,
+    when API_RATE_LIMIT_REQUESTS is on): fail closed with 503 + Retry-After. Jobs enqueued
+    after a commit do not get here (core/jobs.py logs and leaves them to the periodic jobs)."""
+    logger.warning("Redis unavailable in %s %s: %s", request.method, request.path, exc)
+    return _unavailable(request, "Redis")
 
 
 @api.exception_handler(RequestDataTooBig)

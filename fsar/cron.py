@@ -1,4 +1,4 @@
-"""Periodic jobs, for `manage.py rqcron fsar.cron` beside `manage.py rqworker`.
+"""Periodic jobs, for `manage.py cron` (rqcron fsar.cron, kept alive through Redis outages) beside `manage.py rqworker`.
 
 In the embedded default (no Redis) `manage.py run_periodic` runs the same list
 in a loop; see PERIODIC_JOBS.
