@@ -9,7 +9,7 @@ from deployments.models import Rollout
 from deployments.tests.support import finished_tasks, passed_drill
 from fsar.testing import log_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_an_operator_starts_a_rollout_promotes_a_step_rolls_back_and_sees_the_route_change(

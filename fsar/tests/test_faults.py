@@ -31,11 +31,11 @@ import psycopg
 import pytest
 import stripe
 
-from conftest import ROOT, live_database_url
+from fsar.testing import ROOT, live_database_url
 
 pytestmark = [
     pytest.mark.postgres(reason="kills PostgreSQL connections, Redis and workers"),
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 WEB_APP_NAME = "fsar-faults-web"

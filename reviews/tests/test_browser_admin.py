@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 from fsar.testing import log_in
 from reviews.models import CallbackEndpoint
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_callback_secret_is_shown_once_then_only_its_last_four(page: Page, live_server, operator, api_key):

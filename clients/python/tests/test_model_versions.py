@@ -10,16 +10,13 @@ import pytest
 
 from fsar_client import FSAR, AuthError, Conflict, ModelVersion, NotFound
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 SHA = "ab" * 32
 
 
 @pytest.fixture
-def models_client(live_fsar, policy, make_api_key):
-    from deployments.criteria import install_default_rules
-
-    install_default_rules()  # a transactional test before this one may have flushed them
+def models_client(live_fsar, make_api_key):
     _, secret = make_api_key(scopes=("tasks", "read", "models"))
     client = FSAR(live_fsar.url, secret)
     yield client
