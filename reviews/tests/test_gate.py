@@ -506,3 +506,71 @@ def test_a_model_metric_exactly_at_its_threshold_does_not_match(agent, failures,
     gate = register(agent, "t1", ai_model="shaky").json()["gate"]
     assert gate["decision"] == decision
     assert gate["policy"] == ("flaky" if decision == "deny" else "default-allow")
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"action": "maybe"}, "unknown action"),
+        ({"task_types": ["mine_crypto"]}, "unknown task type"),
+        ({"customers": [7]}, "customers must be strings"),
+        ({"metric": "vibes", "metric_threshold": 1, "metric_window": 5}, "unknown metric"),
+        ({"metric": "failure_rate", "metric_window": 5}, "needs a threshold and a window"),
+        ({"metric": "failure_rate", "metric_threshold": 0.5}, "needs a threshold and a window"),
+        ({"metric": "failure_rate", "metric_threshold": 0.5, "metric_window": 0}, "needs a threshold and a window"),
+        ({"severity_min": 41, "severity_max": 40}, "severity_min is above severity_max"),
+        ({"action": "hold", "quorum": 0}, "a hold needs a quorum of at least 1"),
+    ],
+)
+def test_a_rule_that_cannot_be_evaluated_is_refused_naming_the_problem(fields, problem):
+    from reviews.policy import BrokenRule
+
+    rule = PolicyRule(name="candidate", priority=1, **{"action": "deny", **fields})
+    with pytest.raises(BrokenRule, match=problem):
+        services.validate_rule(rule)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"severity_min": 40, "severity_max": 40},
+        {"action": "hold", "quorum": 1},
+        {"metric": "failure_rate", "metric_threshold": 0.0, "metric_window": 1},
+        {"task_types": ["implement_idea"], "customers": ["acme"]},
+    ],
+)
+def test_a_rule_at_the_edge_of_what_is_valid_is_accepted(fields):
+    services.validate_rule(PolicyRule(name="candidate", priority=1, **{"action": "deny", **fields}))
+
+
+@pytest.mark.parametrize(("severity", "matches"), [(39, False), (40, True), (41, False)])
+def test_a_single_severity_rule_matches_only_that_severity(post_report, severity, matches):
+    PolicyRule.objects.create(name="exactly-40", priority=1, severity_min=40, severity_max=40, action="deny")
+    services.rules_changed()
+    gate = post_report(report_md(f"r{severity}", severity=severity)).json()["gate"]
+    assert gate["policy"] == ("exactly-40" if matches else "severity-30-hold")
+
+
+def test_a_linked_task_is_judged_by_its_reports_fields_under_the_current_rules(agent, post_report):
+    """A report the rules let through (advisory) carries its severity, block flag and
+    proposal to the tasks that name it: a rule added since decides on them."""
+    post_report(report_md("r1", severity=12, proposal="implement_idea: mine some crypto"))
+    PolicyRule.objects.create(name="teens", priority=1, severity_min=11, severity_max=13, action="deny")
+    services.rules_changed()
+    gate = register(agent, "t1", proposal_id="r1").json()["gate"]
+    assert (gate["decision"], gate["policy"]) == ("deny", "teens")
+    assert "severity=12" in gate["reason"]
+    assert register(agent, "t2").json()["gate"]["decision"] == "allow"  # no report: no severity to match
+
+
+def test_a_task_whose_report_was_deleted_since_cannot_start(agent, post_report):
+    from reviews.models import Report
+
+    post_report(report_md("r1", severity=5))
+    task = register(agent, "t1", proposal_id="r1").json()
+    assert (task["status"], task["gate"]["decision"]) == ("registered", "allow")
+    Report.objects.filter(report_id="r1").delete()
+    response = agent.post(f"/api/v1/tasks/{task['id']}/start")
+    assert response.status_code == 409
+    assert "its report r1 no longer exists" in response.json()["detail"]
+    assert ExecutionTask.objects.get(pk=task["id"]).status == TaskStatus.DENIED
