@@ -360,6 +360,25 @@ def run_pytest(workdir: Path, args: tuple[str, ...], timeout: int) -> tuple[int,
     return done.returncode, tail[0]
 
 
+def baseline_runs(mutants: list[Mutant]) -> list[tuple[str, ...]]:
+    """Every mutant's tests, in few pytest runs: the node ids together, then one run
+    per file for the `file -k expression` selections (their expressions or-ed)."""
+    nodes = sorted({arg for mutant in mutants for arg in mutant.tests if "::" in arg})
+    expressions: dict[str, set[str]] = {}
+    for mutant in mutants:
+        if any("::" in arg for arg in mutant.tests):
+            continue
+        path, *rest = mutant.tests
+        if rest and rest[0] == "-k" and len(rest) == 2:
+            expressions.setdefault(path, set()).add(f"({rest[1]})")
+        else:
+            expressions.setdefault(path, set()).add("")
+    runs = [tuple(nodes)] if nodes else []
+    for path, found in sorted(expressions.items()):
+        runs.append((path,) if "" in found else (path, "-k", " or ".join(sorted(found))))
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("ids", nargs="*", help="run only these mutants")
@@ -394,10 +413,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fsar-mutate-") as tmp:
         work = Path(tmp) / "repo"
         shutil.copytree(ROOT, work, ignore=IGNORED)
-        selections = sorted({arg for mutant in chosen for arg in mutant.tests if "::" in arg})
-        by_file = sorted({mutant.tests for mutant in chosen if not any("::" in arg for arg in mutant.tests)})
         print(f"{len(chosen)} mutants; checking that their tests pass unmutated in {work}")
-        for args in [tuple(selections), *by_file]:
+        for args in baseline_runs(chosen):
             status, tail = run_pytest(work, args, options.timeout)
             if status != 0:
                 print(f"the unmutated tests fail ({' '.join(args)}): {tail}")
