@@ -574,3 +574,17 @@ def test_a_task_whose_report_was_deleted_since_cannot_start(agent, post_report):
     assert response.status_code == 409
     assert "its report r1 no longer exists" in response.json()["detail"]
     assert ExecutionTask.objects.get(pk=task["id"]).status == TaskStatus.DENIED
+
+
+def test_a_start_refused_on_the_case_that_allowed_the_task_says_what_changed_it(agent, post_report, alice):
+    case_id = post_report(report_md("r1", severity=35)).json()["gate"]["case"]
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the rollback plan.")
+    task = register(agent, "t1", proposal_id="r1").json()
+    assert (task["gate"]["decision"], task["gate"]["case"]) == ("allow", case_id)
+    services.case_revoke(case_id=case_id, by=alice, rationale="The rollback plan was never tested.")
+    response = agent.post(f"/api/v1/tasks/{task['id']}/start")
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert f"waiting for the committee (case {case_id}); since the task was allowed: " in detail
+    assert "The rollback plan was never tested." in detail
+    assert "since the task was allowed" in ExecutionTask.objects.get(pk=task["id"]).gate_reason
