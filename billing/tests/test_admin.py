@@ -46,7 +46,7 @@ def test_billing_admin_pages_render_with_history(client, superuser, acme, offeri
         "serviceoffering": (
             offerings[0],
             ["Idea implementation per task 123450", "Self improvement per 1,000 tokens 2000", "2 service offerings"],
-            ["Change service offering Idea implementation", "Covered task types", "implement_idea"],
+            ["Change service offering Idea implementation", "Unit: per task", "Task types:"],
             ["View history: Idea implementation", "Created", "1 entry"],
         ),
         "invoice": (
