@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench screenshots venv deps dev-deps browser clean
+.PHONY: run test lint bench mutate screenshots venv deps dev-deps browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ screenshots: dev-deps browser
 bench: export DEBUG ?= 1
 bench: dev-deps
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Hand-written mutants of the gate, the policy rules, the tally and the audit chain, each
+# run against the tests that must catch it (scripts/mutate.py; not in CI, see docs/testing.md).
+mutate: dev-deps
+	$(PY) scripts/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .test-db.sqlite3 staticfiles

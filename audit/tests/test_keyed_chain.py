@@ -373,3 +373,24 @@ def test_a_malformed_anchor_file_fails_verification_naming_the_line(five, keyed,
     keyed.AUDIT_ANCHOR_FILE = str(path)
     report = verify_chain()
     assert not report.ok and f"{path} line 1 is not" in report.problem
+
+
+def test_a_chain_rebuilt_after_an_anchor_is_caught_at_the_anchored_entry(five, keyed, tmp_path):
+    """Whoever holds the key can rebuild a chain that verifies; a head anchored outside
+    the database before that still names the entry that changed."""
+    path = tmp_path / "audit-heads.log"
+    path.write_text(f"2026-11-30T00:00:00Z 3 {'a' * 64} {key_id_of(KEY_A.encode())}\n")
+    keyed.AUDIT_ANCHOR_FILE = str(path)
+    report = verify_chain()
+    assert not report.ok and report.bad_seq == 3
+    assert report.problem.startswith("entry #3 is not the one anchored at 2026-11-30")
+    assert "the chain was rewritten from there on" in report.problem
+    path.write_text(f"2026-11-30T00:00:00Z 3 {five[2].hash} {key_id_of(KEY_A.encode())}\n")
+    assert verify_chain().ok and verify_chain().anchors == 1
+
+
+def test_a_head_row_whose_hash_is_not_the_last_entrys_is_reported(five):
+    sql("UPDATE audit_audithead SET hash = %s", ["f" * 64])
+    report = verify_chain()
+    assert not report.ok and report.bad_seq == 6
+    assert "the chain ends at #5 but its head says #5" in report.problem

@@ -1,3 +1,6 @@
+import re
+from html import unescape
+
 import pytest
 from django.urls import reverse
 
@@ -20,23 +23,66 @@ def november_invoice_pushed(acme, offerings, finish_task, fake_stripe):
 pytestmark = pytest.mark.django_db
 
 
+def page_text(response) -> str:
+    """The admin page's content area as text: tags dropped, whitespace collapsed."""
+    html = response.content.decode().split('id="content"', 1)[-1]
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
 def test_billing_admin_pages_render_with_history(client, superuser, acme, offerings, finish_task):
     finish_task()
     invoice = services.invoice_prepare(customer_id=acme.pk, period="2026-11")
     run = InvoiceRun.objects.create(period="2026-11")
     client.force_login(superuser)
-    objects = {
-        "customer": acme,
-        "serviceoffering": offerings[0],
-        "invoice": invoice,
-        "invoicerun": run,
-        "usagerecord": invoice.lines.first().usage_records.first(),
+    record = invoice.lines.first().usage_records.first()
+    # For each model: its object, then what its list, change and history pages must show.
+    pages = {
+        "customer": (
+            acme,
+            ["Acme Corp cust_acme Charge the default payment method", "1 customer"],
+            ["Change customer Acme Corp (cust_acme)", "Collection method"],
+            ["View history: Acme Corp (cust_acme)", "Created", "1 entry"],
+        ),
+        "serviceoffering": (
+            offerings[0],
+            ["Idea implementation per task 123450", "Self improvement per 1,000 tokens 2000", "2 service offerings"],
+            ["Change service offering Idea implementation", "Unit: per task", "Task types:"],
+            ["View history: Idea implementation", "Created", "1 entry"],
+        ),
+        "invoice": (
+            invoice,
+            ["Draft cust_acme-2026-11 Acme Corp (cust_acme) 2026-11 Draft 12", "1 invoice"],
+            ["Change invoice Draft cust_acme-2026-11", "Total minor: 12", "Idea implementation, 2026-11: 1 tasks"],
+            [
+                "View history: Draft cust_acme-2026-11",
+                "lines added Amount remaining minor: 0 → 12 Total minor: 0 → 12",
+                "prepared from 1 usage record(s)",
+                "2 entries",
+            ],
+        ),
+        "invoicerun": (
+            run,
+            ["invoice run 2026-11 #1 2026-11 Running", "1 invoice run"],
+            ["Change invoice run invoice run 2026-11 #1", "Period: 2026-11 Status: Running"],
+            ["View history: invoice run 2026-11 #1", "Created", "1 entry"],
+        ),
+        "usagerecord": (
+            record,
+            ["implement_idea t-1 (succeeded) Acme Corp (cust_acme) Idea implementation 1 123450", "1 usage record"],
+            ["Change usage record usage for task 1", "Amount micros: 123450", "Cost micros: 500"],
+            None,  # usage records have no history page
+        ),
     }
-    for model, obj in objects.items():
-        assert client.get(reverse(f"admin:billing_{model}_changelist")).status_code == 200, model
-        assert client.get(reverse(f"admin:billing_{model}_change", args=[obj.pk])).status_code == 200, model
-        if model != "usagerecord":
-            assert client.get(reverse(f"admin:billing_{model}_history", args=[obj.pk])).status_code == 200, model
+    for model, (obj, listed, change, history) in pages.items():
+        views = [("changelist", [], listed), ("change", [obj.pk], change)]
+        if history is not None:
+            views.append(("history", [obj.pk], history))
+        for view, args, expected in views:
+            response = client.get(reverse(f"admin:billing_{model}_{view}", args=args))
+            assert response.status_code == 200, (model, view)
+            text = page_text(response)
+            for snippet in expected:
+                assert snippet in text, (model, view, snippet, text[:600])
 
 
 def offering_form(**fields):

@@ -145,7 +145,13 @@ def test_a_bad_signature_is_refused_and_nothing_is_stored(deliver, open_invoice,
 def test_a_signature_just_inside_the_tolerance_is_accepted(deliver, open_invoice):
     event = stripe_event("invoice.finalized", invoice_obj("open"))
     body = json.dumps(event)
-    assert deliver(event, body=body, signature=signed(body, timestamp=int(time.time()) - 290)).status_code == 200
+    response = deliver(event, body=body, signature=signed(body, timestamp=int(time.time()) - 290))
+    assert response.status_code == 200
+    assert response.json() == {"received": event["id"], "duplicate": False}
+    stored = StripeEvent.objects.get(stripe_id=event["id"])
+    assert stored.type == "invoice.finalized" and stored.attempts == 1
+    assert stored.status in (StripeEvent.Status.PROCESSED, StripeEvent.Status.IGNORED)
+    assert stored.payload["id"] == event["id"]
 
 
 def test_without_a_webhook_secret_every_delivery_is_refused_clearly(client, settings):

@@ -191,3 +191,16 @@ def test_an_approved_version_costs_two_queries_once_and_none_after(ai, approved_
     with django_assert_num_queries(0):
         assert model_decision("coder-2026-12", rules_version=version) is None
         assert model_decision("coder-2026-12", rules_version=version) is None
+
+
+def test_a_versions_approval_lapses_at_approved_until_exactly(ai, approved_version):
+    """The gate compares the version's `approved_until` itself (no expiry job has run):
+    it covers tasks up to that moment, and not at it."""
+    version = approved_version()
+    until = ModelVersion.objects.get(ai_model=version["ai_model"]).approved_until
+    with time_machine.travel(until - timedelta(seconds=1), tick=False):
+        assert register_task(ai, "before").json()["status"] == "registered"
+    with time_machine.travel(until, tick=False):
+        held = register_task(ai, "at").json()
+    assert (held["status"], held["gate"]["policy"], held["gate"]["case"]) == ("held", "model-version", version["case"])
+    assert "lapsed" in held["gate"]["reason"]

@@ -56,6 +56,44 @@ def test_a_majority_policy_needs_most_eligible_members_to_reject(agent, post_rep
     assert Case.objects.get(pk=case_id).status == CaseStatus.REJECTED
 
 
+def test_a_majority_policy_at_exactly_half_stays_open(agent, post_report, alice, bob, charlie, django_user_model):
+    """More than half must reject: 2 rejects of 4 eligible members is not a majority."""
+    from conftest import make_user
+    from core.roles import COMMITTEE
+    from reviews.selectors import eligible_member_ids
+
+    dave = make_user(django_user_model, "dave", COMMITTEE)
+    PolicyRule.objects.filter(name="severity-30-hold").update(decide_by_majority=True)
+    services.rules_changed()
+    case_id, task_id = held(agent, post_report)
+    assert eligible_member_ids(Case.objects.get(pk=case_id)) == {alice.pk, bob.pk, charlie.pk, dave.pk}
+    services.vote_cast(case_id=case_id, member=alice, choice="reject", rationale="Not convinced at all by this.")
+    services.vote_cast(case_id=case_id, member=bob, choice="reject", rationale="Agree with alice on this one.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # 2 of 4 eligible: half, not more
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.HELD
+    services.vote_cast(case_id=case_id, member=dave, choice="reject", rationale="Same concern about the rollback.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.REJECTED  # 3 of 4
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.DENIED
+
+
+def test_an_approval_by_a_member_removed_from_the_committee_no_longer_counts(agent, post_report, alice, bob, charlie):
+    from django.contrib.auth.models import Group
+
+    from core.roles import COMMITTEE
+
+    case_id, task_id = held(agent, post_report)  # quorum 2
+    services.vote_cast(case_id=case_id, member=alice, choice="approve", rationale=WHY)
+    alice.groups.remove(Group.objects.get(name=COMMITTEE))
+    services.vote_cast(case_id=case_id, member=bob, choice="approve", rationale="Risks are mitigated well enough.")
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # bob's is the only approval that counts
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.HELD
+    services.vote_cast(case_id=case_id, member=charlie, choice="approve", rationale="Read it twice, it holds up.")
+    case = Case.objects.get(pk=case_id)
+    assert case.status == CaseStatus.APPROVED
+    assert "alice" not in case.rationale and "bob: Risks" in case.rationale and "charlie: Read" in case.rationale
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.REGISTERED
+
+
 @pytest.mark.parametrize("rationale", ["", "   ", "ok", "Looks fine", "lgtm lgtm"])
 def test_empty_or_one_word_rationales_are_refused(agent, post_report, alice, rationale):
     case_id, _ = held(agent, post_report)

@@ -401,3 +401,190 @@ def test_a_model_metric_reads_only_finished_tasks_through_its_partial_index():
         cursor.execute("EXPLAIN EXECUTE metric('exp-1', 50)")
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "tasks_model_live_finished" in plan, plan
+
+
+# The gate's own reading of the state, at its edges (each kills a mutant that survived
+# the tests above: see docs/testing.md, "Mutation testing").
+
+
+def test_a_lapsed_report_approval_holds_the_next_task_before_cases_expire_runs(agent, post_report, alice):
+    """The gate compares `approved_until` itself: it does not wait for `cases_expire`
+    to mark the case expired. Up to the last moment the approval covers the report;
+    at `approved_until` it no longer does, and the case reopens."""
+    import time_machine
+
+    case_id = post_report(report_md("r1", severity=35)).json()["gate"]["case"]
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the rollback plan.")
+    approved_until = Case.objects.get(pk=case_id).approved_until
+    from datetime import timedelta
+
+    with time_machine.travel(approved_until - timedelta(seconds=1), tick=False):
+        before = register(agent, "t1", proposal_id="r1").json()
+    assert (before["status"], before["gate"]["decision"]) == ("registered", "allow")
+    with time_machine.travel(approved_until, tick=False):
+        at = register(agent, "t2", proposal_id="r1").json()
+    assert (at["status"], at["gate"]["decision"], at["gate"]["case"]) == ("held", "hold", case_id)
+    assert "waiting for the committee" in at["gate"]["reason"]
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN  # reopened by the gate, not by a job
+
+
+def test_a_lapsed_task_case_approval_holds_the_next_task_before_cases_expire_runs(agent, alice):
+    import time_machine
+
+    PolicyRule.objects.create(
+        name="new-models", priority=1, ai_model_glob="exp-*", action="hold", approval_valid_hours=1
+    )
+    case_id = int(register(agent, "t1", ai_model="exp-1").json()["gate"]["case"])
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the model card.")
+    approved_until = Case.objects.get(pk=case_id).approved_until
+    from datetime import timedelta
+
+    with time_machine.travel(approved_until - timedelta(seconds=1), tick=False):
+        before = register(agent, "t2", ai_model="exp-1").json()
+    assert (before["status"], before["gate"]["decision"]) == ("registered", "allow")
+    assert f"covered by the approval of case {case_id}" in before["gate"]["reason"]
+    with time_machine.travel(approved_until, tick=False):
+        at = register(agent, "t3", ai_model="exp-1").json()
+    assert (at["status"], at["gate"]["decision"], at["gate"]["case"]) == ("held", "hold", case_id)
+    assert Case.objects.get(pk=case_id).status == CaseStatus.OPEN
+    assert Case.objects.filter(kind=Case.Kind.TASKS, ai_model="exp-1").count() == 1  # reopened, not a new one
+
+
+@pytest.mark.parametrize(
+    ("severity", "policy"),
+    [
+        (9, "default-allow"),
+        (10, "default-allow"),
+        (29, "default-allow"),
+        (30, "severity-30-hold"),
+        (49, "severity-30-hold"),
+        (50, "severity-50-hold"),
+    ],
+)
+def test_the_default_severity_thresholds_are_inclusive_and_the_one_below_is_not_held(post_report, severity, policy):
+    gate = post_report(report_md(f"r{severity}", severity=severity)).json()["gate"]
+    assert gate["policy"] == policy
+    assert gate["decision"] == ("allow" if policy == "default-allow" else "hold")
+    if policy != "default-allow":
+        assert Case.objects.get(pk=gate["case"]).quorum == (3 if severity >= 50 else 2)
+    elif severity >= 10:
+        assert Case.objects.get(pk=gate["case"]).status == CaseStatus.ADVISORY
+    else:
+        assert gate["case"] is None
+
+
+@pytest.mark.parametrize(("severity", "matches"), [(39, False), (40, True), (45, True), (46, False)])
+def test_a_severity_range_bounds_both_sides_inclusively(post_report, severity, matches):
+    PolicyRule.objects.create(name="middle", priority=1, severity_min=40, severity_max=45, action="deny")
+    services.rules_changed()
+    gate = post_report(report_md(f"r{severity}", severity=severity)).json()["gate"]
+    if matches:
+        assert (gate["decision"], gate["policy"]) == ("deny", "middle")
+        assert "severity_max=45" in gate["reason"] and "severity_min=40" in gate["reason"]
+    else:
+        assert (gate["decision"], gate["policy"]) == ("hold", "severity-30-hold")
+
+
+@pytest.mark.parametrize(("severity", "matches"), [(44, True), (45, True), (46, False)])
+def test_a_severity_max_alone_bounds_from_above(post_report, severity, matches):
+    PolicyRule.objects.create(name="up-to-45", priority=1, severity_max=45, action="deny")
+    services.rules_changed()
+    gate = post_report(report_md(f"r{severity}", severity=severity)).json()["gate"]
+    assert gate["policy"] == ("up-to-45" if matches else "severity-30-hold")
+
+
+@pytest.mark.parametrize(("failures", "decision"), [(1, "allow"), (2, "allow"), (3, "deny")])
+def test_a_model_metric_exactly_at_its_threshold_does_not_match(agent, failures, decision):
+    """A metric rule matches when the value is above its threshold: 2 failures of 4
+    is 0.5, at the threshold, and allowed."""
+    PolicyRule.objects.create(
+        name="flaky", priority=1, metric="failure_rate", metric_threshold=0.5, metric_window=4, action="deny"
+    )
+    services.rules_changed()
+    for i in range(4):
+        live_task(f"m{i}", "shaky", TaskStatus.FAILED if i < failures else TaskStatus.SUCCEEDED, minute=i)
+    gate = register(agent, "t1", ai_model="shaky").json()["gate"]
+    assert gate["decision"] == decision
+    assert gate["policy"] == ("flaky" if decision == "deny" else "default-allow")
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"action": "maybe"}, "unknown action"),
+        ({"task_types": ["mine_crypto"]}, "unknown task type"),
+        ({"customers": [7]}, "customers must be strings"),
+        ({"metric": "vibes", "metric_threshold": 1, "metric_window": 5}, "unknown metric"),
+        ({"metric": "failure_rate", "metric_window": 5}, "needs a threshold and a window"),
+        ({"metric": "failure_rate", "metric_threshold": 0.5}, "needs a threshold and a window"),
+        ({"metric": "failure_rate", "metric_threshold": 0.5, "metric_window": 0}, "needs a threshold and a window"),
+        ({"severity_min": 41, "severity_max": 40}, "severity_min is above severity_max"),
+        ({"action": "hold", "quorum": 0}, "a hold needs a quorum of at least 1"),
+    ],
+)
+def test_a_rule_that_cannot_be_evaluated_is_refused_naming_the_problem(fields, problem):
+    from reviews.policy import BrokenRule
+
+    rule = PolicyRule(name="candidate", priority=1, **{"action": "deny", **fields})
+    with pytest.raises(BrokenRule, match=problem):
+        services.validate_rule(rule)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"severity_min": 40, "severity_max": 40},
+        {"action": "hold", "quorum": 1},
+        {"metric": "failure_rate", "metric_threshold": 0.0, "metric_window": 1},
+        {"task_types": ["implement_idea"], "customers": ["acme"]},
+    ],
+)
+def test_a_rule_at_the_edge_of_what_is_valid_is_accepted(fields):
+    services.validate_rule(PolicyRule(name="candidate", priority=1, **{"action": "deny", **fields}))
+
+
+@pytest.mark.parametrize(("severity", "matches"), [(39, False), (40, True), (41, False)])
+def test_a_single_severity_rule_matches_only_that_severity(post_report, severity, matches):
+    PolicyRule.objects.create(name="exactly-40", priority=1, severity_min=40, severity_max=40, action="deny")
+    services.rules_changed()
+    gate = post_report(report_md(f"r{severity}", severity=severity)).json()["gate"]
+    assert gate["policy"] == ("exactly-40" if matches else "severity-30-hold")
+
+
+def test_a_linked_task_is_judged_by_its_reports_fields_under_the_current_rules(agent, post_report):
+    """A report the rules let through (advisory) carries its severity, block flag and
+    proposal to the tasks that name it: a rule added since decides on them."""
+    post_report(report_md("r1", severity=12, proposal="implement_idea: mine some crypto"))
+    PolicyRule.objects.create(name="teens", priority=1, severity_min=11, severity_max=13, action="deny")
+    services.rules_changed()
+    gate = register(agent, "t1", proposal_id="r1").json()["gate"]
+    assert (gate["decision"], gate["policy"]) == ("deny", "teens")
+    assert "severity=12" in gate["reason"]
+    assert register(agent, "t2").json()["gate"]["decision"] == "allow"  # no report: no severity to match
+
+
+def test_a_task_whose_report_was_deleted_since_cannot_start(agent, post_report):
+    from reviews.models import Report
+
+    post_report(report_md("r1", severity=5))
+    task = register(agent, "t1", proposal_id="r1").json()
+    assert (task["status"], task["gate"]["decision"]) == ("registered", "allow")
+    Report.objects.filter(report_id="r1").delete()
+    response = agent.post(f"/api/v1/tasks/{task['id']}/start")
+    assert response.status_code == 409
+    assert "its report r1 no longer exists" in response.json()["detail"]
+    assert ExecutionTask.objects.get(pk=task["id"]).status == TaskStatus.DENIED
+
+
+def test_a_start_refused_on_the_case_that_allowed_the_task_says_what_changed_it(agent, post_report, alice):
+    case_id = post_report(report_md("r1", severity=35)).json()["gate"]["case"]
+    services.case_decide(case_id=case_id, decision="approved", by=alice, rationale="Reviewed the rollback plan.")
+    task = register(agent, "t1", proposal_id="r1").json()
+    assert (task["gate"]["decision"], task["gate"]["case"]) == ("allow", case_id)
+    services.case_revoke(case_id=case_id, by=alice, rationale="The rollback plan was never tested.")
+    response = agent.post(f"/api/v1/tasks/{task['id']}/start")
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert f"waiting for the committee (case {case_id}); since the task was allowed: " in detail
+    assert "The rollback plan was never tested." in detail
+    assert "since the task was allowed" in ExecutionTask.objects.get(pk=task["id"]).gate_reason

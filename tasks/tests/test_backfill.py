@@ -81,8 +81,22 @@ def test_duplicates_within_a_request_are_refused(agent):
 
 
 @override_settings(TASK_GATE="tasks.tests.test_api.broken_gate")
-def test_backfills_skip_the_gate(agent):
-    assert bulk(agent, [row(1)]).status_code == 200
+def test_backfills_skip_the_gate(agent, api_key):
+    """A broken gate (which fails every registration closed) is never asked: the rows
+    are stored as they came, finished, with no gate decision, policy or case."""
+    response = bulk(agent, [row(1), row(2, status="failed", error="boom")])
+    assert response.status_code == 200
+    assert response.json() == {"created": 2, "unchanged": 0}
+    stored = {t.external_id: t for t in ExecutionTask.objects.order_by("external_id")}
+    assert list(stored) == ["hist-1", "hist-2"]
+    for task in stored.values():
+        assert (task.gate_decision, task.gate_reason, task.gate_policy, task.gate_case) == (None, None, None, None)
+        assert task.source == "backfill"
+        assert task.submitted_by == api_key[0]
+    assert (stored["hist-1"].status, stored["hist-2"].status) == ("succeeded", "failed")
+    assert stored["hist-2"].error == "boom"
+    body = agent.get(f"/api/v1/tasks/{stored['hist-1'].pk}").json()
+    assert body["status"] == "succeeded" and body["gate"]["decision"] is None
 
 
 def test_it_takes_ten_thousand_rows_and_refuses_more(agent):
