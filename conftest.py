@@ -246,10 +246,12 @@ def unregistered_models_allowed(settings):
     rules, so there a version nobody registered is let through to those rules
     (MODELS_UNREGISTERED=allow). deployments' tests run with the production default,
     hold (deployments/tests/conftest.py). Each test starts with an empty model cache."""
+    from assurance.gate import clear_cache as clear_audit_cache
     from deployments.gate import clear_cache
 
     settings.MODELS_UNREGISTERED = "allow"
     clear_cache()
+    clear_audit_cache()
 
 
 @pytest.fixture

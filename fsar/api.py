@@ -16,6 +16,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.openapi.views import openapi_json
 
+from assurance.api import router as audits_router
 from billing.api import router as billing_router
 from core.roles import COMMITTEE, OPERATORS, has_role
 from deployments.api import router as deployments_router
@@ -99,6 +100,7 @@ api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
 api.add_router("/billing", billing_router)
 api.add_router("/models", deployments_router)
+api.add_router("/audits", audits_router)
 
 
 class IndexOut(Schema):
