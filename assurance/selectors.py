@@ -232,3 +232,56 @@ def problems(*, now: datetime | None = None) -> list[dict]:
 
 def standing_row(version_id: int) -> VersionStanding | None:
     return VersionStanding.objects.filter(model_version_id=version_id).first()
+
+
+# Built-in suites: FSAR's own task data -----------------------------------------
+
+# held/denied share: over the model's last N registered tasks (the (ai_model, id) index).
+GATE_SAMPLE = 1000
+
+
+def builtin_figures(*, ai_model: str, since: datetime, until: datetime) -> dict:
+    """The built-in metrics of `ai_model` over a window, without scanning the table:
+
+    - task_count, failure_rate, p95_ms: tasks.metrics over the finished_at window
+      (exact from the covering index for a small window, the hour/day rollups for a
+      large one), for this model only;
+    - cost_per_task (micros): the model's finished API tasks in the window, an index
+      range on (ai_model, finished_at) (the gate's partial index);
+    - held_share, denied_share: the gate's decision on the model's last GATE_SAMPLE
+      registered tasks (an index range on (ai_model, id)).
+    """
+    from django.db.models import Avg, Count
+    from django.db.models import Q as _Q
+
+    from tasks import metrics
+    from tasks.models import ExecutionTask
+
+    query = metrics.Query(window=metrics.Window(since, until), by_model=True, by_type=False, ai_model=ai_model)
+    groups = metrics.aggregate(query)
+    count = sum(s.count for s in groups.values())
+    failed = sum(s.failed for s in groups.values())
+    p95 = next((s.p95_ms for s in groups.values() if s.count), None) if len(groups) == 1 else None
+    cost = ExecutionTask.objects.filter(
+        ai_model=ai_model,
+        finished_at__gte=since,
+        finished_at__lt=until,
+        status__in=metrics.FINISHED,
+        source="api",
+        cost_micros__isnull=False,
+    ).aggregate(avg=Avg("cost_micros"))["avg"]
+    recent = ExecutionTask.objects.filter(ai_model=ai_model).order_by("-id").values("id")[:GATE_SAMPLE]
+    gate = ExecutionTask.objects.filter(pk__in=recent).aggregate(
+        total=Count("id"),
+        held=Count("id", filter=_Q(gate_decision="hold")),
+        denied=Count("id", filter=_Q(gate_decision="deny")),
+    )
+    total = gate["total"] or 0
+    return {
+        "task_count": count,
+        "failure_rate": round(failed / count, 4) if count else None,
+        "p95_ms": round(p95, 1) if p95 is not None else None,
+        "cost_per_task": round(cost, 1) if cost is not None else None,
+        "held_share": round(gate["held"] / total, 4) if total else None,
+        "denied_share": round(gate["denied"] / total, 4) if total else None,
+    }

@@ -307,10 +307,9 @@ def suites_changed() -> None:
 
 
 def builtin_figures(version: ModelVersion, suite: AuditSuite, *, now: datetime) -> dict:
-    from tasks import metrics
-
-    window = metrics.Window(start=now - timedelta(hours=suite.window_hours), end=now)
-    return metrics.model_audit_figures(ai_model=version.ai_model, window=window)
+    return selectors.builtin_figures(
+        ai_model=version.ai_model, since=now - timedelta(hours=suite.window_hours), until=now
+    )
 
 
 def builtin_run(suite: AuditSuite, version: ModelVersion, *, now: datetime | None = None) -> AuditRun:

@@ -289,3 +289,34 @@ def test_a_pending_version_is_left_to_deployments(ai, garak_suite):
     make_version("coder-new", status="pending_review")
     gate = register_task(ai, "t-1", ai_model="coder-new").json()["gate"]
     assert gate["policy"] == "model-version"
+
+
+def test_a_builtin_suite_measures_the_task_data_on_schedule(version, django_capture_on_commit_callbacks):
+    from assurance import services
+    from assurance.models import AuditSuite
+
+    now = timezone.now()
+    AuditSuite.objects.filter().delete()
+    suite = make_suite("builtin-daily", source="builtin", schedule="*/5 * * * *", created_at=now - timedelta(hours=1))
+    for i in range(10):
+        ExecutionTask.objects.create(
+            external_id=f"b-{i}",
+            task_type="implement_idea",
+            ai_model=version.ai_model,
+            status="failed" if i < 2 else "succeeded",
+            source="api",
+            created_at=now - timedelta(minutes=30),
+            started_at=now - timedelta(minutes=20),
+            finished_at=now - timedelta(minutes=10),
+            duration_ms=1000 + i,
+            cost_micros=500,
+            gate_decision="allow",
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.sweep(now=now)
+    assert result["builtin_runs"] == 1
+    run = AuditRun.objects.get(suite=suite)
+    assert run.figures["task_count"] == 10 and run.figures["failure_rate"] == 0.2
+    assert run.figures["cost_per_task"] == 500 and run.figures["held_share"] == 0
+    assert run.verdict == "fail"  # failure_rate 0.2 > 0.05
+    assert services.sweep(now=now)["builtin_runs"] == 0  # not due again yet

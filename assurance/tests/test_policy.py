@@ -22,9 +22,12 @@ def test_a_model_case_is_not_approved_before_every_required_suite_passed(ai, gar
     case.save()
     with pytest.raises(review_services.NotAllowed, match="garak-weekly"):
         review_services.vote_cast(case_id=case.pk, member=alice, choice="approve", rationale=APPROVE)
-    assert post_run(
-        ai, suite="garak-weekly", ai_model=version.ai_model, fmt="garak", report=sample("garak_new.report.jsonl")
-    ).json()["verdict"] == "pass"
+    assert (
+        post_run(
+            ai, suite="garak-weekly", ai_model=version.ai_model, fmt="garak", report=sample("garak_new.report.jsonl")
+        ).json()["verdict"]
+        == "pass"
+    )
     review_services.vote_cast(case_id=case.pk, member=alice, choice="approve", rationale=APPROVE)
     case.refresh_from_db()
     assert case.status == "approved"
