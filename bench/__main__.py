@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "webhooks": "bench.webhooks",
     "queue": "bench.queue",
     "longpoll": "bench.longpoll",
+    "audits": "bench.audits",
 }
 
 
