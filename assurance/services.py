@@ -97,7 +97,14 @@ def verdict_of(parsed: importers.Parsed, suite: AuditSuite) -> tuple[str, list[d
 
 
 def run_submit(
-    *, suite: str, ai_model: str, fmt: str, content: bytes, filename: str = "", sender: Sender
+    *,
+    suite: str,
+    ai_model: str,
+    fmt: str,
+    content: bytes,
+    filename: str = "",
+    sender: Sender,
+    now: datetime | None = None,
 ) -> tuple[AuditRun, bool]:
     """Record a promptfoo or garak result for (suite, version): (run, created).
     The same file again for the same suite and version returns the stored run.
@@ -126,7 +133,7 @@ def run_submit(
         raise Malformed(f"report: {exc}", field="report") from None
     try:
         with transaction.atomic():
-            run = _record(suite_row, version, parsed, sha=sha, size=len(content), fmt=fmt, sender=sender)
+            run = _record(suite_row, version, parsed, sha=sha, size=len(content), fmt=fmt, sender=sender, now=now)
             AuditEvidence.objects.create(run=run, filename=filename[:255], content=content)
     except IntegrityError:
         existing = AuditRun.objects.filter(suite=suite_row, model_version=version, evidence_sha256=sha).first()
