@@ -72,3 +72,44 @@ def test_a_suite_the_gate_could_not_use_is_refused():
     suite.criteria = [{"metric": "failure_rate", "comparison": "<=", "threshold": 0.1}]
     with pytest.raises(ValueError, match="not measured by garak"):
         check_suite(suite)
+
+
+def _admin_form(**values):
+    base = {
+        "name": "new-suite",
+        "description": "",
+        "family_glob": "",
+        "ai_model_glob": "",
+        "source": "garak",
+        "criteria": '[{"metric": "attack_success_rate", "comparison": "<=", "threshold": 0.05}]',
+        "schedule": "0 3 * * *",
+        "grace_minutes": "60",
+        "window_hours": "24",
+        "action": "hold",
+        "enabled": "on",
+        "created_at_0": "2026-11-01",
+        "created_at_1": "00:00:00",
+        "change_reason": "A nightly garak run for every family.",
+    }
+    return {**base, **values}
+
+
+def test_in_the_admin_a_required_suite_is_proposed_and_an_optional_one_saved(client, operator):
+    client.force_login(operator)
+    response = client.post("/admin/assurance/auditsuite/add/", _admin_form(required="on"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not AuditSuite.objects.exists()
+    change = PolicyChange.objects.get(target="assurance.auditsuite")
+    assert change.status == "pending"
+    response = client.post("/admin/assurance/auditsuite/add/", _admin_form(name="optional"))
+    assert response.status_code == 302
+    suite = AuditSuite.objects.get(name="optional")
+    assert not suite.required
+    # Making it required is a committee decision too.
+    response = client.post(
+        f"/admin/assurance/auditsuite/{suite.pk}/change/", _admin_form(name="optional", required="on")
+    )
+    assert response.status_code == 302
+    suite.refresh_from_db()
+    assert not suite.required
+    assert PolicyChange.objects.filter(target="assurance.auditsuite").count() == 2
