@@ -21,7 +21,7 @@ from core.history import save_with_history
 from core.jobs import enqueue_on_commit
 from deployments.models import ModelVersion, version_id_of
 from reviews import services as review_services
-from reviews.models import Case
+from reviews.models import WAITING_STATUSES, Case
 
 CASE_KIND = "audit"
 MODEL_CASE_KIND = "model"  # deployments' model-version cases
@@ -197,7 +197,18 @@ def _record(
             "tool_version": parsed.tool_version,
         },
     )
-    if verdict == Verdict.INCONCLUSIVE:
+    waiting = (
+        AuditRun.objects.filter(suite=suite, model_version=version, case__status__in=WAITING_STATUSES)
+        .exclude(pk=run.pk)
+        .values_list("case_id", flat=True)
+        .first()
+    )
+    if verdict == Verdict.INCONCLUSIVE and waiting:
+        # One waiting case per suite and version (a built-in suite on an idle version
+        # would otherwise open one every time it is due): the committee decides that one.
+        run.verdict_reason = f"{reason} (case {waiting} is already waiting on this suite and version)"
+        save_with_history(run, reason="inconclusive; a case is already waiting", user=sender.user)
+    elif verdict == Verdict.INCONCLUSIVE:
         case = review_services.subject_case_open(
             kind=CASE_KIND,
             subject_ref=run.subject_ref,

@@ -320,3 +320,21 @@ def test_a_builtin_suite_measures_the_task_data_on_schedule(version, django_capt
     assert run.figures["cost_per_task"] == 500 and run.figures["held_share"] == 0
     assert run.verdict == "fail"  # failure_rate 0.2 > 0.05
     assert services.sweep(now=now)["builtin_runs"] == 0  # not due again yet
+
+
+def test_a_second_inconclusive_run_joins_the_waiting_case(ai, version, garak_suite):
+    from assurance.importers import parse_garak
+
+    first = post_run(
+        ai,
+        suite="garak-weekly",
+        ai_model=version.ai_model,
+        fmt="garak",
+        report=sample("garak_no_completion.report.jsonl"),
+    ).json()
+    other = sample("garak_no_completion.report.jsonl") + b'{"entry_type": "digest"}\n'
+    assert parse_garak(other).incomplete
+    second = post_run(ai, suite="garak-weekly", ai_model=version.ai_model, fmt="garak", report=other).json()
+    assert second["verdict"] == "inconclusive" and second["case"] is None
+    assert f"case {first['case']} is already waiting" in second["verdict_reason"]
+    assert Case.objects.filter(kind="audit").count() == 1
