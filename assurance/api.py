@@ -88,11 +88,22 @@ REQUEST_BODY = {
                 "additionalProperties": False,
                 "required": ["suite", "ai_model", "format", "report"],
                 "properties": {
-                    "suite": {"type": "string", "maxLength": 100, "description": "The audit suite's name."},
-                    "ai_model": {"type": "string", "maxLength": 200, "description": "The model version audited."},
+                    "suite": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "The audit suite's name.",
+                    },
+                    "ai_model": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 200,
+                        "description": "The model version audited.",
+                    },
                     "format": {"type": "string", "enum": ["promptfoo", "garak"]},
                     "report": {
                         "type": "string",
+                        "minLength": 1,
                         "description": "The file's text: promptfoo's results.json or garak's report.jsonl.",
                     },
                 },
@@ -103,8 +114,8 @@ REQUEST_BODY = {
                 "type": "object",
                 "required": ["suite", "ai_model", "format", "report"],
                 "properties": {
-                    "suite": {"type": "string"},
-                    "ai_model": {"type": "string"},
+                    "suite": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "ai_model": {"type": "string", "minLength": 1, "maxLength": 200},
                     "format": {"type": "string", "enum": ["promptfoo", "garak"]},
                     "report": {"type": "string", "format": "binary"},
                 },

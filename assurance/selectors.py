@@ -238,6 +238,8 @@ def standing_row(version_id: int) -> VersionStanding | None:
 
 # held/denied share: over the model's last N registered tasks (the (ai_model, id) index).
 GATE_SAMPLE = 1000
+# cost per task: over the model's latest finished API tasks in the window, at most this many.
+COST_SAMPLE = 5000
 
 
 def builtin_figures(*, ai_model: str, since: datetime, until: datetime) -> dict:
@@ -246,8 +248,8 @@ def builtin_figures(*, ai_model: str, since: datetime, until: datetime) -> dict:
     - task_count, failure_rate, p95_ms: tasks.metrics over the finished_at window
       (exact from the covering index for a small window, the hour/day rollups for a
       large one), for this model only;
-    - cost_per_task (micros): the model's finished API tasks in the window, an index
-      range on (ai_model, finished_at) (the gate's partial index);
+    - cost_per_task (micros): the model's latest COST_SAMPLE finished API tasks in the
+      window, an index range on (ai_model, finished_at) (the gate's partial index);
     - held_share, denied_share: the gate's decision on the model's last GATE_SAMPLE
       registered tasks (an index range on (ai_model, id)).
     """
@@ -262,14 +264,18 @@ def builtin_figures(*, ai_model: str, since: datetime, until: datetime) -> dict:
     count = sum(s.count for s in groups.values())
     failed = sum(s.failed for s in groups.values())
     p95 = next((s.p95_ms for s in groups.values() if s.count), None) if len(groups) == 1 else None
-    cost = ExecutionTask.objects.filter(
-        ai_model=ai_model,
-        finished_at__gte=since,
-        finished_at__lt=until,
-        status__in=metrics.FINISHED,
-        source="api",
-        cost_micros__isnull=False,
-    ).aggregate(avg=Avg("cost_micros"))["avg"]
+    latest = (
+        ExecutionTask.objects.filter(
+            ai_model=ai_model,
+            finished_at__gte=since,
+            finished_at__lt=until,
+            status__in=metrics.FINISHED,
+            source="api",
+        )
+        .order_by("-finished_at", "-id")
+        .values("id")[:COST_SAMPLE]
+    )
+    cost = ExecutionTask.objects.filter(pk__in=latest).aggregate(avg=Avg("cost_micros"))["avg"]
     recent = ExecutionTask.objects.filter(ai_model=ai_model).order_by("-id").values("id")[:GATE_SAMPLE]
     gate = ExecutionTask.objects.filter(pk__in=recent).aggregate(
         total=Count("id"),

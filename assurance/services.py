@@ -37,6 +37,10 @@ class AuditError(Exception):
         self.field = field
 
 
+class NotFound(AuditError):
+    status_code = 404
+
+
 class ReportTooLarge(AuditError):
     status_code = 413
 
@@ -64,7 +68,7 @@ def max_report_bytes() -> int:
 def _suite(name) -> AuditSuite:
     suite = AuditSuite.objects.filter(name=name).first() if isinstance(name, str) else None
     if suite is None:
-        raise AuditError(f"suite: no audit suite is named {str(name)[:100]!r}", field="suite")
+        raise NotFound(f"suite: no audit suite is named {str(name)[:100]!r}", field="suite")
     if not suite.enabled:
         raise AuditError(f"suite: {suite.name!r} is disabled", field="suite")
     return suite
@@ -73,7 +77,7 @@ def _suite(name) -> AuditSuite:
 def _version(ai_model) -> ModelVersion:
     version = ModelVersion.objects.filter(ai_model=ai_model).first() if isinstance(ai_model, str) else None
     if version is None:
-        raise AuditError(
+        raise NotFound(
             f"ai_model: no model version {str(ai_model)[:200]!r} is registered (POST /api/v1/models/versions)",
             field="ai_model",
         )

@@ -152,18 +152,19 @@ def test_a_report_over_the_report_limit_is_413(ai, version, garak_suite, setting
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "field", "status"),
     [
-        ({"suite": "nope", "format": "garak"}, "suite"),
-        ({"ai_model": "unknown-model", "format": "garak"}, "ai_model"),
-        ({"format": "promptfoo"}, "format"),
-        ({"extra": 1}, "extra"),
+        ({"suite": "nope", "format": "garak"}, "suite", 404),
+        ({"ai_model": "unknown-model", "format": "garak"}, "ai_model", 404),
+        ({"format": "promptfoo"}, "format", 422),
+        ({"extra": 1}, "extra", 422),
+        ({"report": ""}, "report", 422),
     ],
 )
-def test_bad_fields_are_named(ai, version, garak_suite, body, field):
+def test_bad_fields_are_named(ai, version, garak_suite, body, field, status):
     full = {"suite": "garak-weekly", "ai_model": version.ai_model, "format": "garak", "report": "{}", **body}
     response = ai.post("/api/v1/audits/runs", data=full, content_type="application/json")
-    assert response.status_code == 422
+    assert response.status_code == status
     assert response.json()["detail"].startswith(field)
 
 
