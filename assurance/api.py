@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 
 from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 
@@ -26,7 +27,7 @@ class ErrorOut(Schema):
     field: str | None = None
 
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut}
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut, 415: ErrorOut, 422: ErrorOut}
 
 
 class CriterionOut(Schema):
@@ -133,6 +134,10 @@ def _read_request(request: HttpRequest) -> tuple[dict, bytes, str]:
     """(fields, the file's bytes, its name) from a JSON or a multipart body, or AuditError."""
     kind = (request.content_type or "").lower()
     if kind == "multipart/form-data":
+        try:
+            request.POST  # noqa: B018 - parse the body now, so a malformed one is refused here
+        except MultiPartParserError as exc:
+            raise services.BadRequest(f"body: not a valid multipart/form-data body ({exc})", field="body") from None
         upload = request.FILES.get("report")
         if upload is None:
             text = request.POST.get("report")
@@ -148,7 +153,7 @@ def _read_request(request: HttpRequest) -> tuple[dict, bytes, str]:
             content, name = upload.read(), upload.name or ""
         return {f: request.POST.get(f) for f in FIELDS}, content, name
     if kind != "application/json":
-        raise services.AuditError("send application/json or multipart/form-data")
+        raise services.UnsupportedMediaType("send application/json or multipart/form-data", field="body")
     try:
         body = json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -37,6 +37,14 @@ class AuditError(Exception):
         self.field = field
 
 
+class BadRequest(AuditError):
+    status_code = 400
+
+
+class UnsupportedMediaType(AuditError):
+    status_code = 415
+
+
 class NotFound(AuditError):
     status_code = 404
 

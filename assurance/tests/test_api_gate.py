@@ -339,3 +339,10 @@ def test_a_second_inconclusive_run_joins_the_waiting_case(ai, version, garak_sui
     assert second["verdict"] == "inconclusive" and second["case"] is None
     assert f"case {first['case']} is already waiting" in second["verdict_reason"]
     assert Case.objects.filter(kind="audit").count() == 1
+
+
+def test_a_multipart_body_without_boundary_is_400_and_other_types_415(ai, version, garak_suite):
+    body = b'{"suite": "garak-weekly"}'
+    assert ai.post("/api/v1/audits/runs", data=body, content_type="multipart/form-data").status_code == 400
+    assert ai.post("/api/v1/audits/runs", data=body, content_type="text/plain").status_code == 415
+    assert not AuditRun.objects.exists()
