@@ -346,3 +346,18 @@ def test_a_multipart_body_without_boundary_is_400_and_other_types_415(ai, versio
     assert ai.post("/api/v1/audits/runs", data=body, content_type="multipart/form-data").status_code == 400
     assert ai.post("/api/v1/audits/runs", data=body, content_type="text/plain").status_code == 415
     assert not AuditRun.objects.exists()
+
+
+def test_the_audit_check_reads_at_most_three_queries_on_a_miss_and_none_after(
+    ai, version, garak_suite, django_assert_num_queries
+):
+    from assurance.gate import audit_decision, clear_cache
+
+    post_run(ai, suite="garak-weekly", ai_model=version.ai_model, fmt="garak", report=sample("garak_new.report.jsonl"))
+    clear_cache()
+    with django_assert_num_queries(3):  # the required suites, the version, its standings
+        assert audit_decision(version.ai_model, rules_version="r1") is None
+    with django_assert_num_queries(0):
+        assert audit_decision(version.ai_model, rules_version="r1") is None
+    with django_assert_num_queries(1):  # another name: the suites are cached for the rules version
+        assert audit_decision("not-registered", rules_version="r1") is None
