@@ -17,7 +17,7 @@ import pytest
 import time_machine
 from django.conf import settings
 
-from fsar.testing import CHROMIUM, CHROMIUM_ARGS, NOW, PASSWORD, make_user, run_rq_worker_burst
+from fsar.testing import APPROVE, CHROMIUM, CHROMIUM_ARGS, NOW, PASSWORD, make_user, run_rq_worker_burst
 
 # live_server runs in a thread while sync Playwright drives the browser.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -206,10 +206,12 @@ def unregistered_models_allowed(settings):
     rules, so there a version nobody registered is let through to those rules
     (MODELS_UNREGISTERED=allow). deployments' tests run with the production default,
     hold (deployments/tests/conftest.py). Each test starts with an empty model cache."""
+    from assurance.gate import clear_cache as clear_audit_cache
     from deployments.gate import clear_cache
 
     settings.MODELS_UNREGISTERED = "allow"
     clear_cache()
+    clear_audit_cache()
 
 
 @pytest.fixture
@@ -265,3 +267,15 @@ def callback_receivers_resolve(settings, monkeypatch):
 
     monkeypatch.setattr(callback_urls, "resolve", resolve)
     settings.REVIEWS_CALLBACK_ALLOWED_NETWORKS = [TEST_RECEIVERS]
+
+
+@pytest.fixture
+def approve_version(alice, bob):
+    """Two committee members approve a version's case (its quorum under the default rules)."""
+    from reviews import services
+
+    def approve(case_id: int, members=None) -> None:
+        for member in members or (alice, bob):
+            services.vote_cast(case_id=case_id, member=member, choice="approve", rationale=APPROVE)
+
+    return approve

@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "queue": "bench.queue",
     "longpoll": "bench.longpoll",
     "soak": "bench.soak",
+    "audits": "bench.audits",
 }
 # Run only when named (`python -m bench soak`): twenty minutes by default.
 ON_REQUEST = {"soak"}

@@ -111,9 +111,23 @@ def pg_version(env: dict) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port: from BENCH_PORT_RANGE ("8700-8799", for a shared machine
+    where each session has its ports) when set, else any the system picks."""
+    span = os.environ.get("BENCH_PORT_RANGE", "")
+    candidates = range(int(span.split("-")[0]), int(span.split("-")[1]) + 1) if span else [0]
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port not in _handed_out:
+                _handed_out.add(s.getsockname()[1])
+                return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BENCH_PORT_RANGE={span}")
+
+
+_handed_out: set[int] = set()
 
 
 def wait_for(port: int, timeout: float = 30) -> None:

@@ -7,7 +7,8 @@ Creates its own database (fsar_bench_gate), migrates it (the default policy
 plus two more rules, so the gate walks six rules, one of them reading a model's
 failure rate over its last 50 finished tasks; 20,000 finished tasks are there
 to read; the four models the tasks use are registered model versions, approved
-by the committee, so the gate's model check runs first: bench/models_on.py), starts gunicorn (sync
+by the committee, so the gate's model check runs first, and each has a passing
+run of a required audit suite, so the audit check runs after it: bench/models_on.py), starts gunicorn (sync
 workers, DEBUG off) with one extra URL, `POST /api/bench/noop`: a trivial endpoint
 that authenticates the same API key the same way and answers `{"ok": true}`,
 and an `rqworker` on REDIS_URL (at nice 10, as docs/deployment.md runs workers). Then, with N concurrent clients (one
@@ -108,8 +109,9 @@ ExecutionTask.objects.bulk_create(
      for i in range(20_000)),
     batch_size=2000,
 )
-from bench.models_on import approve_model_versions
+from bench.models_on import approve_model_versions, audits_on
 approve_model_versions(models)  # model versions on: the gate's model check answers for every task
+audits_on(models)  # audits on: a required suite with a passing run per version (the audit check answers too)
 agent = get_user_model().objects.create_user(username="bench-agent")
 _, secret = api_key_create(name="bench", owner=agent, scopes=["tasks", "reports", "read"])
 # Settle what was just loaded, as a database in service would be: otherwise autovacuum

@@ -34,3 +34,26 @@ def approve_model_versions(models: list[str]) -> None:
         )
         for member in members:
             vote_cast(case_id=version.case_id, member=member, choice="approve", rationale="Approved for the benchmark.")
+
+
+def audits_on(models: list[str]) -> None:
+    """Audits on (assurance): a required garak suite for every family and a passing
+    run for each version, so the gate's audit check (assurance.gate) answers for
+    every registration after the model check."""
+    from pathlib import Path
+
+    from assurance.models import AuditSuite
+    from assurance.services import Sender, run_submit
+
+    AuditSuite.objects.create(
+        name="bench-garak",
+        source="garak",
+        criteria=[{"metric": "attack_success_rate", "comparison": "<=", "threshold": 0.1}],
+        schedule="0 3 * * *",
+        grace_minutes=24 * 60,
+        required=True,
+    )
+    report = (Path(__file__).resolve().parents[1] / "assurance/tests/samples/garak_new.report.jsonl").read_bytes()
+    for ai_model in models:
+        run, _ = run_submit(suite="bench-garak", ai_model=ai_model, fmt="garak", content=report, sender=Sender())
+        assert run.verdict == "pass", run.verdict_reason

@@ -20,6 +20,7 @@ from ninja.openapi.views import openapi_json
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from assurance.api import router as audits_router
 from billing.api import router as billing_router
 from core.errors import Refused
 from core.roles import COMMITTEE, OPERATORS, has_role
@@ -102,6 +103,7 @@ api.add_router("/proposals", reviews_router)
 api.add_router("/metrics", metrics_router)
 api.add_router("/billing", billing_router)
 api.add_router("/models", deployments_router)
+api.add_router("/audits", audits_router)
 
 
 class IndexOut(Schema):

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 # Operators use the admin: they may view every FSAR model and manage API keys.
-OPERATOR_APPS = ("tasks", "reviews", "billing", "deployments")
+OPERATOR_APPS = ("tasks", "reviews", "billing", "deployments", "assurance")
 OPERATOR_EXTRA_PERMISSIONS = (
     "tasks.add_apikey",
     "tasks.change_apikey",
@@ -15,6 +15,9 @@ OPERATOR_EXTRA_PERMISSIONS = (
     # Model-version criteria are policy too: edited in the admin, every change a committee case.
     "deployments.add_modelrule",
     "deployments.change_modelrule",
+    # Audit suites: a change to a required one is a committee case (assurance/admin.py).
+    "assurance.add_auditsuite",
+    "assurance.change_auditsuite",
     # Operators decide whether committee decisions require two-factor.
     "reviews.change_reviewsettings",
     # Operators set up who is billed for what.

@@ -3,6 +3,7 @@ from `templates/<app>/_dashboard.html` with the context its selectors build."""
 
 from django.utils import timezone
 
+from assurance import selectors as assurance_selectors
 from billing import selectors as billing_selectors
 from deployments import selectors as deployment_selectors
 from reviews import selectors as review_selectors
@@ -17,4 +18,5 @@ def context() -> dict:
         **review_selectors.dashboard_context(),
         **deployment_selectors.dashboard_context(),
         **billing_selectors.dashboard_context(),
+        "audit_problems": assurance_selectors.problems(),
     }

@@ -1,6 +1,8 @@
 """The execution gate, composed here so that `tasks` does not import `reviews`.
 
-`decide` is settings.TASK_GATE: the task's model version (`deployments`), then
+`decide` is settings.TASK_GATE: the task's model version (`deployments`: not
+approved → hold or deny), its audits (`assurance`: demoted by a required suite that
+failed, errored or is overdue → hold or deny, as the suite says), then
 the policy rules, review cases and the kill switch of `reviews` decide on every
 task being registered. `tasks.gate.ask_gate`
 turns any failure into GateUnavailable (503 + Retry-After): the gate fails closed.
@@ -10,6 +12,7 @@ moment of use (`start`, and a re-registration of an allowed task).
 rationale to the task API's `gate`.
 """
 
+from assurance.gate import audit_decision
 from deployments.gate import model_decision
 from reviews import selectors as review_selectors
 from reviews import services as review_services
@@ -31,7 +34,9 @@ def decide(task: ExecutionTask) -> GateDecision:
     the policy rules, cases and kill switch (reviews). One read of the gate's
     state serves both: its rules version keys the model cache as it keys the rules."""
     state = review_selectors.gate_state()
-    by_model = model_decision(task.ai_model, rules_version=state.rules_version)
+    by_model = model_decision(task.ai_model, rules_version=state.rules_version) or audit_decision(
+        task.ai_model, rules_version=state.rules_version
+    )
     if by_model is not None:
         return by_model
     try:
@@ -46,7 +51,9 @@ def recheck(task: ExecutionTask) -> GateDecision:
     the same parts in the same order as `decide`, so a model version revoked or
     lapsed since registration stops the task at start too."""
     state = review_selectors.gate_state()
-    by_model = model_decision(task.ai_model, rules_version=state.rules_version)
+    by_model = model_decision(task.ai_model, rules_version=state.rules_version) or audit_decision(
+        task.ai_model, rules_version=state.rules_version
+    )
     if by_model is not None:
         return by_model
     return review_services.recheck_task(task, state=state)

@@ -20,6 +20,8 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
 def body_limit_for(path: str) -> int:
     if path.rstrip("/").endswith("/tasks/bulk"):
         return settings.API_BULK_MAX_BODY_BYTES
+    if path.rstrip("/").endswith("/audits/runs"):
+        return settings.AUDITS_MAX_BODY_BYTES
     return settings.API_MAX_BODY_BYTES
 
 

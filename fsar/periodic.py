@@ -1,6 +1,7 @@
 """The periodic jobs and how often each runs (seconds). One list, used by
 rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 
+from assurance.jobs import audits_sweep
 from audit.jobs import verify_audit_chain_job
 from billing.jobs import invoice_run_scheduled, reconcile_invoices, stripe_events_drain
 from deployments.jobs import redecide_all_unregistered, rollouts_tick
@@ -20,4 +21,5 @@ PERIODIC_JOBS = [
     (rebuild_metrics_rollups, 86_400),  # repairs the last 48 hours of metrics rollups
     (redecide_all_unregistered, 300),  # tasks held on a model version registered since (also at once)
     (rollouts_tick, 60),  # rollout step analyses, scheduled and running rollback drills (docs/rollouts.md)
+    (audits_sweep, 60),  # built-in audit suites when their cron is due; demotions of overdue versions
 ]

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "reviews",
     "billing",
     "deployments",
+    "assurance",
 ]
 
 MIDDLEWARE = [
@@ -225,7 +226,13 @@ CONTENT_SECURITY_POLICY = {
 # fsar.middleware.ApiBodyLimitMiddleware answers a JSON 413 past these limits.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 16 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = API_BULK_MAX_BODY_BYTES
+# Audit evidence (a promptfoo results.json or a garak report.jsonl), stored as received.
+AUDITS_MAX_REPORT_BYTES = env_int("AUDITS_MAX_REPORT_BYTES", 16 * 1024 * 1024)
+# The body of POST /api/v1/audits/runs: the report plus JSON escaping or multipart framing.
+AUDITS_MAX_BODY_BYTES = env_int("AUDITS_MAX_BODY_BYTES", 2 * AUDITS_MAX_REPORT_BYTES + 64 * 1024)
+# Approvals an inconclusive audit run's case needs.
+AUDITS_CASE_QUORUM = env_int("AUDITS_CASE_QUORUM", 1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_BULK_MAX_BODY_BYTES, AUDITS_MAX_BODY_BYTES)
 
 # Background jobs. Without REDIS_URL, jobs run inline in the calling process
 # through a fakeredis connection (RECIPES.md); with it, real rqworker processes.

@@ -25,4 +25,5 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("audit/", include("audit.urls")),
     path("models/", include("deployments.urls")),
+    path("audits/", include("assurance.urls")),
 ]

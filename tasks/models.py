@@ -44,6 +44,7 @@ class ApiKey(models.Model):
         BACKFILL = "backfill", "Backfill finished tasks"
         READ = "read", "Read tasks and metrics"
         MODELS = "models", "Register AI model versions"
+        AUDITS = "audits", "Send adversarial audit results"
 
     name = models.CharField(max_length=100, unique=True)
     prefix = models.CharField(max_length=16, help_text="The key's first characters, to tell keys apart.")

@@ -1,6 +1,6 @@
 import pytest
 
-from fsar.testing import APPROVE, register_version
+from fsar.testing import register_version
 
 
 @pytest.fixture(autouse=True)
@@ -21,18 +21,6 @@ def ai(client, models_key):
     """A test client that authenticates as the AI side, `models` scope included."""
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {models_key[1]}"
     return client
-
-
-@pytest.fixture
-def approve_version(alice, bob):
-    """Two committee members approve a version's case (its quorum under the default rules)."""
-    from reviews import services
-
-    def approve(case_id: int, members=None) -> None:
-        for member in members or (alice, bob):
-            services.vote_cast(case_id=case_id, member=member, choice="approve", rationale=APPROVE)
-
-    return approve
 
 
 @pytest.fixture

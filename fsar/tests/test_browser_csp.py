@@ -46,7 +46,11 @@ document.addEventListener('securitypolicyviolation', e => window.__csp.push(
 
 
 def pages_for(role: str, *, case_id: int, invoice_id: int, run_id: int, version: ModelVersion) -> list[str]:
-    models = ["/models/", f"/models/versions/{version.pk}/", f"/reviews/cases/{version.case_id}/"]
+    from assurance.models import AuditRun
+
+    audit_run = AuditRun.objects.filter(format="promptfoo").values_list("pk", flat=True).first()
+    models = ["/models/", f"/models/versions/{version.pk}/", f"/reviews/cases/{version.case_id}/", "/audits/",
+              f"/audits/runs/{audit_run}/"]  # fmt: skip
     committee = ["/", "/reviews/", f"/reviews/cases/{case_id}/", "/reviews/gate/", "/reviews/2fa/",
                  "/reviews/notifications/", *models]  # fmt: skip
     return {

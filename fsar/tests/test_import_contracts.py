@@ -61,6 +61,11 @@ def test_the_unmodified_copy_passes(copy):
         ("core/roles.py", "import audit.chain", ["Layers:"]),
         ("reviews/services/callbacks.py", "from reviews import jobs", ["Inside an app"]),
         ("reviews/selectors.py", "from reviews.services import errors", ["Inside an app"]),
+        ("deployments/models.py", "import assurance.models", ["Layers:"]),
+        ("reviews/selectors.py", "import assurance.selectors", ["Layers:"]),
+        ("assurance/models.py", "import billing.models", ["assurance does not import billing"]),
+        ("assurance/selectors.py", "from assurance import services", ["Inside an app"]),
+        ("assurance/gate.py", "import fsar.gate", ["No app imports fsar", "Layers:"]),
     ],
 )
 def test_a_planted_forbidden_import_breaks_the_contract(copy, module, planted, broken):

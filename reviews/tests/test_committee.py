@@ -58,8 +58,8 @@ def test_a_majority_policy_needs_most_eligible_members_to_reject(agent, post_rep
 
 def test_a_majority_policy_at_exactly_half_stays_open(agent, post_report, alice, bob, charlie, django_user_model):
     """More than half must reject: 2 rejects of 4 eligible members is not a majority."""
-    from conftest import make_user
     from core.roles import COMMITTEE
+    from fsar.testing import make_user
     from reviews.selectors import eligible_member_ids
 
     dave = make_user(django_user_model, "dave", COMMITTEE)

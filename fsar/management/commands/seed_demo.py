@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from assurance.demo import seed_demo_audits
 from billing.demo import seed_demo_billing
 from core.roles import COMMITTEE, CUSTOMERS, OPERATORS
 from deployments.demo import seed_demo_models, seed_demo_rollouts
@@ -114,6 +115,12 @@ class Command(BaseCommand):
                 "Demo reviews added: the seed report, a blocking and a severity-50 report, held tasks, "
                 "and a proposed policy change."
             )
+        # Last: the audits demote two versions, and the other demos' tasks were decided before.
+        seed_demo_audits(api_key=demo_key)
+        self.stdout.write(
+            "Demo audits: garak passing on llama-4-70b, promptfoo failing on mistral-large-3 (denied), "
+            "garak-weekly overdue on claude-opus-5 (tasks held), a built-in suite on gpt-5.1."
+        )
         self.stdout.write("")
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, _ in DEMO_USERS:
