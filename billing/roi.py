@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Sum
 
-from billing import money
+from billing import money, periods
 from billing.models import InvoiceLine, InvoiceStatus, Payment, ServiceOffering, UsageRecord
 
 BILLED = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
@@ -91,7 +91,7 @@ def allocate(amount: int, weights: list[int]) -> list[int]:
 
 
 def periods_ending(period: str, months: int) -> list[str]:
-    start, _ = money.parse_period(period)
+    start, _ = periods.parse_period(period)
     year, month = start.year, start.month
     out = []
     for _ in range(months):

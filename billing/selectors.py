@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from billing import money
+from billing import money, periods
 from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, UsageRecord
 from tasks.models import ExecutionTask, TaskStatus
 
@@ -159,7 +159,7 @@ def dashboard_context(now: datetime | None = None) -> dict:
     """The operator dashboard's billing section, in one query (the dashboard's
     query budget is shared by every app): open invoices, the last invoice run,
     and last month's collected revenue against the AI cost of what was billed."""
-    roi_period = money.previous_period(now or timezone.now())
+    roi_period = periods.previous_period(now or timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(DASHBOARD_SQL, {"period": roi_period})
         (open_count, open_minor, drafts, run_id, period, status, done, failed, paid, refunded, cost) = cursor.fetchone()
@@ -190,8 +190,8 @@ def dashboard_context(now: datetime | None = None) -> dict:
 def customer_overview(customer: Customer, now: datetime) -> dict:
     """A customer's landing page: this period's usage so far, open invoices (to pay),
     and the last paid invoice."""
-    period = money.period_of(now)
-    start, _ = money.parse_period(period)
+    period = periods.period_of(now)
+    start, _ = periods.parse_period(period)
     rows = usage_by_offering(customer, start, now)
     invoices = invoices_for_customer(customer)
     return {

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import money
+from billing import money, periods, states
 from billing.links import stripe_link
 from billing.models import (
     Customer,
@@ -35,6 +35,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.stripe_client import BillingError, StripeClient
+from core.jobs import enqueue_on_commit
 from tasks.models import ExecutionTask, TaskSource, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 # Stripe keeps idempotency keys for 24 hours; past this, look before creating again.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
 PUSH_LEASE = timedelta(minutes=10)
-FINAL_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 
 
 # Customers and offerings
@@ -149,7 +149,7 @@ def invoice_prepare(*, customer_id: int, period: str, now: datetime | None = Non
     the period's end (one line per offering), or the one made earlier. Usage that
     arrives after its period was invoiced goes on the next period's invoice.
     Returns None when there is no invoice and nothing to bill."""
-    _, end = money.parse_period(period)
+    _, end = periods.parse_period(period)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         invoice = Invoice.objects.filter(customer=customer, period=period).first()
@@ -202,20 +202,15 @@ def _take_lease(invoice_id: int, now: datetime) -> bool:
     )
 
 
-def _ts(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
 def _apply_stripe_invoice(invoice_id: int, data: dict, *, reason: str, **extra) -> Invoice:
     """Copy Stripe's view of an invoice onto ours, in one transaction."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-        if data.get("status") in InvoiceStatus.values and invoice.status not in FINAL_STATUSES:
-            invoice.status = data["status"]
+        states.move(invoice, data.get("status"))
         invoice.number = data.get("number") or invoice.number
         invoice.hosted_invoice_url = data.get("hosted_invoice_url") or invoice.hosted_invoice_url
         invoice.invoice_pdf = data.get("invoice_pdf") or invoice.invoice_pdf
-        invoice.due_date = _ts(data.get("due_date")) or invoice.due_date
+        invoice.due_date = states.stripe_time(data.get("due_date")) or invoice.due_date
         for ours, theirs in (
             ("total_minor", "total"),
             ("amount_paid_minor", "amount_paid"),
@@ -334,7 +329,7 @@ def invoice_push(*, invoice_id: int, client: StripeClient | None = None, now: da
         raise BillingError("another invoice run is sending this invoice to Stripe right now; retry in a few minutes")
     try:
         invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-        if invoice.status in FINAL_STATUSES or invoice.collected_at:
+        if invoice.status in states.CLOSED or invoice.collected_at:
             return invoice
         stripe_customer_id = _ensure_stripe_customer(client, invoice.customer_id, now)
         _ensure_stripe_invoice(client, invoice, stripe_customer_id, now)
@@ -375,7 +370,7 @@ def _collect(client: StripeClient, invoice: Invoice, now: datetime) -> Invoice:
 def customers_to_invoice(period: str) -> list[int]:
     """Customers with unbilled usage before the period's end, and customers whose
     invoice for the period has not finished its way through Stripe."""
-    _, end = money.parse_period(period)
+    _, end = periods.parse_period(period)
     with_usage = set(
         UsageRecord.objects.filter(invoice_line__isnull=True, occurred_at__lt=end)
         .values_list("customer_id", flat=True)
@@ -383,19 +378,18 @@ def customers_to_invoice(period: str) -> list[int]:
     )
     unfinished = set(
         Invoice.objects.filter(period=period, collected_at__isnull=True)
-        .exclude(status__in=FINAL_STATUSES)
+        .exclude(status__in=states.CLOSED)
         .values_list("customer_id", flat=True)
     )
     return sorted(with_usage | unfinished)
 
 
 @transaction.atomic
-def invoice_run_start(*, period: str, by=None, now: datetime | None = None) -> InvoiceRun:
+def invoice_run_start(*, period: str, by=None, now: datetime | None = None, process_later: bool = False) -> InvoiceRun:
     """Open a run for `period` with one pending item per customer to invoice;
-    `invoice_run_process` does the work (the command runs it at once, the web
-    page on a worker)."""
-    money.parse_period(period)
-    _, end = money.parse_period(period)
+    `invoice_run_process` does the work (the command runs it at once; with
+    `process_later`, as the web page does, a worker once this commits)."""
+    _, end = periods.parse_period(period)
     now = now or timezone.now()
     if end > now:
         raise BillingError(f"period {period} has not ended yet; it can be invoiced from {end:%Y-%m-%d}")
@@ -406,6 +400,8 @@ def invoice_run_start(*, period: str, by=None, now: datetime | None = None) -> I
     InvoiceRunItem.objects.bulk_create(
         [InvoiceRunItem(run=run, customer_id=cid, updated_at=now) for cid in customers_to_invoice(period)]
     )
+    if process_later:
+        enqueue_on_commit("billing.jobs.invoice_run_process", run.pk)
     return run
 
 
@@ -467,8 +463,9 @@ def _finish_run(run_id: int) -> InvoiceRun:
 
 
 @transaction.atomic
-def invoice_run_retry(*, run_id: int, by=None) -> InvoiceRun:
-    """Put a run's failed customers back to pending; process the run afterwards."""
+def invoice_run_retry(*, run_id: int, by=None, process_later: bool = False) -> InvoiceRun:
+    """Put a run's failed customers back to pending; process the run afterwards
+    (with `process_later`, on a worker once this commits)."""
     run = InvoiceRun.objects.select_for_update().get(pk=run_id)
     retried = run.items.filter(status=InvoiceRunItem.Status.FAILED).update(status=InvoiceRunItem.Status.PENDING)
     if not retried:
@@ -478,6 +475,8 @@ def invoice_run_retry(*, run_id: int, by=None) -> InvoiceRun:
     run._history_user = by
     run._change_reason = f"retry of {retried} failed customer(s)"
     run.save()
+    if process_later:
+        enqueue_on_commit("billing.jobs.invoice_run_process", run.pk)
     return run
 
 

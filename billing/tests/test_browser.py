@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from billing import money, services
+from billing import periods, services
 from billing.models import Invoice
 from conftest import log_in
 from tasks.models import TaskType
@@ -24,7 +24,7 @@ def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
     now = timezone.now()
     earlier = now.replace(day=1) - timedelta(days=3)
     finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=earlier)
-    invoice = services.invoice_prepare(customer_id=acme.pk, period=money.period_of(earlier))
+    invoice = services.invoice_prepare(customer_id=acme.pk, period=periods.period_of(earlier))
     Invoice.objects.filter(pk=invoice.pk).update(status="open", number="FSAR-0042", hosted_invoice_url=HOSTED)
     for _ in range(2):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=now)
@@ -56,7 +56,7 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     import stripe
 
     when = timezone.now().replace(day=1) - timedelta(days=3)
-    period = money.period_of(when)
+    period = periods.period_of(when)
     for _ in range(4):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=when, cost_micros=50_000)
     invoice = services.invoice_prepare(customer_id=acme.pk, period=period)
