@@ -233,22 +233,35 @@ def _mark_attempt(model, pk: int, now: datetime) -> datetime | None:
     return previous
 
 
+def _find_or_create(model, pk: int, now: datetime, *, search, create) -> dict:
+    """Stripe's object for our row `model` #pk, created once: marks the attempt, and
+    when an earlier attempt is older than Stripe's idempotency window, first looks for
+    what it may have created (by the `fsar_<model>_id` metadata) before `create()`."""
+    previous = _mark_attempt(model, pk, now)
+    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
+        matches = search(query=f"metadata['fsar_{model._meta.model_name}_id']:'{pk}'")
+        if matches:
+            return matches[0]
+    return create()
+
+
 def _ensure_stripe_customer(client: StripeClient, customer_id: int, now: datetime) -> str:
     customer = Customer.objects.get(pk=customer_id)
     if customer.stripe_customer_id:
         return customer.stripe_customer_id
-    previous = _mark_attempt(Customer, customer.pk, now)
-    found = None
-    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
-        matches = client.customer_search(query=f"metadata['fsar_customer_id']:'{customer.pk}'")
-        found = matches[0] if matches else None
     params = {
         "name": customer.name,
         "metadata": {"fsar_customer_id": str(customer.pk), "customer_ref": customer.customer_ref},
     }
     if customer.email:
         params["email"] = customer.email
-    data = found or client.customer_create(params=params, idempotency_key=f"fsar-customer-{customer.pk}")
+    data = _find_or_create(
+        Customer,
+        customer.pk,
+        now,
+        search=client.customer_search,
+        create=lambda: client.customer_create(params=params, idempotency_key=f"fsar-customer-{customer.pk}"),
+    )
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         if not customer.stripe_customer_id:
@@ -261,11 +274,6 @@ def _ensure_stripe_customer(client: StripeClient, customer_id: int, now: datetim
 def _ensure_stripe_invoice(client: StripeClient, invoice: Invoice, stripe_customer_id: str, now: datetime) -> str:
     if invoice.stripe_invoice_id:
         return invoice.stripe_invoice_id
-    previous = _mark_attempt(Invoice, invoice.pk, now)
-    found = None
-    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
-        matches = client.invoice_search(query=f"metadata['fsar_invoice_id']:'{invoice.pk}'")
-        found = matches[0] if matches else None
     params = {
         "customer": stripe_customer_id,
         "currency": invoice.currency,
@@ -279,7 +287,13 @@ def _ensure_stripe_invoice(client: StripeClient, invoice: Invoice, stripe_custom
     }
     if invoice.customer.collection_method == Customer.Collection.SEND:
         params["days_until_due"] = settings.BILLING_DAYS_UNTIL_DUE
-    data = found or client.invoice_create(params=params, idempotency_key=f"fsar-invoice-{invoice.pk}")
+    data = _find_or_create(
+        Invoice,
+        invoice.pk,
+        now,
+        search=client.invoice_search,
+        create=lambda: client.invoice_create(params=params, idempotency_key=f"fsar-invoice-{invoice.pk}"),
+    )
     _apply_stripe_invoice(invoice.pk, data, reason="created in Stripe", stripe_invoice_id=data["id"])
     return data["id"]
 
