@@ -29,6 +29,7 @@ from reviews.models import (
     ReviewSettings,
     Vote,
 )
+from tasks.metrics import percentile_cont
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 
 
@@ -64,7 +65,8 @@ def totp_required() -> bool:
 
 def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     """Failure rate (0–1) or p95 duration (ms) over the model's last `window`
-    tasks that FSAR saw run, by finish time; None when it has none.
+    tasks that FSAR saw run, by finish time; None when it has none. The p95 is
+    the metrics pages' (PostgreSQL's percentile_cont, tasks.metrics).
 
     Only tasks registered through the API, started and finished live count
     (`source = 'api'`): backfilled and adopted rows are what the AI side (or a
@@ -93,8 +95,8 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     durations = sorted(d for _, d in rows if d is not None)
     if not durations:
         return None
-    index = max(0, -(-95 * len(durations) // 100) - 1)  # nearest-rank p95
-    return float(durations[index])
+    # The metrics pages' p95 (percentile_cont), so a threshold read off a page compares the same here.
+    return percentile_cont(durations, 0.95)
 
 
 def report_by_id(report_id: str) -> Report | None:
