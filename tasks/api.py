@@ -283,7 +283,7 @@ def task_out(task: ExecutionTask) -> dict:
 
 @cache
 def _gate_details_hook():
-    path = getattr(settings, "TASK_GATE_DETAILS", None)
+    path = settings.TASK_GATE_DETAILS
     return import_string(path) if path else None
 
 

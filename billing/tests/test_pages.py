@@ -154,6 +154,25 @@ def test_the_billing_portal_redirects_to_a_stripe_session(client, acme_user, acm
     assert fake_stripe.creates("/v1/customers") == [f"fsar-customer-{acme.pk}"]
 
 
+def test_the_billing_portal_makes_at_most_three_stripe_calls(client, acme_user, acme, fake_stripe):
+    """gunicorn.conf.py's timeout is sized for three calls in one request (fsar/tests/test_operations.py);
+    the worst case is a customer whose first creation is older than Stripe's idempotency window."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Customer
+
+    Customer.objects.filter(pk=acme.pk).update(stripe_create_attempted_at=timezone.now() - timedelta(days=2))
+    client.force_login(acme_user)
+    assert client.post(reverse("billing:portal")).status_code == 302
+    assert [path for _, path, _ in fake_stripe.calls] == [
+        "/v1/customers/search",
+        "/v1/customers",
+        "/v1/billing_portal/sessions",
+    ]
+
+
 def test_the_invoice_list_makes_the_same_number_of_queries_for_many_invoices(
     client, acme_user, acme, django_assert_max_num_queries
 ):

@@ -41,7 +41,7 @@ def _spec(target: str) -> governed.Governed:
 def policy_change_quorum() -> int:
     from django.conf import settings
 
-    return getattr(settings, "REVIEWS_POLICY_CHANGE_QUORUM", 2)
+    return settings.REVIEWS_POLICY_CHANGE_QUORUM
 
 
 def _prepare_policy_change(*, spec: governed.Governed, operation: str, rule_id: int | None, values: dict | None):
@@ -117,7 +117,7 @@ def _policy_case(*, title: str, rule: PolicyRule | None, name: str, now, why: st
         rule_name=name,
         quorum=policy_change_quorum(),
         opened_at=now,
-        due_at=now + timedelta(hours=getattr(settings, "REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)),
+        due_at=now + timedelta(hours=settings.REVIEWS_POLICY_CHANGE_SLA_HOURS),
     )
     case._change_reason = why
     case.save()
