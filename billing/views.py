@@ -82,11 +82,22 @@ def usage_csv(request: HttpRequest, period: str, start: datetime, end: datetime)
     return _csv_response(selectors.usage_csv_rows(records), f"usage-{customer.customer_ref}-{period}.csv")
 
 
+def bad_cursor(exc: selectors.BadCursor) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+
 @role_required(CUSTOMERS)
 def invoices(request: HttpRequest) -> HttpResponse:
     customer = selectors.customer_for_user(request.user)
-    rows = selectors.invoices_for_customer(customer) if customer else []
-    return render(request, "billing/invoices.html", {"customer": customer, "invoices": rows})
+    before = request.GET.get("before")
+    rows, next_before = [], None
+    if customer is not None:
+        try:
+            rows, next_before = selectors.invoice_page(customer, before=before)
+        except selectors.BadCursor as exc:
+            return bad_cursor(exc)
+    context = {"customer": customer, "invoices": rows, "next_before": next_before, "paged": bool(before)}
+    return render(request, "billing/invoices.html", context)
 
 
 @role_required(CUSTOMERS)
@@ -145,11 +156,21 @@ def runs(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Invoice run for {run.period} started.")
             return redirect("billing:run", run_id=run.pk)
-    rows = [(run, selectors.run_summary(run)) for run in selectors.invoice_runs()]
+    before = request.GET.get("before")
+    try:
+        rows, next_before = selectors.invoice_run_page(before=before)
+    except selectors.BadCursor as exc:
+        return bad_cursor(exc)
     return render(
         request,
         "billing/runs.html",
-        {"form": form, "runs": rows, "stripe_configured": stripe_client.is_configured()},
+        {
+            "form": form,
+            "runs": rows,
+            "next_before": next_before,
+            "paged": bool(before),
+            "stripe_configured": stripe_client.is_configured(),
+        },
     )
 
 
