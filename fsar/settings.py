@@ -293,7 +293,8 @@ TASK_GATE = "fsar.gate.decide"
 TASK_GATE_RECHECK = "fsar.gate.recheck"
 # PostgreSQL: statement_timeout (ms) on each of the gate's queries; past it 503 + Retry-After, never allow. 0: off.
 GATE_STATEMENT_TIMEOUT_MS = env_int("GATE_STATEMENT_TIMEOUT_MS", 250)
-# Extra keys for the task API's `gate` (case status and rationale), composed the same way.
+# Extra keys for the task API's `gate` (case status and rationale), composed the same way:
+# called with a list of tasks (a page), returns {task id: keys}.
 TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 # Tasks on an AI model version nobody registered (deployments): "hold" (until it is
 # registered and approved), "deny", or "allow" (only the policy rules decide).

@@ -58,6 +58,7 @@ from reviews.services.gate import (
     review_settings_set,
     rules_changed,
     task_gate_details,
+    tasks_gate_details,
     validate_rule,
 )
 from reviews.services.intake import IngestResult, fingerprint, record_of, report_ingest
@@ -89,6 +90,7 @@ __all__ = [
     "decide_task",
     "recheck_task",
     "task_gate_details",
+    "tasks_gate_details",
     "gate_pause",
     "gate_resume",
     "redecide_paused_tasks",
