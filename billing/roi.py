@@ -179,8 +179,8 @@ def chart(report: RoiReport) -> dict:
     return {
         "kind": "money",
         "currency": money.currency().upper(),
-        # The currency's decimals: a minor unit is 10^(6 - decimals) micro-units.
-        "decimals": 6 - (len(str(money.micros_per_minor())) - 1),
+        # The currency's decimals (its ISO 4217 exponent, billing/money.py).
+        "decimals": money.exponent(),
         "labels": [m["period"] for m in months],
         "x": [int(datetime.strptime(m["period"], "%Y-%m").replace(tzinfo=UTC).timestamp()) for m in months],
         "series": [
