@@ -95,3 +95,20 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     row = page.get_by_test_id("roi-chart-table").locator(f"tr[data-period='{period}']")
     expect(row).to_contain_text("0.49 USD")
     expect(row).to_contain_text("0.20 USD")
+
+
+def test_customer_pages_through_older_invoices(page: Page, live_server, acme):
+    Invoice.objects.bulk_create(
+        Invoice(customer=acme, period=f"{2020 + i // 12:04d}-{i % 12 + 1:02d}", currency="jpy", total_minor=1000 + i)
+        for i in range(26)
+    )
+    log_in(page, live_server, "carla")
+    page.goto(f"{live_server.url}/billing/invoices/")
+    rows = page.get_by_test_id("invoices").locator("tbody tr")
+    expect(rows).to_have_count(24)
+    expect(rows.first).to_contain_text("2022-02")
+    expect(rows.first).to_contain_text("1,025 JPY")  # no decimals in yen
+    page.get_by_test_id("older-invoices").click()
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text("2020-01")
+    expect(page.get_by_test_id("older-invoices")).to_have_count(0)
