@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, StrictStr, WithJsonSchema
 
 from deployments import selectors, services
 from deployments.models import ModelVersion, VersionStatus
-from tasks.api import CURSOR_PATTERN, StrictSchema, Text, decode_cursor, encode_cursor
+from tasks.api import CURSOR_PATTERN, QueryText, StrictSchema, Text, decode_cursor, encode_cursor
 from tasks.auth import ApiKeyAuth, MissingScope
 from tasks.models import ApiKey
 
@@ -208,3 +208,33 @@ def get_version(request: HttpRequest, ai_model: str):
     if version is None:
         raise ModelVersion.DoesNotExist(f"No model version {ai_model!r} is registered.")
     return version_out(version)
+
+
+class RouteOut(Schema):
+    ai_model: str = Field(description="The version to run this key's task on.")
+    rollout: int | None = Field(description="The family's active rollout, if any.")
+    weight: int = Field(description="The candidate's share of the family's traffic now, in percent.")
+    role: str = Field(description="candidate, stable or drill.")
+
+
+class RouteQuery(Schema):
+    family: Annotated[QueryText, Field(min_length=1, max_length=100)]
+    key: Annotated[QueryText, Field(min_length=1)]
+
+
+@router.get(
+    "/route",
+    auth=ApiKeyAuth("tasks"),
+    response={200: RouteOut, **ERRORS},
+    summary="Which version of a family a task with this key runs on (deterministic)",
+)
+def route(request: HttpRequest, query: Query[RouteQuery]):
+    """The same key gets the same answer at the same weight, and a key on the
+    candidate stays there when the weight rises (a hash of family and key). Tasks
+    on a candidate with no traffic (0%, rolled back) are denied by the gate."""
+    from deployments import routing
+
+    found = routing.route(query.family, query.key)
+    if found is None:
+        raise ModelVersion.DoesNotExist(f"Family {query.family!r} has no approved model version.")
+    return {"ai_model": found.ai_model, "rollout": found.rollout, "weight": found.weight, "role": found.role}

@@ -116,6 +116,7 @@ def _policy_case(*, title: str, rule: PolicyRule | None, name: str, now, why: st
         rule=rule,
         rule_name=name,
         quorum=policy_change_quorum(),
+        sla_hours=settings.REVIEWS_POLICY_CHANGE_SLA_HOURS,
         opened_at=now,
         due_at=now + timedelta(hours=settings.REVIEWS_POLICY_CHANGE_SLA_HOURS),
     )
