@@ -7,7 +7,7 @@ from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import ConfigDict
 
-from billing import money, roi
+from billing import money, periods, roi
 from tasks.auth import ApiKeyAuth
 
 router = Router(tags=["billing"])
@@ -18,7 +18,7 @@ class RoiQuery(Schema):
     period: str | None = Field(
         None,
         description="YYYY-MM, from 0001-01 to 9998-12. Default: this month.",
-        json_schema_extra={"pattern": money.PERIOD_PATTERN},
+        json_schema_extra={"pattern": periods.PERIOD_PATTERN},
     )
 
 
@@ -51,10 +51,10 @@ def roi_for_period(request: HttpRequest, filters: Query[RoiQuery]) -> dict:
     cost) per service offering for `period` (YYYY-MM, default: this month)."""
     from django.utils import timezone
 
-    period = money.period_of(timezone.now()) if filters.period is None else filters.period
+    period = periods.period_of(timezone.now()) if filters.period is None else filters.period
     try:
-        money.parse_period(period)
-    except money.BadPeriod as exc:
+        periods.parse_period(period)
+    except periods.BadPeriod as exc:
         raise HttpError(422, f"period: {exc}") from exc
     report = roi.roi_report(periods=[period])
     return {

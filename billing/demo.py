@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from billing import money, services
+from billing import periods, services
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, ServiceOffering
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
@@ -49,11 +49,11 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
             task_types=[TaskType.SELF_IMPROVEMENT],
         )
     rng = random.Random(seed)
-    this_month_start, _ = money.parse_period(money.period_of(now))
-    last_period = money.previous_period(now)
-    last_month_start, _ = money.parse_period(last_period)
-    earlier_period = money.previous_period(last_month_start)
-    earlier_start, _ = money.parse_period(earlier_period)
+    this_month_start, _ = periods.parse_period(periods.period_of(now))
+    last_period = periods.previous_period(now)
+    last_month_start, _ = periods.parse_period(last_period)
+    earlier_period = periods.previous_period(last_month_start)
+    earlier_start, _ = periods.parse_period(earlier_period)
     n = 0
     for ref in customers:
         windows = [(last_month_start, this_month_start), (this_month_start, now)]
@@ -108,7 +108,7 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
 def _demo_invoice(*, customer: Customer, ref: str, period: str, paid: bool, now: datetime) -> Invoice:
     invoice = services.invoice_prepare(customer_id=customer.pk, period=period, now=now)
     number = f"DEMO-{period}-{ref.removeprefix('cust_').upper()}"
-    _, period_end = money.parse_period(period)
+    _, period_end = periods.parse_period(period)
     Invoice.objects.filter(pk=invoice.pk).update(
         status=InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
         number=number,

@@ -1,6 +1,6 @@
 from django import forms
 
-from billing import money
+from billing import periods
 
 
 class PeriodForm(forms.Form):
@@ -9,7 +9,7 @@ class PeriodForm(forms.Form):
     def clean_period(self) -> str:
         period = self.cleaned_data["period"].strip()
         try:
-            money.parse_period(period)
-        except money.BadPeriod as exc:
+            periods.parse_period(period)
+        except periods.BadPeriod as exc:
             raise forms.ValidationError(str(exc)) from exc
         return period

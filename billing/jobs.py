@@ -4,7 +4,7 @@ import logging
 
 from django.utils import timezone
 
-from billing import money, services, stripe_client, webhooks
+from billing import periods, services, stripe_client, webhooks
 from billing.models import InvoiceRun
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def invoice_run_scheduled() -> str:
     period are an operator's decision (the retry action or `invoice_run`)."""
     if not stripe_client.is_configured():
         return "skipped: " + stripe_client.NOT_CONFIGURED
-    period = money.previous_period(timezone.now())
+    period = periods.previous_period(timezone.now())
     if InvoiceRun.objects.filter(period=period).exists():
         return f"period {period} already has a run"
     run = services.invoice_run(period=period)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from django.db.models import Sum
 
-from billing import money
+from billing import money, periods
 from billing.models import InvoiceLine, InvoiceStatus, Payment, ServiceOffering, UsageRecord
 
 BILLED = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
@@ -92,7 +92,7 @@ def allocate(amount: int, weights: list[int]) -> list[int]:
 
 
 def periods_ending(period: str, months: int) -> list[str]:
-    start, _ = money.parse_period(period)
+    start, _ = periods.parse_period(period)
     year, month = start.year, start.month
     out = []
     for _ in range(months):
@@ -179,8 +179,8 @@ def chart(report: RoiReport) -> dict:
     return {
         "kind": "money",
         "currency": money.currency().upper(),
-        # The currency's decimals: a minor unit is 10^(6 - decimals) micro-units.
-        "decimals": 6 - (len(str(money.micros_per_minor())) - 1),
+        # The currency's decimals (its ISO 4217 exponent, billing/money.py).
+        "decimals": money.exponent(),
         "labels": [m["period"] for m in months],
         "x": [int(datetime.strptime(m["period"], "%Y-%m").replace(tzinfo=UTC).timestamp()) for m in months],
         "series": [

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from billing import money
+from billing import money, periods
 from billing.models import Customer, Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, UsageRecord
 from tasks.models import ExecutionTask, TaskStatus
 
@@ -116,22 +116,89 @@ def invoices_for_customer(customer: Customer) -> QuerySet[Invoice]:
     return Invoice.objects.filter(customer=customer).select_related("customer").order_by("-period", "-id")
 
 
-def invoice_runs(limit: int = 50) -> QuerySet[InvoiceRun]:
-    return InvoiceRun.objects.select_related("started_by").order_by("-started_at", "-id")[:limit]
+INVOICE_PAGE_SIZE = 24
+RUN_PAGE_SIZE = 50
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def invoice_page(
+    customer: Customer, *, before: str | None, size: int = INVOICE_PAGE_SIZE
+) -> tuple[list[Invoice], str | None]:
+    """A page of the customer's invoices, newest period first, by keyset on the period
+    (a customer has one invoice per period: the unique index is the page's index).
+    `before` is the previous page's cursor. Returns (invoices, the next page's cursor or None).
+    One query whatever the number of invoices."""
+    qs = invoices_for_customer(customer)
+    if before:
+        try:
+            periods.parse_period(before)
+        except periods.BadPeriod as exc:
+            raise BadCursor(f"before: not a page of this list ({exc})") from exc
+        qs = qs.filter(period__lt=before)
+    rows = list(qs[: size + 1])
+    return rows[:size], (rows[size - 1].period if len(rows) > size else None)
+
+
+def _run_cursor(run: InvoiceRun) -> str:
+    return f"{run.started_at.isoformat()}~{run.pk}"
+
+
+def _decode_run_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        started, pk = cursor.split("~")
+        started_at, run_id = datetime.fromisoformat(started), int(pk)
+    except ValueError:
+        raise BadCursor("before: not a page of this list") from None
+    if started_at.tzinfo is None or not 0 < run_id < 2**63:
+        raise BadCursor("before: not a page of this list")
+    return started_at, run_id
+
+
+def invoice_run_page(
+    *, before: str | None, size: int = RUN_PAGE_SIZE
+) -> tuple[list[tuple[InvoiceRun, dict]], str | None]:
+    """A page of invoice runs, newest first (keyset on started_at, id), each with its
+    summary. Two queries whatever the number of runs: the page, then the summaries of
+    its runs in one grouped query."""
+    qs = InvoiceRun.objects.select_related("started_by").order_by("-started_at", "-id")
+    if before:
+        started_at, run_id = _decode_run_cursor(before)
+        qs = qs.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, id__lt=run_id))
+    runs = list(qs[: size + 1])
+    more = len(runs) > size
+    runs = runs[:size]
+    summaries = run_summaries([run.pk for run in runs])
+    return [(run, summaries[run.pk]) for run in runs], (_run_cursor(runs[-1]) if more else None)
 
 
 def run_items(run: InvoiceRun) -> QuerySet[InvoiceRunItem]:
     return run.items.select_related("customer", "invoice").order_by("status", "customer__name")
 
 
-def run_summary(run: InvoiceRun) -> dict:
-    rows = run.items.values("status").annotate(n=Count("id"), amount=Sum("invoice__total_minor"))
-    summary = {"done": 0, "failed": 0, "pending": 0, "amount_minor": 0}
+def run_summaries(run_ids: list[int]) -> dict[int, dict]:
+    """Per run: customers done, failed and pending, and the amount invoiced. One query."""
+    summaries = {pk: {"done": 0, "failed": 0, "pending": 0, "amount_minor": 0} for pk in run_ids}
+    if not run_ids:
+        return summaries
+    rows = (
+        InvoiceRunItem.objects.filter(run_id__in=run_ids)
+        .values("run_id", "status")
+        .annotate(n=Count("id"), amount=Sum("invoice__total_minor"))
+        .order_by()
+    )
     for row in rows:
+        summary = summaries[row["run_id"]]
         summary[row["status"]] = row["n"]
         if row["status"] == InvoiceRunItem.Status.DONE:
             summary["amount_minor"] = row["amount"] or 0
-    return summary
+    return summaries
+
+
+def run_summary(run: InvoiceRun) -> dict:
+    return run_summaries([run.pk])[run.pk]
 
 
 DASHBOARD_SQL = """
@@ -159,7 +226,7 @@ def dashboard_context(now: datetime | None = None) -> dict:
     """The operator dashboard's billing section, in one query (the dashboard's
     query budget is shared by every app): open invoices, the last invoice run,
     and last month's collected revenue against the AI cost of what was billed."""
-    roi_period = money.previous_period(now or timezone.now())
+    roi_period = periods.previous_period(now or timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(DASHBOARD_SQL, {"period": roi_period})
         (open_count, open_minor, drafts, run_id, period, status, done, failed, paid, refunded, cost) = cursor.fetchone()
@@ -190,8 +257,8 @@ def dashboard_context(now: datetime | None = None) -> dict:
 def customer_overview(customer: Customer, now: datetime) -> dict:
     """A customer's landing page: this period's usage so far, open invoices (to pay),
     and the last paid invoice."""
-    period = money.period_of(now)
-    start, _ = money.parse_period(period)
+    period = periods.period_of(now)
+    start, _ = periods.parse_period(period)
     rows = usage_by_offering(customer, start, now)
     invoices = invoices_for_customer(customer)
     return {

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import money
+from billing import money, periods, states
 from billing.links import stripe_link
 from billing.models import (
     Customer,
@@ -35,6 +35,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.stripe_client import BillingError, StripeClient
+from core.jobs import enqueue_on_commit
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 # Stripe keeps idempotency keys for 24 hours; past this, look before creating again.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
 PUSH_LEASE = timedelta(minutes=10)
-FINAL_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 
 
 # Customers and offerings
@@ -267,7 +267,7 @@ def invoice_prepare(*, customer_id: int, period: str, now: datetime | None = Non
     the period's end (one line per offering), or the one made earlier. Usage that
     arrives after its period was invoiced goes on the next period's invoice.
     Returns None when there is no invoice and nothing to bill."""
-    _, end = money.parse_period(period)
+    _, end = periods.parse_period(period)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         invoice = Invoice.objects.filter(customer=customer, period=period).first()
@@ -323,20 +323,15 @@ def _take_lease(invoice_id: int, now: datetime) -> bool:
     )
 
 
-def _ts(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
 def _apply_stripe_invoice(invoice_id: int, data: dict, *, reason: str, **extra) -> Invoice:
     """Copy Stripe's view of an invoice onto ours, in one transaction."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-        if data.get("status") in InvoiceStatus.values and invoice.status not in FINAL_STATUSES:
-            invoice.status = data["status"]
+        states.move(invoice, data.get("status"))
         invoice.number = data.get("number") or invoice.number
         invoice.hosted_invoice_url = data.get("hosted_invoice_url") or invoice.hosted_invoice_url
         invoice.invoice_pdf = data.get("invoice_pdf") or invoice.invoice_pdf
-        invoice.due_date = _ts(data.get("due_date")) or invoice.due_date
+        invoice.due_date = states.stripe_time(data.get("due_date")) or invoice.due_date
         for ours, theirs in (
             ("total_minor", "total"),
             ("amount_paid_minor", "amount_paid"),
@@ -365,22 +360,35 @@ def _mark_attempt(model, pk: int, now: datetime) -> datetime | None:
     return previous
 
 
+def _find_or_create(model, pk: int, now: datetime, *, search, create) -> dict:
+    """Stripe's object for our row `model` #pk, created once: marks the attempt, and
+    when an earlier attempt is older than Stripe's idempotency window, first looks for
+    what it may have created (by the `fsar_<model>_id` metadata) before `create()`."""
+    previous = _mark_attempt(model, pk, now)
+    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
+        matches = search(query=f"metadata['fsar_{model._meta.model_name}_id']:'{pk}'")
+        if matches:
+            return matches[0]
+    return create()
+
+
 def _ensure_stripe_customer(client: StripeClient, customer_id: int, now: datetime) -> str:
     customer = Customer.objects.get(pk=customer_id)
     if customer.stripe_customer_id:
         return customer.stripe_customer_id
-    previous = _mark_attempt(Customer, customer.pk, now)
-    found = None
-    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
-        matches = client.customer_search(query=f"metadata['fsar_customer_id']:'{customer.pk}'")
-        found = matches[0] if matches else None
     params = {
         "name": customer.name,
         "metadata": {"fsar_customer_id": str(customer.pk), "customer_ref": customer.customer_ref},
     }
     if customer.email:
         params["email"] = customer.email
-    data = found or client.customer_create(params=params, idempotency_key=f"fsar-customer-{customer.pk}")
+    data = _find_or_create(
+        Customer,
+        customer.pk,
+        now,
+        search=client.customer_search,
+        create=lambda: client.customer_create(params=params, idempotency_key=f"fsar-customer-{customer.pk}"),
+    )
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         if not customer.stripe_customer_id:
@@ -393,11 +401,6 @@ def _ensure_stripe_customer(client: StripeClient, customer_id: int, now: datetim
 def _ensure_stripe_invoice(client: StripeClient, invoice: Invoice, stripe_customer_id: str, now: datetime) -> str:
     if invoice.stripe_invoice_id:
         return invoice.stripe_invoice_id
-    previous = _mark_attempt(Invoice, invoice.pk, now)
-    found = None
-    if previous is not None and now - previous > IDEMPOTENCY_WINDOW:
-        matches = client.invoice_search(query=f"metadata['fsar_invoice_id']:'{invoice.pk}'")
-        found = matches[0] if matches else None
     params = {
         "customer": stripe_customer_id,
         "currency": invoice.currency,
@@ -411,7 +414,13 @@ def _ensure_stripe_invoice(client: StripeClient, invoice: Invoice, stripe_custom
     }
     if invoice.customer.collection_method == Customer.Collection.SEND:
         params["days_until_due"] = settings.BILLING_DAYS_UNTIL_DUE
-    data = found or client.invoice_create(params=params, idempotency_key=f"fsar-invoice-{invoice.pk}")
+    data = _find_or_create(
+        Invoice,
+        invoice.pk,
+        now,
+        search=client.invoice_search,
+        create=lambda: client.invoice_create(params=params, idempotency_key=f"fsar-invoice-{invoice.pk}"),
+    )
     _apply_stripe_invoice(invoice.pk, data, reason="created in Stripe", stripe_invoice_id=data["id"])
     return data["id"]
 
@@ -461,7 +470,7 @@ def invoice_push(*, invoice_id: int, client: StripeClient | None = None, now: da
         raise BillingError("another invoice run is sending this invoice to Stripe right now; retry in a few minutes")
     try:
         invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-        if invoice.status in FINAL_STATUSES or invoice.collected_at:
+        if invoice.status in states.CLOSED or invoice.collected_at:
             return invoice
         stripe_customer_id = _ensure_stripe_customer(client, invoice.customer_id, now)
         _ensure_stripe_invoice(client, invoice, stripe_customer_id, now)
@@ -503,7 +512,7 @@ def _collect(client: StripeClient, invoice: Invoice, now: datetime) -> Invoice:
 def customers_to_invoice(period: str) -> list[int]:
     """Customers with unbilled usage before the period's end, and customers whose
     invoice for the period has not finished its way through Stripe."""
-    _, end = money.parse_period(period)
+    _, end = periods.parse_period(period)
     with_usage = set(
         UsageRecord.objects.filter(invoice_line__isnull=True, occurred_at__lt=end)
         .values_list("customer_id", flat=True)
@@ -511,19 +520,18 @@ def customers_to_invoice(period: str) -> list[int]:
     )
     unfinished = set(
         Invoice.objects.filter(period=period, collected_at__isnull=True)
-        .exclude(status__in=FINAL_STATUSES)
+        .exclude(status__in=states.CLOSED)
         .values_list("customer_id", flat=True)
     )
     return sorted(with_usage | unfinished)
 
 
 @transaction.atomic
-def invoice_run_start(*, period: str, by=None, now: datetime | None = None) -> InvoiceRun:
+def invoice_run_start(*, period: str, by=None, now: datetime | None = None, process_later: bool = False) -> InvoiceRun:
     """Open a run for `period` with one pending item per customer to invoice;
-    `invoice_run_process` does the work (the command runs it at once, the web
-    page on a worker)."""
-    money.parse_period(period)
-    _, end = money.parse_period(period)
+    `invoice_run_process` does the work (the command runs it at once; with
+    `process_later`, as the web page does, a worker once this commits)."""
+    _, end = periods.parse_period(period)
     now = now or timezone.now()
     if end > now:
         raise BillingError(f"period {period} has not ended yet; it can be invoiced from {end:%Y-%m-%d}")
@@ -534,6 +542,8 @@ def invoice_run_start(*, period: str, by=None, now: datetime | None = None) -> I
     InvoiceRunItem.objects.bulk_create(
         [InvoiceRunItem(run=run, customer_id=cid, updated_at=now) for cid in customers_to_invoice(period)]
     )
+    if process_later:
+        enqueue_on_commit("billing.jobs.invoice_run_process", run.pk)
     return run
 
 
@@ -595,8 +605,9 @@ def _finish_run(run_id: int) -> InvoiceRun:
 
 
 @transaction.atomic
-def invoice_run_retry(*, run_id: int, by=None) -> InvoiceRun:
-    """Put a run's failed customers back to pending; process the run afterwards."""
+def invoice_run_retry(*, run_id: int, by=None, process_later: bool = False) -> InvoiceRun:
+    """Put a run's failed customers back to pending; process the run afterwards
+    (with `process_later`, on a worker once this commits)."""
     run = InvoiceRun.objects.select_for_update().get(pk=run_id)
     retried = run.items.filter(status=InvoiceRunItem.Status.FAILED).update(status=InvoiceRunItem.Status.PENDING)
     if not retried:
@@ -606,6 +617,8 @@ def invoice_run_retry(*, run_id: int, by=None) -> InvoiceRun:
     run._history_user = by
     run._change_reason = f"retry of {retried} failed customer(s)"
     run.save()
+    if process_later:
+        enqueue_on_commit("billing.jobs.invoice_run_process", run.pk)
     return run
 
 

@@ -3,7 +3,9 @@ or one service call each; who may see a customer's data is `customer_for_user`."
 
 from __future__ import annotations
 
-import django_rq
+import functools
+from datetime import datetime
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from billing import jobs, money, selectors, services, stripe_client, webhooks
+from billing import money, periods, selectors, services, stripe_client, webhooks
 from billing.forms import PeriodForm
 from billing.models import InvoiceRun
 from billing.stripe_client import BillingError
@@ -32,24 +34,32 @@ def _csv_response(rows, filename: str) -> StreamingHttpResponse:
     return response
 
 
-def bad_period(exc: money.BadPeriod) -> HttpResponse:
+def bad_period(exc: periods.BadPeriod) -> HttpResponse:
     """A 400 naming the period, as plain text: the message quotes the input, which
     must never be served as HTML (a reflected-script hole)."""
     return HttpResponseBadRequest(f"period: {exc}", content_type="text/plain; charset=utf-8")
 
 
-def _period_or_current(request: HttpRequest) -> str:
-    return request.GET.get("period") or money.period_of(timezone.now())
+def with_period(view):
+    """Parse `?period=YYYY-MM` (this month without one) for the view, which gets
+    `period, start, end`; a bad period is a 400 naming it."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        period = request.GET.get("period") or periods.period_of(timezone.now())
+        try:
+            start, end = periods.parse_period(period)
+        except periods.BadPeriod as exc:
+            return bad_period(exc)
+        return view(request, period, start, end, *args, **kwargs)
+
+    return wrapped
 
 
 @role_required(CUSTOMERS)
-def usage(request: HttpRequest) -> HttpResponse:
+@with_period
+def usage(request: HttpRequest, period: str, start: datetime, end: datetime) -> HttpResponse:
     customer = selectors.customer_for_user(request.user)
-    period = _period_or_current(request)
-    try:
-        start, end = money.parse_period(period)
-    except money.BadPeriod as exc:
-        return bad_period(exc)
     context = {"customer": customer, "period": period, "stripe_configured": stripe_client.is_configured()}
     if customer is not None:
         rows = selectors.usage_by_offering(customer, start, end)
@@ -63,24 +73,31 @@ def usage(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(CUSTOMERS)
-def usage_csv(request: HttpRequest) -> HttpResponse:
+@with_period
+def usage_csv(request: HttpRequest, period: str, start: datetime, end: datetime) -> HttpResponse:
     customer = selectors.customer_for_user(request.user)
-    period = _period_or_current(request)
-    try:
-        start, end = money.parse_period(period)
-    except money.BadPeriod as exc:
-        return bad_period(exc)
     if customer is None:
         return _csv_response([selectors.CSV_HEADER], f"usage-{period}.csv")
     records = selectors.usage_records(customer, start, end)
     return _csv_response(selectors.usage_csv_rows(records), f"usage-{customer.customer_ref}-{period}.csv")
 
 
+def bad_cursor(exc: selectors.BadCursor) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+
 @role_required(CUSTOMERS)
 def invoices(request: HttpRequest) -> HttpResponse:
     customer = selectors.customer_for_user(request.user)
-    rows = selectors.invoices_for_customer(customer) if customer else []
-    return render(request, "billing/invoices.html", {"customer": customer, "invoices": rows})
+    before = request.GET.get("before")
+    rows, next_before = [], None
+    if customer is not None:
+        try:
+            rows, next_before = selectors.invoice_page(customer, before=before)
+        except selectors.BadCursor as exc:
+            return bad_cursor(exc)
+    context = {"customer": customer, "invoices": rows, "next_before": next_before, "paged": bool(before)}
+    return render(request, "billing/invoices.html", context)
 
 
 @role_required(CUSTOMERS)
@@ -130,21 +147,30 @@ def portal(request: HttpRequest) -> HttpResponse:
 @role_required(OPERATORS)
 @require_http_methods(["GET", "POST"])
 def runs(request: HttpRequest) -> HttpResponse:
-    form = PeriodForm(request.POST or None, initial={"period": money.previous_period(timezone.now())})
+    form = PeriodForm(request.POST or None, initial={"period": periods.previous_period(timezone.now())})
     if request.method == "POST" and form.is_valid():
         try:
-            run = services.invoice_run_start(period=form.cleaned_data["period"], by=request.user)
+            run = services.invoice_run_start(period=form.cleaned_data["period"], by=request.user, process_later=True)
         except BillingError as exc:
             form.add_error("period", exc.message)
         else:
-            django_rq.enqueue(jobs.invoice_run_process, run.pk)
             messages.success(request, f"Invoice run for {run.period} started.")
             return redirect("billing:run", run_id=run.pk)
-    rows = [(run, selectors.run_summary(run)) for run in selectors.invoice_runs()]
+    before = request.GET.get("before")
+    try:
+        rows, next_before = selectors.invoice_run_page(before=before)
+    except selectors.BadCursor as exc:
+        return bad_cursor(exc)
     return render(
         request,
         "billing/runs.html",
-        {"form": form, "runs": rows, "stripe_configured": stripe_client.is_configured()},
+        {
+            "form": form,
+            "runs": rows,
+            "next_before": next_before,
+            "paged": bool(before),
+            "stripe_configured": stripe_client.is_configured(),
+        },
     )
 
 
@@ -168,11 +194,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     get_object_or_404(InvoiceRun, pk=run_id)
     try:
-        services.invoice_run_retry(run_id=run_id, by=request.user)
+        services.invoice_run_retry(run_id=run_id, by=request.user, process_later=True)
     except BillingError as exc:
         messages.error(request, exc.message)
     else:
-        django_rq.enqueue(jobs.invoice_run_process, run_id)
         messages.success(request, "Retrying the failed customers.")
     return redirect("billing:run", run_id=run_id)
 
@@ -194,15 +219,15 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
 def roi(request: HttpRequest) -> HttpResponse:
     from billing import roi as roi_module
 
-    current = money.period_of(timezone.now())
+    current = periods.period_of(timezone.now())
     asked = request.GET.get("period")
     # Without a period: the latest month with billing (this month has none until it is invoiced).
     period = asked or selectors.latest_billed_period() or current
     try:
-        periods = roi_module.periods_ending(period, 12)
-    except money.BadPeriod as exc:
+        months = roi_module.periods_ending(period, 12)
+    except periods.BadPeriod as exc:
         return bad_period(exc)
-    report = roi_module.roi_report(periods=periods)
+    report = roi_module.roi_report(periods=months)
     rows = report.for_period(period)
     return render(
         request,

@@ -2,8 +2,8 @@
 
 Delivery is at least once and unordered, and `created` has one-second
 resolution, so nothing here trusts arrival order: an invoice only ever moves
-forward along Stripe's state machine (draft → open → paid | void |
-uncollectible, and uncollectible → paid | void; paid and void are final), under
+forward along Stripe's state machine, through the one function that moves an
+invoice's state (billing/states.py, also used by the push to Stripe), under
 the invoice's row lock, and payments and refunds are upserts keyed by Stripe ids.
 An event's effects and its processed status commit in one transaction.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from datetime import UTC, datetime
 
 import stripe
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from billing import states
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEvent
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
@@ -31,15 +31,6 @@ from core.sql import insert_sql, insert_values
 
 logger = logging.getLogger(__name__)
 
-# Position in Stripe's invoice state machine; an invoice only moves to a higher rank.
-RANK = {
-    InvoiceStatus.DRAFT: 0,
-    InvoiceStatus.OPEN: 1,
-    InvoiceStatus.UNCOLLECTIBLE: 2,
-    InvoiceStatus.PAID: 3,
-    InvoiceStatus.VOID: 3,
-}
-FINAL = (InvoiceStatus.PAID, InvoiceStatus.VOID)
 EVENT_STATUS = {
     "invoice.created": InvoiceStatus.DRAFT,
     "invoice.finalized": InvoiceStatus.OPEN,
@@ -55,12 +46,6 @@ class WebhookRefused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def can_move(current: str, target: str) -> bool:
-    if current in FINAL or target not in RANK:
-        return False
-    return RANK[target] > RANK.get(current, 0)
 
 
 # Intake
@@ -269,10 +254,6 @@ def _payment_intent_of(obj: dict) -> str | None:
     return _ref(obj.get("payment_intent"))
 
 
-def _ts(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int) and value else None
-
-
 def handle_invoice(event: StripeEvent, obj: dict) -> str:
     invoice = _invoice_for(obj.get("id"), obj.get("metadata"))
     if invoice is None:
@@ -298,12 +279,11 @@ def apply_invoice_state(
     copy amounts when this is the newest word on its state, record a payment when
     paid. Returns what changed, for the event's result or a reconciliation report."""
     before = invoice.status
-    moved = bool(target) and target != before and can_move(before, target)
     newer = invoice.stripe_event_created is None or created >= invoice.stripe_event_created
     notes = []
+    moved = states.move(invoice, target)
     if moved:
-        invoice.status = target
-        notes.append(f"{before} → {target}")
+        notes.append(moved)
     elif target and target != before:
         notes.append(f"stale: stays {before} (Stripe says {target})")
     if moved or (target == before and newer):
@@ -319,7 +299,7 @@ def apply_invoice_state(
     invoice.number = invoice.number or obj.get("number") or ""
     invoice.hosted_invoice_url = invoice.hosted_invoice_url or obj.get("hosted_invoice_url") or ""
     invoice.invoice_pdf = invoice.invoice_pdf or obj.get("invoice_pdf") or ""
-    invoice.due_date = invoice.due_date or _ts(obj.get("due_date"))
+    invoice.due_date = invoice.due_date or states.stripe_time(obj.get("due_date"))
     if payment_failed and invoice.status == InvoiceStatus.OPEN:
         invoice.collection_error = f"payment failed ({source})"
         notes.append("payment failed")

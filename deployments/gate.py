@@ -80,7 +80,7 @@ def locked(snap: Snapshot) -> Snapshot:
 
 
 def unregistered_mode() -> str:
-    return getattr(settings, "MODELS_UNREGISTERED", "hold")
+    return settings.MODELS_UNREGISTERED
 
 
 def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | None = None) -> GateDecision | None:

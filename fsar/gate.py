@@ -9,7 +9,7 @@ turns any failure into GateUnavailable (503 + Retry-After): the gate fails close
 `recheck` is settings.TASK_GATE_RECHECK, the same decision asked again at the
 moment of use (`start`, and a re-registration of an allowed task).
 `task_gate_details` is settings.TASK_GATE_DETAILS, adding the case's status and
-rationale to the task API's `gate`.
+rationale to the task API's `gate`, for a page of tasks in one query.
 """
 
 from assurance.gate import audit_decision
@@ -59,5 +59,6 @@ def recheck(task: ExecutionTask) -> GateDecision:
     return review_services.recheck_task(task, state=state)
 
 
-def task_gate_details(task: ExecutionTask) -> dict:
-    return review_services.task_gate_details(task)
+def task_gate_details(tasks: list[ExecutionTask]) -> dict[int, dict]:
+    """settings.TASK_GATE_DETAILS: extra gate keys per task id, for a whole page at once."""
+    return review_services.tasks_gate_details(tasks)

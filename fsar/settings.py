@@ -32,6 +32,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value.strip() else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
 def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
@@ -94,6 +102,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "fsar.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -222,8 +231,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Request bodies: the bulk backfill endpoint takes up to 10,000 tasks at once.
-# fsar.middleware.ApiBodyLimitMiddleware answers a JSON 413 past these limits.
+# Request bodies: the bulk backfill endpoint takes up to 10,000 tasks at once, and the
+# report upload page several files. Only those two (the upload views) take up to
+# API_BULK_MAX_BODY_BYTES, and the audit uploads (API and page) AUDITS_MAX_BODY_BYTES;
+# fsar.middleware.ApiBodyLimitMiddleware answers a 413 past the
+# limits (JSON on the API). Every other form keeps Django's default cap on what it
+# reads into memory (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MiB): a 400 above it.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 API_BULK_MAX_BODY_BYTES = env_int("API_BULK_MAX_BODY_BYTES", 16 * 1024 * 1024)
 # Audit evidence (a promptfoo results.json or a garak report.jsonl), stored as received.
@@ -232,7 +245,6 @@ AUDITS_MAX_REPORT_BYTES = env_int("AUDITS_MAX_REPORT_BYTES", 16 * 1024 * 1024)
 AUDITS_MAX_BODY_BYTES = env_int("AUDITS_MAX_BODY_BYTES", 2 * AUDITS_MAX_REPORT_BYTES + 64 * 1024)
 # Approvals an inconclusive audit run's case needs.
 AUDITS_CASE_QUORUM = env_int("AUDITS_CASE_QUORUM", 1)
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_BULK_MAX_BODY_BYTES, AUDITS_MAX_BODY_BYTES)
 
 # Background jobs. Without REDIS_URL, jobs run inline in the calling process
 # through a fakeredis connection (RECIPES.md); with it, real rqworker processes.
@@ -267,6 +279,12 @@ RQ_SHOW_ADMIN_LINK = True
 HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")
 HEALTHZ_SCHEMA_SECONDS = env_int("HEALTHZ_SCHEMA_SECONDS", 300)
 
+# The metrics' "auto" engine answers exactly (from the task rows) for windows of at most
+# this many finished tasks, and from the hourly rollups above it (docs/metrics.md).
+METRICS_EXACT_MAX_TASKS = env_int("METRICS_EXACT_MAX_TASKS", 20_000)
+# `seed_demo` / `make run` keep the demo API key's secret here (default: .demo-api-key in the project).
+DEMO_KEY_FILE = os.environ.get("DEMO_KEY_FILE", "")
+
 # Tasks still `running` this long after they started are marked failed ("abandoned").
 TASK_RUNNING_TIMEOUT_SECONDS = env_int("TASK_RUNNING_TIMEOUT_SECONDS", 6 * 3600)
 # How often the embedded periodic loop (make run) runs the periodic jobs.
@@ -275,7 +293,7 @@ PERIODIC_LOOP_SECONDS = env_int("PERIODIC_LOOP_SECONDS", 60)
 # request gets (0: answer at once, for servers that run only sync workers; docs/deployment.md),
 # and, without Redis, how often a waiting request re-reads its task.
 TASK_DECISION_MAX_WAIT_SECONDS = env_int("TASK_DECISION_MAX_WAIT_SECONDS", 60)
-TASK_DECISION_POLL_SECONDS = float(os.environ.get("TASK_DECISION_POLL_SECONDS", "") or 0.5)
+TASK_DECISION_POLL_SECONDS = env_float("TASK_DECISION_POLL_SECONDS", 0.5)
 
 # The execution gate, composed in fsar/ so that `tasks` never imports `reviews`.
 TASK_GATE = "fsar.gate.decide"
@@ -283,7 +301,8 @@ TASK_GATE = "fsar.gate.decide"
 TASK_GATE_RECHECK = "fsar.gate.recheck"
 # PostgreSQL: statement_timeout (ms) on each of the gate's queries; past it 503 + Retry-After, never allow. 0: off.
 GATE_STATEMENT_TIMEOUT_MS = env_int("GATE_STATEMENT_TIMEOUT_MS", 250)
-# Extra keys for the task API's `gate` (case status and rationale), composed the same way.
+# Extra keys for the task API's `gate` (case status and rationale), composed the same way:
+# called with a list of tasks (a page), returns {task id: keys}.
 TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 # Tasks on an AI model version nobody registered (deployments): "hold" (until it is
 # registered and approved), "deny", or "allow" (only the policy rules decide).
@@ -326,11 +345,13 @@ for _network in REVIEWS_CALLBACK_ALLOWED_NETWORKS:
         ipaddress.ip_network(_network, strict=False)
     except ValueError as exc:
         raise ImproperlyConfigured(f"REVIEWS_CALLBACK_ALLOWED_NETWORKS: {exc}") from exc
+# How long a committee member's claim on a case lasts (others may still vote meanwhile).
+REVIEWS_CLAIM_MINUTES = env_int("REVIEWS_CLAIM_MINUTES", 60)
 # Policy changes: approvals a change needs from committee members (not its proposer), and hours to decide.
 REVIEWS_POLICY_CHANGE_QUORUM = env_int("REVIEWS_POLICY_CHANGE_QUORUM", 2)
 REVIEWS_POLICY_CHANGE_SLA_HOURS = env_int("REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)
 # Committee SLA reminders: mail when this fraction of a case's time to decide has passed.
-REVIEWS_SLA_REMINDER_FRACTION = float(os.environ.get("REVIEWS_SLA_REMINDER_FRACTION", "0.8"))
+REVIEWS_SLA_REMINDER_FRACTION = env_float("REVIEWS_SLA_REMINDER_FRACTION", 0.8)
 # Links in notification mails start with this (no trailing slash).
 SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
 # Per-API-key rate limit: requests per fixed window (0 = no limit), answered 429 + Retry-After.
@@ -348,13 +369,30 @@ STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 BILLING_CURRENCY = os.environ.get("BILLING_CURRENCY", "usd").lower()
 BILLING_DAYS_UNTIL_DUE = env_int("BILLING_DAYS_UNTIL_DUE", 30)
 
+# Logs go to stderr: time, level, logger, request id and message (fsar/logs.py), as text
+# or, with LOG_FORMAT=json, one JSON object per line. LOG_LEVEL applies to FSAR's loggers
+# and Django's alike.
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {LOG_LEVEL!r}")
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"request_id": {"()": "fsar.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "fsar.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # SQL is logged only with DEBUG on, and then only at DEBUG: not even LOG_LEVEL=DEBUG shows it.
         "django.db.backends": {"level": "INFO"},
     },
 }

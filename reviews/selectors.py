@@ -31,6 +31,7 @@ from reviews.models import (
     ReviewSettings,
     Vote,
 )
+from tasks.metrics import percentile_cont
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def totp_required() -> bool:
 
 def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     """Failure rate (0–1) or p95 duration (ms) over the model's last `window`
-    tasks that FSAR saw run, by finish time; None when it has none.
+    tasks that FSAR saw run, by finish time; None when it has none. The p95 is
+    the metrics pages' (PostgreSQL's percentile_cont, tasks.metrics).
 
     Only tasks registered through the API, started and finished live count
     (`source = 'api'`): backfilled and adopted rows are what the AI side (or a
@@ -132,8 +134,8 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     durations = sorted(d for _, d in rows if d is not None)
     if not durations:
         return None
-    index = max(0, -(-95 * len(durations) // 100) - 1)  # nearest-rank p95
-    return float(durations[index])
+    # The metrics pages' p95 (percentile_cont), so a threshold read off a page compares the same here.
+    return percentile_cont(durations, 0.95)
 
 
 def report_by_id(report_id: str) -> Report | None:
@@ -155,6 +157,21 @@ def case_changes_since(case: Case, version: int) -> list[str]:
 
 def held_tasks_for_case(case_id: int) -> QuerySet[ExecutionTask]:
     return ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_case=str(case_id)).order_by("id")
+
+
+HELD_PAGE_SIZE = 100
+
+
+def held_tasks_page(
+    case_id: int, *, after_id: int | None = None, size: int = HELD_PAGE_SIZE
+) -> tuple[list[ExecutionTask], int | None]:
+    """A page of the tasks the case holds, oldest first, by keyset on the id (after
+    `after_id`, the previous page's last). Returns (tasks, the next page's `after_id` or None)."""
+    qs = held_tasks_for_case(case_id).only("id", "external_id", "task_type", "ai_model", "gate_reason")
+    if after_id is not None:
+        qs = qs.filter(pk__gt=after_id)
+    rows = list(qs[: size + 1])
+    return rows[:size], (rows[size - 1].pk if len(rows) > size else None)
 
 
 def dashboard_context() -> dict:
@@ -411,13 +428,17 @@ def member_overview(*, user, now) -> dict:
 # ------------------------------------------------------------------ case page
 
 
-def case_page(*, case: Case, user, now) -> dict:
+def case_page(*, case: Case, user, now, held_after: int | None = None) -> dict:
     """Everything the case page shows. Votes are blind: until `user` has voted on
     (or recused from) this version, and while the case is undecided, only their
-    count is shown."""
+    count is shown. The held tasks are paged (`held_after`: the previous page's last id)."""
     from reviews.rendering import proposal_diff, render_markdown
 
-    reports = list(case.reports.select_related("rejected_precedent__case", "supersedes").order_by("id"))
+    reports = list(
+        case.reports.select_related(
+            "rejected_precedent__case", "supersedes", "submitted_by__owner", "uploaded_by"
+        ).order_by("id")
+    )
     latest = reports[-1] if reports else None
     votes = list(case.votes.filter(case_version=case.version).select_related("member").order_by("created_at"))
     recused = {r.member_id: r for r in case.recusals.select_related("member")}
@@ -444,6 +465,7 @@ def case_page(*, case: Case, user, now) -> dict:
         else None
     )
     refused = subjects.refused_choices(case)
+    held_tasks, held_next = held_tasks_page(case.pk, after_id=held_after)
     return {
         "case": case,
         "policy_change": policy_change,
@@ -462,9 +484,11 @@ def case_page(*, case: Case, user, now) -> dict:
         "blind": blind,
         "recusals": list(recused.values()),
         "comments": list(case.comments.select_related("author").order_by("created_at")),
-        "held_tasks": list(held_tasks_for_case(case.pk)[:100]),
+        "held_tasks": held_tasks,
+        "held_next": held_next,
+        "held_paged": held_after is not None,
         "why_not": why_cannot_vote(case, user),
-        "timeline": timeline(case, blind=blind),
+        "timeline": timeline(case, blind=blind, reports=reports),
         "claim_active": bool(case.claimed_by_id and case.claimed_until and case.claimed_until > now),
         "i_voted": i_voted,
         "i_recused": user.pk in recused,
@@ -482,12 +506,15 @@ def submitter_label(report: Report) -> str:
     return "system"
 
 
-def timeline(case: Case, *, blind: bool) -> list[dict]:
+def timeline(case: Case, *, blind: bool, reports: list[Report] | None = None) -> list[dict]:
     """Who did what, when and why: the case's history with its votes, recusals
     and comments, oldest first. While votes are blind, a vote on the current
-    version shows only that it was cast."""
+    version shows only that it was cast. `reports`: the case's, already read with
+    their submitters (the case page has them)."""
     events = []
-    for report in case.reports.select_related("submitted_by__owner", "uploaded_by").order_by("id"):
+    if reports is None:
+        reports = case.reports.select_related("submitted_by__owner", "uploaded_by").order_by("id")
+    for report in reports:
         events.append(
             {
                 "at": report.received_at,

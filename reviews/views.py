@@ -8,7 +8,7 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -182,7 +182,14 @@ def case_detail(request: HttpRequest, case_id: int) -> HttpResponse:
 def _case_page(request: HttpRequest, case_id: int, *, vote_form: VoteForm | None = None) -> HttpResponse:
     """The case page; with `vote_form`, a refused vote shown again as it was written."""
     case = get_object_or_404(Case.objects.select_related("decided_by", "claimed_by"), pk=case_id)
-    context = selectors.case_page(case=case, user=request.user, now=timezone.now())
+    held_after = request.GET.get("held_after") or None
+    if held_after is not None:
+        if not held_after.isascii() or not held_after.isdigit() or int(held_after) >= 2**63:
+            return HttpResponseBadRequest(
+                "held_after: not a page of this case's held tasks", content_type="text/plain; charset=utf-8"
+            )
+        held_after = int(held_after)
+    context = selectors.case_page(case=case, user=request.user, now=timezone.now(), held_after=held_after)
     context.update(
         {
             "vote_form": vote_form or VoteForm(initial={"version": case.version}),

@@ -108,7 +108,7 @@ def gate_deadline() -> Iterator[None]:
     statements after the gate's (the task's insert, the rest of a caller's
     transaction) are not bound by it. No-op on SQLite, or with a timeout of 0."""
     connection = transaction.get_connection()
-    timeout_ms = int(getattr(settings, "GATE_STATEMENT_TIMEOUT_MS", 0))
+    timeout_ms = settings.GATE_STATEMENT_TIMEOUT_MS
     if connection.vendor != "postgresql" or timeout_ms <= 0:
         yield
         return

@@ -160,7 +160,7 @@ def exact_engine() -> Engine:
 
 
 def exact_max_tasks() -> int:
-    return getattr(settings, "METRICS_EXACT_MAX_TASKS", 20_000)
+    return settings.METRICS_EXACT_MAX_TASKS
 
 
 def resolve_engine(engine: Engine | None, window: Window) -> Engine:

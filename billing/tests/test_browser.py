@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing import money, services
+from billing import periods, services
 from billing.models import Invoice
 from fsar.testing import log_in
 from tasks.models import TaskType
@@ -23,7 +23,7 @@ def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
     now = noon_today
     earlier = now.replace(day=1) - timedelta(days=3)
     finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=earlier)
-    invoice = services.invoice_prepare(customer_id=acme.pk, period=money.period_of(earlier))
+    invoice = services.invoice_prepare(customer_id=acme.pk, period=periods.period_of(earlier))
     Invoice.objects.filter(pk=invoice.pk).update(status="open", number="FSAR-0042", hosted_invoice_url=HOSTED)
     for _ in range(2):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=now)
@@ -55,7 +55,7 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     import stripe
 
     when = noon_today.replace(day=1) - timedelta(days=3)
-    period = money.period_of(when)
+    period = periods.period_of(when)
     for _ in range(4):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=when, cost_micros=50_000)
     invoice = services.invoice_prepare(customer_id=acme.pk, period=period)
@@ -94,3 +94,20 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     row = page.get_by_test_id("roi-chart-table").locator(f"tr[data-period='{period}']")
     expect(row).to_contain_text("0.49 USD")
     expect(row).to_contain_text("0.20 USD")
+
+
+def test_customer_pages_through_older_invoices(page: Page, live_server, acme):
+    Invoice.objects.bulk_create(
+        Invoice(customer=acme, period=f"{2020 + i // 12:04d}-{i % 12 + 1:02d}", currency="jpy", total_minor=1000 + i)
+        for i in range(26)
+    )
+    log_in(page, live_server, "carla")
+    page.goto(f"{live_server.url}/billing/invoices/")
+    rows = page.get_by_test_id("invoices").locator("tbody tr")
+    expect(rows).to_have_count(24)
+    expect(rows.first).to_contain_text("2022-02")
+    expect(rows.first).to_contain_text("1,025 JPY")  # no decimals in yen
+    page.get_by_test_id("older-invoices").click()
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text("2020-01")
+    expect(page.get_by_test_id("older-invoices")).to_have_count(0)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing import money
+from billing import periods
 from billing.models import InvoiceRun, InvoiceRunItem
 from fsar.testing import log_in
 from tasks.models import TaskType
@@ -19,7 +19,7 @@ def test_an_operator_sees_a_failed_customer_with_the_reason_and_retries_it(
     noon_today, page: Page, live_server, operator, acme, globex, offerings, finish_task, fake_stripe
 ):
     last_month = noon_today.replace(day=1) - timedelta(days=10)
-    period = money.period_of(last_month)
+    period = periods.period_of(last_month)
     for _ in range(3):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=last_month)  # 3 × 12.345 ¢ = 0.37 USD
     finish_task(customer_ref="cust_globex", task_type=TaskType.IMPLEMENT_IDEA, when=last_month)  # 0.12 USD

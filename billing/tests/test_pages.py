@@ -154,6 +154,25 @@ def test_the_billing_portal_redirects_to_a_stripe_session(client, acme_user, acm
     assert fake_stripe.creates("/v1/customers") == [f"fsar-customer-{acme.pk}"]
 
 
+def test_the_billing_portal_makes_at_most_three_stripe_calls(client, acme_user, acme, fake_stripe):
+    """gunicorn.conf.py's timeout is sized for three calls in one request (fsar/tests/test_operations.py);
+    the worst case is a customer whose first creation is older than Stripe's idempotency window."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Customer
+
+    Customer.objects.filter(pk=acme.pk).update(stripe_create_attempted_at=timezone.now() - timedelta(days=2))
+    client.force_login(acme_user)
+    assert client.post(reverse("billing:portal")).status_code == 302
+    assert [path for _, path, _ in fake_stripe.calls] == [
+        "/v1/customers/search",
+        "/v1/customers",
+        "/v1/billing_portal/sessions",
+    ]
+
+
 def test_the_invoice_list_makes_the_same_number_of_queries_for_many_invoices(
     client, acme_user, acme, django_assert_max_num_queries
 ):
@@ -211,3 +230,90 @@ def test_the_operator_dashboard_shows_open_invoices_and_the_last_runs_failures(c
         "<strong>1</strong></a>, 0.38 USD outstanding"
     ) in section
     assert "1 failed" in section and reverse("billing:run", args=[run.pk]) in section
+
+
+def _invoices(acme, n: int) -> None:
+    Invoice.objects.bulk_create(
+        Invoice(customer=acme, period=f"{2000 + i // 12:04d}-{i % 12 + 1:02d}", currency="usd", total_minor=i)
+        for i in range(n)
+    )
+
+
+def test_the_invoice_list_is_paged_by_keyset_newest_first(client, acme_user, acme):
+    _invoices(acme, 30)
+    client.force_login(acme_user)
+    first = client.get(reverse("billing:invoices"))
+    periods_1 = [inv.period for inv in first.context["invoices"]]
+    assert len(periods_1) == 24 and periods_1 == sorted(periods_1, reverse=True)
+    assert periods_1[0] == "2002-06"
+    html = first.content.decode()
+    assert f'href="?before={first.context["next_before"]}"' in html
+    second = client.get(reverse("billing:invoices"), {"before": first.context["next_before"]})
+    periods_2 = [inv.period for inv in second.context["invoices"]]
+    assert len(periods_2) == 6 and max(periods_2) < min(periods_1)
+    assert second.context["next_before"] is None
+    assert 'data-testid="older-invoices"' not in second.content.decode()
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "2026-13", "<script>"])
+def test_a_bad_page_cursor_is_a_400_naming_it(client, acme_user, acme, operator, cursor):
+    client.force_login(acme_user)
+    response = client.get(reverse("billing:invoices"), {"before": cursor})
+    assert response.status_code == 400 and response.content.decode().startswith("before:")
+    assert response["Content-Type"].startswith("text/plain")
+    client.force_login(operator)
+    response = client.get(reverse("billing:runs"), {"before": cursor})
+    assert response.status_code == 400 and response.content.decode().startswith("before:")
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_the_invoice_list_makes_a_pinned_number_of_queries(client, acme_user, acme, django_assert_num_queries, n):
+    _invoices(acme, n)
+    client.force_login(acme_user)
+    client.get(reverse("billing:invoices"))  # the session's first read
+    # session, user, groups (role check), customer, the page
+    with django_assert_num_queries(5):
+        client.get(reverse("billing:invoices"))
+
+
+def _runs(n: int, customer) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from billing.models import InvoiceRun, InvoiceRunItem
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    runs = InvoiceRun.objects.bulk_create(
+        InvoiceRun(period="2025-12", status=InvoiceRun.Status.SUCCEEDED, started_at=start + timedelta(hours=i % 7))
+        for i in range(n)
+    )
+    InvoiceRunItem.objects.bulk_create(
+        InvoiceRunItem(run=run, customer=customer, status=InvoiceRunItem.Status.DONE, updated_at=start) for run in runs
+    )
+
+
+def test_the_runs_page_is_paged_by_keyset_and_loses_no_run_between_pages(client, operator, acme):
+    from billing.models import InvoiceRun
+
+    _runs(60, acme)  # seven start times shared by many runs: the id breaks ties
+    client.force_login(operator)
+    first = client.get(reverse("billing:runs"))
+    import html
+    import re
+
+    (href,) = re.findall(r'href="([^"]*)" rel="next" data-testid="older-runs"', first.content.decode())
+    second = client.get(reverse("billing:runs") + html.unescape(href))  # the page's own link
+    seen = [run.pk for run, _ in first.context["runs"]] + [run.pk for run, _ in second.context["runs"]]
+    assert len(first.context["runs"]) == 50 and second.context["next_before"] is None
+    expected = list(InvoiceRun.objects.order_by("-started_at", "-id").values_list("pk", flat=True))
+    assert seen == expected
+    assert all(summary["done"] == 1 for _, summary in first.context["runs"])
+
+
+@pytest.mark.parametrize("n", [2, 60])
+def test_the_runs_page_makes_a_pinned_number_of_queries(client, operator, acme, django_assert_num_queries, n):
+    _runs(n, acme)
+    client.force_login(operator)
+    client.get(reverse("billing:runs"))
+    # session, user, groups (role check), the page of runs, their summaries in one query
+    with django_assert_num_queries(5):
+        client.get(reverse("billing:runs"))

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing import money, services
+from billing import money, periods, services
 from billing.models import ServiceOffering, UsageRecord
 from billing.stripe_client import BillingError
 from tasks.models import TaskType
@@ -91,6 +91,6 @@ def test_money_helpers_use_integers_and_round_each_line_once():
     assert money.micros_to_minor(1_500_000, "jpy") == 2
     assert money.format_minor(123_456) == "1,234.56 USD"
     assert money.format_micros(123_450) == "0.123450"
-    assert money.parse_period("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    with pytest.raises(money.BadPeriod):
-        money.parse_period("2026-13")
+    assert periods.parse_period("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    with pytest.raises(periods.BadPeriod):
+        periods.parse_period("2026-13")

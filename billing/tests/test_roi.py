@@ -157,7 +157,7 @@ def test_the_dashboard_summarises_last_months_roi(client, operator, november):
 def test_the_period_pattern_in_the_api_schema_accepts_exactly_the_periods_parse_period_does():
     import re
 
-    from billing.money import PERIOD_PATTERN, BadPeriod, parse_period
+    from billing.periods import PERIOD_PATTERN, BadPeriod, parse_period
 
     for year in range(10_000):
         for month in (0, 1, 12, 13):

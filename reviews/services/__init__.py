@@ -59,6 +59,7 @@ from reviews.services.gate import (
     review_settings_set,
     rules_changed,
     task_gate_details,
+    tasks_gate_details,
     validate_rule,
 )
 from reviews.services.intake import IngestResult, UploadOutcome, fingerprint, ingest_file, record_of, report_ingest
@@ -93,6 +94,7 @@ __all__ = [
     "decide_task",
     "recheck_task",
     "task_gate_details",
+    "tasks_gate_details",
     "gate_pause",
     "gate_resume",
     "redecide_paused_tasks",

@@ -132,7 +132,7 @@ def comment_add(*, case_id: int, author, text: str):
 def claim_minutes() -> int:
     from django.conf import settings
 
-    return getattr(settings, "REVIEWS_CLAIM_MINUTES", 60)
+    return settings.REVIEWS_CLAIM_MINUTES
 
 
 @transaction.atomic

@@ -170,14 +170,24 @@ def _hold_for_tasks(task: ExecutionTask, rule: policy.Rule | None, reason: str) 
 
 def task_gate_details(task: ExecutionTask) -> dict:
     """Extra gate keys for the task API: the case's status and, once decided, its rationale."""
-    if not task.gate_case:
-        return {"case_status": None, "rationale": None}
-    case = None
-    if task.gate_case_id is not None:
-        case = Case.objects.filter(pk=task.gate_case_id).values("status", "rationale").first()
-    if case is None:
-        return {"case_status": None, "rationale": None}
-    return {"case_status": case["status"], "rationale": case["rationale"] or None}
+    return tasks_gate_details([task])[task.pk]
+
+
+def tasks_gate_details(tasks: list[ExecutionTask]) -> dict[int, dict]:
+    """`task_gate_details` for many tasks (a page of the task list), in one query."""
+    case_ids = {task.gate_case_id for task in tasks if task.gate_case and task.gate_case_id is not None}
+    cases = {}
+    if case_ids:
+        cases = {row["pk"]: row for row in Case.objects.filter(pk__in=case_ids).values("pk", "status", "rationale")}
+    details = {}
+    for task in tasks:
+        case = cases.get(task.gate_case_id) if task.gate_case else None
+        details[task.pk] = (
+            {"case_status": case["status"], "rationale": case["rationale"] or None}
+            if case is not None
+            else {"case_status": None, "rationale": None}
+        )
+    return details
 
 
 @transaction.atomic

@@ -41,7 +41,7 @@ def _spec(target: str) -> governed.Governed:
 def policy_change_quorum() -> int:
     from django.conf import settings
 
-    return getattr(settings, "REVIEWS_POLICY_CHANGE_QUORUM", 2)
+    return settings.REVIEWS_POLICY_CHANGE_QUORUM
 
 
 def _prepare_policy_change(*, spec: governed.Governed, operation: str, rule_id: int | None, values: dict | None):

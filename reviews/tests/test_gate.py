@@ -348,8 +348,34 @@ def test_model_metrics_look_at_the_models_last_n_finished_tasks_only():
     assert model_metric("exp-1", "failure_rate", 20) == 0.0
     assert model_metric("exp-1", "failure_rate", 30) == pytest.approx(10 / 30)
     assert model_metric("exp-1", "failure_rate", 1000) == pytest.approx(10 / 30)
-    assert model_metric("exp-1", "p95_duration_ms", 20) == 19_000.0  # nearest rank: 19th of 20
+    assert model_metric("exp-1", "p95_duration_ms", 20) == 19_050.0  # percentile_cont: rank 18.05 of 0..19
     assert model_metric("exp-2", "p95_duration_ms", 5) == 99_000.0
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        [(n + 1) * 1000 for n in range(20)],
+        [120, 130, 135, 150, 4_000, 9_999],
+        [7],
+        [50 * (n % 37) + n for n in range(230)],
+    ],
+)
+def test_the_gates_p95_is_the_metrics_pages_p95_on_the_same_tasks(durations):
+    """A threshold copied from the metrics page compares the same at the gate."""
+    from datetime import UTC, datetime, timedelta
+
+    from reviews.selectors import model_metric
+    from tasks import metrics
+
+    for n, duration in enumerate(durations):
+        live_task(f"p{n}", "exp-p95", TaskStatus.SUCCEEDED, minute=n, duration_ms=duration)
+    window = metrics.Window(datetime(2026, 10, 31, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=1))
+    query = metrics.Query(window=window, by_model=True, by_type=False, ai_model="exp-p95")
+    gate = model_metric("exp-p95", "p95_duration_ms", len(durations))
+    for engine in ("python", metrics.exact_engine(), "auto"):
+        (page,) = metrics.aggregate(query, engine=engine).values()
+        assert page.figures()["p95_ms"] == round(gate, 1), engine
 
 
 def test_the_last_n_are_the_last_to_finish_not_the_last_stored():

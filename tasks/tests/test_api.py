@@ -381,3 +381,19 @@ def test_the_openapi_schema_documents_the_task_endpoints(client, operator):
     assert "/api/v1/tasks/bulk" in schema["paths"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize("n", [1, 40])
+def test_the_task_list_makes_a_pinned_number_of_queries(agent, django_assert_num_queries, n):
+    """Whatever the page holds: the key, the page, and its held tasks' case details in one query."""
+    ExecutionTask.objects.bulk_create(
+        ExecutionTask(external_id=f"list-{i}", task_type="implement_idea", status="held", gate_case="1")
+        for i in range(n)
+    )
+    agent.get("/api/v1/tasks")  # the key's last-used time, once a minute
+    with django_assert_num_queries(TASK_LIST_QUERIES):
+        response = agent.get("/api/v1/tasks", {"limit": 50})
+    assert len(response.json()["items"]) == n
+
+
+TASK_LIST_QUERIES = 3

@@ -152,3 +152,43 @@ def test_checkschema_reports_a_dropped_index(tmp_path):
     result = manage(url, "checkschema", check=False)
     assert result.returncode != 0
     assert "missing index execution_tasks.tasks_status_id" in result.stdout
+
+
+def _migration(name: str):
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return loader, loader.get_migration("tasks", name)
+
+
+INDEX_MIGRATIONS = ["0003_fsar_columns_history_keys", "0004_metrics_covering_index", "0007_model_finished_index"]
+
+
+@pytest.mark.parametrize("name", INDEX_MIGRATIONS)
+def test_indexes_on_the_task_table_are_built_outside_a_transaction(name):
+    """Adopted legacy tables are large: every index the migrations add to them is built
+    by a non-atomic RunPython (CONCURRENTLY on PostgreSQL), never a plain AddIndex."""
+    from django.db import migrations as ops
+
+    _, migration = _migration(name)
+    assert migration.atomic is False
+    assert not [op for op in migration.operations if isinstance(op, ops.AddIndex)]
+    built = [op for op in migration.operations if isinstance(op, ops.SeparateDatabaseAndState)]
+    assert built and all(
+        isinstance(db_op, ops.RunPython) and not db_op.atomic for op in built for db_op in op.database_operations
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres(reason="CREATE INDEX CONCURRENTLY")
+def test_migration_0003_builds_its_seven_indexes_concurrently_on_postgresql():
+    loader, migration = _migration("0003_fsar_columns_history_keys")
+    state = loader.project_state(("tasks", "0003_fsar_columns_history_keys"))
+    (step,) = [op for op in migration.operations if hasattr(op, "database_operations")]
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        step.database_operations[0].code(state.apps, editor)
+    statements = [sql for sql in editor.collected_sql if "INDEX" in sql]
+    assert len(statements) == 7
+    assert all(sql.startswith("CREATE INDEX CONCURRENTLY") for sql in statements), statements
+    names = {'"tasks_status_id"', '"tasks_type_id"', '"tasks_model_id"', '"tasks_customer_id"'}
+    assert all(any(name in sql for sql in statements) for name in names)

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import money, selectors, services
+from billing import money, periods, selectors, services
 from billing.stripe_client import BillingError
 
 
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, period: str, **options) -> None:
         try:
             run = services.invoice_run(period=period)
-        except (BillingError, money.BadPeriod) as exc:
+        except (BillingError, periods.BadPeriod) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
         summary = selectors.run_summary(run)
         self.stdout.write(

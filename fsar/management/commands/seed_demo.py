@@ -34,7 +34,7 @@ AGENT_KEY_PREFIX = "demo-agent"
 def default_key_file() -> Path:
     """Where `make run` keeps the demo key's secret: settings.DEMO_KEY_FILE (the tests point
     it into a temporary directory), else .demo-api-key in the project (gitignored)."""
-    return Path(getattr(settings, "DEMO_KEY_FILE", None) or Path(settings.BASE_DIR) / ".demo-api-key")
+    return Path(settings.DEMO_KEY_FILE or Path(settings.BASE_DIR) / ".demo-api-key")
 
 
 def reusable_demo_key(key_file: Path):
