@@ -6,9 +6,10 @@ class AssuranceConfig(AppConfig):
     verbose_name = "Adversarial audits"
 
     def ready(self) -> None:
-        from assurance import services
+        from assurance import receivers, services
         from assurance.criteria import check_suite
         from assurance.models import AuditSuite
+        from assurance.signals import version_demoted
         from reviews import governed, subjects
         from reviews.signals import case_changed
 
@@ -23,6 +24,8 @@ class AssuranceConfig(AppConfig):
         )
         subjects.register_approval_guard(services.MODEL_CASE_KIND, services.model_approval_refusal)
         case_changed.connect(services.on_case_changed, dispatch_uid="assurance.on_case_changed")
+        # A demoted candidate's rollout is aborted in the same transaction (rollouts abort on demotion).
+        version_demoted.connect(receivers.abort_rollout_of_demoted_version, dispatch_uid="assurance.abort_rollout")
         # Suites are policy: a change to a required one is a committee case (admin.py).
         governed.register(AuditSuite, label="audit suite", check=check_suite, applied=services.suites_changed)
 
