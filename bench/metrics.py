@@ -36,9 +36,9 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import log, median_ms, options, own_database, postgres_url_or_none
+from bench.common import bench_db, log, median_ms, options, own_database, postgres_url_or_none
 
-BENCH_DB = "fsar_bench_metrics"
+BENCH_DB = bench_db("metrics")
 RUNS = 7
 INGEST_ROWS = 20_000
 
