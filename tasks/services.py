@@ -311,6 +311,7 @@ def task_finish(
 def _finish(task: ExecutionTask, *, outcome, cost_micros, tokens, error, now: datetime) -> None:
     task.status = outcome
     task.finished_at = now
+    task.rollup_pending = True  # the worker adds it to the metrics rollups (tasks.rollups.drain_pending)
     task.duration_ms = duration_ms(task.started_at, now)
     task.cost_micros = cost_micros
     task.tokens = tokens
