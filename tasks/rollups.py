@@ -247,7 +247,12 @@ UPSERT_CHUNK = 500
 def fold_tasks(tasks: Iterable[ExecutionTask]) -> int:
     """Add finished tasks to their hour and day rollups, in the caller's transaction.
     Tasks that are not finished are ignored. Returns how many rollup rows changed."""
-    deltas = accumulate(task_rows(tasks))
+    return fold_rows(task_rows(tasks))
+
+
+def fold_rows(rows: Iterable[Row]) -> int:
+    """`fold_tasks` for (finished_at, task_type, ai_model, status, duration_ms) rows."""
+    deltas = accumulate(rows)
     if not deltas:
         return 0
     with transaction.atomic():
@@ -268,7 +273,11 @@ def _key_order(key: RollupKey) -> tuple:
 _UPSERT = """
 INSERT INTO tasks_metrics_rollup AS r
        (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram)
-VALUES {values}
+SELECT period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram
+  FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[], %s::bigint[], %s::bigint[],
+              %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY
+       AS d (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram, n)
+ ORDER BY n
 ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
     count = r.count + EXCLUDED.count,
     failed = r.failed + EXCLUDED.failed,
@@ -291,20 +300,20 @@ ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
 
 
 def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
-    """One statement per chunk; keys in a fixed order so concurrent writers lock rows
-    in the same order. The additions happen in SQL on the locked row: no lost update."""
+    """One statement for all the rows, set-based (one array per column, unnest); keys in
+    a fixed order so concurrent writers lock rows in the same order. The additions
+    happen in SQL on the locked row: no lost update."""
     keys = sorted(deltas, key=_key_order)
+    columns: list[list] = [[] for _ in range(11)]
+    for key in keys:
+        period, start, task_type, ai_model = key
+        t = deltas[key]
+        values = (period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed, t.timed,
+                  t.sum_ms, t.max_ms, json.dumps(dense(t.histogram)))  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
     with connection.cursor() as cursor:
-        for begin in range(0, len(keys), UPSERT_CHUNK):
-            chunk = keys[begin : begin + UPSERT_CHUNK]
-            params: list = []
-            for key in chunk:
-                period, start, task_type, ai_model = key
-                t = deltas[key]
-                params += [period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed,
-                           t.timed, t.sum_ms, t.max_ms, json.dumps(dense(t.histogram))]  # fmt: skip
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"] * len(chunk))
-            cursor.execute(_UPSERT.format(values=values), params)
+        cursor.execute(_UPSERT, columns)
 
 
 def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:

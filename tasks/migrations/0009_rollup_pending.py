@@ -4,19 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0008_gate_indexes'),
+        ("tasks", "0008_gate_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='executiontask',
-            name='rollup_pending',
+            model_name="executiontask",
+            name="rollup_pending",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddIndex(
-            model_name='executiontask',
-            index=models.Index(condition=models.Q(('rollup_pending', True)), fields=['finished_at'], include=('task_type', 'ai_model', 'status', 'duration_ms'), name='tasks_rollup_pending'),
+            model_name="executiontask",
+            index=models.Index(
+                condition=models.Q(("rollup_pending", True)),
+                fields=["finished_at"],
+                include=("task_type", "ai_model", "status", "duration_ms"),
+                name="tasks_rollup_pending",
+            ),
         ),
     ]

@@ -18,10 +18,11 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from tasks import metrics, metrics_display, rollups
+from tasks.backfill import BackfillRow, tasks_backfill
 from tasks.demo import seed_demo_tasks
 from tasks.jobs import rebuild_metrics_rollups
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
-from tasks.services import Actor, BackfillRow, fail_abandoned_tasks, tasks_backfill
+from tasks.services import Actor, fail_abandoned_tasks
 from tasks.tests.test_metrics import make_task, random_tasks, store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
