@@ -113,7 +113,7 @@ rfc3339_text = _text_matching(DATETIME_PATTERN, DATETIME_RULE)
 
 Text = Annotated[StrictStr, AfterValidator(no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 QueryText = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": NO_NUL_PATTERN}), AfterValidator(no_nul)]
-TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvement"]
+TaskTypeName = Literal[tuple(TaskType.values)]  # the model's choices, spelled once (tasks.models.TaskType)
 ExternalId = Annotated[Text, Field(min_length=1, max_length=200)]
 ShortText = Annotated[Text, Field(min_length=1, max_length=200)]
 NonNegativeBigInt = Annotated[StrictInt, Field(ge=0, le=9_223_372_036_854_775_807), BeforeValidator(whole_number)]

@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 
 from tasks import rollups
+from tasks.models import FINISHED_STATUSES as FINISHED
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus, TaskType
 
 Bucket = Literal["hour", "day"]
@@ -50,7 +51,6 @@ DEFAULT_WINDOW = timedelta(days=7)
 MAX_WINDOW = timedelta(days=400)
 MAX_POINTS = 2000
 BUCKET_SIZES: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 
 
 class AnyModel:

@@ -25,7 +25,7 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+FINISHED_STATUSES = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 
 
 class TaskSource(models.TextChoices):

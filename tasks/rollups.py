@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 
+from tasks.models import FINISHED_STATUSES as FINISHED
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,6 @@ logger = logging.getLogger(__name__)
 HOUR = TaskMetricsRollup.Period.HOUR.value
 SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
 DAY = TaskMetricsRollup.Period.DAY.value
-FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 FAILED = TaskStatus.FAILED.value
 
 # --- Buckets --------------------------------------------------------------------------
