@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.module_loading import import_string
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, StrictInt, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StrictInt, StrictStr
 from typing_extensions import TypeAliasType
 
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, has_lone_surrogate, json_keys_and_scalars, lone_surrogate_path
@@ -222,7 +222,12 @@ class TaskPageOut(Schema):
     next_cursor: str | None
 
 
-class BackfillRowIn(StrictSchema):
+# One row of a backfill: a plain pydantic model, not a ninja Schema, whose per-object
+# root validator (for reading Django objects) cost as much as all the rest of a
+# 10,000-row request (docs/benchmarks.md).
+class BackfillRowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     external_id: ExternalId
     task_type: TaskTypeName
     ai_model: ShortText | None = None
