@@ -16,6 +16,9 @@ and alternating so that noise hits both alike:
 
 1. `POST /api/bench/noop` (the baseline) and `POST /api/v1/tasks` (registration:
    API key, gate decision, insert with a history row), throughput and p50/p99;
+   then `POST /api/v1/tasks/{id}/start` (the gate's re-check; on the allow-all
+   server the re-check is replaced too) and `/finish`, on pools of registered and
+   running tasks loaded beforehand;
 2. `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
    tenth opens a case), reports/s;
 3. both endpoints again at a fixed offered rate (--rate, requests/s over all
