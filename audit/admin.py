@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from audit.models import AuditEntry
+from core.adminkit import ReadOnlyAdmin
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Read-only: the chain is appended to by services, never edited."""
 
     list_display = ("seq", "created_at", "kind", "actor", "subject", "short_hash")
@@ -16,11 +17,5 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def short_hash(self, obj: AuditEntry) -> str:
         return obj.hash[:16] + "…"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.db.models import Sum
 
@@ -159,25 +160,32 @@ def format_bp(bp: int | None) -> str:
     return f"{sign}{whole}.{frac // 10} %"
 
 
-CHART_HEIGHT = 160
-BAR_WIDTH = 14
 
 
 def chart(report: RoiReport) -> dict:
-    """Bars per month (revenue and AI cost, both in micro-units), scaled to pixels."""
+    """Collected revenue and AI cost per month, for the page's uPlot bar chart
+    (static/fsar/charts.js) and the table under it: x is each month's first
+    second (UTC), amounts are in major units of the billing currency."""
     months = []
     for period in report.periods:
         total = report.total(period)
         months.append(
-            {"period": period, "revenue": total.revenue_minor * money.micros_per_minor(), "cost": total.ai_cost_micros}
+            {
+                "period": period,
+                "revenue": total.revenue_minor * money.micros_per_minor(),
+                "cost": total.ai_cost_micros,
+            }
         )
-    top = max([m["revenue"] for m in months] + [m["cost"] for m in months] + [1])
-    for i, m in enumerate(months):
-        m["x"] = 30 + i * (2 * BAR_WIDTH + 16)
-        m["revenue_h"] = m["revenue"] * CHART_HEIGHT // top
-        m["cost_h"] = m["cost"] * CHART_HEIGHT // top
-        m["revenue_y"] = CHART_HEIGHT - m["revenue_h"]
-        m["cost_y"] = CHART_HEIGHT - m["cost_h"]
-        m["cost_x"] = m["x"] + BAR_WIDTH
-    width = 30 + len(months) * (2 * BAR_WIDTH + 16)
-    return {"months": months, "width": width, "height": CHART_HEIGHT, "bar": BAR_WIDTH}
+    return {
+        "kind": "money",
+        "currency": money.currency().upper(),
+        # The currency's decimals: a minor unit is 10^(6 - decimals) micro-units.
+        "decimals": 6 - (len(str(money.micros_per_minor())) - 1),
+        "labels": [m["period"] for m in months],
+        "x": [int(datetime.strptime(m["period"], "%Y-%m").replace(tzinfo=UTC).timestamp()) for m in months],
+        "series": [
+            {"label": "collected revenue", "values": [m["revenue"] / money.MICROS for m in months]},
+            {"label": "AI cost", "values": [m["cost"] / money.MICROS for m in months]},
+        ],
+        "months": months,
+    }

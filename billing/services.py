@@ -35,7 +35,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.stripe_client import BillingError, StripeClient
-from tasks.models import ExecutionTask, TaskSource, TaskStatus
+from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +57,13 @@ def customer_create(
     users=(),
     collection_method: str = Customer.Collection.CHARGE,
     by=None,
+    reason: str = "",
 ) -> Customer:
     if Customer.objects.filter(customer_ref=customer_ref).exists():
         raise BillingError(f"customer_ref {customer_ref!r} already belongs to a customer")
     customer = Customer(customer_ref=customer_ref, name=name, email=email, collection_method=collection_method)
     customer._history_user = by
-    customer._change_reason = "created"
+    customer._change_reason = f"created: {reason.strip()}" if reason.strip() else "created"
     customer.save()
     if users:
         customer.users.set(users)
@@ -70,13 +71,130 @@ def customer_create(
 
 
 @transaction.atomic
-def offering_create(*, name: str, unit: str, unit_price_micros: int, task_types: list[str], by=None) -> ServiceOffering:
+def customer_change(
+    *, customer_id: int, name: str, email: str, collection_method: str, users, by, reason: str
+) -> Customer:
+    """Change a customer's name, billing email, how invoices are collected, and who
+    may see its billing. The `customer_ref` stays: tasks name the customer by it.
+    History records the user and the reason (required; it also lists people given or
+    taken access, which the history's columns do not show); a change that changes
+    nothing is refused."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("changing a customer needs a reason")
+    if collection_method not in Customer.Collection.values:
+        raise BillingError(f"collection_method must be one of {', '.join(Customer.Collection.values)}")
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    changed = [
+        field
+        for field, value in (("name", name), ("email", email), ("collection_method", collection_method))
+        if getattr(customer, field) != value
+    ]
+    before = {u.pk: u.get_username() for u in customer.users.all()}
+    after = {u.pk: u.get_username() for u in users}
+    access = [f"+{after[pk]}" for pk in sorted(set(after) - set(before))]
+    access += [f"-{before[pk]}" for pk in sorted(set(before) - set(after))]
+    if access:
+        changed.append(f"users ({' '.join(access)})")
+    if not changed:
+        raise BillingError("nothing changed")
+    customer.name, customer.email, customer.collection_method = name, email, collection_method
+    customer._history_user = by
+    customer._change_reason = f"changed {', '.join(changed)}: {reason}"
+    customer.save()
+    if access:
+        customer.users.set(list(users))
+    return customer
+
+
+@transaction.atomic
+def offering_create(
+    *,
+    name: str,
+    unit: str,
+    unit_price_micros: int,
+    task_types: list[str],
+    active: bool = True,
+    by=None,
+    reason: str = "",
+) -> ServiceOffering:
     """A new offering covering `task_types`; a task type already covered by
     another offering is refused (each finished task must have one price)."""
     if unit not in ServiceOffering.Unit.values:
         raise BillingError(f"unit must be one of {', '.join(ServiceOffering.Unit.values)}")
-    if not isinstance(unit_price_micros, int) or unit_price_micros < 0:
+    _check_price(unit_price_micros)
+    if ServiceOffering.objects.filter(name=name).exists():
+        raise BillingError(f"an offering named {name!r} already exists")
+    _check_uncovered(task_types)
+    offering = ServiceOffering(name=name, unit=unit, unit_price_micros=unit_price_micros, active=active)
+    offering._history_user = by
+    offering._change_reason = f"created: {reason.strip()}" if reason.strip() else "created"
+    offering.save()
+    for task_type in task_types:
+        _cover(offering, task_type, by=by)
+    return offering
+
+
+@transaction.atomic
+def offering_change(
+    *,
+    offering_id: int,
+    name: str,
+    unit_price_micros: int,
+    active: bool,
+    task_types: list[str],
+    by,
+    reason: str,
+) -> ServiceOffering:
+    """Change an offering: its name, price, whether it is active and the task types it
+    covers (each still at most one offering's). Usage already rated keeps the price it
+    was rated at; the new price applies to tasks finished from now on. The offering's
+    history (and its covered task types') records the user and the reason, which is
+    required; a change that changes nothing is refused. The unit does not change: a
+    different unit is a new offering."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("changing an offering needs a reason")
+    _check_price(unit_price_micros)
+    offering = ServiceOffering.objects.select_for_update().get(pk=offering_id)
+    if ServiceOffering.objects.filter(name=name).exclude(pk=offering.pk).exists():
+        raise BillingError(f"an offering named {name!r} already exists")
+    covered = {t.task_type: t for t in offering.task_types.select_for_update()}
+    wanted = set(task_types)
+    diff = {
+        field: [getattr(offering, field), value]
+        for field, value in (("name", name), ("unit_price_micros", unit_price_micros), ("active", active))
+        if getattr(offering, field) != value
+    }
+    if wanted != set(covered):
+        diff["task_types"] = [sorted(covered), sorted(wanted)]
+    if not diff:
+        raise BillingError("nothing changed")
+    _check_uncovered(sorted(wanted - set(covered)))
+    why = f"changed {', '.join(diff)}: {reason}"
+    for task_type in sorted(set(covered) - wanted):
+        row = covered[task_type]
+        row._history_user = by
+        row._change_reason = why
+        row.delete()
+    for task_type in sorted(wanted - set(covered)):
+        _cover(offering, task_type, by=by, reason=why)
+    offering.name, offering.unit_price_micros, offering.active = name, unit_price_micros, active
+    offering._history_user = by
+    offering._change_reason = why
+    offering.save()
+    return offering
+
+
+def _check_price(unit_price_micros) -> None:
+    if not isinstance(unit_price_micros, int) or isinstance(unit_price_micros, bool) or unit_price_micros < 0:
         raise BillingError("unit_price_micros must be a whole number of micro-units, at least 0")
+
+
+def _check_uncovered(task_types: list[str]) -> None:
+    unknown = sorted(set(task_types) - set(TaskType.values))
+    if unknown:
+        raise BillingError(f"unknown task type(s): {', '.join(unknown)}")
     taken = sorted(
         OfferingTaskType.objects.select_for_update()
         .filter(task_type__in=task_types)
@@ -84,13 +202,13 @@ def offering_create(*, name: str, unit: str, unit_price_micros: int, task_types:
     )
     if taken:
         raise BillingError(f"already covered by another offering: {', '.join(taken)}")
-    offering = ServiceOffering(name=name, unit=unit, unit_price_micros=unit_price_micros)
-    offering._history_user = by
-    offering._change_reason = "created"
-    offering.save()
-    for task_type in task_types:
-        OfferingTaskType.objects.create(offering=offering, task_type=task_type)
-    return offering
+
+
+def _cover(offering: ServiceOffering, task_type: str, *, by, reason: str = "created") -> None:
+    row = OfferingTaskType(offering=offering, task_type=task_type)
+    row._history_user = by
+    row._change_reason = reason
+    row.save()
 
 
 # Rating
@@ -195,6 +313,9 @@ def invoice_prepare(*, customer_id: int, period: str, now: datetime | None = Non
 
 
 def _take_lease(invoice_id: int, now: datetime) -> bool:
+    # An update(), not a save: a compare-and-set in one statement, and the lease is a
+    # lock between invoice runs, not the invoice's state (push_lease_until is excluded
+    # from the invoice's history), so no history row is skipped.
     return bool(
         Invoice.objects.filter(pk=invoice_id)
         .filter(Q(push_lease_until__isnull=True) | Q(push_lease_until__lt=now))
@@ -231,10 +352,16 @@ def _apply_stripe_invoice(invoice_id: int, data: dict, *, reason: str, **extra) 
 
 
 def _mark_attempt(model, pk: int, now: datetime) -> datetime | None:
-    """Record that a create is about to be asked of Stripe; returns the previous mark."""
-    previous = model.objects.filter(pk=pk).values_list("stripe_create_attempted_at", flat=True).first()
-    if previous is None:
-        model.objects.filter(pk=pk).update(stripe_create_attempted_at=now)
+    """Record that a create is about to be asked of Stripe (a customer's or an
+    invoice's, with a history row: the mark decides whether a later run searches
+    Stripe before creating again); returns the previous mark."""
+    with transaction.atomic():
+        row = model.objects.select_for_update().get(pk=pk)
+        previous = row.stripe_create_attempted_at
+        if previous is None:
+            row.stripe_create_attempted_at = now
+            row._change_reason = "creating it in Stripe"
+            row.save(update_fields=["stripe_create_attempted_at"])
     return previous
 
 
@@ -349,6 +476,7 @@ def invoice_push(*, invoice_id: int, client: StripeClient | None = None, now: da
             invoice = _collect(client, invoice, now)
         return invoice
     finally:
+        # The lease only (excluded from history, see _take_lease): update() skips no history.
         Invoice.objects.filter(pk=invoice_id).update(push_lease_until=None)
 
 

@@ -4,8 +4,9 @@ model-version rules, whose every change is a policy change for the committee."""
 
 from django.contrib import admin
 
+from core.adminkit import ReadOnlyHistoryAdmin
 from deployments.models import ModelRule, ModelVersion
-from reviews.admin import GovernedAdmin, GovernedForm, ReadOnlyHistoryAdmin
+from reviews.admin import GovernedAdmin, GovernedForm
 
 
 class ModelRuleForm(GovernedForm):

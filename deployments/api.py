@@ -9,11 +9,11 @@ from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StrictStr, WithJsonSchema
 
 from deployments import selectors, services
 from deployments.models import ModelVersion, VersionStatus
-from tasks.api import ShortText, StrictSchema, Text, decode_cursor, encode_cursor
+from tasks.api import CURSOR_PATTERN, QueryText, StrictSchema, Text, decode_cursor, encode_cursor
 from tasks.auth import ApiKeyAuth, MissingScope
 from tasks.models import ApiKey
 
@@ -44,16 +44,37 @@ def strict_number(value):
     return value
 
 
-Number = Annotated[float, BeforeValidator(strict_number)]
+# The services' rules, stated in the schema too (each is checked again by the
+# service, which names the field): patterns a generated client can follow.
+# The bounds are the service's (|x| ≤ 1e15, deployments/services.py), checked there.
+Number = Annotated[
+    float,
+    BeforeValidator(strict_number),
+    WithJsonSchema({"type": "number", "minimum": -1e15, "maximum": 1e15}),
+]
+MetricName = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+FAMILY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# No NUL, no leading or trailing white space.
+AI_MODEL_PATTERN = r"^[^\s\x00](?:[^\x00]*[^\s\x00])?$"
+URI_PATTERN = r"^[a-z][a-z0-9+.-]*://[^\s\x00]+$"
+HEALTH_URL_PATTERN = r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?(?:[/?#][^\s\x00]*)?$"
 
 
 class VersionIn(StrictSchema):
-    family: Annotated[Text, Field(min_length=1, max_length=100, examples=["coder"])]
-    ai_model: Annotated[ShortText, Field(examples=["llama-4-70b-2026-12"])]
-    artifact_uri: Annotated[Text, Field(min_length=1, max_length=1000, examples=["s3://models/llama-4-70b-2026-12"])]
-    artifact_sha256: Annotated[Text, Field(min_length=64, max_length=64)]
-    health_url: Annotated[Text, Field(max_length=500)] | None = None
-    evaluation: Annotated[dict[str, Number], Field(max_length=services.MAX_METRICS)] = {}
+    family: Annotated[StrictStr, Field(pattern=FAMILY_PATTERN, examples=["coder"])]
+    ai_model: Annotated[
+        StrictStr, Field(min_length=1, max_length=200, pattern=AI_MODEL_PATTERN, examples=["llama-4-70b-2026-12"])
+    ]
+    artifact_uri: Annotated[
+        StrictStr, Field(max_length=1000, pattern=URI_PATTERN, examples=["s3://models/llama-4-70b-2026-12"])
+    ]
+    artifact_sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256, hexadecimal")]
+    health_url: Annotated[StrictStr, Field(max_length=500, pattern=HEALTH_URL_PATTERN)] | None = None
+    evaluation: Annotated[
+        dict[MetricName, Number],
+        # Only metric names: a key that does not match patternProperties is refused.
+        Field(max_length=services.MAX_METRICS, json_schema_extra={"additionalProperties": False}),
+    ] = {}
     notes: Annotated[Text, Field(max_length=10_000)] = ""
 
 
@@ -95,7 +116,7 @@ class ErrorOut(Schema):
     detail: str
 
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, 503: ErrorOut}
+ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 413, 422, 503)}
 
 
 def version_out(version: ModelVersion) -> dict:
@@ -152,7 +173,9 @@ def register_version(request: HttpRequest, body: VersionIn):
 class VersionFilters(Schema):
     family: Annotated[str, Field(max_length=100)] | None = None
     status: VersionStatus | None = None
-    cursor: Annotated[str, Field(max_length=40)] | None = None
+    cursor: Annotated[str, Field(pattern=CURSOR_PATTERN, description="A `next_cursor` this API returned.")] | None = (
+        None
+    )
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 
@@ -185,3 +208,33 @@ def get_version(request: HttpRequest, ai_model: str):
     if version is None:
         raise ModelVersion.DoesNotExist(f"No model version {ai_model!r} is registered.")
     return version_out(version)
+
+
+class RouteOut(Schema):
+    ai_model: str = Field(description="The version to run this key's task on.")
+    rollout: int | None = Field(description="The family's active rollout, if any.")
+    weight: int = Field(description="The candidate's share of the family's traffic now, in percent.")
+    role: str = Field(description="candidate, stable or drill.")
+
+
+class RouteQuery(Schema):
+    family: Annotated[QueryText, Field(min_length=1, max_length=100)]
+    key: Annotated[QueryText, Field(min_length=1)]
+
+
+@router.get(
+    "/route",
+    auth=ApiKeyAuth("tasks"),
+    response={200: RouteOut, **ERRORS},
+    summary="Which version of a family a task with this key runs on (deterministic)",
+)
+def route(request: HttpRequest, query: Query[RouteQuery]):
+    """The same key gets the same answer at the same weight, and a key on the
+    candidate stays there when the weight rises (a hash of family and key). Tasks
+    on a candidate with no traffic (0%, rolled back) are denied by the gate."""
+    from deployments import routing
+
+    found = routing.route(query.family, query.key)
+    if found is None:
+        raise ModelVersion.DoesNotExist(f"Family {query.family!r} has no approved model version.")
+    return {"ai_model": found.ai_model, "rollout": found.rollout, "weight": found.weight, "role": found.role}

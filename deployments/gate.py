@@ -46,6 +46,8 @@ def clear_cache() -> None:
     with _lock:
         _cache["version"] = None
         _cache["rows"] = {}
+        _routes["version"] = None
+        _routes["denied"] = {}
 
 
 def snapshot(ai_model: str, *, rules_version: str) -> Snapshot | None:
@@ -117,7 +119,44 @@ def model_decision(ai_model: str | None, *, rules_version: str, now: datetime | 
             MODEL_POLICY,
             case,
         )
-    return None
+    return route_decision(ai_model, rules_version=rules_version)
+
+
+ROUTE_POLICY = "rollout"
+_routes: dict = {"version": None, "denied": {}}
+
+
+def unrouted(rules_version: str) -> dict[str, str]:
+    """Candidates that get no traffic now, each with why: a rollout pending or at 0%,
+    or rolled back or aborted (and not rolled out again since). Read in one query
+    per rules version (every rollout transition replaces it), then from memory."""
+    if _routes["version"] == rules_version:
+        return _routes["denied"]
+    from deployments.models import ACTIVE_STATES, WITHDRAWN_STATES, Rollout
+
+    denied: dict[str, str] = {}
+    rows = Rollout.objects.order_by("id").values_list(
+        "pk", "family", "candidate__ai_model", "state", "weight", "reason"
+    )
+    for pk, family, ai_model, state, weight, reason in rows:
+        if state in WITHDRAWN_STATES:
+            event = "rolled back" if state == "rolled_back" else "aborted"
+            denied[ai_model] = f"not routed: rollout {pk} of {family} was {event}: {reason}"
+        elif state in ACTIVE_STATES and weight == 0:
+            denied[ai_model] = f"not routed: rollout {pk} of {family} gives the candidate 0% ({state})"
+        else:
+            denied.pop(ai_model, None)
+    with _lock:
+        _routes["version"] = rules_version
+        _routes["denied"] = denied
+    return denied
+
+
+def route_decision(ai_model: str, *, rules_version: str) -> GateDecision | None:
+    """Deny a task on a rollout candidate that has no traffic now ("not routed"),
+    so the AI side cannot send a candidate more than it was given."""
+    why = unrouted(rules_version).get(ai_model)
+    return GateDecision("deny", why, ROUTE_POLICY, None) if why else None
 
 
 def _holds(snap: Snapshot, now: datetime) -> bool:

@@ -138,3 +138,138 @@ def version_id_of(ref: str) -> int | None:
         return None
     rest = ref.removeprefix(SUBJECT_PREFIX)
     return int(rest) if rest.isdigit() else None
+
+
+# ------------------------------------------------------------------ rollouts
+
+
+class RolloutState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROGRESSING = "progressing", "Progressing"
+    PAUSED = "paused", "Paused"
+    PROMOTED = "promoted", "Promoted"
+    ABORTED = "aborted", "Aborted"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# A family has at most one rollout in these states (a partial unique constraint).
+ACTIVE_STATES = (RolloutState.PENDING, RolloutState.PROGRESSING, RolloutState.PAUSED)
+# A candidate in these states gets no traffic (the gate denies its tasks "not routed").
+WITHDRAWN_STATES = (RolloutState.ABORTED, RolloutState.ROLLED_BACK)
+
+
+class Rollout(models.Model):
+    """A family's candidate version taking traffic from its stable version step by
+    step. `steps` is a list of {"weight": percent, "min_minutes", "min_tasks",
+    "deadline_minutes"}; `step` indexes it (-1 before the start) and `weight` is the
+    candidate's share now (0 to 100). Every transition is a service in
+    deployments.rollouts, with history, an audit-chain entry and a reason."""
+
+    family = models.CharField(max_length=100)
+    stable = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    candidate = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    steps = models.JSONField()
+    step = models.IntegerField(default=-1)
+    weight = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=20, choices=RolloutState.choices, default=RolloutState.PENDING)
+    reason = models.TextField(help_text="Why it has its state (the last transition's reason).")
+    auto_promote = models.BooleanField(
+        default=True, help_text="A passed analysis moves to the next step by itself (else an operator confirms)."
+    )
+    awaiting_confirm = models.BooleanField(default=False)
+    thresholds = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(bases=[ActorHistory])
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["family"],
+                condition=models.Q(state__in=["pending", "progressing", "paused"]),
+                name="deployments_one_active_rollout_per_family",
+            ),
+            models.CheckConstraint(condition=models.Q(weight__lte=100), name="deployments_rollout_weight_le_100"),
+        ]
+        indexes = [models.Index(fields=["family", "-id"], name="deployments_rollout_family")]
+
+    def __str__(self) -> str:
+        return f"rollout {self.pk} of {self.family} ({self.state}, {self.weight}%)"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class RolloutAnalysis(models.Model):
+    """The comparison of candidate against stable over one step's window, with its figures."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="analyses")
+    step = models.IntegerField()
+    weight = models.PositiveSmallIntegerField()
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    reason = models.TextField()
+    figures = models.JSONField(default=dict, help_text="candidate, stable, thresholds and per-criterion results")
+    case = models.ForeignKey("reviews.Case", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rollout", "id"]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} of rollout {self.rollout_id} step {self.step + 1}: {self.verdict}"
+
+
+class RollbackDrill(models.Model):
+    """A drill of a rollback target: (a) warm, its health_url answers 2xx in time;
+    (b) works, a drill share of traffic routed to it finishes no worse than the
+    family's live version. `running` while the works part collects tasks."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        PASS = "pass", "Pass"
+        FAIL = "fail", "Fail"
+        INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+    family = models.CharField(max_length=100)
+    target = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="drills")
+    live = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
+    reason = models.TextField(blank=True)
+    warm_ok = models.BooleanField(null=True)
+    warm_status = models.IntegerField(null=True, blank=True)
+    warm_latency_ms = models.IntegerField(null=True, blank=True)
+    warm_error = models.TextField(blank=True)
+    share = models.FloatField(default=1.0, help_text="Percent of the family's traffic routed to the target.")
+    figures = models.JSONField(default=dict)
+    case = models.ForeignKey("reviews.Case", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    deadline = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    by = models.CharField(max_length=200, default="system")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["target", "-id"], name="deployments_drill_target")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["family"], condition=models.Q(state="running"), name="deployments_one_running_drill"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"drill {self.pk} of {self.target_id} ({self.state})"

@@ -183,4 +183,129 @@ def dashboard_context() -> dict:
     for v in waiting:
         v.held = held.get(v.case_id, 0)
     unregistered = ExecutionTask.objects.filter(status=TaskStatus.HELD, gate_policy=UNREGISTERED_POLICY).count()
-    return {"models_waiting": waiting, "models_unregistered_held": unregistered}
+    from django.utils import timezone
+
+    from deployments.models import ACTIVE_STATES, Rollout
+
+    return {
+        "models_waiting": waiting,
+        "models_unregistered_held": unregistered,
+        "drills_failed": failed_drills(now=timezone.now()),
+        "rollouts_active": list(
+            Rollout.objects.filter(state__in=ACTIVE_STATES).select_related("candidate", "stable").order_by("family")
+        ),
+    }
+
+
+# ------------------------------------------------------------------ rollouts
+
+
+def rollout_chart(analyses: list) -> dict:
+    """Candidate against stable per analysis (x: the window's end, UTC seconds), with
+    the threshold each was held to: failure rate and p95 (json_script data)."""
+    x, cand_rate, stable_rate, rate_limit, cand_p95, stable_p95, p95_limit = [], [], [], [], [], [], []
+    for a in analyses:
+        limits = {row["criterion"]: row.get("limit") for row in a.figures.get("criteria", [])}
+        cand, stable = a.figures.get("candidate", {}), a.figures.get("stable", {})
+        x.append(int(a.window_end.timestamp()))
+        cand_rate.append(cand.get("failure_rate"))
+        stable_rate.append(stable.get("failure_rate"))
+        rate_limit.append(limits.get("failure_rate"))
+        cand_p95.append(cand.get("p95_ms"))
+        stable_p95.append(stable.get("p95_ms"))
+        p95_limit.append(limits.get("p95_ms"))
+    return {
+        "x": x,
+        "rate": {"candidate": cand_rate, "stable": stable_rate, "limit": rate_limit},
+        "p95": {"candidate": cand_p95, "stable": stable_p95, "limit": p95_limit},
+    }
+
+
+def rollout_page(rollout, *, now: datetime) -> dict:
+    from deployments import routing
+    from deployments.models import RollbackDrill
+
+    analyses = list(rollout.analyses.select_related("case").order_by("id"))
+    history = list(rollout.history.select_related("history_user").order_by("history_date"))
+    steps = []
+    for index, step in enumerate(rollout.steps):
+        done = [a for a in analyses if a.step == index]
+        steps.append({"n": index + 1, **step, "current": index == rollout.step and rollout.active, "analyses": done})
+    return {
+        "rollout": rollout,
+        "steps": steps,
+        "analyses": analyses,
+        "chart": rollout_chart(analyses),
+        "history": history,
+        "chain": list(AuditEntry.objects.filter(subject=f"rollout:{rollout.pk}").order_by("seq")),
+        "drills": list(
+            RollbackDrill.objects.filter(target=rollout.stable).select_related("target").order_by("-id")[:20]
+        ),
+        "drill_refusal": routing.drill_refusal(rollout.stable, now=now),
+        "deadline": routing.step_deadline(rollout) if rollout.active and rollout.step >= 0 else None,
+        "live": routing.live_version(rollout.family),
+    }
+
+
+def families_overview(families: list[str], *, now: datetime) -> list[dict]:
+    """Per family: its live split (candidate weight), the active rollout, the rollback
+    target and that target's last drill, and the approved versions a rollout may take.
+    Six queries whatever the number of families (routing's rules over rows read at once)."""
+    from deployments import routing
+    from deployments.models import ACTIVE_STATES, WITHDRAWN_STATES, RollbackDrill, Rollout
+
+    families = sorted(set(families))
+    if not families:
+        return []
+    by_family: dict[str, list] = {f: [] for f in families}
+    for r in Rollout.objects.filter(family__in=families).select_related("stable", "candidate").order_by("-id"):
+        by_family[r.family].append(r)
+    approved: dict[str, list] = {f: [] for f in families}
+    for v in ModelVersion.objects.filter(family__in=families, status=VersionStatus.APPROVED).order_by("-id"):
+        approved[v.family].append(v)
+    counts = routing.recent_counts([v.ai_model for vs in approved.values() for v in vs])
+    running_drills = RollbackDrill.objects.filter(family__in=families, state=RollbackDrill.State.RUNNING)
+    running = {d.family: d for d in running_drills.select_related("target")}
+    rows, targets = [], {}
+    for family in families:
+        history = by_family[family]
+        active = next((r for r in history if r.state in ACTIVE_STATES), None)
+        withdrawn = {r.candidate_id for r in history if r.state in WITHDRAWN_STATES}
+        live = routing.choose_live(history[0] if history else None, approved[family], withdrawn, counts)
+        target = routing.choose_target(history) or live
+        if target is not None:
+            targets[target.pk] = None
+        rows.append(
+            {
+                "family": family,
+                "rollout": active,
+                "live": live,
+                "weight": active.weight if active else 0,
+                "stable_weight": 100 - (active.weight if active else 0),
+                "target": target,
+                "running_drill": running.get(family),
+                "candidates": [v for v in approved[family][:20] if live is None or v.pk != live.pk],
+                "recent": history[:5],
+            }
+        )
+    finished = RollbackDrill.objects.filter(target_id__in=list(targets)).exclude(state=RollbackDrill.State.RUNNING)
+    for drill in finished.order_by("id"):
+        targets[drill.target_id] = drill
+    for row in rows:
+        target = row["target"]
+        row["last_drill"] = targets.get(target.pk) if target else None
+        row["refusal"] = (
+            routing.drill_refusal(target, now=now, last=row["last_drill"]) if target and not row["rollout"] else None
+        )
+    return rows
+
+
+def failed_drills(*, now: datetime, days: int = 7) -> list:
+    """Rollback drills that failed in the last `days` and have not passed since (the dashboard)."""
+    from deployments.models import RollbackDrill
+
+    recent = RollbackDrill.objects.filter(finished_at__gte=now - timedelta(days=days)).select_related("target")
+    latest: dict[int, RollbackDrill] = {}
+    for drill in recent.order_by("id"):
+        latest[drill.target_id] = drill
+    return [d for d in latest.values() if d.state == RollbackDrill.State.FAIL]

@@ -23,7 +23,8 @@ from django.utils import timezone
 from audit.chain import actor_name, audit_append
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
-from deployments import criteria
+from deployments import criteria, rollouts
+from deployments.errors import InvalidVersion, ModelError, NotAllowed, RolloutError, VersionConflict  # noqa: F401
 from deployments.models import ModelVersion, RuleAction, VersionStatus, subject_ref, version_id_of
 from reviews import services as review_services
 from reviews.models import CallbackDelivery, Case
@@ -39,29 +40,6 @@ MAX_METRICS = 50
 FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 URI_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
-
-
-class ModelError(Exception):
-    """A request the model-version rules refuse; `status_code` is the HTTP answer."""
-
-    status_code = 409
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
-
-
-class InvalidVersion(ModelError):
-    status_code = 422
-
-
-class VersionConflict(ModelError):
-    status_code = 409
-
-
-class NotAllowed(ModelError):
-    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -250,7 +228,7 @@ def _store(data: VersionInput, *, actor: Actor) -> ModelVersion:
         case=version.case_id,
         status=version.status,
     )
-    review_services.rules_changed()
+    review_services.rules_changed(why=f"model version {version.ai_model} registered: {version.status}")
     enqueue_on_commit("deployments.jobs.redecide_unregistered", version.ai_model)
     return version
 
@@ -292,6 +270,11 @@ def on_case_changed(sender, *, case: Case, event: str, by=None, **kwargs) -> Non
     _set_status(version, status=status, reason=reason, actor=Actor(user=by), case=case)
     if event == "revoked":
         _withdraw(version, case=case, reason=reason, actor=Actor(user=by))
+    if status != VersionStatus.APPROVED:
+        # A candidate whose approval is gone is rolled back at once (in this transaction).
+        rollouts.rollback_for_version(
+            version, reason=f"candidate {version.ai_model}: {reason}", by=by, withdraw_tasks=event != "revoked"
+        )
 
 
 def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor, case: Case | None = None) -> None:
@@ -311,7 +294,7 @@ def _set_status(version: ModelVersion, *, status: str, reason: str, actor: Actor
         case=case.pk if case is not None else version.case_id,
         approved_until=version.approved_until.isoformat() if version.approved_until else None,
     )
-    review_services.rules_changed()
+    review_services.rules_changed(why=f"model version {version.ai_model}: {before} → {status}")
 
 
 def _withdraw(version: ModelVersion, *, case: Case, reason: str, actor: Actor) -> None:
@@ -360,6 +343,17 @@ def version_retire(*, version_id: int, by, reason: str) -> ModelVersion:
         )
     _set_status(version, status=VersionStatus.RETIRED, reason=f"retired by {by}: {reason}", actor=Actor(user=by))
     return version
+
+
+def rollout_abort_for_version(model_version, reason: str, *, by=None, actor: str = ""):
+    """Public, for the apps above deployments (assurance): abort the active rollout
+    whose candidate is `model_version` (a ModelVersion or its id) because it was
+    demoted, with `reason` (at least 10 characters; on the rollout's history and
+    the audit chain as `rollout.aborted`). The candidate goes to 0% at once, its
+    held and registered tasks are denied with the reason, its running ones get
+    `stop` callbacks. Returns the Rollout, or None when the version is no active
+    rollout's candidate (so it is safe to call for any version, and twice)."""
+    return rollouts.rollout_abort_for_version(model_version, reason, by=by, actor=actor)
 
 
 def redecide_all_unregistered() -> int:

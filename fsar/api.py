@@ -107,6 +107,10 @@ class IndexOut(Schema):
     schema_url: str
     docs_url: str
     authentication: str
+    client_url: str
+
+
+CLIENT_README = settings.BASE_DIR / "clients" / "python" / "README.md"
 
 
 @api.get("/", auth=None, response=IndexOut, tags=["index"], summary="Where the schema and the docs are")
@@ -119,7 +123,15 @@ def index(request: HttpRequest) -> dict:
         "schema_url": reverse("api:openapi-json"),
         "docs_url": reverse("api:openapi-view"),
         "authentication": "Authorization: Bearer <key>",
+        "client_url": reverse("api:client_readme"),
     }
+
+
+@api.get("/client", auth=None, tags=["index"], url_name="client_readme", include_in_schema=False)
+def client_readme(request: HttpRequest) -> HttpResponse:
+    """The Python client's README (clients/python, package fsar_client), as markdown:
+    how the AI side installs the client and puts its tasks under the gate."""
+    return HttpResponse(CLIENT_README.read_bytes(), content_type="text/markdown; charset=utf-8")
 
 
 def field_path(loc) -> str:
@@ -136,9 +148,19 @@ def field_path(loc) -> str:
     return out or "body"
 
 
+def field_error(error: dict) -> dict:
+    """One validation error as {field, message}. A bad key of an object (pydantic's
+    `[key]` location) names the object as the field and the key in the message."""
+    loc, message = list(error.get("loc", ())), error.get("msg", "invalid")
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        message = f"key {str(loc[-2])[:70]!r}: {message}"
+        loc = loc[:-2]
+    return {"field": field_path(loc), "message": message}
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors]
+    errors = [field_error(e) for e in exc.errors]
     first = errors[0] if errors else {"field": "body", "message": "invalid"}
     return api.create_response(
         request, {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status=422

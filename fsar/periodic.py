@@ -3,7 +3,7 @@ rqcron (fsar/cron.py) with Redis and by `manage.py run_periodic` without it."""
 
 from audit.jobs import verify_audit_chain_job
 from billing.jobs import invoice_run_scheduled, reconcile_invoices, stripe_events_drain
-from deployments.jobs import redecide_all_unregistered
+from deployments.jobs import redecide_all_unregistered, rollouts_tick
 from reviews.jobs import expire_approvals, recheck_short_of_members, retry_due_callbacks, sla_reminders
 from tasks.jobs import drain_metrics_pending, fail_abandoned_tasks, rebuild_metrics_rollups
 from tasks.rollups import DRAIN_INTERVAL_SECONDS
@@ -21,4 +21,5 @@ PERIODIC_JOBS = [
     (drain_metrics_pending, DRAIN_INTERVAL_SECONDS),  # finished tasks into the metrics rollups
     (rebuild_metrics_rollups, 86_400),  # repairs the last 48 hours of metrics rollups
     (redecide_all_unregistered, 300),  # tasks held on a model version registered since (also at once)
+    (rollouts_tick, 60),  # rollout step analyses, scheduled and running rollback drills (docs/rollouts.md)
 ]

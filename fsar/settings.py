@@ -283,6 +283,30 @@ TASK_GATE_DETAILS = "fsar.gate.task_gate_details"
 MODELS_UNREGISTERED = os.environ.get("MODELS_UNREGISTERED", "hold").strip().lower() or "hold"
 if MODELS_UNREGISTERED not in ("hold", "deny", "allow"):
     raise ImproperlyConfigured(f"MODELS_UNREGISTERED must be hold, deny or allow, got {MODELS_UNREGISTERED!r}")
+# Rollouts (deployments, docs/rollouts.md). Analysis thresholds, candidate against stable over a
+# step's window: failure rate at most stable × ratio (or stable + the absolute slack, whichever
+# is larger), p95 duration and mean cost per task at most stable × their ratios; fewer finished
+# tasks than the minimum sample (on either side) is inconclusive.
+ROLLOUT_MAX_FAILURE_RATIO = float(os.environ.get("ROLLOUT_MAX_FAILURE_RATIO", "") or 1.5)
+ROLLOUT_FAILURE_RATE_SLACK = float(os.environ.get("ROLLOUT_FAILURE_RATE_SLACK", "") or 0.02)
+ROLLOUT_MAX_P95_RATIO = float(os.environ.get("ROLLOUT_MAX_P95_RATIO", "") or 1.25)
+ROLLOUT_MAX_COST_RATIO = float(os.environ.get("ROLLOUT_MAX_COST_RATIO", "") or 1.25)
+ROLLOUT_MIN_SAMPLE = env_int("ROLLOUT_MIN_SAMPLE", 20)
+# Rollback drills: a rollout starts only if its rollback target passed one within this many seconds.
+ROLLOUT_DRILL_MAX_AGE = env_int("ROLLOUT_DRILL_MAX_AGE", 7 * 86_400)
+ROLLOUT_DRILL_INTERVAL = env_int("ROLLOUT_DRILL_INTERVAL", 86_400)  # seconds between scheduled drills
+ROLLOUT_DRILL_SHARE = float(os.environ.get("ROLLOUT_DRILL_SHARE", "") or 1.0)  # percent of traffic
+ROLLOUT_DRILL_WINDOW_HOURS = env_int("ROLLOUT_DRILL_WINDOW_HOURS", 6)
+ROLLOUT_DRILL_MIN_TASKS = env_int("ROLLOUT_DRILL_MIN_TASKS", 20)
+ROLLOUT_DRILL_TIMEOUT_SECONDS = float(os.environ.get("ROLLOUT_DRILL_TIMEOUT_SECONDS", "") or 5)
+ROLLOUT_DRILL_BODY_MAX_BYTES = env_int("ROLLOUT_DRILL_BODY_MAX_BYTES", 65_536)
+# health_url GETs go only to public addresses; CIDRs listed here are allowed too (tests: 127.0.0.1/32).
+ROLLOUT_DRILL_ALLOWED_NETWORKS = env_list("ROLLOUT_DRILL_ALLOWED_NETWORKS")
+for _network in ROLLOUT_DRILL_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"ROLLOUT_DRILL_ALLOWED_NETWORKS: {exc}") from exc
 # Committee decisions need a TOTP-verified session from every member (else only from members who enrolled).
 REVIEWS_REQUIRE_TOTP = env_bool("REVIEWS_REQUIRE_TOTP", False)
 # Signed callbacks to the AI side (reviews): seconds to wait for the receiver.

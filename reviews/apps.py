@@ -6,17 +6,25 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews and the execution gate"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
 
         from reviews.models import PolicyRule
 
-        def rules_changed(sender, **kwargs) -> None:
+        def rules_saved(sender, instance, **kwargs) -> None:
             from reviews.services import rules_changed as bump
 
-            bump()
+            bump(why=f"rule {instance.name!r} saved")
 
-        post_save.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.save")
-        post_delete.connect(rules_changed, sender=PolicyRule, dispatch_uid="reviews.rules_changed.delete")
+        def rules_deleted(sender, instance, **kwargs) -> None:
+            from reviews.services import rules_changed as bump
+
+            bump(why=f"rule {instance.name!r} deleted")
+
+        post_save.connect(rules_saved, sender=PolicyRule, dispatch_uid="reviews.rules_changed.save")
+        post_delete.connect(rules_deleted, sender=PolicyRule, dispatch_uid="reviews.rules_changed.delete")
+        # The one-row tables (the gate's state, the review settings) are installed by
+        # migrations; after every migrate (and a test's flush) missing ones come back.
+        post_migrate.connect(_install_singletons, sender=self, dispatch_uid="reviews.singletons_install")
 
         # The gate's rules are the first governed policy: every change is a committee case.
         from reviews import governed
@@ -54,4 +62,10 @@ def _check_policy_rule(rule) -> None:
 def _bump_rules_version() -> None:
     from reviews.services import rules_changed
 
-    rules_changed()
+    rules_changed(why="a policy change to the gate's rules applied")
+
+
+def _install_singletons(sender, apps=None, **kwargs) -> None:
+    from reviews.services.gate import singletons_install
+
+    singletons_install(apps=apps)

@@ -49,11 +49,14 @@ def allowed_networks() -> tuple:
     return _allowed(tuple(settings.REVIEWS_CALLBACK_ALLOWED_NETWORKS))
 
 
-def address_problem(ip: IPAddress) -> str | None:
-    """Why FSAR does not call `ip` (None: it may)."""
+def address_problem(ip: IPAddress, networks: tuple | None = None) -> str | None:
+    """Why FSAR does not call `ip` (None: it may). `networks`: the CIDRs allowed
+    besides public addresses (default REVIEWS_CALLBACK_ALLOWED_NETWORKS; other
+    outbound calls, such as deployments' rollback drills, pass their own)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if any(ip in network for network in allowed_networks()):
+    allowed = allowed_networks() if networks is None else _allowed(tuple(networks))
+    if any(ip in network for network in allowed):
         return None
     for test, what in (
         (ip.is_unspecified, "an unspecified address"),
@@ -74,7 +77,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos))
 
 
-def checked_addresses(host: str, port: int) -> list[IPAddress]:
+def checked_addresses(host: str, port: int, networks: tuple | None = None) -> list[IPAddress]:
     """The addresses to connect to for `host`: all of them must pass, since a name
     with one public and one private address could be answered either way."""
     try:
@@ -87,17 +90,19 @@ def checked_addresses(host: str, port: int) -> list[IPAddress]:
     if not addresses:
         raise CallbackUrlRefused(f"{host} does not resolve")
     for ip in addresses:
-        problem = address_problem(ip)
+        problem = address_problem(ip, networks)
         if problem:
             what = f"{host} is {problem}" if host.strip("[]") == str(ip) else f"{host} resolves to {ip}, {problem}"
-            raise CallbackUrlRefused(
-                f"{what}: callbacks go only to public addresses, unless its network is listed in "
-                "REVIEWS_CALLBACK_ALLOWED_NETWORKS"
-            )
+            if networks is None:
+                why = "callbacks go only to public addresses, unless its network is listed in "
+                why += "REVIEWS_CALLBACK_ALLOWED_NETWORKS"
+            else:
+                why = "FSAR calls only public addresses and the networks allowed for this call"
+            raise CallbackUrlRefused(f"{what}: {why}")
     return addresses
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, networks: tuple | None = None) -> None:
     """Raise CallbackUrlRefused, saying why, for a URL FSAR would not call now."""
     try:
         parts = urlsplit(url)
@@ -110,15 +115,17 @@ def check_url(url: str) -> None:
         raise CallbackUrlRefused("must not carry a user name or password")
     if not parts.hostname:
         raise CallbackUrlRefused("has no host")
-    checked_addresses(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+    checked_addresses(parts.hostname, port or (443 if parts.scheme == "https" else 80), networks)
 
 
 class _Guarded:
     """A urllib3 connection that connects only to addresses `checked_addresses` passes,
     resolving the host itself, so the check and the connection use the same answer."""
 
+    networks: tuple | None = None  # None: REVIEWS_CALLBACK_ALLOWED_NETWORKS
+
     def _new_conn(self):
-        addresses = checked_addresses(self._dns_host, self.port)
+        addresses = checked_addresses(self._dns_host, self.port, self.networks)
         error: OSError | None = None
         for ip in addresses:
             try:
@@ -150,16 +157,31 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
 
 
 class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, networks: tuple | None = None, **kwargs) -> None:
+        self.networks = networks
+        super().__init__(**kwargs)
+
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        if self.networks is None:
+            pools = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+        else:
+            extra = {"networks": tuple(self.networks)}
+            http = type("_Conn", (_GuardedHTTPConnection,), extra)
+            https = type("_Conns", (_GuardedHTTPSConnection,), extra)
+            pools = {
+                "http": type("_Pool", (_GuardedHTTPPool,), {"ConnectionCls": http}),
+                "https": type("_Pools", (_GuardedHTTPSPool,), {"ConnectionCls": https}),
+            }
+        self.poolmanager.pool_classes_by_scheme = pools
 
 
-def session() -> requests.Session:
-    """A session for callbacks: guarded connections, no proxies from the environment."""
+def session(networks: tuple | None = None) -> requests.Session:
+    """A session for callbacks (and, with `networks`, other outbound calls): guarded
+    connections, no proxies from the environment."""
     s = requests.Session()
     s.trust_env = False
-    adapter = _GuardedAdapter()
+    adapter = _GuardedAdapter(networks)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s

@@ -131,6 +131,11 @@ class Case(models.Model):
     short_of_members = models.BooleanField(
         default=False, help_text="Recusals leave fewer eligible members than the quorum: operators are alerted."
     )
+    sla_hours = models.PositiveIntegerField(
+        default=72,
+        help_text="Hours the committee has to decide, fixed when the case opens (its rule's); "
+        "a reopened, escalated or revoked case is due this long after that.",
+    )
     opened_at = models.DateTimeField(default=timezone.now)
     due_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.roles import OPERATORS
-from reviews.models import Case, CaseStatus, NotificationPreference, NotificationSent, PolicyRule
+from reviews.models import Case, CaseStatus, NotificationPreference, NotificationSent
 from reviews.selectors import committee_members, eligible_member_ids, submitters
 
 logger = logging.getLogger(__name__)
@@ -136,14 +136,13 @@ def notify_quorum_impossible(case_id: int) -> bool:
 
 def sla_reminders(*, now=None) -> int:
     """Periodic: remind the committee of open cases once `REVIEWS_SLA_REMINDER_FRACTION`
-    (0.8) of their time to decide has passed, and again once they are overdue; each
-    notice once per due time. The scan is bounded by due time: only cases due within
-    the longest SLA's last 20%, and overdue ones not yet reminded."""
+    (0.8) of their time to decide (the case's own SLA, `Case.sla_hours`, counted from
+    its opening or its last reopening) has passed, and again once they are overdue;
+    each notice once per due time. The scan is bounded by due time: only cases due
+    within the longest open case's SLA's last 20%, and overdue ones not yet reminded."""
     now = now or timezone.now()
     fraction = settings.REVIEWS_SLA_REMINDER_FRACTION
-    longest = max(
-        PolicyRule.objects.aggregate(m=Max("sla_hours"))["m"] or 0, settings.REVIEWS_POLICY_CHANGE_SLA_HOURS, 72
-    )
+    longest = Case.objects.filter(status=CaseStatus.OPEN).aggregate(m=Max("sla_hours"))["m"] or 0
     horizon = now + timedelta(hours=longest * (1 - fraction))
     past_sent = NotificationSent.objects.filter(case=OuterRef("pk"), kind=SLA_PAST, sent_at__gte=OuterRef("due_at"))
     candidates = (
@@ -153,9 +152,7 @@ def sla_reminders(*, now=None) -> int:
     )
     sent = 0
     for case in candidates:
-        total = case.due_at - case.opened_at
-        if total > timedelta(hours=longest) or total <= timedelta(0):
-            total = timedelta(hours=longest)  # a reopened case: its window is its new SLA, at most the longest
+        total = timedelta(hours=case.sla_hours)
         if now >= case.due_at:
             kind, what = SLA_PAST, f"is overdue since {case.due_at:%Y-%m-%d %H:%M} UTC"
         elif now >= case.due_at - total * (1 - fraction):

@@ -3,6 +3,7 @@ dashboard and pages show."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.db import connections, router
 from django.db.models import Count, F, Q, QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.roles import COMMITTEE, has_role
 from reviews import subjects
@@ -31,10 +33,24 @@ from reviews.models import (
 )
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 
+logger = logging.getLogger(__name__)
+
+
+# What the gate reads when its one row is missing (someone deleted it; `migrate`
+# installs it): paused, so every task is held (policy `global-pause`) until an
+# operator resumes the gate, which writes the row again (services.gate_resume).
+GATE_STATE_MISSING = (
+    "the gate's state is missing from the database; every task is held until an operator "
+    "resumes the gate (or `manage.py migrate` installs it again)"
+)
+
 
 def gate_state() -> GateState:
-    """The gate's one row. Read on every task registration, so a plain SELECT
-    (a third of a queryset's cost); the row is created on first use."""
+    """The gate's one row (pk=1, installed by migration reviews.0002 and after every
+    migrate). Read on every task registration, so a plain SELECT (a third of a
+    queryset's cost). It only reads: when the row is missing the gate fails closed,
+    answering with an unsaved state that is paused (GATE_STATE_MISSING) and a fresh
+    rules version (so no cached rules are trusted)."""
     connection = connections[router.db_for_read(GateState)]
     fields = GateState._meta.concrete_fields
     qn = connection.ops.quote_name
@@ -44,16 +60,39 @@ def gate_state() -> GateState:
         )
         row = cursor.fetchone()
     if row is None:
-        state, _ = GateState.objects.get_or_create(pk=1)
-        return state
+        logger.error("The gate's state row (reviews_gatestate pk=1) is missing: the gate holds every task")
+        return GateState(paused=True, reason=GATE_STATE_MISSING)
     return GateState.from_db(connection.alias, [f.attname for f in fields], row)
 
 
+# How rules_changed's history rows begin (services.gate): the kill switch's history
+# on the gate page leaves them out.
+RULES_CHANGED = "rules changed: "
+
+
+def gate_switch_history(state: GateState, limit: int = 20) -> list:
+    """The kill switch's last changes (pause, resume), newest first: the gate state's
+    history without the rules-version bumps. None for the stand-in of a missing row."""
+    if state.pk is None:
+        return []
+    return list(
+        state.history.exclude(history_change_reason__startswith=RULES_CHANGED)
+        .select_related("history_user")
+        .order_by("-history_date")[:limit]
+    )
+
+
 def review_settings() -> ReviewSettings:
-    settings_row = ReviewSettings.objects.filter(pk=1).first()
-    if settings_row is None:
-        settings_row, _ = ReviewSettings.objects.get_or_create(pk=1)
-    return settings_row
+    """The operators' review settings (pk=1, installed by migration reviews.0010 and
+    after every migrate). Only reads: a missing row reads as the defaults (two-factor
+    optional, the environment's REVIEWS_REQUIRE_TOTP still a floor), unsaved;
+    services.review_settings_set writes it again."""
+    return ReviewSettings.objects.filter(pk=1).first() or ReviewSettings()
+
+
+def totp_devices(user, *, confirmed: bool):
+    """The user's two-factor (TOTP) devices, confirmed or pending."""
+    return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed)
 
 
 def totp_required() -> bool:

@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import login as otp_login
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.roles import COMMITTEE, OPERATORS, has_role, role_required
 from reviews import policy, selectors, services
@@ -85,7 +84,7 @@ def gate(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "The gate is resumed." if state.paused else "The gate is paused.")
         return redirect("reviews:gate")
-    history = state.history.select_related("history_user").order_by("-history_date")[:20]
+    history = selectors.gate_switch_history(state)
     return render(request, "reviews/gate.html", {"state": state, "form": form, "history": history})
 
 
@@ -113,7 +112,7 @@ def recent_login_required(view):
         if time.time() - logged_in_at > RECENT_LOGIN_SECONDS:
             messages.warning(request, "For a decision, please sign in again: your last sign-in is over 15 minutes old.")
             return redirect(f"{reverse('login')}?{urlencode({'next': back})}")
-        has_device = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).exists()
+        has_device = selectors.totp_devices(request.user, confirmed=True).exists()
         if not has_device and selectors.totp_required():
             messages.warning(
                 request,
@@ -141,16 +140,15 @@ def _safe_next(request: HttpRequest) -> str:
 def two_factor(request: HttpRequest) -> HttpResponse:
     """Enrol a TOTP authenticator: create an unconfirmed device, show its secret,
     and confirm it with a first code."""
-    confirmed = TOTPDevice.objects.devices_for_user(request.user, confirmed=True).first()
-    pending = TOTPDevice.objects.devices_for_user(request.user, confirmed=False).first()
+    confirmed = selectors.totp_devices(request.user, confirmed=True).first()
+    pending = selectors.totp_devices(request.user, confirmed=False).first()
     if request.method == "POST" and confirmed is None:
         if request.POST.get("action") == "start" and pending is None:
-            pending = TOTPDevice.objects.create(user=request.user, name="Authenticator app", confirmed=False)
+            pending = services.totp_enrol_start(user=request.user)
         elif request.POST.get("action") == "confirm" and pending is not None:
-            if pending.verify_token((request.POST.get("token") or "").strip()):
-                pending.confirmed = True
-                pending.save()
-                otp_login(request, pending)
+            device = services.totp_enrol_confirm(user=request.user, token=request.POST.get("token") or "")
+            if device is not None:
+                otp_login(request, device)
                 messages.success(request, "Two-factor authentication is on for your account.")
                 return redirect(_safe_next(request))
             messages.error(request, "That code did not match; check the time on your phone and try again.")
@@ -169,11 +167,10 @@ def two_factor(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def two_factor_verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        token = (request.POST.get("token") or "").strip()
-        for device in TOTPDevice.objects.devices_for_user(request.user, confirmed=True):
-            if device.verify_token(token):
-                otp_login(request, device)
-                return redirect(_safe_next(request))
+        device = services.totp_verify(user=request.user, token=request.POST.get("token") or "")
+        if device is not None:
+            otp_login(request, device)
+            return redirect(_safe_next(request))
         messages.error(request, "That code did not match.")
     return render(request, "reviews/two_factor_verify.html", {"next": _safe_next(request)})
 

@@ -1,18 +1,21 @@
-"""Admin for tasks and API keys, with their history. Changes go through services."""
+"""Admin for tasks and API keys, with their history. Changes go through services:
+cancelling tasks, creating and revoking keys, changing a key's expiry (history
+and an audit-chain entry, as it can bring an expired key back)."""
 
 from django.contrib import admin, messages
-from django.db import transaction
-from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.adminkit import ReadOnlyHistoryAdmin, ServiceSaveMixin, each_selected
 from tasks import services
 from tasks.formatting import duration
-from tasks.forms import ApiKeyCreateForm
+from tasks.forms import ApiKeyChangeForm, ApiKeyCreateForm
 from tasks.models import ApiKey, ExecutionTask
 
 
 @admin.register(ExecutionTask)
-class ExecutionTaskAdmin(SimpleHistoryAdmin):
+class ExecutionTaskAdmin(ReadOnlyHistoryAdmin):
+    """Tasks come from the AI side through the API, and the record of what ran is kept."""
+
     # Short forms of the wide columns, so that the whole row fits a 1366 px screen.
     list_display = (
         "id",
@@ -40,48 +43,44 @@ class ExecutionTaskAdmin(SimpleHistoryAdmin):
     def duration(self, task: ExecutionTask) -> str:
         return duration(task.duration_ms)
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tasks come from the AI side through the API
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # the record of what ran is kept
-
     @admin.action(description="Cancel selected tasks that have not finished")
-    def cancel_tasks(self, request: HttpRequest, queryset):
+    def cancel_tasks(self, request, queryset):
         actor = services.Actor(user=request.user)
-        done, refused = 0, []
-        for task_id in queryset.values_list("pk", flat=True):
-            try:
-                services.task_cancel(task_id=task_id, actor=actor, reason="cancelled by an operator in the admin")
-                done += 1
-            except services.TaskError as exc:
-                refused.append(f"#{task_id}: {exc.message}")
-        if done:
-            self.message_user(request, f"Cancelled {done} task(s).", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not cancelled: " + "; ".join(refused[:10]), messages.WARNING)
+        each_selected(
+            self,
+            request,
+            queryset,
+            lambda pk: services.task_cancel(task_id=pk, actor=actor, reason="cancelled by an operator in the admin"),
+            errors=(services.TaskError,),
+            done="Cancelled {n} task(s).",
+            refused="Not cancelled",
+        )
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SimpleHistoryAdmin):
+class ApiKeyAdmin(ServiceSaveMixin, SimpleHistoryAdmin):
+    """A new key through `api_key_create` (its secret shown once); on a key only
+    the expiry changes, through `api_key_expiry_set` with a reason (history and the
+    chain); keys are revoked, never deleted."""
+
     list_display = ("name", "prefix", "owner", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "owner__username")
-    readonly_fields = ("prefix", "created_at", "revoked_at", "last_used_at")
     actions = ["revoke_keys"]
+    service_errors = (services.ApiKeyError,)
+    history_list_display = ["expires_at", "revoked_at"]
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyCreateForm
+        kwargs["form"] = ApiKeyCreateForm if obj is None else ApiKeyChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "owner", "scopes", "expires_at"]
-        return ["name", "prefix", "owner", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        return [
+            "name", "prefix", "owner", "scopes", "created_at", "expires_at", "change_reason", "revoked_at",
+            "last_used_at",
+        ]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -91,29 +90,35 @@ class ApiKeyAdmin(SimpleHistoryAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # revoke instead: who submitted what must stay answerable
 
-    def save_model(self, request, obj, form, change):
+    def save_through_service(self, request, obj, form, change) -> str:
         if change:
-            obj._history_user = request.user
-            obj._change_reason = "changed in the admin"
-            return super().save_model(request, obj, form, change)
-        with transaction.atomic():
-            created, secret = services.api_key_create(
-                name=form.cleaned_data["name"],
-                owner=form.cleaned_data["owner"],
-                scopes=form.cleaned_data["scopes"],
+            services.api_key_expiry_set(
+                api_key_id=obj.pk,
                 expires_at=form.cleaned_data.get("expires_at"),
                 by=request.user,
+                reason=form.cleaned_data["change_reason"],
             )
+            return ""
+        created, secret = services.api_key_create(
+            name=form.cleaned_data["name"],
+            owner=form.cleaned_data["owner"],
+            scopes=form.cleaned_data["scopes"],
+            expires_at=form.cleaned_data.get("expires_at"),
+            by=request.user,
+        )
         obj.pk = created.pk
         obj.refresh_from_db()
-        self.message_user(
-            request,
-            f"API key created. Copy it now, it is not shown again: {secret}",
-            messages.WARNING,
-        )
+        self.message_user(request, f"API key created. Copy it now, it is not shown again: {secret}", messages.WARNING)
+        return ""
 
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
-        for key_id in queryset.values_list("pk", flat=True):
-            services.api_key_revoke(api_key_id=key_id, by=request.user, reason="revoked in the admin")
-        self.message_user(request, "Revoked.", messages.SUCCESS)
+        each_selected(
+            self,
+            request,
+            queryset,
+            lambda pk: services.api_key_revoke(api_key_id=pk, by=request.user, reason="revoked in the admin"),
+            errors=(services.ApiKeyError,),
+            done="Revoked {n} key(s).",
+            refused="Not revoked",
+        )

@@ -84,6 +84,12 @@ def find_active_key(secret: str, now: datetime | None = None) -> ApiKey | None:
     if api_key is None or not api_key.is_active(now) or not api_key.owner.is_active:
         return None
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
+        # An update() that writes no history row, on purpose: last use is telemetry
+        # about a request, not a change anyone made to the key (nobody to record, no
+        # reason), it runs on every authenticated request's path (at most once per
+        # LAST_USED_GRANULARITY), and a history row each time would bury the key's
+        # real changes (created, expiry, revoked). The key's history keeps whatever
+        # last_used_at was when a real change was saved.
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
 

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
+from core.adminkit import ReasonForm
 from tasks.models import ApiKey
 
 
@@ -17,3 +18,11 @@ class ApiKeyCreateForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ["name", "owner", "scopes", "expires_at"]
+
+
+class ApiKeyChangeForm(ReasonForm):
+    """The admin's form for a key: only its expiry changes (api_key_expiry_set), with a reason."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["expires_at"]

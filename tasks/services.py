@@ -497,3 +497,40 @@ def api_key_revoke(*, api_key_id: int, by=None, reason: str = "") -> ApiKey:
             data={"name": api_key.name, "reason": reason},
         )
     return api_key
+
+
+@transaction.atomic
+def api_key_expiry_set(*, api_key_id: int, expires_at: datetime | None, by, reason: str) -> ApiKey:
+    """Change when a key expires (None: never). Moving it into the future re-activates
+    an expired key, so it is a decision like creating one: the key's history (the
+    user, the reason) and an audit-chain entry (`api_key.expiry_changed`, with
+    before, after and whether it re-activated the key). A revoked key stays revoked."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApiKeyError("changing a key's expiry needs a reason")
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key_id)
+    if api_key.revoked_at is not None:
+        raise ApiKeyError(f"key {api_key.name!r} is revoked; a revoked key is not brought back (create a new one)")
+    if api_key.expires_at == expires_at:
+        raise ApiKeyError("nothing changed: the key already expires then")
+    now = timezone.now()
+    was_active = api_key.is_active(now)
+    before = api_key.expires_at
+    api_key.expires_at = expires_at
+    reactivated = not was_active and api_key.is_active(now)
+    api_key._history_user = by
+    api_key._change_reason = f"expiry {'extended, key active again' if reactivated else 'changed'}: {reason}"
+    api_key.save()
+    audit_append(
+        kind="api_key.expiry_changed",
+        subject=f"api_key:{api_key.pk}",
+        actor=actor_name(user=by),
+        data={
+            "name": api_key.name,
+            "before": before.isoformat() if before else None,
+            "after": expires_at.isoformat() if expires_at else None,
+            "reactivated": reactivated,
+            "reason": reason,
+        },
+    )
+    return api_key

@@ -2,7 +2,20 @@ import pytest
 from django.urls import reverse
 
 from billing import services
-from billing.models import InvoiceRun
+from billing.models import Customer, Invoice, InvoiceRun, OfferingTaskType, ServiceOffering, UsageRecord
+from tasks.models import TaskType
+
+
+@pytest.fixture
+def november_invoice_pushed(acme, offerings, finish_task, fake_stripe):
+    import time_machine
+
+    from billing.tests.test_invoicing import DEC
+
+    finish_task(task_type=TaskType.IMPLEMENT_IDEA)
+    with time_machine.travel(DEC, tick=False):
+        services.invoice_run(period="2026-11")
+    return Customer.objects.get(), Invoice.objects.get()
 
 pytestmark = pytest.mark.django_db
 
@@ -26,28 +39,72 @@ def test_billing_admin_pages_render_with_history(client, superuser, acme, offeri
             assert client.get(reverse(f"admin:billing_{model}_history", args=[obj.pk])).status_code == 200, model
 
 
-def test_the_admin_refuses_a_task_type_another_offering_covers(client, superuser, per_task_offering):
-    client.force_login(superuser)
+def offering_form(**fields):
+    return {"unit_price_micros": "123450", "active": "on", "change_reason": "Price list of December.", **fields}
+
+
+def test_the_admin_refuses_a_task_type_another_offering_covers(client, operator, per_task_offering):
+    client.force_login(operator)
     response = client.post(
         reverse("admin:billing_serviceoffering_add"),
-        {
-            "name": "Cheap ideas",
-            "unit": "task",
-            "unit_price_micros": "1",
-            "stripe_product_id": "",
-            "active": "on",
-            "created_at_0": "2026-11-01",
-            "created_at_1": "00:00:00",
-            "task_types-TOTAL_FORMS": "1",
-            "task_types-INITIAL_FORMS": "0",
-            "task_types-MIN_NUM_FORMS": "0",
-            "task_types-MAX_NUM_FORMS": "1000",
-            "task_types-0-task_type": "implement_idea",
-        },
+        offering_form(name="Cheap ideas", unit="task", unit_price_micros="1", task_types=["implement_idea"]),
+        follow=True,
     )
-    assert response.status_code == 200  # the form again, with the error
-    assert "already exists" in response.content.decode()
-    assert not per_task_offering.__class__.objects.filter(name="Cheap ideas").exists()
+    assert "Nothing saved: already covered by another offering: implement_idea" in response.content.decode()
+    assert not ServiceOffering.objects.filter(name="Cheap ideas").exists()
+
+
+def test_an_offering_created_in_the_admin_goes_through_the_service(client, operator, per_task_offering):
+    client.force_login(operator)
+    client.post(
+        reverse("admin:billing_serviceoffering_add"),
+        offering_form(name="Tokens", unit="1k_tokens", unit_price_micros="2000", task_types=["self_improvement"]),
+    )
+    offering = ServiceOffering.objects.get(name="Tokens")
+    assert list(offering.task_types.values_list("task_type", flat=True)) == ["self_improvement"]
+    assert offering.history.latest().history_user == operator
+    assert offering.history.latest().history_change_reason == "created: Price list of December."
+
+
+def test_a_price_changed_in_the_admin_is_in_the_offerings_history_with_the_operator(
+    client, operator, acme, per_task_offering, finish_task
+):
+    finish_task()  # rated at the old price
+    client.force_login(operator)
+    response = client.post(
+        reverse("admin:billing_serviceoffering_change", args=[per_task_offering.pk]),
+        offering_form(name="Idea implementation", unit_price_micros="150000", task_types=["implement_idea"]),
+        follow=True,
+    )
+    assert response.status_code == 200
+    per_task_offering.refresh_from_db()
+    assert per_task_offering.unit_price_micros == 150_000
+    latest = per_task_offering.history.latest()
+    assert latest.history_user == operator
+    assert latest.history_change_reason == "changed unit_price_micros, task_types: Price list of December."
+    dropped = OfferingTaskType.history.filter(task_type="idea_implementation").latest()
+    assert (dropped.history_type, dropped.history_user) == ("-", operator)
+    assert UsageRecord.objects.get().unit_price_micros == 123_450  # rated usage keeps its price
+
+
+def test_an_offering_change_needs_a_reason_and_a_change(client, operator, per_task_offering):
+    client.force_login(operator)
+    url = reverse("admin:billing_serviceoffering_change", args=[per_task_offering.pk])
+    same = offering_form(name="Idea implementation", task_types=["implement_idea", "idea_implementation"])
+    response = client.post(url, {**same, "change_reason": ""})
+    assert "This field is required." in response.content.decode()
+    response = client.post(url, same, follow=True)
+    assert "Nothing saved: nothing changed" in response.content.decode()
+    assert per_task_offering.history.count() == 1
+
+
+def test_a_stripe_create_attempt_is_in_the_customers_and_the_invoices_history(
+    november_invoice_pushed,
+):
+    customer, invoice = november_invoice_pushed
+    for row in (customer, invoice):
+        marked = [h for h in row.history.all() if h.history_change_reason == "creating it in Stripe"]
+        assert len(marked) == 1 and marked[0].stripe_create_attempted_at is not None, row
 
 
 def test_operators_replay_failed_stripe_events_from_the_admin(client, superuser):
@@ -70,3 +127,40 @@ def test_operators_replay_failed_stripe_events_from_the_admin(client, superuser)
     assert "Processed 1 event(s)." in response.content.decode()
     event.refresh_from_db()
     assert event.status == StripeEvent.Status.IGNORED and event.error == ""
+
+
+def test_a_customer_changed_in_the_admin_goes_through_the_service(client, operator, acme, acme_user, globex_user):
+    client.force_login(operator)
+    url = reverse("admin:billing_customer_change", args=[acme.pk])
+    response = client.post(
+        url,
+        {
+            "name": "Acme Corporation",
+            "email": "billing@acme.example",
+            "collection_method": "send_invoice",
+            "users": [acme_user.pk, globex_user.pk],
+            "change_reason": "Acme asked for invoices by mail.",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    acme.refresh_from_db()
+    assert (acme.name, acme.collection_method, acme.customer_ref) == ("Acme Corporation", "send_invoice", "cust_acme")
+    assert set(acme.users.all()) == {acme_user, globex_user}
+    latest = acme.history.latest()
+    assert latest.history_user == operator
+    assert latest.history_change_reason == (
+        f"changed name, email, collection_method, users (+{globex_user.username}): Acme asked for invoices by mail."
+    )
+
+
+def test_a_customer_created_in_the_admin_goes_through_the_service(client, operator):
+    client.force_login(operator)
+    client.post(
+        reverse("admin:billing_customer_add"),
+        {"customer_ref": "cust_new", "name": "New Co", "email": "", "collection_method": "charge_automatically",
+         "change_reason": "Signed last week."},
+    )  # fmt: skip
+    customer = Customer.objects.get(customer_ref="cust_new")
+    assert customer.history.latest().history_user == operator
+    assert customer.history.latest().history_change_reason == "created: Signed last week."

@@ -83,3 +83,15 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     page.reload()
     expect(page.get_by_test_id("roi-revenue")).to_have_text("0.49 USD")  # 4 × 12.345 ¢, rounded once
     expect(page.get_by_test_id("roi-total")).to_have_text("145.0 %")  # (49 ¢ − 20 ¢) ÷ 20 ¢
+
+    # The 12-month chart: uPlot bars with labelled axes, the amounts in the legend, the numbers below.
+    chart = page.get_by_test_id("roi-chart")
+    expect(chart.locator("canvas")).to_have_count(1)
+    assert chart.evaluate("el => el.uplot.axes.map(a => a.label)") == ["month", "USD"]
+    assert chart.evaluate("el => el.uplot.series.slice(1).map(s => s.label)") == ["collected revenue", "AI cost"]
+    last = chart.evaluate("el => el.uplot.data.map(column => column[column.length - 1])")
+    assert last[1:] == [0.49, 0.2]  # revenue and AI cost of the month, in dollars
+    assert chart.evaluate("el => el.uplot.series[1].value(el.uplot, 0.49)") == "0.49 USD"
+    row = page.get_by_test_id("roi-chart-table").locator(f"tr[data-period='{period}']")
+    expect(row).to_contain_text("0.49 USD")
+    expect(row).to_contain_text("0.20 USD")

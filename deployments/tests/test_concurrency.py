@@ -116,3 +116,26 @@ def test_a_task_held_while_the_deciding_vote_commits_is_never_left_held(models_k
     task = ExecutionTask.objects.get(external_id="t1")
     assert task.status == TaskStatus.REGISTERED
     assert [h.status for h in task.history.order_by("history_date")] == ["held", "registered"]
+
+
+def test_concurrent_rollouts_of_one_family_start_one(approved_version, operator):
+    """Two operators start rollouts of two candidates of one family at once: the
+    partial unique constraint lets one through; the other is refused, nothing stored."""
+    from deployments import rollouts
+    from deployments.errors import RolloutError
+    from deployments.models import Rollout
+    from deployments.tests.conftest import REASON, passed_drill
+
+    approved_version("coder-stable")
+    approved_version("coder-a")
+    approved_version("coder-b")
+    stable = ModelVersion.objects.get(ai_model="coder-stable")
+    passed_drill(stable)
+    from deployments.tests.conftest import finished_tasks
+
+    finished_tasks("coder-stable", 5)  # the family runs on coder-stable
+    ids = [ModelVersion.objects.get(ai_model=m).pk for m in ("coder-a", "coder-b")]
+    results, errors = in_threads(2, lambda i: rollouts.rollout_create(candidate_id=ids[i], reason=REASON, by=operator))
+    assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], RolloutError)
+    assert "active rollout already" in errors[0].message
+    assert Rollout.objects.count() == 1 and Rollout.objects.get().stable == stable

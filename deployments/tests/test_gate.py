@@ -178,14 +178,15 @@ def test_a_policy_rule_still_decides_after_the_version_is_approved(ai, approved_
     assert (task["status"], task["gate"]["policy"]) == ("denied", "blocked-customer")
 
 
-def test_an_approved_version_costs_one_query_once_and_none_after(ai, approved_version, django_assert_num_queries):
+def test_an_approved_version_costs_two_queries_once_and_none_after(ai, approved_version, django_assert_num_queries):
     from deployments.gate import clear_cache, model_decision
     from reviews.selectors import gate_state
 
     approved_version()
     version = gate_state().rules_version
     clear_cache()
-    with django_assert_num_queries(1):
+    # The version by its ai_model, and the rollouts' candidates without traffic (once per rules version).
+    with django_assert_num_queries(2):
         assert model_decision("coder-2026-12", rules_version=version) is None
     with django_assert_num_queries(0):
         assert model_decision("coder-2026-12", rules_version=version) is None

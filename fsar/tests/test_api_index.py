@@ -17,7 +17,16 @@ def test_the_index_names_the_schema_the_docs_and_the_version_without_a_key(clien
         "schema_url": "/api/v1/openapi.json",
         "docs_url": "/api/v1/docs",
         "authentication": "Authorization: Bearer <key>",
+        "client_url": "/api/v1/client",
     }
+
+
+def test_the_index_links_the_python_clients_readme(client):
+    response = client.get(client.get("/api/v1/").json()["client_url"])
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    text = response.content.decode()
+    assert text.startswith("# ") and "pip install" in text and "register_model_version" in text
 
 
 @pytest.mark.parametrize("scopes", [["read"], ["tasks"], ["reports"], ["backfill"]])

@@ -36,6 +36,7 @@ from reviews.services.callbacks import (
     callback_endpoint_set,
     callback_record_attempt,
     callback_retry,
+    callback_secret_rotate,
     task_callbacks_queue,
 )
 from reviews.services.cases import DECISIONS, case_decide, case_escalate, case_revoke, cases_expire
@@ -71,6 +72,7 @@ from reviews.services.policy_changes import (
 from reviews.services.preferences import notification_preference_set
 from reviews.services.quorum import case_check_quorum_reach, recheck_short_of_members
 from reviews.services.subjects import subject_case_open, subject_case_reopen
+from reviews.services.two_factor import totp_device_remove, totp_enrol_confirm, totp_enrol_start, totp_verify
 
 __all__ = [
     # errors
@@ -106,12 +108,17 @@ __all__ = [
     "CALLBACK_BACKOFF_SECONDS",
     "CALLBACK_MAX_ATTEMPTS",
     "callback_endpoint_set",
+    "callback_secret_rotate",
     "callback_record_attempt",
     "callback_retry",
     "task_callbacks_queue",
     # cases about subjects upper apps own (reviews.subjects)
     "subject_case_open",
     "subject_case_reopen",
+    "totp_device_remove",
+    "totp_enrol_confirm",
+    "totp_enrol_start",
+    "totp_verify",
     # the committee
     "MIN_RATIONALE_CHARS",
     "MIN_RATIONALE_WORDS",

@@ -6,12 +6,14 @@ retried with backoff.
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.chain import actor_name, audit_append
 from core.jobs import enqueue_on_commit
 from reviews import callback_urls
 from reviews.models import (
@@ -80,24 +82,89 @@ def task_callbacks_queue(
             enqueue_on_commit("reviews.jobs.deliver_callback", delivery.pk)
 
 
+def new_callback_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _endpoint_chain(kind: str, endpoint: CallbackEndpoint, *, by, **data) -> None:
+    audit_append(
+        kind=kind,
+        subject=f"callback_endpoint:{endpoint.pk}",
+        actor=actor_name(user=by),
+        data={"api_key": endpoint.api_key_id, **data},
+    )
+
+
 @transaction.atomic
-def callback_endpoint_set(*, api_key_id: int, url: str, secret: str, by) -> CallbackEndpoint:
+def callback_endpoint_set(
+    *,
+    api_key_id: int,
+    url: str,
+    by,
+    secret: str | None = None,
+    enabled: bool = True,
+    reason: str = "",
+) -> CallbackEndpoint:
     """Where the AI side behind the key hears about gate changes. The URL must name a
-    public host (reviews/callback_urls.py); deliveries check it again each time."""
+    public host (reviews/callback_urls.py); deliveries check it again each time.
+
+    A new endpoint gets a generated signing secret unless given one: the caller shows
+    `endpoint.secret` once (the admin shows only its last 4 characters afterwards). A
+    change keeps the secret unless given one (`callback_secret_rotate` makes a new
+    one). Every call that changes something leaves a history row (the user, the reason;
+    the secret is not in the history) and a `callback_endpoint.set` chain entry with
+    the URL and `enabled` before and after and whether the secret changed, never the
+    secret itself. A call that changes nothing is refused."""
     try:
         callback_urls.check_url(url)
     except callback_urls.CallbackUrlRefused as exc:
         raise NotAllowed(f"url: {exc}", field="url") from None
-    endpoint, _ = CallbackEndpoint.objects.select_for_update().get_or_create(
-        api_key_id=api_key_id, defaults={"url": url, "secret": secret}
-    )
+    endpoint = CallbackEndpoint.objects.select_for_update().filter(api_key_id=api_key_id).first()
+    created = endpoint is None
+    if created:
+        endpoint = CallbackEndpoint(api_key_id=api_key_id, url=url, secret=secret or new_callback_secret())
+        before = {"url": None, "enabled": None}
+    else:
+        before = {"url": endpoint.url, "enabled": endpoint.enabled}
+        if (url, enabled) == (endpoint.url, endpoint.enabled) and secret in (None, endpoint.secret):
+            raise NotAllowed("nothing changed: the callback already has this URL and state")
+    secret_changed = created or (secret is not None and secret != endpoint.secret)
     endpoint.url = url
-    endpoint.secret = secret
-    endpoint.enabled = True
+    if secret is not None:
+        endpoint.secret = secret
+    endpoint.enabled = enabled
+    why = reason.strip()
     endpoint._history_user = by
-    endpoint._change_reason = "callback set"
+    endpoint._change_reason = f"callback {'set' if created else 'changed'}{': ' + why if why else ''}"
     endpoint.save()
+    _endpoint_chain(
+        "callback_endpoint.set",
+        endpoint,
+        by=by,
+        created=created,
+        url=[before["url"], url],
+        enabled=[before["enabled"], enabled],
+        secret_changed=secret_changed,
+        reason=why,
+    )
     return endpoint
+
+
+@transaction.atomic
+def callback_secret_rotate(*, endpoint_id: int, by, reason: str = "") -> tuple[CallbackEndpoint, str]:
+    """A new signing secret for an endpoint, returned this once for the caller to hand
+    to the AI side's receiver (deliveries sign with it from now on). History (the user,
+    the reason) and a `callback_endpoint.secret_rotated` chain entry with the new
+    secret's last 4 characters."""
+    endpoint = CallbackEndpoint.objects.select_for_update().get(pk=endpoint_id)
+    secret = new_callback_secret()
+    endpoint.secret = secret
+    why = reason.strip()
+    endpoint._history_user = by
+    endpoint._change_reason = f"signing secret rotated{': ' + why if why else ''}"
+    endpoint.save()
+    _endpoint_chain("callback_endpoint.secret_rotated", endpoint, by=by, secret_last4=secret[-4:], reason=why)
+    return endpoint, secret
 
 
 def callback_record_attempt(*, delivery_id: int, ok: bool, status_code: int | None, error: str) -> CallbackDelivery:

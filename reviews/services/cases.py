@@ -18,7 +18,7 @@ from reviews.models import (
     CaseStatus,
 )
 from reviews.services.callbacks import STOPPABLE, task_callbacks_queue
-from reviews.services.common import _chain, _notify, _void_votes, check_rationale
+from reviews.services.common import _chain, _notify, _void_votes, check_rationale, due_again
 from reviews.services.errors import NotAllowed
 from reviews.services.policy_changes import _policy_case_decided
 from reviews.signals import send_case_changed
@@ -140,7 +140,7 @@ def case_escalate(*, case_id: int, by, reason: str) -> Case:
     if case.status != CaseStatus.ADVISORY:
         raise NotAllowed(f"only an advisory case can be escalated; case {case.pk} is {case.status}")
     case.status = CaseStatus.OPEN
-    case.due_at = timezone.now() + timedelta(hours=72)
+    case.due_at = due_again(case)
     case._history_user = by
     case._change_reason = f"escalated to a hold: {reason}"
     case.save()
@@ -191,7 +191,7 @@ def case_revoke(*, case_id: int, by, rationale: str) -> Case:
     case.decided_at = None
     case.decided_by = None
     case.rationale = ""
-    case.due_at = timezone.now() + timedelta(hours=72)
+    case.due_at = due_again(case)
     case._history_user = by
     case._change_reason = f"approval revoked: {rationale}"
     case.save()

@@ -25,6 +25,15 @@ PAUSE_POLICY = "global-pause"
 
 NO_RULE_POLICY = "no-matching-rule"
 
+# A case opened without a rule (no rule matched) has this long to be decided.
+DEFAULT_SLA_HOURS = 72
+
+
+def due_again(case: Case, now=None):
+    """When a case put back in front of the committee (reopened, escalated, revoked)
+    is due: its own SLA from now, the one it was opened with."""
+    return (now or timezone.now()) + timedelta(hours=case.sla_hours)
+
 
 def _chain(kind: str, *, case: Case | None = None, subject: str = "", by=None, actor: str = "", **data) -> None:
     """Append a decision-bearing event to the audit chain, in the caller's transaction."""
@@ -76,8 +85,9 @@ def _open_case(
         quorum=rule.quorum if rule else 1,
         approval_valid_hours=rule.approval_valid_hours if rule else 24 * 90,
         decide_by_majority=rule.decide_by_majority if rule else False,
+        sla_hours=rule.sla_hours if rule else DEFAULT_SLA_HOURS,
         opened_at=now,
-        due_at=now + timedelta(hours=rule.sla_hours if rule else 72),
+        due_at=now + timedelta(hours=rule.sla_hours if rule else DEFAULT_SLA_HOURS),
         **subject,
     )
     case._change_reason = why
@@ -112,7 +122,7 @@ def _reopen(
         case.decided_at = None
         case.decided_by = None
         case.approved_until = None
-        case.due_at = timezone.now() + timedelta(hours=72)
+        case.due_at = due_again(case)
     reopened = case.status == CaseStatus.OPEN and changed
     case.quorum = max(case.quorum, quorum)
     if changed:

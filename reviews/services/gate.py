@@ -187,8 +187,7 @@ def gate_pause(*, by, reason: str) -> GateState:
     and tasks running or allowed but not started get a `stop` callback."""
     if not reason.strip():
         raise NotAllowed("pausing the gate needs a reason", field="reason")
-    selectors.gate_state()
-    state = GateState.objects.select_for_update().get(pk=1)
+    state = _gate_state_locked()
     if state.paused:
         raise NotAllowed("the gate is already paused")
     state.paused = True
@@ -209,8 +208,7 @@ def gate_resume(*, by, reason: str) -> GateState:
     """Resume the gate; tasks held only by the pause are decided again (by a job)."""
     if not reason.strip():
         raise NotAllowed("resuming the gate needs a reason", field="reason")
-    selectors.gate_state()
-    state = GateState.objects.select_for_update().get(pk=1)
+    state = _gate_state_locked()
     if not state.paused:
         raise NotAllowed("the gate is not paused")
     state.paused = False
@@ -233,8 +231,7 @@ def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSetting
     reason = reason.strip()
     if not reason:
         raise NotAllowed("changing the review settings needs a reason", field="reason")
-    selectors.review_settings()
-    row = ReviewSettings.objects.select_for_update().get(pk=1)
+    row = _review_settings_locked()
     if row.require_totp == require_totp:
         raise NotAllowed("nothing changed: two-factor is already " + ("required" if require_totp else "optional"))
     diff = {"require_totp": [row.require_totp, require_totp]}
@@ -293,9 +290,64 @@ def held_tasks_decide_again(*, policy: str, why: str, ai_model: str | None = Non
 
 @transaction.atomic
 def rules_changed(*, why: str = "") -> None:
-    """Bump the rules version so every process reloads its cached rules."""
-    selectors.gate_state()
-    GateState.objects.filter(pk=1).update(rules_version=new_rules_version())
+    """Bump the rules version so every process reloads its cached rules (policy
+    rules, model versions and their criteria). The version itself is not in the
+    gate state's history (it is a cache key), but each bump leaves a history row
+    there saying why, so the gate's history lists every change that moved it."""
+    state = _gate_state_locked()
+    state.rules_version = new_rules_version()
+    state._change_reason = f"{selectors.RULES_CHANGED}{why.strip() or 'no reason given'}"
+    state.save()
+
+
+def _gate_state_locked() -> GateState:
+    """The gate's row, locked. Writing it is this module's (the selector only reads):
+    a missing row is written again as the selector read it, paused
+    (selectors.GATE_STATE_MISSING), so the write that follows starts from what the gate
+    was answering."""
+    state = GateState.objects.select_for_update().filter(pk=1).first()
+    if state is not None:
+        return state
+    try:
+        with transaction.atomic():
+            state = GateState(pk=1, paused=True, reason=selectors.GATE_STATE_MISSING)
+            state._change_reason = "the state row was missing: written again as it read, paused"
+            state.save(force_insert=True)
+    except IntegrityError:  # written meanwhile by another request
+        state = GateState.objects.select_for_update().get(pk=1)
+    return state
+
+
+def _review_settings_locked() -> ReviewSettings:
+    row = ReviewSettings.objects.select_for_update().filter(pk=1).first()
+    if row is not None:
+        return row
+    try:
+        with transaction.atomic():
+            row = ReviewSettings(pk=1)
+            row._change_reason = "the settings row was missing: written again with the defaults"
+            row.save(force_insert=True)
+    except IntegrityError:
+        row = ReviewSettings.objects.select_for_update().get(pk=1)
+    return row
+
+
+def singletons_install(*, apps=None) -> None:
+    """The one-row tables as a new database has them (the gate running, two-factor
+    optional), where a row is missing: migrations reviews.0002 and 0010 install
+    them, and the post_migrate receiver calls this after every migrate (and after a
+    test's flush). `apps`: a migration state's registry (post_migrate passes it),
+    so a partial migrate that has no such table yet is skipped."""
+    for name in ("GateState", "ReviewSettings"):
+        try:
+            model = (
+                apps.get_model("reviews", name)
+                if apps is not None
+                else {"GateState": GateState, "ReviewSettings": ReviewSettings}[name]
+            )
+        except LookupError:
+            continue
+        model.objects.get_or_create(pk=1)
 
 
 def validate_rule(rule: PolicyRule) -> None:

@@ -116,8 +116,9 @@ def _policy_case(*, title: str, rule: PolicyRule | None, name: str, now, why: st
         rule=rule,
         rule_name=name,
         quorum=policy_change_quorum(),
+        sla_hours=settings.REVIEWS_POLICY_CHANGE_SLA_HOURS,
         opened_at=now,
-        due_at=now + timedelta(hours=getattr(settings, "REVIEWS_POLICY_CHANGE_SLA_HOURS", 72)),
+        due_at=now + timedelta(hours=settings.REVIEWS_POLICY_CHANGE_SLA_HOURS),
     )
     case._change_reason = why
     case.save()

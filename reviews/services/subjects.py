@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from reviews import subjects
 from reviews.models import WAITING_STATUSES, Case, CaseStatus
-from reviews.services.common import _chain, _notify, _void_votes
+from reviews.services.common import _chain, _notify, _void_votes, due_again
 from reviews.services.errors import NotAllowed
 from reviews.signals import send_case_changed
 
@@ -72,6 +72,7 @@ def subject_case_open(
         approval_valid_hours=approval_valid_hours,
         decide_by_majority=decide_by_majority,
         severity=severity,
+        sla_hours=sla_hours,
         opened_at=now,
         due_at=now + timedelta(hours=sla_hours),
     )
@@ -114,11 +115,12 @@ def _raise_quorum(case: Case, quorum: int, *, why: str, by) -> Case:
 
 @transaction.atomic
 def subject_case_reopen(
-    *, case_id: int, reason: str, quorum: int | None = None, sla_hours: int = 72, by=None, actor: str = ""
+    *, case_id: int, reason: str, quorum: int | None = None, sla_hours: int | None = None, by=None, actor: str = ""
 ) -> Case:
     """Put a decided (approved, rejected or expired) case of a registered kind back in
     front of the committee: earlier votes void, a new due time, `case_changed`
-    "reopened". A case still waiting only has its quorum raised."""
+    "reopened". Due after `sla_hours` (which becomes the case's SLA), or the case's own SLA.
+    A case still waiting only has its quorum raised."""
     case = Case.objects.select_for_update().get(pk=case_id)
     _check(case.kind, case.subject_ref, quorum or case.quorum)
     if case.status in WAITING_STATUSES:
@@ -132,7 +134,9 @@ def subject_case_reopen(
     case.decided_at = None
     case.decided_by = None
     case.rationale = ""
-    case.due_at = timezone.now() + timedelta(hours=sla_hours)
+    if sla_hours is not None:
+        case.sla_hours = sla_hours
+    case.due_at = due_again(case)
     case._history_user = by
     case._change_reason = f"reopened: {reason}"
     case.save()

@@ -118,7 +118,7 @@ def test_a_settings_change_is_in_history_and_on_the_audit_chain(operator):
     with pytest.raises(services.NotAllowed, match="needs a reason"):
         services.review_settings_set(by=operator, require_totp=False, reason="  ")
     assert AuditEntry.objects.filter(kind="review_settings.changed").count() == 1
-    assert row.history.count() == 2  # created on first read, then the one change
+    assert row.history.count() == 1  # the one change (the row is from migration reviews.0010)
 
 
 def test_operators_flip_the_setting_in_the_admin(client, operator, alice):
@@ -136,7 +136,45 @@ def test_operators_flip_the_setting_in_the_admin(client, operator, alice):
     assert selectors.totp_required()
     entry = AuditEntry.objects.get(kind="review_settings.changed")
     assert entry.actor == "olivia" and entry.data["reason"] == "The committee asked for it."
+    assert selectors.review_settings().history.latest().history_user == operator
 
     client.force_login(alice)  # committee members do not use the admin
     assert client.post(change_url, {"change_reason": "Turning it off."}).status_code == 302
     assert selectors.totp_required()
+
+
+def test_enrolment_is_written_by_the_service_and_on_the_chain(client, alice):
+    client.force_login(alice)
+    client.post(reverse("reviews:two_factor"), {"action": "start"})
+    device = TOTPDevice.objects.get(user=alice)
+    with time_machine.travel(timezone.now() + timezone.timedelta(seconds=5)):
+        client.post(reverse("reviews:two_factor"), {"action": "confirm", "token": code(device)})
+    entry = AuditEntry.objects.get(kind="two_factor.enrolled")
+    assert (entry.subject, entry.actor, entry.data) == (
+        f"user:{alice.pk}",
+        "alice",
+        {"device": device.pk, "name": "Authenticator app"},
+    )
+    with pytest.raises(services.NotAllowed, match="already on"):
+        services.totp_enrol_start(user=alice)
+    assert TOTPDevice.objects.filter(user=alice).count() == 1
+
+
+def test_a_superuser_removes_a_lost_device_in_the_admin_with_a_reason_on_the_chain(client, superuser, alice):
+    device = services.totp_enrol_start(user=alice)
+    client.force_login(superuser)
+    changelist = reverse("admin:otp_totp_totpdevice_changelist")
+    html = client.get(reverse("admin:otp_totp_totpdevice_change", args=[device.pk])).content.decode()
+    assert device.key not in html  # the secret is never shown
+    response = client.post(
+        changelist, {"action": "remove_devices", "_selected_action": [device.pk], "change_reason": ""}, follow=True
+    )
+    assert "Not removed: #" in response.content.decode() and TOTPDevice.objects.filter(pk=device.pk).exists()
+    client.post(
+        changelist,
+        {"action": "remove_devices", "_selected_action": [device.pk], "change_reason": "Alice lost her phone."},
+    )
+    assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+    entry = AuditEntry.objects.get(kind="two_factor.removed")
+    assert (entry.actor, entry.data["member"], entry.data["reason"]) == ("root", "alice", "Alice lost her phone.")
+    assert verify_chain().ok

@@ -1,4 +1,4 @@
-/* Task performance charts drawn with uPlot (static/vendor/uplot, MIT). The data
+/* Task performance and ROI charts drawn with uPlot (static/vendor/uplot, MIT). The data
    comes from <script type="application/json"> blocks (Django's json_script) and
    data-spark attributes; nothing runs inline. Without JavaScript the page shows
    the same numbers as tables, which stay available under "The numbers". */
@@ -58,7 +58,59 @@
     return Math.max(200, Math.floor(el.getBoundingClientRect().width || el.parentNode.clientWidth || 320));
   }
 
+  /* An amount in major units of the currency, with its decimals: 1234.5 → "1,234.50 USD". */
+  function money(value, data) {
+    if (value === null || value === undefined) return "—";
+    return value.toLocaleString("en-US", { minimumFractionDigits: data.decimals, maximumFractionDigits: data.decimals }) +
+      " " + data.currency;
+  }
+
+  /* Monthly amounts as grouped bars (the ROI page): revenue and AI cost side by side. */
+  function moneyChartFor(el, data) {
+    var bars = uPlot.paths.bars;
+    var opts = {
+      width: widthOf(el),
+      height: 240,
+      tzDate: utc,
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max * 1.1, 1)]; } } },
+      axes: [
+        {
+          label: "month",
+          labelSize: 18,
+          incrs: [28 * DAY, 2 * 28 * DAY, 3 * 28 * DAY],
+          values: function (u, splits) {
+            return splits.map(function (s) { var d = new Date(s * 1000); return MONTHS[d.getUTCMonth()] + " " + d.getUTCFullYear(); });
+          }
+        },
+        {
+          label: data.currency,
+          labelSize: 18,
+          size: 72,
+          values: function (u, values) { return values.map(function (v) { return v.toLocaleString("en-US"); }); }
+        }
+      ],
+      series: [
+        { label: "month", value: function (u, v, s, i) { return i === null || i === undefined ? "—" : data.labels[i]; } }
+      ].concat(data.series.map(function (line, i) {
+        var color = i === 0 ? "#15803d" : "#b45309";
+        return {
+          label: line.label,
+          stroke: color,
+          fill: color,
+          width: 0,
+          paths: bars({ size: [0.35, 40], align: i === 0 ? -1 : 1 }),
+          points: { show: false },
+          value: function (u, v) { return money(v, data); }
+        };
+      })),
+      legend: { live: true },
+      cursor: { drag: { x: false, y: false } }
+    };
+    return new uPlot(opts, [data.x].concat(data.series.map(function (line) { return line.values; })), el);
+  }
+
   function chartFor(el, data) {
+    if (data.kind === "money") return moneyChartFor(el, data);
     var rate = el.dataset.part === "rate";
     var lines = rate ? [data.rate] : data.series;
     var format = rate ? percent : duration;

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.demo import seed_demo_billing
 from core.roles import COMMITTEE, CUSTOMERS, OPERATORS
-from deployments.demo import seed_demo_models
+from deployments.demo import seed_demo_models, seed_demo_rollouts
 from reviews.demo import seed_demo_reviews
 from tasks.demo import seed_demo_tasks
 from tasks.models import ApiKey
@@ -106,6 +106,9 @@ class Command(BaseCommand):
             "with tasks held on it."
         )
         operator = get_user_model().objects.get(username="operator")
+        self.stdout.write(
+            "Demo rollouts: " + seed_demo_rollouts(api_key=demo_key, members=[alice, bob], operator=operator) + "."
+        )
         if seed_demo_reviews(api_key=demo_key, first_member=alice, operator=operator):
             self.stdout.write(
                 "Demo reviews added: the seed report, a blocking and a severity-50 report, held tasks, "

@@ -12,7 +12,7 @@ from fsar_client._version import API_VERSION, __version__
 from fsar_client.callbacks import InvalidSignature, verify_callback
 from fsar_client.client import FSAR, AsyncPending, Pending, TaskContext, TaskRun
 from fsar_client.errors import AuthError, Conflict, Denied, FSARError, GateUnavailable, Held, InvalidInput, NotFound
-from fsar_client.models import Cost, Decision, ReportResult
+from fsar_client.models import Cost, Decision, ModelVersion, ReportResult
 
 __all__ = [
     "API_VERSION",
@@ -28,6 +28,7 @@ __all__ = [
     "Held",
     "InvalidInput",
     "InvalidSignature",
+    "ModelVersion",
     "NotFound",
     "Pending",
     "ReportResult",

@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from fsar_client import _protocol as p
 from fsar_client._version import API_VERSION, __version__
 from fsar_client.errors import Conflict, Denied, FSARError, Held
-from fsar_client.models import Cost, Decision, ReportResult
+from fsar_client.models import Cost, Decision, ModelVersion, ReportResult
 
 logger = logging.getLogger("fsar_client")
 
@@ -99,6 +100,28 @@ class TaskRun:
 
     def cost(self, *, micros: int | None = None, tokens: int | None = None) -> None:
         self._run.cost = self._run.cost + Cost(micros=micros, tokens=tokens)
+
+
+def _version_body(
+    family: str,
+    ai_model: str,
+    artifact_uri: str,
+    artifact_sha256: str,
+    health_url: str | None,
+    evaluation: Mapping[str, float] | None,
+    notes: str,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "family": family,
+        "ai_model": ai_model,
+        "artifact_uri": artifact_uri,
+        "artifact_sha256": artifact_sha256,
+        "evaluation": dict(evaluation or {}),
+        "notes": notes,
+    }
+    if health_url is not None:
+        body["health_url"] = health_url
+    return body
 
 
 @dataclass(frozen=True)
@@ -277,6 +300,14 @@ class FSAR:
         response = yield from p.send(call, self.retry)
         return ReportResult.from_json(response.json(), created=response.status_code == 201)
 
+    def _version_flow(self, body: dict[str, Any]) -> p.Flow[ModelVersion]:
+        response = yield from p.send(p.Call("POST", "/models/versions", json=body), self.retry)
+        return ModelVersion.from_json(response.json(), created=response.status_code == 201)
+
+    def _read_version_flow(self, ai_model: str) -> p.Flow[ModelVersion]:
+        call = p.Call("GET", f"/models/versions/{quote(ai_model, safe='')}")
+        return ModelVersion.from_json((yield from self._json(call)))
+
     def _prepare_flow(self, spec: _Spec, external_id: str, payload: Mapping[str, Any] | None) -> p.Flow[Any]:
         """Register, then act on the gate: start when allowed (returns the started
         task's Decision), wait / raise Held / defer when held, raise Denied when
@@ -433,6 +464,53 @@ class FSAR:
 
     async def asubmit_report(self, report: str | bytes | Mapping[str, Any]) -> ReportResult:
         return await self._async(self._report_flow(report))
+
+    def register_model_version(
+        self,
+        family: str,
+        ai_model: str,
+        *,
+        artifact_uri: str,
+        artifact_sha256: str,
+        health_url: str | None = None,
+        evaluation: Mapping[str, float] | None = None,
+        notes: str = "",
+    ) -> ModelVersion:
+        """Register a model version (scope `models`). The criteria decide at once:
+        a version held for the committee comes back with its `case`, one that fails
+        a criterion as `blocked`. Tasks on `ai_model` run only once it is approved.
+        The same registration again returns the same version (`created=False`); the
+        same `ai_model` with other fields raises Conflict."""
+        return self._sync(
+            self._version_flow(
+                _version_body(family, ai_model, artifact_uri, artifact_sha256, health_url, evaluation, notes)
+            )
+        )
+
+    async def aregister_model_version(
+        self,
+        family: str,
+        ai_model: str,
+        *,
+        artifact_uri: str,
+        artifact_sha256: str,
+        health_url: str | None = None,
+        evaluation: Mapping[str, float] | None = None,
+        notes: str = "",
+    ) -> ModelVersion:
+        return await self._async(
+            self._version_flow(
+                _version_body(family, ai_model, artifact_uri, artifact_sha256, health_url, evaluation, notes)
+            )
+        )
+
+    def model_version(self, ai_model: str) -> ModelVersion:
+        """A registered model version's status, approval expiry and case (scope
+        `models` or `read`); NotFound when it was never registered."""
+        return self._sync(self._read_version_flow(ai_model))
+
+    async def amodel_version(self, ai_model: str) -> ModelVersion:
+        return await self._async(self._read_version_flow(ai_model))
 
     # ----------------------------------------------------------- running a task
 

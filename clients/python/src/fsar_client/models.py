@@ -121,3 +121,59 @@ class ReportResult:
     @classmethod
     def from_json(cls, body: dict[str, Any], *, created: bool) -> ReportResult:
         return cls(id=body["id"], created=created, **gate_fields(body), body=body)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered AI model version (`POST /models/versions`, `GET /models/versions/{ai_model}`).
+
+    `status` is the version's (`registered`, `pending_review`, `approved`, `rejected`,
+    `revoked`, …, as the server names them); `decision`, `reason`, `policy` and
+    `case` are what the criteria decided on registration: a version the committee
+    must approve has its `case`. `created` is False when the same version had been
+    registered before (or when it was read, not registered)."""
+
+    id: int
+    family: str
+    ai_model: str
+    status: str
+    status_reason: str
+    artifact_uri: str
+    artifact_sha256: str
+    health_url: str | None
+    evaluation: dict[str, float]
+    approved_until: str | None
+    decision: str | None
+    reason: str | None
+    policy: str | None
+    case: int | None
+    case_status: str | None
+    created: bool = False
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], *, created: bool = False) -> ModelVersion:
+        gate = body.get("gate") or {}
+        return cls(
+            id=body["id"],
+            family=body["family"],
+            ai_model=body["ai_model"],
+            status=body["status"],
+            status_reason=body.get("status_reason", ""),
+            artifact_uri=body["artifact_uri"],
+            artifact_sha256=body["artifact_sha256"],
+            health_url=body.get("health_url"),
+            evaluation=dict(body.get("evaluation") or {}),
+            approved_until=body.get("approved_until"),
+            decision=gate.get("decision"),
+            reason=gate.get("reason"),
+            policy=gate.get("policy"),
+            case=case_id(body.get("case")),
+            case_status=body.get("case_status"),
+            created=created,
+            body=body,
+        )
