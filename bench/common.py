@@ -18,6 +18,12 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bench_db(name: str) -> str:
+    """The benchmark's own database name: `fsar_bench_<name>`, or BENCH_DB_PREFIX + `_<name>`
+    (so that several people on one server each drop only their own)."""
+    return f"{os.environ.get('BENCH_DB_PREFIX', 'fsar_bench')}_{name}"
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -110,24 +116,26 @@ def pg_version(env: dict) -> str:
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
+_GIVEN_PORTS: set[int] = set()  # handed out in this run: the first may not listen yet
+
+
 def free_port() -> int:
-    """A free loopback port: from BENCH_PORT_RANGE ("8700-8799", for a shared machine
-    where each session has its ports) when set, else any the system picks."""
-    span = os.environ.get("BENCH_PORT_RANGE", "")
-    candidates = range(int(span.split("-")[0]), int(span.split("-")[1]) + 1) if span else [0]
-    for port in candidates:
+    """A free loopback port: from BENCH_PORTS (`first-last`; BENCH_PORT_RANGE is the same) when
+    set, else any the system gives."""
+    first, _, last = (os.environ.get("BENCH_PORTS") or os.environ.get("BENCH_PORT_RANGE") or "0-0").partition("-")
+    for candidate in range(int(first), int(last or first) + 1):
+        if candidate in _GIVEN_PORTS:
+            continue
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind(("127.0.0.1", candidate))
             except OSError:
                 continue
-            if port not in _handed_out:
-                _handed_out.add(s.getsockname()[1])
-                return s.getsockname()[1]
-    raise RuntimeError(f"no free port in BENCH_PORT_RANGE={span}")
-
-
-_handed_out: set[int] = set()
+            _GIVEN_PORTS.add(candidate)
+            return candidate
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(port: int, timeout: float = 30) -> None:

@@ -17,6 +17,9 @@ and alternating so that noise hits both alike:
 
 1. `POST /api/bench/noop` (the baseline) and `POST /api/v1/tasks` (registration:
    API key, gate decision, insert with a history row), throughput and p50/p99;
+   then `POST /api/v1/tasks/{id}/start` (the gate's re-check; on the allow-all
+   server the re-check is replaced too) and `/finish`, on pools of registered and
+   running tasks loaded beforehand;
 2. `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
    tenth opens a case), reports/s;
 3. both endpoints again at a fixed offered rate (--rate, requests/s over all
@@ -39,6 +42,8 @@ import sys
 from bench.common import (
     ROOT,
     WORKER_NICE,
+    bench_connection,
+    bench_db,
     free_port,
     log,
     options,
@@ -51,7 +56,8 @@ from bench.common import (
 )
 from bench.load import Request, flat_out, merged, paced
 
-BENCH_DB = "fsar_bench_gate"
+BENCH_DB = bench_db("gate")
+POOL = 30_000  # registered tasks to start, running tasks to finish
 
 
 def report_markdown(report_id: str, i: int) -> bytes:
@@ -101,26 +107,47 @@ from tasks.services import api_key_create
 PolicyRule.objects.create(name="blocked-customer", priority=5, customers=["blocked-co"], action="deny")
 PolicyRule.objects.create(name="experimental-models", priority=6, ai_model_glob="exp-*", metric="failure_rate",
                           metric_threshold=0.2, metric_window=50, action="hold")
+from datetime import timedelta
+from django.utils import timezone
 from tasks.models import ExecutionTask
+from tasks import rollups
 models = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b", "exp-1"]
-ExecutionTask.objects.bulk_create(
-    (ExecutionTask(external_id=f"done-{i}", task_type="implement_idea", ai_model=models[i % 4],
-                   status="failed" if i % 10 == 0 else "succeeded", duration_ms=1000 + i % 5000)
-     for i in range(20_000)),
-    batch_size=2000,
-)
+agent = get_user_model().objects.create_user(username="bench-agent")
+key, secret = api_key_create(name="bench", owner=agent, scopes=["tasks", "reports", "read"])
+now = timezone.now()
+# Finished tasks as the API leaves them (source api, started and finished over the last
+# week), so the model-metric rule reads them, and their rollups.
+done = []
+for i in range(20_000):
+    finished = now - timedelta(seconds=30 * (20_000 - i))
+    duration = 1000 + i % 5000
+    done.append(ExecutionTask(
+        external_id=f"done-{i}", task_type="implement_idea", ai_model=models[i % 4], source="api",
+        status="failed" if i % 10 == 0 else "succeeded", duration_ms=duration, submitted_by=key,
+        created_at=finished - timedelta(milliseconds=duration + 50), gate_decision="allow",
+        started_at=finished - timedelta(milliseconds=duration), finished_at=finished))
+ExecutionTask.objects.bulk_create(done, batch_size=2000)
+rollups.rebuild(now - timedelta(days=8), now + timedelta(hours=1))
+# Tasks for the start phases (registered, allowed) and the finish phases (running).
+for status, prefix in (("registered", "to-start"), ("running", "to-finish")):
+    ExecutionTask.objects.bulk_create(
+        (ExecutionTask(external_id=f"{prefix}-{i}", task_type="implement_idea", ai_model=models[i % 4],
+                       customer_ref=f"cust-{i % 7}", source="api", status=status, submitted_by=key,
+                       gate_decision="allow", gate_reason="allowed", gate_policy="default",
+                       started_at=now if status == "running" else None)
+         for i in range(POOL)),
+        batch_size=2000,
+    )
 from bench.models_on import approve_model_versions, audits_on
 approve_model_versions(models)  # model versions on: the gate's model check answers for every task
 audits_on(models)  # audits on: a required suite with a passing run per version (the audit check answers too)
-agent = get_user_model().objects.create_user(username="bench-agent")
-_, secret = api_key_create(name="bench", owner=agent, scopes=["tasks", "reports", "read"])
 # Settle what was just loaded, as a database in service would be: otherwise autovacuum
 # picks the fresh rows up during the measurement.
 from django.db import connection
 with connection.cursor() as cursor:
     cursor.execute("VACUUM ANALYZE")
 print(secret)
-"""
+""".replace("POOL", str(POOL))
     out = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()\n" + script],
         cwd=ROOT,
@@ -160,6 +187,20 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         }
         return Request("POST", "/api/v1/tasks", json.dumps(body).encode(), headers)
 
+    with bench_connection(env) as conn:
+        pools = {
+            prefix: iter([row[0] for row in conn.execute(
+                "SELECT id FROM execution_tasks WHERE external_id LIKE %s ORDER BY id", [f"{prefix}-%"])])
+            for prefix in ("to-start", "to-finish")
+        }  # fmt: skip
+    finish_body = json.dumps({"outcome": "succeeded", "cost_micros": 1200, "tokens": 900}).encode()
+
+    def start() -> Request:
+        return Request("POST", f"/api/v1/tasks/{next(pools['to-start'])}/start", b"", headers)
+
+    def finish() -> Request:
+        return Request("POST", f"/api/v1/tasks/{next(pools['to-finish'])}/finish", finish_body, headers)
+
     def proposal():
         i = next(counter)
         body = report_markdown(f"bench-report-{i}", i)
@@ -169,11 +210,16 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         await flat_out(port, clients, 2, noop)  # warm-up: workers, connections, rule caches
         await flat_out(port, clients, 2, task)
         await flat_out(bare_port, clients, 2, task)
-        results = {"noop": [], "task": [], "bare": []}
+        await flat_out(port, clients, 1, start)
+        await flat_out(port, clients, 1, finish)
+        results = {"noop": [], "task": [], "bare": [], "start": [], "bare_start": [], "finish": []}
         for _ in range(2):  # alternate, so noise on the shared machine hits all alike
             results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
             results["task"].append(await flat_out(port, clients, seconds / 2, task))
             results["bare"].append(await flat_out(bare_port, clients, seconds / 2, task))
+            results["start"].append(await flat_out(port, clients, seconds / 2, start))
+            results["bare_start"].append(await flat_out(bare_port, clients, seconds / 2, start))
+            results["finish"].append(await flat_out(port, clients, seconds / 2, finish))
         results["proposal"] = [await flat_out(port, clients, seconds / 2, proposal)]
         # Latency below saturation: the same 16 clients at a fixed offered rate.
         results["paced_noop"] = [await paced(port, clients, seconds, rate, noop)]
@@ -184,6 +230,7 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
 
     noop_r, task_r, prop_r = merged(results["noop"]), merged(results["task"]), merged(results["proposal"])
     bare_r = merged(results["bare"])
+    start_r, bare_start_r, finish_r = merged(results["start"]), merged(results["bare_start"]), merged(results["finish"])
     paced_noop, paced_task = merged(results["paced_noop"]), merged(results["paced_task"])
     ratio = task_r["per_second"] / noop_r["per_second"]
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -197,6 +244,9 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         ("POST /api/bench/noop (baseline)", noop_r),
         ("POST /api/v1/tasks (gate)", task_r),
         ("POST /api/v1/tasks, gate replaced by allow-all", bare_r),
+        ("POST /api/v1/tasks/{id}/start (gate re-check)", start_r),
+        ("POST /api/v1/tasks/{id}/start, re-check replaced by allow-all", bare_start_r),
+        ("POST /api/v1/tasks/{id}/finish", finish_r),
         ("POST /api/v1/proposals", prop_r),
         (f"POST /api/bench/noop at {rate:.0f} req/s offered", paced_noop),
         (f"POST /api/v1/tasks (gate) at {rate:.0f} req/s offered", paced_task),
@@ -211,9 +261,21 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         f"(Little's law: clients / throughput), noop {clients / noop_r['per_second'] * 1000:.1f} ms; "
         f"at {rate:.0f} req/s offered: tasks p99 {paced_task['p99']:.1f} ms, noop p99 {paced_noop['p99']:.1f} ms"
     )
+    log(
+        f"start/noop: {start_r['per_second'] / noop_r['per_second']:.2f}, "
+        f"finish/noop: {finish_r['per_second'] / noop_r['per_second']:.2f} (goal ≥ 0.50 each); "
+        f"reports/s: {prop_r['per_second']:.0f} (goal ≥ 300)"
+    )
     log(f"gate/allow-all registration throughput ratio: {task_r['per_second'] / bare_r['per_second']:.2f}")
+    log(f"re-check/allow-all start throughput ratio: {start_r['per_second'] / bare_start_r['per_second']:.2f}")
+    log(
+        f"SUMMARY noop={noop_r['per_second']:.0f}/s tasks={ratio:.2f} start="
+        f"{start_r['per_second'] / noop_r['per_second']:.2f} "
+        f"finish={finish_r['per_second'] / noop_r['per_second']:.2f} "
+        f"reports={prop_r['per_second']:.0f}/s load={os.getloadavg()}"
+    )
     seen = {}
-    for r in (noop_r, task_r, bare_r, prop_r, paced_noop, paced_task):
+    for r in (noop_r, task_r, bare_r, start_r, bare_start_r, finish_r, prop_r, paced_noop, paced_task):
         seen.update(r["statuses"])
     bad = {k: v for k, v in seen.items() if k not in (200, 201)}
     if bad:

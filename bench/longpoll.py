@@ -42,6 +42,7 @@ from bench.common import (
     ROOT,
     WORKER_NICE,
     bench_connection,
+    bench_db,
     free_port,
     log,
     options,
@@ -54,7 +55,7 @@ from bench.common import (
     wait_for,
 )
 
-BENCH_DB = "fsar_bench_longpoll"
+BENCH_DB = bench_db("longpoll")
 WAIT_SECONDS = 60
 
 

@@ -27,9 +27,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from bench.common import log, median_ms, options, own_database, postgres_url_or_none
+from bench.common import bench_db, log, median_ms, options, own_database, postgres_url_or_none
 
-BENCH_DB = "fsar_bench_queue"
+BENCH_DB = bench_db("queue")
 RUNS = 15
 VOTES = 20_000  # on as many distinct cases (fewer when there are fewer cases)
 

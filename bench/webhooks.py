@@ -41,6 +41,7 @@ from bench.common import (
     ROOT,
     WORKER_NICE,
     bench_connection,
+    bench_db,
     free_port,
     log,
     options,
@@ -53,7 +54,7 @@ from bench.common import (
 )
 from bench.load import Request, flat_out, merged, paced
 
-BENCH_DB = "fsar_bench_webhooks"
+BENCH_DB = bench_db("webhooks")
 SECRET = "whsec_bench_webhooks"
 INVOICES = 40_000
 

@@ -36,6 +36,7 @@ class _Statements:
     insert: str  # a new row, returning its primary key
     copy: str  # the history row from the saved row; parameters: the extra columns, then the primary key
     insert_and_copy: str | None  # both at once (PostgreSQL), returning the primary key
+    copy_many: str  # history rows of many saved rows (PostgreSQL): the extra columns, then an array of keys
 
 
 _STATEMENTS: dict[tuple[type[Model], str], _Statements] = {}
@@ -59,6 +60,7 @@ def _statements(model: type[Model], connection) -> _Statements:
             extra=extra,
             insert=insert_sql(model, connection, f" RETURNING {pk}" if returning else ""),
             copy=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = %s",
+            copy_many=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = ANY(%s)",
             insert_and_copy=(
                 f"WITH new_row AS ({insert_sql(model, connection, ' RETURNING *')}) "
                 f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM new_row RETURNING {pk}"
@@ -73,6 +75,21 @@ def inserts_in_one_statement(model: type[Model]) -> bool:
     """Whether a new row and its history row go in with one statement (atomic by
     itself, so a caller outside a transaction needs none): PostgreSQL."""
     return _statements(model, connections[router.db_for_write(model)]).insert_and_copy is not None
+
+
+def copy_history_sql(model: type[Model], connection, *, reason: str, user: Any, **extra: Any) -> tuple[str, list]:
+    """One statement adding the history rows ("+", created) of many rows just inserted,
+    copied by the database (PostgreSQL), and its parameters but the last: append the
+    list of primary keys."""
+    sql = _statements(model, connection)
+    values = {
+        "history_date": timezone.now(),
+        "history_change_reason": reason,
+        "history_type": "+",
+        "history_user_id": user.pk if user is not None else None,
+        **extra,
+    }
+    return sql.copy_many, [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
 
 
 def _request_user():

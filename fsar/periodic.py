@@ -6,7 +6,8 @@ from audit.jobs import verify_audit_chain_job
 from billing.jobs import invoice_run_scheduled, reconcile_invoices, stripe_events_drain
 from deployments.jobs import redecide_all_unregistered, rollouts_tick
 from reviews.jobs import expire_approvals, recheck_short_of_members, retry_due_callbacks, sla_reminders
-from tasks.jobs import fail_abandoned_tasks, rebuild_metrics_rollups
+from tasks.jobs import drain_metrics_pending, fail_abandoned_tasks, rebuild_metrics_rollups
+from tasks.rollups import DRAIN_INTERVAL_SECONDS
 
 PERIODIC_JOBS = [
     (fail_abandoned_tasks, 300),
@@ -18,6 +19,7 @@ PERIODIC_JOBS = [
     (expire_approvals, 300),
     (sla_reminders, 300),  # committee SLA near / past mails, each once
     (recheck_short_of_members, 3_600),  # also run at once when the committee changes
+    (drain_metrics_pending, DRAIN_INTERVAL_SECONDS),  # finished tasks into the metrics rollups
     (rebuild_metrics_rollups, 86_400),  # repairs the last 48 hours of metrics rollups
     (redecide_all_unregistered, 300),  # tasks held on a model version registered since (also at once)
     (rollouts_tick, 60),  # rollout step analyses, scheduled and running rollback drills (docs/rollouts.md)

@@ -49,9 +49,12 @@ def deliver_callback(delivery_id: int) -> str:
     try:
         # Guarded (reviews/callback_urls.py): the host is resolved and checked again now, no redirects,
         # and of the answer only its status and, on failure, a short escaped excerpt are kept.
-        with callback_urls.session() as http, http.post(
-            delivery.endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
-        ) as response:
+        with (
+            callback_urls.session() as http,
+            http.post(
+                delivery.endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            ) as response,
+        ):
             ok, status_code, error = 200 <= response.status_code < 300, response.status_code, ""
             if 300 <= response.status_code < 400:
                 error = f"HTTP {response.status_code}: redirects are not followed"

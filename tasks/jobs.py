@@ -15,6 +15,11 @@ def fail_abandoned_tasks() -> int:
     return services.fail_abandoned_tasks()
 
 
+def drain_metrics_pending() -> int:
+    """Add the tasks finished since the last run to the metrics rollups (tasks.rollups)."""
+    return rollups.drain_pending()
+
+
 def rebuild_metrics_rollups(since: datetime | str | None = None, until: datetime | str | None = None) -> int:
     """Recompute the metrics rollups of every UTC day overlapping [since, until) from
     the raw rows (default: the last 48 hours, run nightly). Idempotent; returns the

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 
 from tasks import rollups
+from tasks.models import FINISHED_STATUSES as FINISHED
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus, TaskType
 
 Bucket = Literal["hour", "day"]
@@ -49,7 +51,6 @@ DEFAULT_WINDOW = timedelta(days=7)
 MAX_WINDOW = timedelta(days=400)
 MAX_POINTS = 2000
 BUCKET_SIZES: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 
 
 class AnyModel:
@@ -171,10 +172,10 @@ def resolve_engine(engine: Engine | None, window: Window) -> Engine:
         return engine
     if engine == "exact":
         return exact_engine()
-    _, rollup_filter = _rollup_cover(window, None)
+    cover = _rollup_cover(window, None)
     tasks = 0
-    if rollup_filter is not None:
-        tasks = TaskMetricsRollup.objects.filter(rollup_filter).aggregate(n=Sum("count"))["n"] or 0
+    if cover.rows is not None:
+        tasks = TaskMetricsRollup.objects.filter(cover.rows).aggregate(n=Sum("count"))["n"] or 0
     return exact_engine() if tasks <= exact_max_tasks() else "rollup"
 
 
@@ -182,7 +183,7 @@ def aggregate(query: Query, *, engine: Engine | None = None) -> dict[Key, Stats]
     """Figures per group (and per bucket when `query.bucket` is set) for the window."""
     engine = resolve_engine(engine, query.window)
     if engine == "rollup":
-        return _aggregate_rollups(query, percentiles=True)
+        return _aggregate_rollups(query)
     if engine == "sql":
         return _aggregate_sql(query)
     return _aggregate_python(query)
@@ -245,15 +246,7 @@ def bucket_start(moment: datetime, bucket: Bucket) -> datetime:
 
 def _aggregate_python(query: Query) -> dict[Key, Stats]:
     """Any database: read the window's rows (one query) and aggregate here."""
-    qs = ExecutionTask.objects.filter(
-        finished_at__gte=query.window.since, finished_at__lt=query.window.until, status__in=FINISHED
-    )
-    if query.task_type is not None:
-        qs = qs.filter(task_type=query.task_type)
-    if query.ai_model is None:
-        qs = qs.filter(ai_model__isnull=True)
-    elif not isinstance(query.ai_model, AnyModel):
-        qs = qs.filter(ai_model=query.ai_model)
+    qs = _finished_tasks(query, query.window.since, query.window.until)
     rows = qs.values_list("finished_at", "task_type", "ai_model", "status", "duration_ms").order_by()
     return aggregate_rows(
         rows.iterator(chunk_size=5000), by_model=query.by_model, by_type=query.by_type, bucket=query.bucket
@@ -300,23 +293,32 @@ def _ceil(moment: datetime, bucket: Bucket) -> datetime:
     return start if start == moment else start + BUCKET_SIZES[bucket]
 
 
-def _rollup_cover(window: Window, bucket: Bucket | None) -> tuple[list[tuple[datetime, datetime]], Q | None]:
-    """How the rollups cover a window: the partial edge hours to read from the raw rows
-    (each within one hour), and a filter for the rollup rows of the whole hours between
-    (day rows for whole days, six-hour rows for whole blocks of the rest, hour rows for
-    the rest; only hour rows when the answer is per hour)."""
+@dataclass(frozen=True)
+class Cover:
+    """How the rollups cover a window: `raw`, the partial edge hours to read from the raw
+    rows (each within one hour); `rows`, a filter for the rollup rows of the whole hours
+    [h0, h1) between (day rows for whole days, six-hour rows for whole blocks of the
+    rest, hour rows for the rest; only hour rows when the answer is per hour), None
+    when there is no whole hour."""
+
+    raw: list[tuple[datetime, datetime]]
+    rows: Q | None = None
+    whole: tuple[datetime, datetime] | None = None
+
+
+def _rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
     if bucket_start(window.since, "hour") == bucket_start(window.until, "hour"):
-        return [(window.since, window.until)], None
+        return Cover([(window.since, window.until)])
     h0, h1 = _ceil(window.since, "hour"), bucket_start(window.until, "hour")
     raw = [(a, b) for a, b in ((window.since, h0), (h1, window.until)) if a < b]
     if h0 == h1:
-        return raw, None
+        return Cover(raw)
     if bucket == "hour":
-        return raw, Q(period=TaskMetricsRollup.Period.HOUR, start__gte=h0, start__lt=h1)
+        return Cover(raw, Q(period=TaskMetricsRollup.Period.HOUR, start__gte=h0, start__lt=h1), (h0, h1))
     rows = Q()
     for period, start, end in _blocks(h0, h1):
         rows |= Q(period=period, start__gte=start, start__lt=end)
-    return raw, rows
+    return Cover(raw, rows, (h0, h1))
 
 
 SIX_HOURS = timedelta(hours=6)
@@ -348,101 +350,155 @@ def _six_hour_blocks(h0: datetime, h1: datetime) -> list[tuple[str, datetime, da
     return [(p, a, b) for p, a, b in blocks if a < b]
 
 
-def _aggregate_rollups(query: Query, *, percentiles: bool) -> dict[Key, Stats]:
-    """The rollup engine: rollup rows for whole hours (and days), raw rows for the
-    partial edge hours. Two queries at most, whatever the data size. Without
-    percentiles the database adds the rows up; with them, histograms are merged here."""
-    raw, rollup_filter = _rollup_cover(query.window, query.bucket)
-    bucket = query.bucket
-    totals: dict[Key, rollups.Totals] = {}
+def _finished_tasks(query: Query, since: datetime, until: datetime):
+    """The finished tasks in [since, until) that the query's task type and model select."""
+    tasks = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED)
+    if query.task_type is not None:
+        tasks = tasks.filter(task_type=query.task_type)
+    if query.ai_model is None:
+        tasks = tasks.filter(ai_model__isnull=True)
+    elif not isinstance(query.ai_model, AnyModel):
+        tasks = tasks.filter(ai_model=query.ai_model)
+    return tasks.order_by()
 
-    def into(moment: datetime | None, task_type: str, ai_model: str | None) -> rollups.Totals:
+
+def _selected_rollups(query: Query, rows: Q):
+    """The rollup rows of `rows` that the query's task type and model select."""
+    selected = TaskMetricsRollup.objects.filter(rows).order_by()
+    if query.task_type is not None:
+        selected = selected.filter(task_type=query.task_type)
+    if query.ai_model is None:
+        selected = selected.filter(has_model=False)
+    elif not isinstance(query.ai_model, AnyModel):
+        selected = selected.filter(has_model=True, model=query.ai_model)
+    return selected
+
+
+class _Groups(dict):
+    """Totals per group key of a query, for the rollup engine."""
+
+    def __init__(self, query: Query) -> None:
+        super().__init__()
+        self.query = query
+
+    def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> rollups.Totals:
+        query = self.query
         key = (
-            bucket_start(moment, bucket) if bucket else None,
+            bucket_start(moment, query.bucket) if query.bucket else None,
             task_type if query.by_type else None,
             ai_model if query.by_model else None,
         )
-        found = totals.get(key)
+        found = self.get(key)
         if found is None:
-            found = totals[key] = rollups.Totals()
+            found = self[key] = rollups.Totals()
         return found
 
-    sums = {
-        "n": Sum("count"),
-        "f": Sum("failed"),
-        "t": Sum("timed"),
-        "s": Sum("sum_ms"),
-        "m": Max("max_ms"),
-    }
-    if rollup_filter is not None:
-        rows = TaskMetricsRollup.objects.filter(rollup_filter).order_by()
-        if query.task_type is not None:
-            rows = rows.filter(task_type=query.task_type)
-        if query.ai_model is None:
-            rows = rows.filter(has_model=False)
-        elif not isinstance(query.ai_model, AnyModel):
-            rows = rows.filter(has_model=True, model=query.ai_model)
-        group = ["start"] if bucket else []
-        if percentiles:
-            fields = ["task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms", "histogram"]
-            for task_type, has_model, model, n, f, t, s, m, histogram, *moment in rows.values_list(*fields, *group):
-                into(moment[0] if moment else None, task_type, model if has_model else None).add(
-                    n, f, t, s, m, histogram
-                )
-        else:
-            grouped = rows.values(*group, "task_type", "has_model", "model").annotate(**sums)
-            for *moment, task_type, has_model, model, n, f, t, s, m in grouped.values_list(
-                *group, "task_type", "has_model", "model", *sums
+    def add_pending(self, cover: Cover) -> None:
+        """The finished tasks of the whole hours that the drain has not added to their
+        rollup rows yet (few: the worker's lag), one by one from the raw rows."""
+        if cover.whole is not None:
+            pending = _finished_tasks(self.query, *cover.whole).filter(rollup_pending=True)
+            for finished_at, task_type, ai_model, status, duration in pending.values_list(
+                "finished_at", "task_type", "ai_model", "status", "duration_ms"
             ):
-                into(moment[0] if moment else None, task_type, model if has_model else None).add(n, f, t, s, m, None)
-    if raw:
-        # Each edge lies within one hour, so it is labelled (0 or 1) rather than its rows'
-        # times read; one range per branch of a UNION ALL keeps each an index-only scan.
-        parts = []
-        for edge, (since, until) in enumerate(raw):
-            qs = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED)
-            if query.task_type is not None:
-                qs = qs.filter(task_type=query.task_type)
-            if query.ai_model is None:
-                qs = qs.filter(ai_model__isnull=True)
-            elif not isinstance(query.ai_model, AnyModel):
-                qs = qs.filter(ai_model=query.ai_model)
-            qs = qs.order_by()
-            if percentiles:
-                parts.append(
-                    qs.annotate(edge=Value(edge)).values_list("edge", "task_type", "ai_model", "status", "duration_ms")
-                )
-            else:
-                grouped = qs.values("task_type", "ai_model").annotate(
-                    edge=Value(edge),
-                    # Counting a covered column (status is never null) keeps the scan index-only.
-                    n=Count("status"),
-                    f=Count("status", filter=Q(status=TaskStatus.FAILED)),
-                    t=Count("duration_ms"),
-                    s=Sum("duration_ms"),
-                    m=Max("duration_ms"),
-                )
-                parts.append(grouped.values_list("edge", "task_type", "ai_model", "n", "f", "t", "s", "m"))
-        rows = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-        if percentiles:
-            for edge, task_type, ai_model, status, duration in rows:
-                into(raw[edge][0], task_type, ai_model).add_task(status, duration)
+                self.at(finished_at, task_type, ai_model).add_task(status, duration)
+
+    def stats(self, *, percentiles: bool) -> dict[Key, Stats]:
+        return {
+            key: Stats(
+                count=t.count,
+                failed=t.failed,
+                timed=t.timed,
+                sum_ms=t.sum_ms,
+                max_ms=t.max_ms,
+                p50_ms=t.percentile(0.5) if percentiles else None,
+                p95_ms=t.percentile(0.95) if percentiles else None,
+            )
+            for key, t in self.items()
+            if t.count
+        }
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """Rollup rows and pending tasks read in one snapshot, so that a drain committing
+    between the two reads neither counts a task twice nor loses it. On PostgreSQL a
+    REPEATABLE READ transaction; SQLite's transactions read one snapshot anyway. Inside
+    a caller's transaction, that transaction's isolation applies."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _edges(query: Query, cover: Cover, *fields: str, **grouped) -> list[tuple]:
+    """The partial edge hours' rows, labelled by edge (0 or 1) rather than their times
+    read: one range per branch of a UNION ALL keeps each an index-only scan."""
+    parts = []
+    for edge, (since, until) in enumerate(cover.raw):
+        tasks = _finished_tasks(query, since, until)
+        if grouped:
+            tasks = tasks.values("task_type", "ai_model").annotate(edge=Value(edge), **grouped)
         else:
-            for edge, task_type, ai_model, n, f, t, s, m in rows:
-                into(raw[edge][0], task_type, ai_model).add(n, f, t, s or 0, m, None)
-    return {
-        key: Stats(
-            count=t.count,
-            failed=t.failed,
-            timed=t.timed,
-            sum_ms=t.sum_ms,
-            max_ms=t.max_ms,
-            p50_ms=t.percentile(0.5) if percentiles else None,
-            p95_ms=t.percentile(0.95) if percentiles else None,
-        )
-        for key, t in totals.items()
-        if t.count
+            tasks = tasks.annotate(edge=Value(edge))
+        parts.append(tasks.values_list("edge", *fields))
+    if not parts:
+        return []
+    return list(parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0])
+
+
+def _aggregate_rollups(query: Query) -> dict[Key, Stats]:
+    """The rollup engine with percentiles: rollup rows for whole hours (and days), their
+    histograms merged here; raw rows for the partial edge hours and for the tasks still
+    pending for the drain. Three queries at most, whatever the data size."""
+    cover = _rollup_cover(query.window, query.bucket)
+    groups = _Groups(query)
+    fields = ["task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms", "histogram"]
+    with _one_snapshot():
+        if cover.rows is not None:
+            moment = ["start"] if query.bucket else []
+            for task_type, has_model, model, n, f, t, s, m, histogram, *at in _selected_rollups(
+                query, cover.rows
+            ).values_list(*fields, *moment):
+                groups.at(at[0] if at else None, task_type, model if has_model else None).add(n, f, t, s, m, histogram)
+        groups.add_pending(cover)
+    for edge, task_type, ai_model, status, duration in _edges(
+        query, cover, "task_type", "ai_model", "status", "duration_ms"
+    ):
+        groups.at(cover.raw[edge][0], task_type, ai_model).add_task(status, duration)
+    return groups.stats(percentiles=True)
+
+
+def _sum_rollups(query: Query) -> dict[Key, Stats]:
+    """The rollup engine without percentiles: the database adds the rollup rows and the
+    edge hours up; the pending tasks are added here."""
+    cover = _rollup_cover(query.window, query.bucket)
+    groups = _Groups(query)
+    sums = {"n": Sum("count"), "f": Sum("failed"), "t": Sum("timed"), "s": Sum("sum_ms"), "m": Max("max_ms")}
+    with _one_snapshot():
+        if cover.rows is not None:
+            moment = ["start"] if query.bucket else []
+            grouped = _selected_rollups(query, cover.rows).values(*moment, "task_type", "has_model", "model")
+            for *at, task_type, has_model, model, n, f, t, s, m in grouped.annotate(**sums).values_list(
+                *moment, "task_type", "has_model", "model", *sums
+            ):
+                groups.at(at[0] if at else None, task_type, model if has_model else None).add(n, f, t, s, m, None)
+        groups.add_pending(cover)
+    counted = {
+        # Counting a covered column (status is never null) keeps the scan index-only.
+        "n": Count("status"),
+        "f": Count("status", filter=Q(status=TaskStatus.FAILED)),
+        "t": Count("duration_ms"),
+        "s": Sum("duration_ms"),
+        "m": Max("duration_ms"),
     }
+    for edge, task_type, ai_model, n, f, t, s, m in _edges(query, cover, "task_type", "ai_model", *counted, **counted):
+        groups.at(cover.raw[edge][0], task_type, ai_model).add(n, f, t, s or 0, m, None)
+    return groups.stats(percentiles=False)
 
 
 def _group_order(key: Key) -> tuple:
@@ -457,7 +513,7 @@ def _totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:
     rollups, their rows without histograms."""
     engine = resolve_engine(engine, query.window)
     if engine == "rollup":
-        return _aggregate_rollups(query, percentiles=False)
+        return _sum_rollups(query)
     if engine == "python":
         totals = _aggregate_python(query)
         for stats in totals.values():

@@ -13,12 +13,10 @@ from ninja.errors import ValidationError
 from pydantic import ConfigDict
 
 from tasks import metrics
-from tasks.api import QueryText, UtcDatetime
+from tasks.api import QueryText, TaskTypeName, UtcDatetime
 from tasks.auth import ApiKeyAuth
 
 router = Router(tags=["metrics"])
-
-TaskTypeName = Literal["implement_idea", "idea_implementation", "self_improvement"]
 
 
 class WindowQuery(Schema):

@@ -25,7 +25,7 @@ class TaskStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+FINISHED_STATUSES = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 
 
 class TaskSource(models.TextChoices):
@@ -118,7 +118,10 @@ class ExecutionTask(models.Model):
     gate_reason = models.TextField(null=True, blank=True)
     gate_policy = models.CharField(max_length=200, null=True, blank=True)
     gate_case = models.CharField(max_length=100, null=True, blank=True)
-    history = HistoricalRecords(bases=[ActorHistory], excluded_fields=["payload"])
+    # Finished, and not yet added to the metrics rollups: the worker's queue
+    # (tasks.rollups.drain_pending); the metrics read these tasks from the raw rows.
+    rollup_pending = models.BooleanField(default=False, db_default=False)
+    history = HistoricalRecords(bases=[ActorHistory], excluded_fields=["payload", "rollup_pending"])
 
     class Meta:
         db_table = "execution_tasks"
@@ -154,6 +157,13 @@ class ExecutionTask(models.Model):
             ),
             # The tasks a review case decides on, and the keys that registered them
             # (reviews.selectors.submitters_of); migration 0008.
+            # The finished tasks not yet in the metrics rollups (tasks.rollups); migration 0009.
+            models.Index(
+                fields=["finished_at"],
+                include=["task_type", "ai_model", "status", "duration_ms"],
+                condition=models.Q(rollup_pending=True),
+                name="tasks_rollup_pending",
+            ),
             models.Index(
                 fields=["gate_case", "submitted_by"],
                 condition=models.Q(gate_case__isnull=False),

@@ -14,15 +14,24 @@ Why and how (docs/metrics.md):
   linear interpolation between the two neighbouring ranks, each rank's value
   being its bucket's representative. A convex combination of two values each
   within 0.99% is within 0.99% of the exact interpolation: that is the bound.
-- **Writes** happen in the transaction that finished the tasks: `fold_tasks`
-  adds them to their hour, six-hour and day rows. On PostgreSQL one
+- **Writes** are off the request path. Finishing a task only marks it
+  `rollup_pending` (in the UPDATE that finishes it: no extra statement); a
+  worker (`drain_pending`, every DRAIN_INTERVAL_SECONDS from the periodic jobs)
+  takes the pending tasks, clears their mark and adds them to their hour,
+  six-hour and day rows in one transaction, so a task is always in exactly one
+  of the two places. The rollup engine reads the pending tasks of the hours it
+  answers from rollups from the raw rows (a partial index of pending tasks), in
+  the same snapshot as the rollup rows: the answer is exact whatever the lag.
+  Backfills (`fold_tasks`) still fold in their own transaction. On PostgreSQL one
   `INSERT … ON CONFLICT DO UPDATE` adds counts and merges histograms in SQL, so
   two tasks finishing at once in the same hour both count (row lock, keys in a
   fixed order, no deadlock); elsewhere (SQLite, one writer at a time) the rows
   are read, merged and written in Python.
 - **Repair** (`rebuild`) recomputes whole UTC days from the raw rows, a day per
-  transaction, under a lock that finishing tasks take shared: a task finishing
-  during a rebuild is either in the raw rows read or added after, never lost.
+  transaction, under a lock that folds (backfills, the drain) take shared. It
+  first clears the pending mark of the day's tasks, then reads the day's tasks
+  that are not pending: a task finishing meanwhile is either in the raw rows
+  read or still pending for the drain, never both, never lost.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 
+from tasks.models import FINISHED_STATUSES as FINISHED
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -46,7 +56,6 @@ logger = logging.getLogger(__name__)
 PERIOD_HOUR = TaskMetricsRollup.Period.HOUR.value
 PERIOD_SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
 PERIOD_DAY = TaskMetricsRollup.Period.DAY.value
-FINISHED = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 FAILED = TaskStatus.FAILED.value
 
 # --- Buckets --------------------------------------------------------------------------
@@ -238,7 +247,12 @@ UPSERT_CHUNK = 500
 def fold_tasks(tasks: Iterable[ExecutionTask]) -> int:
     """Add finished tasks to their hour and day rollups, in the caller's transaction.
     Tasks that are not finished are ignored. Returns how many rollup rows changed."""
-    deltas = accumulate(task_rows(tasks))
+    return fold_rows(task_rows(tasks))
+
+
+def fold_rows(rows: Iterable[Row]) -> int:
+    """`fold_tasks` for (finished_at, task_type, ai_model, status, duration_ms) rows."""
+    deltas = accumulate(rows)
     if not deltas:
         return 0
     with transaction.atomic():
@@ -259,7 +273,11 @@ def _key_order(key: RollupKey) -> tuple:
 _UPSERT = """
 INSERT INTO tasks_metrics_rollup AS r
        (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram)
-VALUES {values}
+SELECT period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram
+  FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[], %s::bigint[], %s::bigint[],
+              %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY
+       AS d (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram, n)
+ ORDER BY n
 ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
     count = r.count + EXCLUDED.count,
     failed = r.failed + EXCLUDED.failed,
@@ -282,20 +300,20 @@ ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
 
 
 def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
-    """One statement per chunk; keys in a fixed order so concurrent writers lock rows
-    in the same order. The additions happen in SQL on the locked row: no lost update."""
+    """One statement for all the rows, set-based (one array per column, unnest); keys in
+    a fixed order so concurrent writers lock rows in the same order. The additions
+    happen in SQL on the locked row: no lost update."""
     keys = sorted(deltas, key=_key_order)
+    columns: list[list] = [[] for _ in range(11)]
+    for key in keys:
+        period, start, task_type, ai_model = key
+        t = deltas[key]
+        values = (period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed, t.timed,
+                  t.sum_ms, t.max_ms, json.dumps(dense(t.histogram)))  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
     with connection.cursor() as cursor:
-        for begin in range(0, len(keys), UPSERT_CHUNK):
-            chunk = keys[begin : begin + UPSERT_CHUNK]
-            params: list = []
-            for key in chunk:
-                period, start, task_type, ai_model = key
-                t = deltas[key]
-                params += [period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed,
-                           t.timed, t.sum_ms, t.max_ms, json.dumps(dense(t.histogram))]  # fmt: skip
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"] * len(chunk))
-            cursor.execute(_UPSERT.format(values=values), params)
+        cursor.execute(_UPSERT, columns)
 
 
 def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
@@ -335,22 +353,62 @@ def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
     )
 
 
-def fold_finished_task(sender, task: ExecutionTask, **kwargs) -> None:
-    """task_finished receiver. Under a savepoint: should the rollup write fail, the
-    finish still stands and the nightly repair recomputes the hour from the raw rows."""
-    try:
-        with transaction.atomic():
-            fold_tasks([task])
-    except Exception:
-        logger.exception("Could not add task %s to the metrics rollups; the repair job will", task.pk)
+# --- The pending queue -----------------------------------------------------------------------
+
+# How often the periodic jobs drain the pending tasks, and how many one transaction takes.
+DRAIN_INTERVAL_SECONDS = 10
+DRAIN_BATCH = 5_000
+
+
+def drain_pending(*, batch: int = DRAIN_BATCH) -> int:
+    """Add the finished tasks marked `rollup_pending` to their rollups and clear the
+    mark, a batch per transaction, until none is left. Safe to run twice at once
+    (PostgreSQL: each takes rows the other has not locked). Returns how many it folded."""
+    folded = 0
+    while True:
+        taken = _drain_batch(batch)
+        folded += taken
+        if taken < batch:
+            return folded
+
+
+@transaction.atomic
+def _drain_batch(batch: int) -> int:
+    tasks = ExecutionTask.objects.filter(rollup_pending=True).order_by("pk")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [REBUILD_LOCK])
+        tasks = tasks.select_for_update(skip_locked=True, of=("self",))
+    rows = list(tasks.values_list("pk", "finished_at", "task_type", "ai_model", "status", "duration_ms")[:batch])
+    if not rows:
+        return 0
+    ExecutionTask.objects.filter(pk__in=[row[0] for row in rows]).update(rollup_pending=False)
+    deltas = accumulate(row[1:] for row in rows)
+    if deltas:
+        if connection.vendor == "postgresql":
+            _upsert_postgresql(deltas)
+        else:
+            _upsert_python(deltas)
+    return len(rows)
+
+
+def pending_lag() -> tuple[int, datetime | None]:
+    """How many finished tasks wait for the drain, and when the oldest of them finished."""
+    from django.db.models import Count, Min
+
+    found = ExecutionTask.objects.filter(rollup_pending=True).aggregate(n=Count("pk"), oldest=Min("finished_at"))
+    return found["n"], found["oldest"]
 
 
 # --- Repair -------------------------------------------------------------------------------
 
 
-def raw_rows(since: datetime, until: datetime) -> Iterator[Row]:
-    """Finished tasks with since <= finished_at < until, straight from execution_tasks."""
+def raw_rows(since: datetime, until: datetime, *, folded_only: bool = False) -> Iterator[Row]:
+    """Finished tasks with since <= finished_at < until, straight from execution_tasks
+    (`folded_only`: without those still pending for the drain)."""
     qs = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED).order_by()
+    if folded_only:
+        qs = qs.filter(rollup_pending=False)
     return qs.values_list("finished_at", "task_type", "ai_model", "status", "duration_ms").iterator(chunk_size=10_000)
 
 
@@ -383,7 +441,12 @@ def rebuild_day(day: datetime) -> int:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [REBUILD_LOCK])
     end = day + timedelta(days=1)
     TaskMetricsRollup.objects.filter(start__gte=day, start__lt=end).delete()
-    deltas = accumulate(raw_rows(day, end))
+    # The day's pending tasks are counted here rather than by the drain; one that finishes
+    # after this statement stays pending, and out of the rows read next (module docstring).
+    ExecutionTask.objects.filter(rollup_pending=True, finished_at__gte=day, finished_at__lt=end).update(
+        rollup_pending=False
+    )
+    deltas = accumulate(raw_rows(day, end, folded_only=True))
     if deltas:
         # Nothing else writes these rows meanwhile (lock, or SQLite's single writer): plain inserts.
         TaskMetricsRollup.objects.bulk_create(

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from audit.chain import actor_name, audit_append
 from core.errors import Refused
 from core.history import inserts_in_one_statement, save_with_history
-from tasks import decisions, rollups
+from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
@@ -213,13 +212,44 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
 def _locked(task_id: int, *, actor: Actor | None = None) -> ExecutionTask:
     """The task, row-locked. For an API key, only one of its own tasks: another
     key's answers exactly as a task that does not exist."""
-    tasks = ExecutionTask.objects.select_for_update()
+    # A written-out query (start, finish and cancel each read one task this way): a
+    # queryset costs more to compile than the read itself (docs/benchmarks.md).
+    connection = transaction.get_connection()
+    fields = ExecutionTask._meta.concrete_fields
+    qn = connection.ops.quote_name
+    sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(ExecutionTask._meta.db_table)} WHERE id = %s"
+    params: list = [task_id]
     if actor is not None and actor.api_key is not None:
-        tasks = tasks.filter(submitted_by=actor.api_key)
-    try:
-        return tasks.get(pk=task_id)
-    except ExecutionTask.DoesNotExist:
-        raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.") from None
+        sql += " AND submitted_by_id = %s"
+        params.append(actor.api_key.pk)
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
+    values = list(row)
+    for position, (col, steps) in enumerate(_converters(connection)):
+        for step in steps:
+            if values[position] is not None:
+                values[position] = step(values[position], col, connection)
+    return ExecutionTask.from_db(connection.alias, [f.attname for f in fields], values)
+
+
+_CONVERTERS: dict[str, list] = {}
+
+
+def _converters(connection) -> list:
+    """Per column of a task, what turns its database value into the ORM's (JSON
+    decoded, SQLite's booleans and datetimes), as the query compiler would."""
+    if connection.vendor not in _CONVERTERS:
+        made = []
+        for field in ExecutionTask._meta.concrete_fields:
+            col = field.get_col(ExecutionTask._meta.db_table)
+            made.append((col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]))
+        _CONVERTERS[connection.vendor] = made
+    return _CONVERTERS[connection.vendor]
 
 
 def _gate_closed(task: ExecutionTask, why: str) -> GateClosed:
@@ -305,6 +335,7 @@ def task_finish(
 def _finish(task: ExecutionTask, *, outcome, cost_micros, tokens, error, now: datetime) -> None:
     task.status = outcome
     task.finished_at = now
+    task.rollup_pending = True  # the worker adds it to the metrics rollups (tasks.rollups.drain_pending)
     task.duration_ms = duration_ms(task.started_at, now)
     task.cost_micros = cost_micros
     task.tokens = tokens
@@ -400,147 +431,6 @@ def fail_abandoned_tasks(*, now: datetime | None = None, timeout_seconds: int | 
     if failed:
         logger.info("Marked %d abandoned task(s) as failed", failed)
     return failed
-
-
-@dataclass(frozen=True)
-class BackfillRow:
-    external_id: str
-    task_type: str
-    status: str
-    started_at: datetime
-    finished_at: datetime
-    ai_model: str | None = None
-    customer_ref: str | None = None
-    cost_micros: int | None = None
-    tokens: int | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class BackfillResult:
-    created: int
-    unchanged: int
-
-
-BACKFILL_COMPARED = (
-    "task_type",
-    "status",
-    "started_at",
-    "finished_at",
-    "ai_model",
-    "customer_ref",
-    "cost_micros",
-    "tokens",
-    "error",
-)
-
-
-# No backfilled task may start before this: older timestamps are mistakes (a Unix 0, a
-# year typed wrong), never history an AI operation has. A fixed floor rather than the
-# key's creation: backfills exist to bring in the history from before FSAR's keys.
-BACKFILL_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def backfill_validate(rows: list[BackfillRow], *, now: datetime) -> None:
-    """Check every row before anything is stored; the first bad one raises
-    InvalidTaskInput naming its index and field (`tasks[3].started_at`).
-
-    A row must be finished (succeeded or failed), its times aware of their time
-    zone, finished no earlier than started, not finished in the future, not
-    started before BACKFILL_EARLIEST, and its external_id not repeated in the request."""
-    if len(rows) > BULK_MAX_ROWS:
-        raise InvalidTaskInput(f"at most {BULK_MAX_ROWS} tasks per request, got {len(rows)}", field="tasks")
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        if row.status not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
-            raise _bad_row(index, "status", "must be succeeded or failed")
-        for field in ("started_at", "finished_at"):
-            if getattr(row, field).utcoffset() is None:
-                raise _bad_row(index, field, "has no time zone (add Z or an offset)")
-        if row.started_at < BACKFILL_EARLIEST:
-            raise _bad_row(
-                index, "started_at", f"is before {BACKFILL_EARLIEST:%Y-%m-%d}, the earliest start a backfill takes"
-            )
-        if row.finished_at < row.started_at:
-            raise _bad_row(index, "finished_at", "is before started_at")
-        if row.finished_at > now:
-            raise _bad_row(index, "finished_at", "is in the future")
-        if row.external_id in seen:
-            raise _bad_row(index, "external_id", f"{row.external_id!r} appears twice in this request")
-        seen.add(row.external_id)
-
-
-def _bad_row(index: int, field: str, problem: str) -> InvalidTaskInput:
-    where = f"tasks[{index}].{field}"
-    return InvalidTaskInput(f"{where} {problem}", field=where)
-
-
-def tasks_backfill(*, actor: Actor, rows: list[BackfillRow]) -> BackfillResult:
-    """Store finished tasks of the past, all or nothing.
-
-    Rows are checked first (`backfill_validate`) and the first bad one raises
-    InvalidTaskInput naming its index and field. A row whose external_id already
-    exists with the same values is counted as unchanged (so a retried backfill is
-    safe); with other values it is a conflict. Backfilled tasks skip the gate and
-    are never billed (`source=backfill`, and no task_finished signal is sent); the
-    metrics rollups count them in the same transaction, but the gate's model
-    metrics never do: they read only tasks FSAR saw run.
-    """
-    backfill_validate(rows, now=timezone.now())
-
-    existing = {}
-    ids = [row.external_id for row in rows]
-    for start in range(0, len(ids), 1000):
-        for task in ExecutionTask.objects.filter(external_id__in=ids[start : start + 1000]):
-            existing[task.external_id] = task
-    new_tasks = []
-    unchanged = 0
-    for index, row in enumerate(rows):
-        if row.external_id in existing:
-            old = existing[row.external_id]
-            differences = [f for f in BACKFILL_COMPARED if getattr(old, f) != getattr(row, f)]
-            if differences:
-                raise TaskConflict(
-                    f"tasks[{index}]: external_id {row.external_id!r} already exists with different "
-                    f"{', '.join(differences)}",
-                    fields=differences,
-                    row=index,
-                )
-            unchanged += 1
-            continue
-        new_tasks.append(
-            ExecutionTask(
-                external_id=row.external_id,
-                task_type=row.task_type,
-                status=row.status,
-                payload={},
-                created_at=row.started_at,
-                started_at=row.started_at,
-                finished_at=row.finished_at,
-                duration_ms=duration_ms(row.started_at, row.finished_at),
-                cost_micros=row.cost_micros,
-                tokens=row.tokens,
-                error=row.error,
-                ai_model=row.ai_model,
-                customer_ref=row.customer_ref,
-                source=TaskSource.BACKFILL,
-                submitted_by=actor.api_key,
-            )
-        )
-    try:
-        with transaction.atomic():
-            bulk_create_with_history(
-                new_tasks,
-                ExecutionTask,
-                batch_size=1000,
-                default_user=actor.user,
-                default_change_reason="backfilled",
-                custom_historical_attrs={"history_api_key": actor.api_key},
-            )
-            rollups.fold_tasks(new_tasks)  # the metrics rollups count them in the same transaction
-    except IntegrityError as exc:
-        raise TaskConflict("another request stored some of these external_ids meanwhile; retry") from exc
-    return BackfillResult(created=len(new_tasks), unchanged=unchanged)
 
 
 class ApiKeyError(Exception):

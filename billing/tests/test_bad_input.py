@@ -61,8 +61,19 @@ def event(**fields) -> dict:
         (json.dumps(event(data={"object": {"lines": [{"note": "a\udfffb"}]}})), "data.object.lines[0].note: must not"),
         (json.dumps(event(data={"object": {"k\ud800": 1}})), "data.object: must not contain a lone surrogate"),
     ],
-    ids=["created>2^63", "created bool", "long id", "long type", "long api_version", "nul id", "nul payload", "deep",
-         "surrogate id", "surrogate payload", "surrogate key"],  # fmt: skip
+    ids=[
+        "created>2^63",
+        "created bool",
+        "long id",
+        "long type",
+        "long api_version",
+        "nul id",
+        "nul payload",
+        "deep",
+        "surrogate id",
+        "surrogate payload",
+        "surrogate key",
+    ],  # fmt: skip
 )
 def test_a_signed_event_the_columns_cannot_hold_is_a_400_naming_the_field(client, settings, body, detail):
     settings.STRIPE_WEBHOOK_SECRET = SECRET

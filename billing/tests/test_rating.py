@@ -5,8 +5,9 @@ import pytest
 from billing import money, periods, services
 from billing.models import ServiceOffering, UsageRecord
 from billing.stripe_client import BillingError
+from tasks.backfill import BackfillRow, tasks_backfill
 from tasks.models import TaskType
-from tasks.services import Actor, BackfillRow, task_finish, tasks_backfill
+from tasks.services import Actor, task_finish
 
 pytestmark = pytest.mark.django_db
 

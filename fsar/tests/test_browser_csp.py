@@ -27,7 +27,7 @@ HOSTILE_REPORT = "\n".join(
         "- block_execution: false",
         "- proposal:",
         "",
-        f"implement_idea: see ![the plan]({TRACKER}?md) and <img src=\"{TRACKER}?html\"> for details",
+        f'implement_idea: see ![the plan]({TRACKER}?md) and <img src="{TRACKER}?html"> for details',
         "",
         "## Risks",
         f"- ![risk]({TRACKER}?risk) <script>alert(1)</script>",

@@ -204,7 +204,7 @@ def test_a_refused_vote_keeps_the_choice_and_the_rationale_with_the_error_under_
     assert field_error(html, "rationale-error") == (
         "Not recorded: write a rationale of at least 3 words and 15 characters."
     )
-    assert '>\ntoo risky</textarea>' in html  # what was written is still there
+    assert ">\ntoo risky</textarea>" in html  # what was written is still there
     assert 'value="reject" id="id_choice_1" required checked' in html  # and what was chosen
     assert not Vote.objects.exists()
 

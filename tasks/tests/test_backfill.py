@@ -169,7 +169,8 @@ def test_numbers_where_iso_strings_are_required_are_refused(agent, value):
 
 
 def test_the_validate_step_refuses_naive_times_when_called_without_the_api():
-    from tasks.services import BackfillRow, InvalidTaskInput, backfill_validate
+    from tasks.backfill import BackfillRow, backfill_validate
+    from tasks.services import InvalidTaskInput
 
     aware = timezone.now() - timedelta(hours=1)
     good = BackfillRow(
