@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "longpoll": "bench.longpoll",
     "soak": "bench.soak",
     "audits": "bench.audits",
+    "rollback": "bench.rollback",
 }
 # Run only when named (`python -m bench soak`): twenty minutes by default.
 ON_REQUEST = {"soak"}

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from fsar_client import FSAR, AuthError, Conflict, ModelVersion, NotFound
+from fsar_client import FSAR, AuthError, Conflict, ModelVersion, NotFound, Route
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -92,3 +92,39 @@ def test_registering_needs_the_models_scope(live_fsar, agent_key):
     with pytest.raises(AuthError, match="'models' scope") as error:
         register(FSAR(live_fsar.url, secret))
     assert error.value.status_code == 403
+
+
+def test_route_follows_the_rollout_and_answers_stable_after_a_rollback(models_client, approve_version, operator):
+    from deployments import rollouts, routing
+    from deployments.tests.support import REASON, passed_drill
+
+    stable = register(models_client, "coder-stable", health_url="http://127.0.0.1:1/health")
+    candidate = register(models_client, "coder-next")
+    approve_version(stable.case)
+    approve_version(candidate.case)
+    assert models_client.model_version("coder-next").approved
+    from deployments.models import ModelVersion
+
+    passed_drill(ModelVersion.objects.get(ai_model="coder-stable"))
+    rollout = rollouts.rollout_create(candidate_id=candidate.id, reason=REASON, by=operator)
+    keys = [f"customer-{i}" for i in range(60)]
+    routes = {k: models_client.route("coder", k) for k in keys}
+    assert {k: r.ai_model for k, r in routes.items()} == {k: routing.route("coder", k).ai_model for k in keys}
+    assert {(r.rollout, r.weight) for r in routes.values()} == {(rollout.pk, 5)}
+    assert {r.role for r in routes.values()} <= {"stable", "candidate"}
+    rollouts.rollout_rollback(rollout_id=rollout.pk, by=operator, reason="Rolled back from the client's test.")
+    assert {models_client.route("coder", k).ai_model for k in keys} == {"coder-stable"}  # the next answer
+    with pytest.raises(NotFound):
+        models_client.route("no-such-family", "k")
+
+
+def test_the_async_route(models_client, approve_version):
+    version = register(models_client, "coder-only")
+    approve_version(version.case)
+
+    async def ask() -> Route:
+        return await models_client.aroute("coder", "k1")
+
+    with ThreadPoolExecutor(1) as pool:
+        route = pool.submit(asyncio.run, ask()).result(timeout=60)
+    assert (route.ai_model, route.rollout, route.weight) == ("coder-only", None, 0)

@@ -12,7 +12,7 @@ from fsar_client._version import API_VERSION, __version__
 from fsar_client.callbacks import InvalidSignature, verify_callback
 from fsar_client.client import FSAR, AsyncPending, Pending, TaskContext, TaskRun
 from fsar_client.errors import AuthError, Conflict, Denied, FSARError, GateUnavailable, Held, InvalidInput, NotFound
-from fsar_client.models import Cost, Decision, ModelVersion, ReportResult
+from fsar_client.models import Cost, Decision, ModelVersion, ReportResult, Route
 
 __all__ = [
     "API_VERSION",
@@ -32,6 +32,7 @@ __all__ = [
     "NotFound",
     "Pending",
     "ReportResult",
+    "Route",
     "TaskContext",
     "TaskRun",
     "__version__",

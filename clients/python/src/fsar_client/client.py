@@ -12,14 +12,14 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
 
 import httpx
 
 from fsar_client import _protocol as p
 from fsar_client._version import API_VERSION, __version__
 from fsar_client.errors import Conflict, Denied, FSARError, Held
-from fsar_client.models import Cost, Decision, ModelVersion, ReportResult, version_request
+from fsar_client.model_versions import ModelsAPI
+from fsar_client.models import Cost, Decision, ReportResult
 from fsar_client.runs import (
     MAX_ERROR_CHARS,
     AsyncPending,
@@ -43,7 +43,7 @@ T = TypeVar("T")
 LONG_POLL_SECONDS = 30
 
 
-class FSAR:
+class FSAR(ModelsAPI):
     """A client for FSAR's agent API.
 
     `base_url` is the server (`https://fsar.example.com`; `…/api/v1` is accepted
@@ -210,14 +210,6 @@ class FSAR:
         response = yield from p.send(call, self.retry)
         return ReportResult.from_json(response.json(), created=response.status_code == 201)
 
-    def _version_flow(self, body: dict[str, Any]) -> p.Flow[ModelVersion]:
-        response = yield from p.send(p.Call("POST", "/models/versions", json=body), self.retry)
-        return ModelVersion.from_json(response.json(), created=response.status_code == 201)
-
-    def _read_version_flow(self, ai_model: str) -> p.Flow[ModelVersion]:
-        call = p.Call("GET", f"/models/versions/{quote(ai_model, safe='')}")
-        return ModelVersion.from_json((yield from self._json(call)))
-
     def _prepare_flow(self, spec: _Spec, external_id: str, payload: Mapping[str, Any] | None) -> p.Flow[Any]:
         """Register, then act on the gate: start when allowed (returns the started
         task's Decision), wait / raise Held / defer when held, raise Denied when
@@ -374,47 +366,6 @@ class FSAR:
 
     async def asubmit_report(self, report: str | bytes | Mapping[str, Any]) -> ReportResult:
         return await self._async(self._report_flow(report))
-
-    def register_model_version(
-        self,
-        family: str,
-        ai_model: str,
-        *,
-        artifact_uri: str,
-        artifact_sha256: str,
-        health_url: str | None = None,
-        evaluation: Mapping[str, float] | None = None,
-        notes: str = "",
-    ) -> ModelVersion:
-        """Register a model version (scope `models`). The criteria decide at once:
-        a version held for the committee comes back with its `case`, one that fails
-        a criterion as `blocked`. Tasks on `ai_model` run only once it is approved.
-        The same registration again returns the same version (`created=False`); the
-        same `ai_model` with other fields raises Conflict."""
-        body = version_request(family, ai_model, artifact_uri, artifact_sha256, health_url, evaluation, notes)
-        return self._sync(self._version_flow(body))
-
-    async def aregister_model_version(
-        self,
-        family: str,
-        ai_model: str,
-        *,
-        artifact_uri: str,
-        artifact_sha256: str,
-        health_url: str | None = None,
-        evaluation: Mapping[str, float] | None = None,
-        notes: str = "",
-    ) -> ModelVersion:
-        body = version_request(family, ai_model, artifact_uri, artifact_sha256, health_url, evaluation, notes)
-        return await self._async(self._version_flow(body))
-
-    def model_version(self, ai_model: str) -> ModelVersion:
-        """A registered model version's status, approval expiry and case (scope
-        `models` or `read`); NotFound when it was never registered."""
-        return self._sync(self._read_version_flow(ai_model))
-
-    async def amodel_version(self, ai_model: str) -> ModelVersion:
-        return await self._async(self._read_version_flow(ai_model))
 
     # ----------------------------------------------------------- running a task
 

@@ -201,3 +201,23 @@ def version_request(
     if health_url is not None:
         body["health_url"] = health_url
     return body
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a key's task goes (`GET /models/route`): `ai_model` to register it
+    with, the family's active `rollout` (None without one), the candidate's
+    current `weight` in percent, and this key's `role` (`candidate`, `stable` or
+    `drill`)."""
+
+    ai_model: str
+    rollout: int | None
+    weight: int
+    role: str
+    body: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Route:
+        return cls(
+            ai_model=body["ai_model"], rollout=body.get("rollout"), weight=body["weight"], role=body["role"], body=body
+        )
