@@ -122,8 +122,9 @@ _GIVEN_PORTS: set[int] = set()  # handed out in this run: the first may not list
 def free_port() -> int:
     """A free loopback port: from BENCH_PORTS (`first-last`; BENCH_PORT_RANGE is the same) when
     set, else any the system gives."""
-    first, _, last = (os.environ.get("BENCH_PORTS") or os.environ.get("BENCH_PORT_RANGE") or "0-0").partition("-")
-    for candidate in range(int(first), int(last or first) + 1):
+    span = os.environ.get("BENCH_PORTS") or os.environ.get("BENCH_PORT_RANGE") or ""
+    first, _, last = span.partition("-")
+    for candidate in range(int(first), int(last or first) + 1) if span else ():
         if candidate in _GIVEN_PORTS:
             continue
         with socket.socket() as s:
