@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from billing import periods, services
+from billing import invoicing, periods, services
 from billing.models import Customer, Invoice, InvoiceStatus, Payment, ServiceOffering
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
 
@@ -106,7 +106,7 @@ def seed_demo_billing(*, now: datetime, customer_user=None, seed: int = 11) -> b
 
 
 def _demo_invoice(*, customer: Customer, ref: str, period: str, paid: bool, now: datetime) -> Invoice:
-    invoice = services.invoice_prepare(customer_id=customer.pk, period=period, now=now)
+    invoice = invoicing.invoice_prepare(customer_id=customer.pk, period=period, now=now)
     number = f"DEMO-{period}-{ref.removeprefix('cust_').upper()}"
     _, period_end = periods.parse_period(period)
     Invoice.objects.filter(pk=invoice.pk).update(

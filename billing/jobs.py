@@ -4,14 +4,14 @@ import logging
 
 from django.utils import timezone
 
-from billing import periods, services, stripe_client, webhooks
+from billing import invoicing, periods, stripe_client, webhooks
 from billing.models import InvoiceRun
 
 logger = logging.getLogger(__name__)
 
 
 def invoice_run_process(run_id: int) -> str:
-    run = services.invoice_run_process(run_id=run_id)
+    run = invoicing.invoice_run_process(run_id=run_id)
     return f"run {run.pk}: {run.status}"
 
 
@@ -23,7 +23,7 @@ def invoice_run_scheduled() -> str:
     period = periods.previous_period(timezone.now())
     if InvoiceRun.objects.filter(period=period).exists():
         return f"period {period} already has a run"
-    run = services.invoice_run(period=period)
+    run = invoicing.invoice_run(period=period)
     return f"run {run.pk} for {period}: {run.status}"
 
 

@@ -2,7 +2,7 @@
 
 Stripe's invoice state machine: draft → open → paid | void | uncollectible, and
 uncollectible → paid | void; paid and void are final. Both writers, the push to
-Stripe (billing/services.py) and webhooks and reconciliation (billing/webhooks.py),
+Stripe (billing/stripe_push.py) and webhooks and reconciliation (billing/webhooks.py),
 move an invoice's state only through `move`, so they agree on what is final and a
 late or stale answer never moves an invoice back.
 """

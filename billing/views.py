@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from billing import money, periods, selectors, services, stripe_client, webhooks
+from billing import invoicing, money, periods, selectors, stripe_client, stripe_push, webhooks
 from billing.forms import PeriodForm
 from billing.models import InvoiceRun
 from billing.stripe_client import BillingError
@@ -135,7 +135,7 @@ def portal(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Online payment is not available yet; contact us to pay or to change how you pay.")
         return redirect("billing:usage")
     try:
-        url = services.portal_url(
+        url = stripe_push.portal_url(
             customer_id=customer.pk, return_url=request.build_absolute_uri(reverse("billing:usage"))
         )
     except BillingError as exc:
@@ -150,7 +150,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     form = PeriodForm(request.POST or None, initial={"period": periods.previous_period(timezone.now())})
     if request.method == "POST" and form.is_valid():
         try:
-            run = services.invoice_run_start(period=form.cleaned_data["period"], by=request.user, process_later=True)
+            run = invoicing.invoice_run_start(period=form.cleaned_data["period"], by=request.user, process_later=True)
         except BillingError as exc:
             form.add_error("period", exc.message)
         else:
@@ -194,7 +194,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     get_object_or_404(InvoiceRun, pk=run_id)
     try:
-        services.invoice_run_retry(run_id=run_id, by=request.user, process_later=True)
+        invoicing.invoice_run_retry(run_id=run_id, by=request.user, process_later=True)
     except BillingError as exc:
         messages.error(request, exc.message)
     else:

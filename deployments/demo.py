@@ -121,7 +121,7 @@ def _finished(actor: Actor, ai_model: str, start, minutes: int, n: int, failed: 
     """`n` finished tasks of `ai_model` spread over `minutes` after `start` (the backfill service)."""
     from datetime import timedelta
 
-    from tasks.services import BackfillRow, tasks_backfill
+    from tasks.backfill import BackfillRow, tasks_backfill
 
     rows = []
     for i in range(n):

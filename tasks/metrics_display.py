@@ -1,5 +1,5 @@
 """What the operator metrics page (tasks/views.py) and the dashboard show, built
-from the engines in tasks/metrics.py: the window choices, the per-type and
+from the engines behind tasks/metrics.py: the window choices, the per-type and
 per-model tables with their highlights (slowest, biggest regression), the chart
 series, and the dashboard's per-type summary."""
 
@@ -8,22 +8,17 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from tasks.metrics import (
+from tasks.metrics import _by_type, _group_order, _groups, _totals, aggregate, resolve_engine
+from tasks.metrics_query import (
     Bucket,
     Engine,
     Query,
     Stats,
     Window,
-    _by_type,
-    _group_order,
-    _groups,
-    _round_ms,
-    _totals,
-    aggregate,
     bucket_starts,
     default_window,
     relative_change,
-    resolve_engine,
+    round_ms,
 )
 from tasks.models import TaskType
 
@@ -140,17 +135,17 @@ def dashboard_summary(*, now: datetime, engine: Engine | None = None) -> list[di
         now_stats = current.get((None, task_type, None), Stats())
         before = previous.get((None, task_type, None), Stats())
         mean_change = relative_change(now_stats.mean_ms, before.mean_ms)
-        p95_change = relative_change(_round_ms(now_stats.p95_ms), _round_ms(before.p95_ms))
+        p95_change = relative_change(round_ms(now_stats.p95_ms), round_ms(before.p95_ms))
         rows.append(
             {
                 "task_type": task_type,
                 "label": labels.get(task_type, task_type),
                 "count": now_stats.count,
                 "mean_ms": now_stats.mean_ms,
-                "p95_ms": _round_ms(now_stats.p95_ms),
+                "p95_ms": round_ms(now_stats.p95_ms),
                 "previous_count": before.count,
                 "previous_mean_ms": before.mean_ms,
-                "previous_p95_ms": _round_ms(before.p95_ms),
+                "previous_p95_ms": round_ms(before.p95_ms),
                 "mean_change": mean_change,
                 "p95_change": p95_change,
                 # For display: percent, as the template cannot multiply.

@@ -4,7 +4,7 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from billing import services
+from billing import invoicing
 from billing.models import Customer, Invoice, InvoiceRun, OfferingTaskType, ServiceOffering, UsageRecord
 from tasks.models import TaskType
 
@@ -17,7 +17,7 @@ def november_invoice_pushed(acme, offerings, finish_task, fake_stripe):
 
     finish_task(task_type=TaskType.IMPLEMENT_IDEA)
     with time_machine.travel(DEC, tick=False):
-        services.invoice_run(period="2026-11")
+        invoicing.invoice_run(period="2026-11")
     return Customer.objects.get(), Invoice.objects.get()
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def page_text(response) -> str:
 
 def test_billing_admin_pages_render_with_history(client, superuser, acme, offerings, finish_task):
     finish_task()
-    invoice = services.invoice_prepare(customer_id=acme.pk, period="2026-11")
+    invoice = invoicing.invoice_prepare(customer_id=acme.pk, period="2026-11")
     run = InvoiceRun.objects.create(period="2026-11")
     client.force_login(superuser)
     record = invoice.lines.first().usage_records.first()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing import periods, services
+from billing import invoicing, periods
 from billing.models import Invoice
 from fsar.testing import log_in
 from tasks.models import TaskType
@@ -23,7 +23,7 @@ def test_customer_sees_usage_and_pays_an_open_invoice_but_not_anothers(
     now = noon_today
     earlier = now.replace(day=1) - timedelta(days=3)
     finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=earlier)
-    invoice = services.invoice_prepare(customer_id=acme.pk, period=periods.period_of(earlier))
+    invoice = invoicing.invoice_prepare(customer_id=acme.pk, period=periods.period_of(earlier))
     Invoice.objects.filter(pk=invoice.pk).update(status="open", number="FSAR-0042", hosted_invoice_url=HOSTED)
     for _ in range(2):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=now)
@@ -58,7 +58,7 @@ def test_operator_sees_roi_move_after_an_invoice_paid_webhook(
     period = periods.period_of(when)
     for _ in range(4):
         finish_task(task_type=TaskType.IMPLEMENT_IDEA, when=when, cost_micros=50_000)
-    invoice = services.invoice_prepare(customer_id=acme.pk, period=period)
+    invoice = invoicing.invoice_prepare(customer_id=acme.pk, period=period)
     Invoice.objects.filter(pk=invoice.pk).update(status="open", stripe_invoice_id="in_browser_roi")
     settings.STRIPE_WEBHOOK_SECRET = "whsec_browser"
 

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.db import connection
 
-from billing import services
+from billing import invoicing
 from billing.models import Invoice, InvoiceLine
 from tasks.models import TaskType
 
@@ -24,7 +24,7 @@ def test_concurrent_runs_for_one_period_never_duplicate_anything(acme, globex, o
     def run() -> None:
         try:
             barrier.wait(timeout=10)
-            services.invoice_run(period="2026-11")
+            invoicing.invoice_run(period="2026-11")
         except Exception as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -38,7 +38,7 @@ def test_concurrent_runs_for_one_period_never_duplicate_anything(acme, globex, o
             t.join(timeout=60)
         assert not errors
         # Whatever the interleaving, one more pass finishes anything a lease deferred.
-        services.invoice_run(period="2026-11")
+        invoicing.invoice_run(period="2026-11")
 
     assert Invoice.objects.count() == 2 and InvoiceLine.objects.count() == 4
     assert len(fake_stripe.customers) == 2

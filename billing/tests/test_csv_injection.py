@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from billing import services
+from billing import invoicing
 
 pytestmark = pytest.mark.django_db
 NOV = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def test_formulas_in_task_ids_are_text_in_the_usage_and_invoice_downloads(client
             agent.post(f"/api/v1/tasks/{task['id']}/finish", json.dumps(finish), content_type="application/json")
         client.force_login(acme_user)
         usage = rows_of(client.get(reverse("billing:usage_csv")))
-        invoice = services.invoice_prepare(customer_id=acme.pk, period="2026-11")
+        invoice = invoicing.invoice_prepare(customer_id=acme.pk, period="2026-11")
         on_invoice = rows_of(client.get(reverse("billing:invoice_csv", args=[invoice.pk])))
     for rows in (usage, on_invoice):
         ids = [row[0] for row in rows[1:]]

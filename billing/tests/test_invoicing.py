@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
-from billing import services
+from billing import invoicing, stripe_push
 from billing.models import Customer, Invoice, InvoiceLine, InvoiceRun, InvoiceRunItem, UsageRecord
 from billing.stripe_client import NOT_CONFIGURED
 from tasks.models import TaskType
@@ -27,11 +27,11 @@ def november_usage(acme, offerings, finish_task):
 
 def run_november(**kwargs) -> InvoiceRun:
     with time_machine.travel(DEC, tick=False):
-        return services.invoice_run(period="2026-11", **kwargs)
+        return invoicing.invoice_run(period="2026-11", **kwargs)
 
 
 def test_prepare_makes_one_line_per_offering_rounded_once(november_usage):
-    invoice = services.invoice_prepare(customer_id=november_usage.pk, period="2026-11")
+    invoice = invoicing.invoice_prepare(customer_id=november_usage.pk, period="2026-11")
     lines = {line.offering.name: line for line in invoice.lines.all()}
     assert set(lines) == {"Idea implementation", "Self improvement"}
     tasks_line = lines["Idea implementation"]
@@ -47,15 +47,15 @@ def test_prepare_makes_one_line_per_offering_rounded_once(november_usage):
     assert invoice.status == "draft"
     assert not UsageRecord.objects.filter(invoice_line__isnull=True).exists()
     # Asking again returns the same invoice and adds nothing.
-    assert services.invoice_prepare(customer_id=november_usage.pk, period="2026-11") == invoice
+    assert invoicing.invoice_prepare(customer_id=november_usage.pk, period="2026-11") == invoice
     assert InvoiceLine.objects.count() == 2
 
 
 def test_usage_after_its_period_was_invoiced_goes_on_the_next_invoice(november_usage, finish_task):
-    services.invoice_prepare(customer_id=november_usage.pk, period="2026-11")
+    invoicing.invoice_prepare(customer_id=november_usage.pk, period="2026-11")
     late = finish_task(when=datetime(2026, 11, 30, 23, 59, tzinfo=UTC))  # reported after the run
-    assert services.invoice_prepare(customer_id=november_usage.pk, period="2026-11").lines.count() == 2
-    december = services.invoice_prepare(customer_id=november_usage.pk, period="2026-12")
+    assert invoicing.invoice_prepare(customer_id=november_usage.pk, period="2026-11").lines.count() == 2
+    december = invoicing.invoice_prepare(customer_id=november_usage.pk, period="2026-12")
     assert UsageRecord.objects.get(task=late).invoice_line.invoice == december
 
 
@@ -120,8 +120,8 @@ def test_a_run_interrupted_at_finalize_resumes_without_duplicates(november_usage
     assert invoice.lines.filter(stripe_invoice_item_id__isnull=True).count() == 0
 
     with time_machine.travel(DEC + timedelta(minutes=5), tick=False):
-        services.invoice_run_retry(run_id=run.pk)
-        run = services.invoice_run_process(run_id=run.pk)
+        invoicing.invoice_run_retry(run_id=run.pk)
+        run = invoicing.invoice_run_process(run_id=run.pk)
     assert run.status == InvoiceRun.Status.SUCCEEDED
     assert run.items.get().attempts == 2
     assert len(fake_stripe.customers) == 1 and len(fake_stripe.invoices) == 1 and len(fake_stripe.items) == 2
@@ -131,14 +131,14 @@ def test_a_run_interrupted_at_finalize_resumes_without_duplicates(november_usage
 def test_a_crash_after_stripe_created_the_invoice_but_before_we_saved_it_is_recovered(november_usage, fake_stripe):
     """Stripe created the invoice, then we died before saving its id. Within 24 hours
     the idempotency key returns the same invoice; after that, a metadata search does."""
-    real_apply = services._apply_stripe_invoice
+    real_apply = stripe_push._apply_stripe_invoice
 
     def crash_once(invoice_id, data, *, reason, **extra):
         if reason == "created in Stripe":
             raise RuntimeError("worker killed")
         return real_apply(invoice_id, data, reason=reason, **extra)
 
-    with mock.patch.object(services, "_apply_stripe_invoice", crash_once):
+    with mock.patch.object(stripe_push, "_apply_stripe_invoice", crash_once):
         run = run_november()
     assert "worker killed" in run.items.get().error
     assert len(fake_stripe.invoices) == 1
@@ -146,8 +146,8 @@ def test_a_crash_after_stripe_created_the_invoice_but_before_we_saved_it_is_reco
 
     fake_stripe.forget_keys()  # Stripe forgets idempotency keys after 24 hours
     with time_machine.travel(DEC + timedelta(days=2), tick=False):
-        services.invoice_run_retry(run_id=run.pk)
-        run = services.invoice_run_process(run_id=run.pk)
+        invoicing.invoice_run_retry(run_id=run.pk)
+        run = invoicing.invoice_run_process(run_id=run.pk)
     assert run.status == InvoiceRun.Status.SUCCEEDED
     assert len(fake_stripe.invoices) == 1, "the invoice was created in Stripe twice"
     assert Invoice.objects.get().stripe_invoice_id == next(iter(fake_stripe.invoices))
@@ -157,7 +157,7 @@ def test_a_crash_after_stripe_created_the_invoice_but_before_we_saved_it_is_reco
 def test_items_created_before_a_crash_are_adopted_after_stripe_forgot_the_keys(november_usage, fake_stripe):
     real_update = InvoiceLine.objects.filter
 
-    with mock.patch.object(services, "_ensure_stripe_items", side_effect=RuntimeError("crash")):
+    with mock.patch.object(stripe_push, "_ensure_stripe_items", side_effect=RuntimeError("crash")):
         run = run_november()
     invoice = Invoice.objects.get()
     # Play the crash: items exist in Stripe, our lines never got their ids.
@@ -173,8 +173,8 @@ def test_items_created_before_a_crash_are_adopted_after_stripe_forgot_the_keys(n
         )
     fake_stripe.forget_keys()
     with time_machine.travel(DEC + timedelta(days=2), tick=False):
-        services.invoice_run_retry(run_id=run.pk)
-        services.invoice_run_process(run_id=run.pk)
+        invoicing.invoice_run_retry(run_id=run.pk)
+        invoicing.invoice_run_process(run_id=run.pk)
     assert len(fake_stripe.items) == 2
     assert fake_stripe.creates("/v1/invoiceitems") == []
     assert Invoice.objects.get().status == "paid"
@@ -221,8 +221,8 @@ def test_one_customer_failing_does_not_stop_the_others(november_usage, globex, f
 
 def test_a_period_that_has_not_ended_cannot_be_invoiced(november_usage):
     with time_machine.travel(datetime(2026, 11, 20, tzinfo=UTC), tick=False):
-        with pytest.raises(services.BillingError, match="has not ended"):
-            services.invoice_run(period="2026-11")
+        with pytest.raises(invoicing.BillingError, match="has not ended"):
+            invoicing.invoice_run(period="2026-11")
     assert not InvoiceRun.objects.exists()
 
 

@@ -35,11 +35,11 @@ def test_the_scheduled_run_invoices_last_month_once(acme, offerings, finish_task
 
 
 def test_the_run_job_is_safe_to_run_twice(acme, offerings, finish_task, fake_stripe):
-    from billing import services
+    from billing import invoicing
 
     finish_task()
     with time_machine.travel(DEC, tick=False):
-        run = services.invoice_run_start(period="2026-11")
+        run = invoicing.invoice_run_start(period="2026-11")
         jobs.invoice_run_process(run.pk)
         posts = len(fake_stripe.calls)
         assert jobs.invoice_run_process(run.pk) == f"run {run.pk}: succeeded"

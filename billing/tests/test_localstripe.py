@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from billing import services
+from billing import stripe_push
 from billing.models import Customer
 from billing.stripe_client import StripeClient, StripeFailed
 
@@ -48,11 +48,11 @@ def stripe_at_localstripe(settings, localstripe_url):
 
 def test_a_customer_with_a_visa_card_gets_invoice_items_in_localstripe(acme, stripe_at_localstripe):
     client = stripe_at_localstripe
-    stripe_id = services._ensure_stripe_customer(client, acme.pk, timezone.now())
+    stripe_id = stripe_push._ensure_stripe_customer(client, acme.pk, timezone.now())
     assert stripe_id.startswith("cus_")
     assert Customer.objects.get(pk=acme.pk).stripe_customer_id == stripe_id
     # Asking again uses the saved id: no second customer.
-    assert services._ensure_stripe_customer(client, acme.pk, timezone.now()) == stripe_id
+    assert stripe_push._ensure_stripe_customer(client, acme.pk, timezone.now()) == stripe_id
 
     raw = client._client.v1
     raw.payment_methods.attach("pm_card_visa", params={"customer": stripe_id})
@@ -124,7 +124,7 @@ def test_localstripe_delivers_signed_webhooks_that_we_verify_store_and_apply(
             timeout=10,
         )
         assert response.status_code == 200
-        stripe_id = ours["id"] = services._ensure_stripe_customer(stripe_at_localstripe, acme.pk, timezone.now())
+        stripe_id = ours["id"] = stripe_push._ensure_stripe_customer(stripe_at_localstripe, acme.pk, timezone.now())
         assert done["customer.created"].wait(timeout=20), "localstripe's customer.created never arrived"
         stripe_at_localstripe._client.v1.customers.update(stripe_id, params={"email": "ap@acme.example"})
         assert done["customer.updated"].wait(timeout=20), "localstripe's customer.updated never arrived"

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from billing import money, services
+from billing import invoicing, money
 from billing.models import Invoice, InvoiceRun, InvoiceRunItem, Payment
 from tasks.models import ExecutionTask, TaskStatus, TaskType
 
@@ -25,7 +25,7 @@ def acme_usage(acme, offerings, finish_task):
 
 @pytest.fixture
 def acme_invoice(acme_usage):
-    invoice = services.invoice_prepare(customer_id=acme_usage.pk, period="2026-11")
+    invoice = invoicing.invoice_prepare(customer_id=acme_usage.pk, period="2026-11")
     Invoice.objects.filter(pk=invoice.pk).update(
         status="open",
         number="FSAR-0001",

@@ -8,7 +8,7 @@ from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing import roi, services
+from billing import invoicing, roi
 from billing.models import Invoice, Payment
 from billing.roi import allocate
 from tasks.models import TaskType
@@ -38,8 +38,8 @@ def november(acme, globex, offerings, finish_task):
     finish_task(task_type=TaskType.SELF_IMPROVEMENT, tokens=10_000, cost_micros=10_000)
     for _ in range(2):
         finish_task(customer_ref="cust_globex", task_type=TaskType.IMPLEMENT_IDEA, cost_micros=300_000)
-    acme_inv = services.invoice_prepare(customer_id=acme.pk, period="2026-11")
-    globex_inv = services.invoice_prepare(customer_id=globex.pk, period="2026-11")
+    acme_inv = invoicing.invoice_prepare(customer_id=acme.pk, period="2026-11")
+    globex_inv = invoicing.invoice_prepare(customer_id=globex.pk, period="2026-11")
     return acme_inv, globex_inv
 
 

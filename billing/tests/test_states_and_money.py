@@ -9,7 +9,7 @@ import time_machine
 from django.db import transaction
 from django.urls import reverse
 
-from billing import money, services, states, webhooks
+from billing import invoicing, money, states, stripe_push, webhooks
 from billing.models import Invoice, InvoiceRun, InvoiceStatus
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def _invoice(acme, status: str) -> Invoice:
 
 
 def _through_the_push(invoice: Invoice, target: str) -> str:
-    return services._apply_stripe_invoice(invoice.pk, {"status": target}, reason="push").status
+    return stripe_push._apply_stripe_invoice(invoice.pk, {"status": target}, reason="push").status
 
 
 def _through_a_webhook(invoice: Invoice, target: str) -> str:
@@ -75,7 +75,7 @@ def test_money_rounds_and_shows_the_currencys_own_decimals(code, micros, minor, 
 def test_an_invoice_in_kuwaiti_dinars_is_rounded_to_the_fils(settings, acme, per_task_offering, finish_task):
     settings.BILLING_CURRENCY = "kwd"
     finish_task()  # 123,450 micro-dinars: 123.45 fils
-    invoice = services.invoice_prepare(customer_id=acme.pk, period="2026-11")
+    invoice = invoicing.invoice_prepare(customer_id=acme.pk, period="2026-11")
     assert (invoice.currency, invoice.total_minor) == ("kwd", 123)
     assert money.format_minor(invoice.total_minor, invoice.currency) == "0.123 KWD"
 

@@ -1,5 +1,5 @@
 """The periodic jobs the fault tests watch, every second instead of every minute:
-`manage.py cron fsar.tests.fast_cron` (fsar/tests/test_faults.py). The jobs are
+`manage.py cron fsar.tests.fast_cron` (fsar/tests/test_faults_*.py). The jobs are
 the ones of fsar/periodic.py; only the interval differs, so a test need not wait
 a minute for the Stripe drain or the callback retry to come round."""
 

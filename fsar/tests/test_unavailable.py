@@ -1,5 +1,5 @@
 """What the product does when PostgreSQL or Redis cannot be reached, on any database:
-the same protections fsar/tests/test_faults.py checks with real processes (PostgreSQL
+the same protections fsar/tests/test_faults_*.py check with real processes (PostgreSQL
 pass), here with the failure planted where it strikes."""
 
 import json

@@ -17,7 +17,7 @@ from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from tasks import metrics, metrics_display, rollups
+from tasks import metrics, metrics_display, metrics_rollup, rollups
 from tasks.backfill import BackfillRow, tasks_backfill
 from tasks.demo import seed_demo_tasks
 from tasks.jobs import rebuild_metrics_rollups
@@ -331,10 +331,10 @@ def test_large_windows_are_answered_from_the_rollups_small_ones_exactly_and_exac
 
 def test_a_ragged_window_reads_whole_days_then_six_hour_blocks_then_hours_and_raw_edges():
     window = metrics.Window(datetime(2026, 11, 13, 7, 40, tzinfo=UTC), datetime(2026, 11, 20, 11, 5, tzinfo=UTC))
-    raw = metrics._rollup_cover(window, None).raw
+    raw = metrics_rollup.rollup_cover(window, None).raw
     assert raw == [(window.since, datetime(2026, 11, 13, 8, tzinfo=UTC)), (datetime(2026, 11, 20, 11, tzinfo=UTC),
                                                                              window.until)]  # fmt: skip
-    blocks = metrics._blocks(datetime(2026, 11, 13, 8, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC))
+    blocks = metrics_rollup._blocks(datetime(2026, 11, 13, 8, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC))
     assert [(p, a.strftime("%d %H"), b.strftime("%d %H")) for p, a, b in blocks] == [
         ("hour", "13 08", "13 12"),  # 4 hour rows
         ("6h", "13 12", "14 00"),  # 2 six-hour rows

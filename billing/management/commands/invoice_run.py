@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import money, periods, selectors, services
+from billing import invoicing, money, periods, selectors
 from billing.stripe_client import BillingError
 
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, period: str, **options) -> None:
         try:
-            run = services.invoice_run(period=period)
+            run = invoicing.invoice_run(period=period)
         except (BillingError, periods.BadPeriod) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
         summary = selectors.run_summary(run)

@@ -6,7 +6,7 @@ Stripe drain, callback retries, invoice runs…). This one keeps its schedule in
 memory, waits (1 s, doubling up to 30 s) while Redis cannot be reached, and goes
 on where it stopped: a job that was due while Redis was down is enqueued once
 when it is back (RQ only advances a job's next time after enqueueing it).
-fsar/tests/test_faults.py kills Redis under it.
+fsar/tests/test_faults_redis.py kills Redis under it.
 """
 
 from __future__ import annotations
