@@ -43,9 +43,10 @@ def user_for(operator, alice, customer_user, nobody, superuser):
     }
 
 
-@pytest.mark.parametrize("page,expected", PAGES, ids=[p for p, _ in PAGES])
-def test_every_audit_page_answers_each_role_as_the_matrix_says(client, user_for, page, expected):
-    url = resolve(page)
+# The parameter is `target`, not `page`: that name is Playwright's fixture, and would make this a browser test.
+@pytest.mark.parametrize("target,expected", PAGES, ids=[p for p, _ in PAGES])
+def test_every_audit_page_answers_each_role_as_the_matrix_says(client, user_for, target, expected):
+    url = resolve(target)
     for role in ROLES:
         client.logout()
         if user_for[role] is not None:
