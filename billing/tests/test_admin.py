@@ -62,14 +62,14 @@ def test_billing_admin_pages_render_with_history(client, superuser, acme, offeri
         ),
         "invoicerun": (
             run,
-            ["invoice run 2026-11 #1 2026-11 Running", "1 invoice run"],
-            ["Change invoice run invoice run 2026-11 #1", "Period: 2026-11 Status: Running"],
-            ["View history: invoice run 2026-11 #1", "Created", "1 entry"],
+            [f"invoice run 2026-11 #{run.pk} 2026-11 Running", "1 invoice run"],
+            [f"Change invoice run invoice run 2026-11 #{run.pk}", "Period: 2026-11 Status: Running"],
+            [f"View history: invoice run 2026-11 #{run.pk}", "Created", "1 entry"],
         ),
         "usagerecord": (
             record,
             ["implement_idea t-1 (succeeded) Acme Corp (cust_acme) Idea implementation 1 123450", "1 usage record"],
-            ["Change usage record usage for task 1", "Amount micros: 123450", "Cost micros: 500"],
+            [f"Change usage record usage for task {record.task_id}", "Amount micros: 123450", "Cost micros: 500"],
             None,  # usage records have no history page
         ),
     }

@@ -29,7 +29,7 @@ def test_a_member_opens_the_model_case_from_the_queue_sees_the_diff_and_votes(
     expect(panel.locator('tr[data-metric="red_team_pass_rate"]').get_by_test_id("delta")).to_have_text("+0.02 (better)")
     expect(panel.get_by_test_id("artifact-sha256")).to_have_text("ab" * 32)
     expect(page.get_by_test_id("case-status")).to_have_text("Open")
-    page.wait_for_function("typeof window.htmx === 'object'")
+    page.wait_for_load_state("load")  # the deferred htmx has run (wait_for_function polls through eval: CSP)
     form = page.get_by_test_id("vote-form")
     form.get_by_label("Approve").check()
     form.get_by_label("Rationale").fill("Worse failure rate, but inside the error budget.")
