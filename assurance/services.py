@@ -17,6 +17,7 @@ from assurance import criteria, importers, selectors
 from assurance.models import AuditEvidence, AuditRun, AuditSuite, Source, Verdict, VersionStanding, run_id_of
 from assurance.signals import version_demoted, version_restored
 from audit.chain import actor_name, audit_append
+from core.errors import Refused
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
 from deployments.models import ModelVersion, version_id_of
@@ -28,12 +29,13 @@ MODEL_CASE_KIND = "model"  # deployments' model-version cases
 CASE_SEVERITY = 30
 
 
-class AuditError(Exception):
+class AuditError(Refused):
+    """A request the audit rules refuse (core.errors.Refused), naming the field or line at fault."""
+
     status_code = 422
 
     def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, **({"field": field} if field else {}))
         self.field = field
 
 
