@@ -8,6 +8,7 @@ SECRET_KEY, an AUDIT_CHAIN_KEY and ALLOWED_HOSTS. Production: docs/deployment.md
 
 import ipaddress
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -44,11 +45,23 @@ def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+# `manage.py` commands that only compare the models with the migrations: they never
+# sign, hash or serve, so they run without the secrets (a CI step or a pre-commit
+# hook checks migrations on a machine that has none). Every other command, and
+# every server, refuses to start without them.
+SCHEMA_ONLY_COMMANDS = {"makemigrations", "showmigrations", "sqlmigrate"}
+SCHEMA_ONLY = Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 and sys.argv[1] in SCHEMA_ONLY_COMMANDS
+
+
 def env_secret(name: str, dev_default: str) -> str:
-    """A secret from the environment; the published development value only with DEBUG on."""
+    """A secret from the environment; the published development value only with DEBUG on.
+    Unset for a schema-only command with DEBUG off: empty (Django refuses an empty
+    SECRET_KEY the moment anything uses it)."""
     value = os.environ.get(name, "")
     if not value:
         if not DEBUG:
+            if SCHEMA_ONLY:
+                return ""
             raise ImproperlyConfigured(f"{name} must be set when DEBUG is off.")
         return dev_default
     if value == dev_default and not DEBUG:
@@ -67,7 +80,7 @@ SECRET_KEY = env_secret("SECRET_KEY", DEV_SECRET_KEY)
 # earlier ones in AUDIT_CHAIN_OLD_KEYS so their segments still verify.
 AUDIT_CHAIN_DEV_KEY = "fsar-insecure-development-audit-chain-key-do-not-use-in-production"
 AUDIT_CHAIN_KEY = env_secret("AUDIT_CHAIN_KEY", AUDIT_CHAIN_DEV_KEY)
-if not DEBUG and len(AUDIT_CHAIN_KEY) < 32:
+if not DEBUG and len(AUDIT_CHAIN_KEY) < 32 and not (SCHEMA_ONLY and not AUDIT_CHAIN_KEY):
     raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters (e.g. 64 hex digits).")
 AUDIT_CHAIN_OLD_KEYS = env_list("AUDIT_CHAIN_OLD_KEYS")
 # The daily verified head is appended here too (one line per day), if set.

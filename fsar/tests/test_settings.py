@@ -127,6 +127,19 @@ def test_without_debug_it_refuses_to_start_on_a_missing_or_published_secret(tmp_
     assert message in result.stderr
 
 
+def test_the_migrations_check_runs_without_secrets_and_other_commands_still_refuse(tmp_path):
+    """`manage.py makemigrations --check` compares models with migrations and never
+    signs anything: it runs on a machine with no secrets and DEBUG off (a hook, a
+    CI step). `check` (and every server) still refuses to start without them."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}"}
+    result = run_manage(["makemigrations", "--check", "--dry-run"], env)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    refused = run_manage(["check"], env)
+    assert refused.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off." in refused.stderr
+
+
 def test_with_debug_on_it_starts_on_the_development_keys(tmp_path):
     result = run_django(
         "from django.conf import settings as s; print(s.SECRET_KEY == 'fsar-insecure-development-key-do-not-use-"
