@@ -217,6 +217,9 @@
     drawSparklines();
   }
 
+  /* For the pages' own charts (rollout-chart.js): the same formats and sizes. */
+  window.fsarCharts = { duration: duration, percent: percent, utc: utc, utcLabel: utcLabel, widthOf: widthOf };
+
   var pending;
   window.addEventListener("resize", function () {
     clearTimeout(pending);

@@ -5,20 +5,11 @@
 (function () {
   "use strict";
 
-  function percent(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
-  function ms(v) {
-    if (v === null || v === undefined) return "—";
-    return v < 1000 ? Math.round(v) + " ms" : (v / 1000).toFixed(1) + " s";
-  }
-  function utcLabel(s) {
-    if (s === null || s === undefined) return "—";
-    var iso = new Date(s * 1000).toISOString();
-    return iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC";
-  }
-  function utc(ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); }
-  function widthOf(el) {
-    return Math.max(200, Math.floor(el.getBoundingClientRect().width || el.parentNode.clientWidth || 320));
-  }
+  /* Formats and sizes shared with the other charts (charts.js, loaded first). */
+  var kit = window.fsarCharts;
+  if (!kit) return;
+  var percent = kit.percent, ms = kit.duration, utc = kit.utc, widthOf = kit.widthOf;
+  function utcLabel(s) { return s === null || s === undefined ? "—" : kit.utcLabel(s, "hour"); }
 
   function draw(el, data) {
     var rate = el.dataset.part === "rate";
