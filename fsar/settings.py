@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "billing",
     "deployments",
     "assurance",
+    "indicators",
 ]
 
 MIDDLEWARE = [

@@ -66,6 +66,11 @@ def test_the_unmodified_copy_passes(copy):
         ("assurance/models.py", "import billing.models", ["assurance does not import billing"]),
         ("assurance/selectors.py", "from assurance import services", ["Inside an app"]),
         ("assurance/gate.py", "import fsar.gate", ["No app imports fsar", "Layers:"]),
+        ("indicators/models.py", "import billing.models", ["indicators does not import billing"]),
+        ("indicators/models.py", "import assurance.models", ["Layers:"]),
+        ("assurance/models.py", "import indicators.models", ["Layers:"]),
+        ("reviews/models.py", "import indicators.models", ["Layers:"]),
+        ("indicators/models.py", "import fsar", ["No app imports fsar", "Layers:"]),
     ],
 )
 def test_a_planted_forbidden_import_breaks_the_contract(copy, module, planted, broken):

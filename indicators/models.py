@@ -1,0 +1,1 @@
+"""Indicator series, detectors' state and alerts (docs/indicators.md)."""
