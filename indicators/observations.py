@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from indicators.catalog import label_key
 
@@ -141,10 +142,12 @@ _PUNCTUATION = re.compile(r"[^\w\s]+")
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
     return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.casefold())).strip()
 
 
+@lru_cache(maxsize=8192)
 def _shingles(text: str) -> frozenset[str]:
     words = text.split()
     return frozenset(zip(words, words[1:], strict=False)) if len(words) > 1 else frozenset(words)
