@@ -158,6 +158,12 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     return percentile_cont(durations, 0.95)
 
 
+def report_for_client(report_id: str) -> Report | None:
+    """A report as the AI client may know it: a honeypot does not exist for it."""
+    report = report_by_id(report_id)
+    return None if report is None or report.honeypot else report
+
+
 def report_by_id(report_id: str) -> Report | None:
     return Report.objects.select_related("case", "rejected_precedent").filter(report_id=report_id).first()
 

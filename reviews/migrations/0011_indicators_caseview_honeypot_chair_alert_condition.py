@@ -7,55 +7,93 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reviews', '0010_review_settings_row'),
+        ("reviews", "0010_review_settings_row"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalpolicyrule',
-            name='model_alert_firing',
-            field=models.BooleanField(default=False, help_text="Only when an indicator alert about the task's model is firing (or acknowledged, not resolved).", verbose_name='alert firing for this model'),
+            model_name="historicalpolicyrule",
+            name="model_alert_firing",
+            field=models.BooleanField(
+                default=False,
+                help_text="Only when an indicator alert about the task's model is firing (or acknowledged, not resolved).",
+                verbose_name="alert firing for this model",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalreport',
-            name='honeypot',
+            model_name="historicalreport",
+            name="honeypot",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='historicalreviewsettings',
-            name='chair',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='Told first of alerts about reviewers; when unset, every operator is.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='committee chair'),
+            model_name="historicalreviewsettings",
+            name="chair",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="Told first of alerts about reviewers; when unset, every operator is.",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="committee chair",
+            ),
         ),
         migrations.AddField(
-            model_name='policyrule',
-            name='model_alert_firing',
-            field=models.BooleanField(default=False, help_text="Only when an indicator alert about the task's model is firing (or acknowledged, not resolved).", verbose_name='alert firing for this model'),
+            model_name="policyrule",
+            name="model_alert_firing",
+            field=models.BooleanField(
+                default=False,
+                help_text="Only when an indicator alert about the task's model is firing (or acknowledged, not resolved).",
+                verbose_name="alert firing for this model",
+            ),
         ),
         migrations.AddField(
-            model_name='report',
-            name='honeypot',
+            model_name="report",
+            name="honeypot",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='reviewsettings',
-            name='chair',
-            field=models.ForeignKey(blank=True, help_text='Told first of alerts about reviewers; when unset, every operator is.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='committee chair'),
+            model_name="reviewsettings",
+            name="chair",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Told first of alerts about reviewers; when unset, every operator is.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="committee chair",
+            ),
         ),
         migrations.CreateModel(
-            name='CaseView',
+            name="CaseView",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('case_version', models.PositiveIntegerField()),
-                ('first_viewed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='views', to='reviews.case')),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("case_version", models.PositiveIntegerField()),
+                ("first_viewed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="views", to="reviews.case"
+                    ),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['first_viewed_at'], name='reviews_caseview_at')],
-                'constraints': [models.UniqueConstraint(fields=('case', 'case_version', 'member'), name='reviews_one_view_per_version')],
+                "indexes": [models.Index(fields=["first_viewed_at"], name="reviews_caseview_at")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("case", "case_version", "member"), name="reviews_one_view_per_version"
+                    )
+                ],
             },
         ),
     ]
