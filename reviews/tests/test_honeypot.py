@@ -170,20 +170,21 @@ def test_no_task_can_ride_on_it_even_once_approved(agent, honeypot, alice, bob):
     assert not CallbackDelivery.objects.exists()
 
 
-def test_the_client_cannot_set_the_flag(post_report):
+def test_the_client_cannot_set_the_flag(agent, post_report):
     body = json.loads(json.dumps({
         "id": "r-json", "timestamp": "2026-02-01T10:00:00Z", "proposal": BAD, "severity": 35,
         "block_execution": False, "honeypot": True,
     }))  # fmt: skip
     response = post_report(json.dumps(body), content_type="application/json")
-    assert response.status_code in (201, 422)
+    assert response.status_code == 422 and response.json()["field"] == "honeypot"  # refused, naming it
     assert not Report.objects.filter(honeypot=True).exists()
     markdown = report_md("r-md", severity=35).replace("- severity: 35", "- severity: 35\n- honeypot: true")
     response = post_report(markdown)
-    assert response.status_code in (201, 422)
+    assert response.status_code == 422 and response.json()["field"] == "honeypot"
     assert not Report.objects.filter(honeypot=True).exists()
-    listed = post_report(report_md("r-plain", severity=35)).json()
-    assert "honeypot" not in json.dumps(listed)
+    stored = post_report(report_md("r-plain", severity=35)).json()
+    read = agent.get("/api/v1/proposals/r-plain").json()
+    assert "honeypot" not in json.dumps(stored) and "honeypot" not in json.dumps(read)
 
 
 def test_its_id_is_taken_but_never_handed_back(post_report, honeypot):
