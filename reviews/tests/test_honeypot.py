@@ -16,7 +16,7 @@ from fsar.testing import report_md
 from reviews import services
 from reviews.models import CallbackDelivery, Case, CaseStatus, Report
 from reviews.tests.support import WHY, held_report
-from tasks.models import ExecutionTask
+from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -202,3 +202,24 @@ def test_a_rejected_honeypot_is_never_a_precedent_the_ai_reads(post_report, hone
     gate = post_report(report_md("r1", severity=5, proposal=BAD)).json()["gate"]
     assert gate["rejected_precedent"] is None and HP not in json.dumps(gate)
     assert gate["decision"] == "allow"
+
+
+def test_its_approval_releases_nothing_even_work_found_waiting_on_it(agent, honeypot, alice, bob):
+    """No task can name a honeypot (above). Should one be found waiting on its case
+    all the same (a row written before this rule, a bug elsewhere), approving the
+    case does not release it and the AI hears nothing."""
+    body = {"external_id": "t1", "task_type": "implement_idea", "proposal_id": "prop-bravo"}
+    held_report_id = held_report_via_api(agent)
+    task = agent.post("/api/v1/tasks", data=body, content_type="application/json").json()
+    assert task["gate"]["decision"] == "hold" and task["gate"]["case"] == held_report_id
+    ExecutionTask.objects.filter(pk=task["id"]).update(gate_case=str(honeypot.case_id))
+    services.vote_cast(case_id=honeypot.case_id, member=alice, choice="approve", rationale=WHY)
+    services.vote_cast(case_id=honeypot.case_id, member=bob, choice="approve", rationale=WHY)
+    assert Case.objects.get(pk=honeypot.case_id).status == CaseStatus.APPROVED
+    assert ExecutionTask.objects.get(pk=task["id"]).status == TaskStatus.HELD
+    assert not CallbackDelivery.objects.exists()
+
+
+def held_report_via_api(agent) -> int:
+    text = report_md("prop-bravo", severity=35)
+    return agent.post("/api/v1/proposals", data=text.encode(), content_type="text/markdown").json()["gate"]["case"]
