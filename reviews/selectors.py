@@ -91,6 +91,26 @@ def review_settings() -> ReviewSettings:
     return ReviewSettings.objects.filter(pk=1).first() or ReviewSettings()
 
 
+def committee_chairs() -> list:
+    """Who is told first of alerts about reviewers: the chair set in the review
+    settings (an active user), or, when unset, every active operator."""
+    from django.contrib.auth import get_user_model
+
+    from core.roles import OPERATORS
+
+    users = get_user_model().objects.filter(is_active=True)
+    chair_id = ReviewSettings.objects.filter(pk=1).values_list("chair_id", flat=True).first()
+    if chair_id is not None and (chair := users.filter(pk=chair_id).first()) is not None:
+        return [chair]
+    # Superusers count as every role (core.roles).
+    return list(users.filter(Q(groups__name=OPERATORS) | Q(is_superuser=True)).distinct().order_by("pk"))
+
+
+def case_is_honeypot(case: Case) -> bool:
+    """Whether the case is about a honeypot report (never shown outside the admin)."""
+    return case.kind == Case.Kind.REPORT and Report.objects.filter(case_id=case.pk, honeypot=True).exists()
+
+
 def totp_devices(user, *, confirmed: bool):
     """The user's two-factor (TOTP) devices, confirmed or pending."""
     return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed)
@@ -136,6 +156,12 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
         return None
     # The metrics pages' p95 (percentile_cont), so a threshold read off a page compares the same here.
     return percentile_cont(durations, 0.95)
+
+
+def report_for_client(report_id: str) -> Report | None:
+    """A report as the AI client may know it: a honeypot does not exist for it."""
+    report = report_by_id(report_id)
+    return None if report is None or report.honeypot else report
 
 
 def report_by_id(report_id: str) -> Report | None:

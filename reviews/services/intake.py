@@ -98,6 +98,9 @@ def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutc
 
 
 def _same_report(report: Report, record: ReportRecord) -> Report:
+    if report.honeypot:
+        # The id is taken; the honeypot is never handed back, even for the same text.
+        raise ReportConflict(f"report {record.id!r} already exists with a different record", fields=["id"])
     differences = record_of(report).differences(record)
     if differences:
         raise ReportConflict(
@@ -129,9 +132,13 @@ class ReportDecision:
         return threshold if threshold is not None and severity >= threshold else None
 
 
-def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user) -> Report:
+def _store_report(
+    record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user, honeypot: bool = False, recorded_by=None
+) -> Report:
     """Decide on a new report, place it in a case (a revision joins its previous
-    report's case) and save it, in the caller's transaction."""
+    report's case) and save it, in the caller's transaction. `honeypot` and
+    `recorded_by` (the seeding operator, in the report's history) are
+    services.honeypot_seed's."""
     now = timezone.now()
     previous = _superseded_report(record)
     fp = fingerprint(record.proposal)
@@ -182,9 +189,11 @@ def _store_report(record: ReportRecord, *, raw: bytes, raw_format: str, api_key,
         gate_reason=decision.reason,
         gate_policy=decision.policy_name,
         gate_values=decision.values,
+        honeypot=honeypot,
     )
-    report._history_user = submitter
-    report._change_reason = f"received ({raw_format}); gate: {decision.action}"
+    report._history_user = recorded_by or submitter
+    how = "seeded as a honeypot" if honeypot else "received"
+    report._change_reason = f"{how} ({raw_format}); gate: {decision.action}"
     report.save()
     return report
 
@@ -195,7 +204,7 @@ def _superseded_report(record: ReportRecord) -> Report | None:
         return None
     if record.supersedes == record.id:
         raise ReportInvalid("a report cannot supersede itself", field="supersedes")
-    previous = Report.objects.select_related("case").filter(report_id=record.supersedes).first()
+    previous = Report.objects.select_related("case").filter(report_id=record.supersedes, honeypot=False).first()
     if previous is None:
         raise ReportInvalid(f"no report with id {record.supersedes!r}", field="supersedes")
     return previous
@@ -219,9 +228,9 @@ def _decide(record: ReportRecord, fp: str) -> ReportDecision:
         decision = ReportDecision(
             Action.HOLD, None, {}, "no policy rule matched; held for the committee", NO_RULE_POLICY
         )
-    precedent = (
-        Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED).order_by("-id").first() if fp else None
-    )
+    # A honeypot is never a precedent: the AI would read its id in the decision.
+    rejected = Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED, honeypot=False)
+    precedent = rejected.order_by("-id").first() if fp else None
     if precedent is None or decision.action != Action.ALLOW:
         return replace(decision, precedent=precedent)
     return replace(
