@@ -17,7 +17,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fsar.prometheus import readings
+from indicators.models import OPEN_STATES, AlertKind
 from reviews.models import case_kinds
+from tasks.models import TaskType
 
 # At most this many rule names per family: rules are named in the policy tables (which
 # change only through the committee), but a label set must stay bounded whatever happens.
@@ -169,7 +171,60 @@ def audit_families(scrape: Scrape) -> Iterator[Metric]:
     yield from (verdict, received)
 
 
-PROVIDERS: tuple[Provider, ...] = (gate_families, case_families, webhook_families, audit_families)
+# Label names an indicator series may carry into /metrics, and what they are called there.
+INDICATOR_LABELS = {"task_type": "task_type", "ai_model": "model"}
+
+
+def indicator_families(scrape: Scrape) -> Iterator[Metric]:
+    family = GaugeMetricFamily(
+        "fsar_indicator_value",
+        "The latest point of each indicator series (the unit ends its name: _ms, _rate, _share, _s, ...), "
+        "per task type and model, or committee-wide. Per-reviewer series are never exported.",
+        labels=["series", "task_type", "model"],
+    )
+    task_types = frozenset(TaskType.values)
+    latest = None
+    for point in readings.indicator_values():
+        labels = point.labels
+        unknown = set(labels) - set(INDICATOR_LABELS)
+        model, task_type = labels.get("ai_model", ""), labels.get("task_type", "")
+        if unknown or (model and model not in scrape.allowed_models) or (task_type and task_type not in task_types):
+            scrape.omitted.add("fsar_indicator_value")
+            continue
+        family.add_metric([point.series, task_type, model], point.value)
+        latest = point.at if latest is None or point.at > latest else latest
+    yield family
+    yield GaugeMetricFamily(
+        "fsar_indicator_latest_point_timestamp_seconds",
+        "When the newest exported indicator point was computed (Unix time; 0 when none): alert when it stops moving.",
+        value=latest.timestamp() if latest is not None else 0.0,
+    )
+
+    counts: dict[tuple[str, str, str], int] = {
+        (kind, state, ""): 0 for kind in AlertKind.values for state in OPEN_STATES
+    }
+    for alert in readings.open_alerts():
+        model = alert.ai_model if not alert.ai_model or alert.ai_model in scrape.allowed_models else OTHER
+        key = (alert.kind, alert.state, model)
+        counts[key] = counts.get(key, 0) + 1
+    family = GaugeMetricFamily(
+        "fsar_indicator_alerts_open",
+        "Indicator alerts firing or acknowledged (not yet resolved), by kind, state and the model "
+        "they are about (empty when none; `other` outside fsar_metrics_model_labels). Never the member.",
+        labels=["kind", "state", "model"],
+    )
+    for (kind, state, model), n in sorted(counts.items()):
+        family.add_metric([kind, state, model], n)
+    yield family
+
+
+PROVIDERS: tuple[Provider, ...] = (
+    gate_families,
+    case_families,
+    webhook_families,
+    audit_families,
+    indicator_families,
+)
 
 
 class FsarCollector(Collector):
@@ -192,7 +247,7 @@ class FsarCollector(Collector):
         omitted = GaugeMetricFamily(
             "fsar_metrics_omitted_series",
             "Series left out of this scrape because a label value was not allowed (a model outside "
-            "fsar_metrics_model_labels, a per-reviewer series), by family.",
+            "fsar_metrics_model_labels, a task type FSAR does not know, an unknown label), by family.",
             labels=["family"],
         )
         for family, n in sorted(scrape.omitted.counts.items()):

@@ -19,6 +19,8 @@ from django.db.models import Count, Min, Q
 from assurance.models import AuditRun, AuditSuite
 from billing.models import StripeEvent
 from deployments.models import ModelVersion, VersionStatus
+from indicators import selectors as indicator_selectors
+from indicators.models import Scope
 from reviews.models import QUEUE_STATUSES, CallbackDelivery, Case
 from tasks.models import ExecutionTask, TaskStatus
 
@@ -210,3 +212,33 @@ def audit_verdicts(models: list[str]) -> list[Verdict]:
                 received_at = convert(received_at, field, connection)
             out.append(Verdict(model=model, suite=suite, verdict=verdict_value, received_at=received_at))
     return out
+
+
+@dataclass(frozen=True)
+class IndicatorValue:
+    series: str
+    labels: dict
+    value: float
+    at: datetime
+
+
+def indicator_values() -> list[IndicatorValue]:
+    """The latest point of every model and committee series (one query over the
+    series table, indicators.selectors.latest_values). Per-reviewer series are not
+    read at all: only operators and the chair may see them, and a scrape goes to
+    whoever runs the Prometheus."""
+    rows = indicator_selectors.latest_values(scopes=(Scope.MODEL, Scope.COMMITTEE))
+    return [IndicatorValue(key, labels, value, at) for key, labels, value, at in rows if value is not None]
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    kind: str
+    state: str
+    ai_model: str
+
+
+def open_alerts() -> list[OpenAlert]:
+    """Alerts firing or acknowledged (one query, indicators.selectors.firing_alerts):
+    kind, state and the model an alert is about; never the member."""
+    return [OpenAlert(a.kind, a.state, a.ai_model or "") for a in indicator_selectors.firing_alerts()]

@@ -79,3 +79,32 @@ def audit_run(suite, version, verdict: str, *, at: datetime | None = None, decid
         format=suite.source,
         evidence_sha256=f"{at.timestamp():064.0f}"[-64:],
     )
+
+
+def series(key: str, scope: str, *, value: float, at: datetime, member=None, **labels):
+    from indicators.models import Series
+
+    return Series.objects.create(
+        key=key,
+        scope=scope,
+        labels=labels,
+        label_key=",".join(f"{k}={labels[k]}" for k in sorted(labels)),
+        ai_model=labels.get("ai_model", ""),
+        task_type=labels.get("task_type", ""),
+        member=member,
+        last_value=value,
+        last_at=at,
+    )
+
+
+def alert(kind: str, *, state: str = "firing", ai_model: str = "", member=None, dedup: str = ""):
+    from indicators.models import Alert
+
+    return Alert.objects.create(
+        kind=kind,
+        state=state,
+        ai_model=ai_model,
+        member=member,
+        dedup_key=dedup or f"{kind}:{ai_model}:{getattr(member, 'pk', '')}:{state}",
+        title=f"{kind} alert",
+    )

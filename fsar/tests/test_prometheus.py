@@ -17,11 +17,13 @@ from fsar.prometheus.collector import OTHER, bounded
 from fsar.testing import register_task
 from fsar.tests.prometheus_support import (
     TOKEN,
+    alert,
     audit_run,
     callback,
     make_case,
     samples,
     scrape,
+    series,
     stripe_event,
 )
 
@@ -96,6 +98,9 @@ EVERY_FAMILY = {
     "fsar_callback_deliveries_oldest_pending_age_seconds",
     "fsar_audit_verdict",
     "fsar_audit_verdict_timestamp_seconds",
+    "fsar_indicator_value",
+    "fsar_indicator_latest_point_timestamp_seconds",
+    "fsar_indicator_alerts_open",
     "fsar_metrics_model_labels",
     "fsar_metrics_omitted_series",
 }
@@ -222,11 +227,66 @@ def test_model_labels_are_bounded_by_registered_versions_approved_first(client, 
     assert values[("fsar_metrics_model_labels", ())] == 3
 
 
+def label_names_and_values(values) -> tuple[set[str], set[str]]:
+    pairs = [pair for _, labels in values for pair in labels]
+    return {name for name, _ in pairs}, {value for _, value in pairs}
+
+
 def test_rule_labels_are_bounded_and_the_rest_folded_into_other():
     rows = [(("hold", f"rule-{i}"), 10 - i) for i in range(6)]
     kept = bounded(rows, limit=3)
     assert kept[:3] == [(("hold", "rule-0"), 10), (("hold", "rule-1"), 9), (("hold", "rule-2"), 8)]
     assert kept[3:] == [(("hold", OTHER), 7 + 6 + 5)]
+
+
+def test_indicator_values_of_model_and_committee_series_never_a_reviewers(client, token, alice, frozen_clock):
+    from assurance.tests.support import make_version
+
+    now = timezone.now()
+    make_version("coder-1")
+    series("model.p95_ms", "model", value=4200.0, at=now, task_type="implement_idea", ai_model="coder-1")
+    series("committee.approval_rate", "committee", value=0.75, at=now - timedelta(hours=1))
+    series("reviewer.approval_rate", "reviewer", value=1.0, at=now, member=alice, member_id=str(alice.pk))
+    # The AI side writes execution_tasks.ai_model: a name no registered version has is no label.
+    series("model.p95_ms", "model", value=1.0, at=now, task_type="implement_idea", ai_model="made-up-by-the-ai")
+    values = samples(scrape(client))
+    indicators = {k[1]: v for k, v in values.items() if k[0] == "fsar_indicator_value"}
+    assert indicators == {
+        (("model", "coder-1"), ("series", "model.p95_ms"), ("task_type", "implement_idea")): 4200.0,
+        (("model", ""), ("series", "committee.approval_rate"), ("task_type", "")): 0.75,
+    }
+    assert values[("fsar_indicator_latest_point_timestamp_seconds", ())] == now.timestamp()
+    assert values[("fsar_metrics_omitted_series", (("family", "fsar_indicator_value"),))] == 1
+    names, label_values = label_names_and_values(values)
+    assert not any(v.startswith("reviewer.") for v in label_values)
+    assert {"made-up-by-the-ai", "alice", str(alice.pk)}.isdisjoint(label_values)
+    assert "member" not in names and "member_id" not in names
+
+
+def test_open_alerts_by_kind_state_and_model_never_naming_the_member(client, token, alice, bob):
+    from assurance.tests.support import make_version
+
+    make_version("coder-1")
+    alert("drift", ai_model="coder-1")
+    alert("drift", ai_model="coder-1", state="acknowledged", dedup="drift:other-series")
+    alert("drift", ai_model="unregistered-model")
+    alert("trust_inflation", member=alice)
+    alert("honeypot", member=bob, state="acknowledged")
+    alert("drift", ai_model="coder-1", state="resolved", dedup="drift:old")
+    values = samples(scrape(client))
+
+    def open_(kind, state, model=""):
+        return values[("fsar_indicator_alerts_open", (("kind", kind), ("model", model), ("state", state)))]
+
+    assert open_("drift", "firing", "coder-1") == 1
+    assert open_("drift", "acknowledged", "coder-1") == 1
+    assert open_("drift", "firing", "other") == 1
+    assert open_("trust_inflation", "firing") == 1
+    assert open_("honeypot", "acknowledged") == 1
+    assert open_("committee_inflation", "firing") == 0
+    names, label_values = label_names_and_values(values)
+    assert {"alice", "bob", str(alice.pk), str(bob.pk)}.isdisjoint(label_values)
+    assert "member" not in names
 
 
 # Its cost -----------------------------------------------------------------------
@@ -247,6 +307,8 @@ def test_a_scrape_makes_at_most_ten_queries_and_the_same_for_few_rows_and_many(c
         audit_run(suite, version, "pass")
         register_task(agent, f"t{i}", ai_model=f"m-{i}")
         make_case("tasks", opened=timezone.now() - timedelta(days=i))
+        series("model.p95_ms", "model", value=i, at=timezone.now(), task_type="implement_idea", ai_model=f"m-{i}")
+        alert("drift", ai_model=f"m-{i}")
         counts.append(count())
     assert len(set(counts)) == 1, counts
     full = counts[-1]
