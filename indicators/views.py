@@ -66,6 +66,7 @@ def _alert_page(request: HttpRequest, viewer, alert, *, forms: dict | None = Non
         "charts": views_data.alert_charts(viewer, alert, now=timezone.now()),
         "events": selectors.alert_history(alert),
         "may_act": may_act,
+        "show_case": views_data.shows_case(viewer, alert),
         "acknowledge_form": forms.get("acknowledge") if alert.state == AlertState.FIRING else None,
         "resolve_form": forms.get("resolve") if alert.is_open else None,
     }
@@ -106,7 +107,7 @@ def alert_action(request: HttpRequest, alert_id: int, action: str) -> HttpRespon
         messages.error(request, f"Not {ACTIONS[action]}: {exc.message}")
         alert.refresh_from_db()
         return _alert_page(request, viewer, alert, forms={action: form}, status=exc.status_code)
-    messages.success(request, f"Alert {alert.pk} {ACTIONS[action]}: {alert.title}")
+    messages.success(request, f"Alert {alert.pk} {ACTIONS[action]}: {alert.shown_title}")
     if request.POST.get("from") == "dashboard":
         return redirect("home")
     return redirect("indicators:alert", alert_id=alert.pk)

@@ -105,8 +105,25 @@ def may_act_on_alert(viewer: Viewer, alert: Alert) -> bool:
 
 
 def visible_alerts(viewer: Viewer, alerts) -> list[Alert]:
-    """`alerts` (a queryset with series selected) filtered for `viewer`, in its order."""
-    return [a for a in alerts if may_see_alert(viewer, a)]
+    """`alerts` (a queryset with series selected) filtered for `viewer`, in its
+    order, each with `shown_title` set (see shown_title)."""
+    return [_shown(viewer, a) for a in alerts if may_see_alert(viewer, a)]
+
+
+def shows_case(viewer: Viewer, alert: Alert) -> bool:
+    """Which case a honeypot alert is about is for operators only: a chair who
+    is a voting member could otherwise learn that a case still open to them is
+    a honeypot."""
+    return viewer.is_operator or alert.kind != AlertKind.HONEYPOT
+
+
+def _shown(viewer: Viewer, alert: Alert) -> Alert:
+    if shows_case(viewer, alert):
+        alert.shown_title = alert.title
+    else:
+        who = alert.member.get_username() if alert.member else "A committee member"
+        alert.shown_title = f"{who} approved a honeypot report"
+    return alert
 
 
 def open_alerts_for(viewer: Viewer) -> list[Alert]:
@@ -121,7 +138,7 @@ def alert_for(viewer: Viewer, alert_id: int) -> Alert | None:
     alert = alert.first()
     if alert is None or not may_see_alert(viewer, alert):
         return None
-    return alert
+    return _shown(viewer, alert)
 
 
 def series_for(viewer: Viewer, series_id: int) -> Series | None:

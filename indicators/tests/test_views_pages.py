@@ -215,3 +215,16 @@ def test_the_overview_makes_the_same_queries_for_few_and_many_series(world, djan
     with CaptureQueriesContext(connection) as many:
         client.get("/indicators/")
     assert len(many) == len(few)
+
+
+def test_the_chair_is_not_told_which_case_is_a_honeypot(world):
+    """The chair votes too: knowing which open case is a honeypot would defeat it."""
+    honeypot = world["honeypot"]
+    for page in (
+        client_for("chair").get("/indicators/").content.decode(),
+        client_for("chair").get(f"/indicators/alerts/{honeypot.pk}/").content.decode(),
+    ):
+        assert "charlie approved a honeypot report" in page
+        assert str(honeypot.case_id_ref) not in page and "/reviews/cases/" not in page
+    page = client_for("operator").get(f"/indicators/alerts/{honeypot.pk}/").content.decode()
+    assert f"/reviews/cases/{honeypot.case_id_ref}/" in page and honeypot.title in page
