@@ -176,7 +176,8 @@ def rejected_precedent(fingerprint: str) -> Report | None:
         cursor.execute(
             f"SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
             f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
-            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} ORDER BY r.{qn('id')} DESC LIMIT 1",
+            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
+            f"ORDER BY r.{qn('id')} DESC LIMIT 1",
             [fingerprint, CaseStatus.REJECTED],
         )
         row = cursor.fetchone()
