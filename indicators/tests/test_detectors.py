@@ -43,9 +43,14 @@ def test_between_the_two_thresholds_it_stays_firing():
 
 def test_an_oscillating_series_flaps_at_most_once_per_keep_firing_for():
     for period in (1, 2, 3, 5, 8):
-        result = figures.oscillation_cycles(period=period)
-        assert result["most_per_keep_firing_for"] <= 1, (period, result)
-        assert result["cycles"] <= result["days"] // (EWMA.for_points + EWMA.keep_firing_for), (period, result)
+        for amplitude in (0.6, 1.0):
+            result = figures.oscillation_cycles(period=period, amplitude=amplitude)
+            assert result["most_per_keep_firing_for"] <= 1, result
+            assert result["cycles"] <= result["days"] // (EWMA.for_points + EWMA.keep_firing_for), result
+    # The setup reaches the door: a plain threshold on the same statistic flaps.
+    result = figures.oscillation_cycles(period=2, amplitude=1.0)
+    assert result["plain_threshold_cycles"] >= 10
+    assert (result["fired"], result["cycles"]) == (1, 0)
 
 
 def test_the_frozen_reference_keeps_a_lasting_change_firing():
