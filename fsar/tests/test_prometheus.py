@@ -227,6 +227,35 @@ def test_model_labels_are_bounded_by_registered_versions_approved_first(client, 
     assert values[("fsar_metrics_model_labels", ())] == 3
 
 
+@pytest.mark.adversary
+def test_the_ai_registering_many_versions_cannot_push_an_approved_model_out_of_the_labels(
+    client, token, monkeypatch, make_api_key
+):
+    from assurance.tests.support import make_suite, make_version
+    from deployments.models import ModelVersion
+    from fsar.testing import version_body
+
+    monkeypatch.setattr(readings, "MODEL_LABELS_MAX", 3)
+    suite = make_suite("garak-weekly", family_glob="")
+    approved = make_version("approved-model", status="approved")
+    audit_run(suite, approved, "fail")
+    _, secret = make_api_key(scopes=("models",))
+    for i in range(5):
+        answer = client.post(
+            "/api/v1/models/versions",
+            data=version_body(f"ai-flood-{i}"),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        assert answer.status_code in (200, 201), answer.content
+    # The door was reached: the flood's versions exist, newer than the approved one.
+    assert ModelVersion.objects.filter(ai_model__startswith="ai-flood-").count() == 5
+    values = samples(scrape(client))
+    assert values[("fsar_metrics_model_labels", ())] == 3
+    failing = (("model", "approved-model"), ("suite", "garak-weekly"), ("verdict", "fail"))
+    assert values[("fsar_audit_verdict", failing)] == 1
+
+
 def label_names_and_values(values) -> tuple[set[str], set[str]]:
     pairs = [pair for _, labels in values for pair in labels]
     return {name for name, _ in pairs}, {value for _, value in pairs}
