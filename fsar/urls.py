@@ -28,4 +28,5 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("models/", include("deployments.urls")),
     path("audits/", include("assurance.urls")),
+    path("indicators/", include("indicators.urls")),
 ]
