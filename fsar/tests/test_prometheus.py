@@ -227,6 +227,26 @@ def test_model_labels_are_bounded_by_registered_versions_approved_first(client, 
     assert values[("fsar_metrics_model_labels", ())] == 3
 
 
+def test_a_simulated_history_exports_committee_series_and_registered_models_only(client, token):
+    """indicators' own simulation writes the series as the periodic job does: the
+    committee's and each registered model's are exported, an unregistered model's
+    (model-c) omitted and counted, no reviewer's at all."""
+    from django.core.management import call_command
+
+    from assurance.tests.support import make_version
+
+    call_command("simulate_oversight", "--days", "3", "--seed", "1", "--tasks-per-day", "5", "--cases-per-day", "2")
+    make_version("model-a")
+    make_version("model-b")
+    values = samples(scrape(client))
+    exported = [dict(k[1]) for k in values if k[0] == "fsar_indicator_value"]
+    assert {e["series"] for e in exported if not e["model"]} >= {"committee.approval_rate", "committee.decide_s"}
+    assert {e["model"] for e in exported} == {"", "model-a", "model-b"}
+    assert {e["series"] for e in exported if e["model"] == "model-a"} >= {"model.p95_ms", "model.failure_rate"}
+    assert not [e for e in exported if e["series"].startswith("reviewer.")]
+    assert values[("fsar_metrics_omitted_series", (("family", "fsar_indicator_value"),))] > 0
+
+
 @pytest.mark.adversary
 def test_the_ai_registering_many_versions_cannot_push_an_approved_model_out_of_the_labels(
     client, token, monkeypatch, make_api_key
