@@ -286,6 +286,14 @@ def test_rule_labels_are_bounded_and_the_rest_folded_into_other():
     kept = bounded(rows, limit=3)
     assert kept[:3] == [(("hold", "rule-0"), 10), (("hold", "rule-1"), 9), (("hold", "rule-2"), 8)]
     assert kept[3:] == [(("hold", OTHER), 7 + 6 + 5)]
+    # A rule that is really called "other" and kept: the rest is added to it, never a second series.
+    rows = [(("deny", OTHER), 20), *rows]
+    assert bounded(rows, limit=3) == [
+        (("deny", OTHER), 20),
+        (("hold", "rule-0"), 10),
+        (("hold", "rule-1"), 9),
+        (("hold", OTHER), 8 + 7 + 6 + 5),
+    ]
 
 
 def test_indicator_values_of_model_and_committee_series_never_a_reviewers(client, token, alice, frozen_clock):
