@@ -150,6 +150,17 @@ def test_held_tasks_by_rule_with_the_oldest_ones_age(client, agent, token, froze
     assert values[("fsar_tasks_held_oldest_age_seconds", ())] == 600
 
 
+def test_a_task_with_no_rule_and_one_with_an_empty_rule_are_one_series(client, token):
+    from tasks.models import ExecutionTask
+
+    for i, rule in enumerate([None, "", None]):
+        ExecutionTask.objects.create(
+            external_id=f"legacy-{i}", task_type="implement_idea", status="held", gate_policy=rule
+        )
+    values = samples(scrape(client))  # samples() fails on a duplicate series
+    assert values[("fsar_tasks_held", (("rule", ""),))] == 3
+
+
 def test_open_cases_by_kind_and_age_bucket_and_overdue(client, token, frozen_clock):
     now = timezone.now()
     make_case("tasks", opened=now - timedelta(minutes=5))
