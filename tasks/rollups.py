@@ -198,7 +198,17 @@ class Totals:
 
     def merge(self, other: Totals) -> None:
         self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
-        for index, tasks in other.flush().histogram.items():
+        theirs = other._counts
+        if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
+            low, high = other._low, other._high
+            counts = self._counts
+            if counts is None:
+                counts = self._counts = [0] * (2 * _OFFSET)
+                self._low, self._high = low, high
+            else:
+                self._low, self._high = min(self._low, low), max(self._high, high)
+            counts[low:high] = map(operator.add, counts[low:high], theirs[low:high])
+        for index, tasks in other.histogram.items():
             self.histogram[index] = self.histogram.get(index, 0) + tasks
 
     def percentile(self, fraction: float) -> float | None:
