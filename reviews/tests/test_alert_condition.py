@@ -4,8 +4,9 @@ calls indicators) only when a rule that reaches the task uses it, at registratio
 and again at the moment of use. Each attempt to get around it is made as the AI
 client would, through the agent API.
 
-indicators.selectors.model_alert_firing is built by another helper; these tests
-stand in for it (support.alerts_firing_for) and exercise the real fsar.gate."""
+Most tests stand in for indicators.selectors.model_alert_firing
+(support.alerts_firing_for) to choose what fires and see what the gate asked,
+through the real fsar.gate; the last one uses indicators' own alerts."""
 
 from __future__ import annotations
 
@@ -135,3 +136,19 @@ def test_without_a_provider_a_rule_using_it_cannot_be_evaluated(monkeypatch, ale
     task = ExecutionTask(external_id="t1", task_type="implement_idea", ai_model=MODEL)
     with pytest.raises(policy.BrokenRule, match="alert is firing"):
         services.decide_task(task)
+
+
+def test_with_indicators_own_alerts_the_rule_holds_while_one_is_open(agent, alert_rule, operator):
+    """End to end with indicators' real selector (no stand-in): a firing alert about
+    the model holds, an acknowledged one still does, a resolved one no longer."""
+    from indicators.models import Alert, AlertKind, AlertState
+
+    assert register(agent, "t0").json()["gate"]["decision"] == "allow"  # the door: no alert
+    alert = Alert.objects.create(
+        kind=AlertKind.DRIFT, dedup_key=f"drift:model.p95_ms:{MODEL}", title="p95 up", ai_model=MODEL
+    )
+    assert register(agent, "t1").json()["gate"]["decision"] == "hold"
+    Alert.objects.filter(pk=alert.pk).update(state=AlertState.ACKNOWLEDGED)
+    assert register(agent, "t2", ai_model=MODEL.upper()).json()["gate"]["decision"] == "hold"
+    Alert.objects.filter(pk=alert.pk).update(state=AlertState.RESOLVED)
+    assert register(agent, "t3").json()["gate"]["decision"] == "allow"
