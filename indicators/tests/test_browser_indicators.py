@@ -1,7 +1,7 @@
 """In Chromium: an operator acknowledges an alert from the dashboard; a committee
 member neither sees per-reviewer series listed nor opens one by its address (the
 chair does); /indicators/ and an alert page draw their charts under the
-Content-Security-Policy with no console error."""
+Content-Security-Policy with no console error; the pages fit a phone."""
 
 import pytest
 from playwright.sync_api import Page, expect
