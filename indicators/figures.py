@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,7 @@ class Figures:
     stamper_delays: list[int | None] = field(default_factory=list)
     honest_flags: int = 0  # honest members flagged, over the rubber-stamper and the noise-only runs
     honest_runs: int = 0
-    hysteresis: dict = field(default_factory=dict)
+    hysteresis: list = field(default_factory=list)
 
     def lines(self) -> list[str]:
         caught = [d for d in self.drift_delays if d is not None]
@@ -55,7 +54,12 @@ class Figures:
             f"rubber-stamper (from day {FROM_DAY}): flagged within 7 days in {within7}/{self.seeds} runs; "
             f"delay median {_median(flagged)}, max {max(flagged, default=None)}; never: {self.seeds - len(flagged)}",
             f"honest members flagged: {self.honest_flags} (over {self.honest_runs} member-runs)",
-            f"hysteresis: {self.hysteresis}",
+            *(
+                f"hysteresis, switching every {h['period']} d: fired {h['fired']}, cycles {h['cycles']}, "
+                f"most per keep_firing_for {h['most_per_keep_firing_for']}; "
+                f"a plain threshold: {h['plain_threshold_cycles']} cycles (of {h['days']} days)"
+                for h in self.hysteresis
+            ),
         ]
 
 
@@ -106,29 +110,42 @@ def stamper_run(seed: int, days: int = 60) -> tuple[int | None, int]:
 
 def oscillation_cycles(*, days: int = 120, period: int = 2, amplitude: float = 0.6) -> dict:
     """A series that sits on its firing threshold and oscillates around it
-    (±amplitude · the threshold, in standardized units): how many firing →
-    resolved cycles, and the most in any keep_firing_for points."""
+    (±amplitude · the threshold, in standardized units, switching every `period`
+    days): firing → resolved cycles with the detector, the most in any
+    keep_firing_for points, and how often a plain threshold on the same
+    statistic (no `for`, no lower threshold, no keep_firing_for) would flap."""
     engine = detectors.Engine()
     key = ("model.p95_ms", "ai_model=osc,task_type=t")
     history: detectors.History = {key: {}}
-    rng_noise = [((i * 7919) % 13 - 6) / 60 for i in range(days)]  # tiny deterministic jitter
-    centre, sd = 1_000.0, 100.0
-    # The EWMA of a constant z is z: put the level at the firing threshold.
-    level = EWMA.fire_at
-    resolves = []
+    jitter = [((i * 7919) % 13 - 6) / 120 for i in range(days)]  # tiny (±0.05 σ), deterministic
+    centre, sd = 1_000.0, 30.0  # the p95 series' spread floor: 3 % of the level
+    level = EWMA.fire_at  # the EWMA of a constant z is z: the level sits on the firing threshold
+    resolves, fires, naive_flaps, above = [], 0, 0, False
     for i in range(days):
         day = START + timedelta(days=i)
         if i < 30:
-            z = rng_noise[i]
+            z = jitter[i]
         else:
-            z = level * (1 + amplitude * math.copysign(1, math.sin(math.pi * (i - 30) / period + 0.1)))
-        history[key][day] = (centre + sd * (z + rng_noise[i]), 100)
+            z = level * (1 + amplitude * (1 if ((i - 30) // period) % 2 == 0 else -1))
+        history[key][day] = (centre + sd * (z + jitter[i]), 100)
         for t in engine.run_day(day, history):
+            fires += t.what == "fire"
             if t.what == "resolve":
                 resolves.append(i)
+        s = engine.states[key].get("s", 0.0)
+        if (s >= EWMA.fire_at) != above:
+            above = not above
+            naive_flaps += not above  # a plain threshold resolves here
     keep = EWMA.keep_firing_for
     worst = max((sum(1 for r in resolves if s <= r < s + keep) for s in range(days)), default=0)
-    return {"cycles": len(resolves), "most_per_keep_firing_for": worst, "days": days}
+    return {
+        "period": period,
+        "fired": fires,
+        "cycles": len(resolves),
+        "most_per_keep_firing_for": worst,
+        "plain_threshold_cycles": naive_flaps,
+        "days": days,
+    }
 
 
 def measure(*, seeds: int = 100, days: int = 60, progress=None) -> Figures:
@@ -144,5 +161,5 @@ def measure(*, seeds: int = 100, days: int = 60, progress=None) -> Figures:
         figures.honest_runs += 2 * len(simulation.MEMBERS) - 1
         if progress:
             progress(seed)
-    figures.hysteresis = oscillation_cycles()
+    figures.hysteresis = [oscillation_cycles(period=p, amplitude=a) for p in (1, 2, 3, 5) for a in (0.6, 1.0)]
     return figures

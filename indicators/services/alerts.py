@@ -149,12 +149,16 @@ def alert_resolve(*, alert_id: int, by=None, reason: str, at: datetime | None = 
 
 
 @transaction.atomic
-def alert_note(*, alert_id: int, type_: str, at: datetime, data: dict | None = None) -> None:
-    """The detector's condition cleared (kept firing) or came back: an event on the
-    timeline, no state change, no mail."""
+def alert_note(
+    *, alert_id: int, type_: str, at: datetime, data: dict | None = None, keep_until: datetime | None = None
+) -> None:
+    """The detector's condition cleared (kept firing until `keep_until` at the
+    earliest) or came back: an event on the timeline, no state change, no mail."""
     alert = _locked(alert_id)
     if alert.state in OPEN_STATES:
         _event(alert, type_, at=at, data=data)
+        # Not a lifecycle change: no history row, only the timeline and the date the page shows.
+        Alert.objects.filter(pk=alert.pk).update(keep_until=keep_until)
 
 
 def notification_recipients(alert: Alert) -> list:

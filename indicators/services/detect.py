@@ -103,8 +103,15 @@ def _apply(t: detectors.Transition, series: Series, *, at: datetime) -> None:
             alert_id=alert.pk, by=None, reason="below the lower threshold for keep_firing_for points", at=at
         )
     else:
-        kind = AlertEvent.Type.CLEARED if t.what == "clear" else AlertEvent.Type.REFIRED
-        alerts.alert_note(alert_id=alert.pk, type_=kind, at=at, data={"value": t.value, "day": details["day"]})
+        cleared = t.what == "clear"
+        keep = WATCH.keep_firing_for if t.kind == AlertKind.TRUST_INFLATION else EWMA.keep_firing_for
+        alerts.alert_note(
+            alert_id=alert.pk,
+            type_=AlertEvent.Type.CLEARED if cleared else AlertEvent.Type.REFIRED,
+            at=at,
+            data={"value": t.value, "day": details["day"]},
+            keep_until=t.day + keep * DAY if cleared else None,  # when the last point it needs closes
+        )
 
 
 @transaction.atomic

@@ -43,9 +43,14 @@ def test_between_the_two_thresholds_it_stays_firing():
 
 def test_an_oscillating_series_flaps_at_most_once_per_keep_firing_for():
     for period in (1, 2, 3, 5, 8):
-        result = figures.oscillation_cycles(period=period)
-        assert result["most_per_keep_firing_for"] <= 1, (period, result)
-        assert result["cycles"] <= result["days"] // (EWMA.for_points + EWMA.keep_firing_for), (period, result)
+        for amplitude in (0.6, 1.0):
+            result = figures.oscillation_cycles(period=period, amplitude=amplitude)
+            assert result["most_per_keep_firing_for"] <= 1, result
+            assert result["cycles"] <= result["days"] // (EWMA.for_points + EWMA.keep_firing_for), result
+    # The setup reaches the door: a plain threshold on the same statistic flaps.
+    result = figures.oscillation_cycles(period=2, amplitude=1.0)
+    assert result["plain_threshold_cycles"] >= 10
+    assert (result["fired"], result["cycles"]) == (1, 0)
 
 
 def test_the_frozen_reference_keeps_a_lasting_change_firing():
@@ -109,3 +114,34 @@ def test_a_member_who_only_approves_more_is_not_flagged():
     h.votes = votes
     _, transitions = simulation.fast_run(h)
     assert [t for t in transitions if t.kind == "trust_inflation"] == []
+
+
+def _committee_history(approval_jump: bool, models_worse: bool, days: int = 50):
+    history: detectors.History = {}
+    approval = ("committee.approval_rate", "")
+    history[approval] = {}
+    model_keys = [("model.p95_ms", f"ai_model=m{i},task_type=t") for i in range(3)]
+    for key in model_keys:
+        history[key] = {}
+    for i in range(days):
+        day = START + i * detectors.DAY
+        late = i >= 35
+        jitter = (((i * 7919) % 11) - 5) / 5
+        history[approval][day] = (0.6 + 0.02 * jitter + (0.25 if late and approval_jump else 0.0), 40)
+        for key in model_keys:
+            history[key][day] = (1_000 + 20 * jitter + (400 if late and models_worse else 0), 200)
+    return history
+
+
+def _committee_fires(history) -> list[int]:
+    engine = detectors.Engine()
+    out = []
+    for day in sorted(next(iter(history.values()))):
+        out += [(t.day - START).days for t in engine.run_day(day, history) if t.kind == "committee_inflation"]
+    return out
+
+
+def test_committee_inflation_needs_approvals_up_and_models_worse_together():
+    assert _committee_fires(_committee_history(approval_jump=True, models_worse=True))[:1] == [36]
+    assert _committee_fires(_committee_history(approval_jump=True, models_worse=False)) == []
+    assert _committee_fires(_committee_history(approval_jump=False, models_worse=True)) == []
