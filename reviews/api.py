@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db import DatabaseError
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
+from pydantic import BaseModel
 
 from reviews import policy, selectors, services
 from reviews.models import Report
@@ -26,7 +27,7 @@ from tasks.gate import GateUnavailable
 router = Router(tags=["proposals"])
 
 
-class ProposalGateOut(Schema):
+class ProposalGateOut(BaseModel):
     decision: str
     reason: str
     policy: str | None
@@ -37,7 +38,8 @@ class ProposalGateOut(Schema):
     rejected_precedent: str | None
 
 
-class ProposalOut(Schema):
+# Plain pydantic models, as tasks.api's answers (no ninja root validator on the hot path).
+class ProposalOut(BaseModel):
     id: str
     timestamp: str
     severity: int
@@ -134,8 +136,9 @@ def submit_proposal(request: HttpRequest):
         result = services.report_ingest(raw=request.body, content_type=request.content_type or "", api_key=request.auth)
     except (policy.BrokenRule, DatabaseError) as exc:
         raise GateUnavailable(str(exc)) from exc
-    report = selectors.report_by_id(result.report.report_id) if result.created else result.report
-    return Status(201 if result.created else 200, proposal_out(report))
+    # A new report is answered as stored: its case and rejected precedent are the objects
+    # it was stored with, in the transaction that committed them (no read back).
+    return Status(201 if result.created else 200, proposal_out(result.report))
 
 
 @router.get(

@@ -164,6 +164,26 @@ def report_for_client(report_id: str) -> Report | None:
     return None if report is None or report.honeypot else report
 
 
+def rejected_precedent(fingerprint: str) -> Report | None:
+    """The latest report (never a honeypot) with this proposal fingerprint whose case
+    was rejected, or None: only its id, `report_id` and `case_id` are loaded (the rest deferred). Read
+    for every report received, so written out (a queryset with its join costs more to
+    compile than to run; docs/benchmarks.md)."""
+    connection = connections[router.db_for_read(Report)]
+    qn = connection.ops.quote_name
+    report, case = qn(Report._meta.db_table), qn(Case._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
+            f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
+            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
+            f"ORDER BY r.{qn('id')} DESC LIMIT 1",
+            [fingerprint, CaseStatus.REJECTED],
+        )
+        row = cursor.fetchone()
+    return None if row is None else Report.from_db(connection.alias, ["id", "report_id", "case_id"], row)
+
+
 def report_by_id(report_id: str) -> Report | None:
     return Report.objects.select_related("case", "rejected_precedent").filter(report_id=report_id).first()
 

@@ -145,7 +145,12 @@ Payload = Annotated[dict[_NoNul, JsonValue], AfterValidator(json_safe), _ONLY_PA
 MAX_WAIT_SECONDS = 60
 
 
-class StrictSchema(Schema):
+# Request bodies and the answers with a task are plain pydantic models, not ninja
+# Schemas: a Schema's root validator, there for reading Django objects, validates a
+# strict (extra="forbid") body twice and wraps every object it reads in a getter, about
+# a fifth of what the API adds to a registration (docs/benchmarks.md). Their OpenAPI
+# schema is the same.
+class StrictSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -173,7 +178,7 @@ class CancelIn(StrictSchema):
 GateCase = Annotated[int | None, Field(description="The id of the review case holding or deciding this; null if none.")]
 
 
-class GateOut(Schema):
+class GateOut(BaseModel):
     decision: str | None
     reason: str | None
     policy: str | None
@@ -183,7 +188,7 @@ class GateOut(Schema):
     rationale: str | None = None
 
 
-class TaskOut(Schema):
+class TaskOut(BaseModel):
     id: int
     external_id: str
     task_type: str

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name
+from core.history import inserts_in_one_statement, save_with_history
 from reviews import policy, selectors
 from reviews.models import (
     Action,
@@ -54,20 +55,52 @@ def report_ingest(
     line endings) returns the stored report with created=False; the same id with
     a different record raises ReportConflict naming the fields. Raises
     ReportInvalid / ReportTooLarge for bad input, with nothing stored.
+
+    The common case is a new id, so the report is stored first and an earlier one
+    looked for only when storing fails: on the unique key of `report_id`, or for
+    any other reason (a retry of a stored report still answers with it when the
+    gate cannot decide now, as when it was looked for first).
     """
     record, raw_format = parse_any(raw, content_type=content_type, filename=filename)
-    existing = Report.objects.filter(report_id=record.id).first()
-    if existing is not None:
-        return IngestResult(_same_report(existing, record), False)
     try:
-        with transaction.atomic():
-            report = _store_report(record, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
-    except IntegrityError:
-        existing = Report.objects.filter(report_id=record.id).first()
+        report = _store_new(record, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
+    except (DatabaseError, ReviewError, ReportInvalid, policy.BrokenRule) as failure:
+        try:
+            existing = Report.objects.filter(report_id=record.id).first()
+        except DatabaseError:
+            raise failure from None
         if existing is None:
             raise
         return IngestResult(_same_report(existing, record), False)
     return IngestResult(report, True)
+
+
+class _NeedsTransaction(Exception):
+    """Raised before any write when storing a report would write more than the report
+    (a case opened, reopened or locked): store it again inside a transaction."""
+
+
+def _require_transaction() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise _NeedsTransaction()
+
+
+def _store_new(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user) -> Report:
+    """Decide on a new report and store it with its case, all or nothing.
+
+    The decision only reads (the gate's state, the report it revises, a rejected
+    precedent), so it is made first. Most reports then write only themselves: where
+    a report and its history row go in with one statement (PostgreSQL), that
+    statement commits alone, outside a transaction (two round trips fewer). A report
+    that opens, reopens or joins a case is stored inside a transaction with it."""
+    prepared = _prepare(record)
+    if inserts_in_one_statement(Report) and not transaction.get_connection().in_atomic_block:
+        try:
+            return _store_report(record, prepared, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
+        except _NeedsTransaction:
+            pass
+    with transaction.atomic():
+        return _store_report(record, prepared, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
 
 
 @dataclass
@@ -132,29 +165,55 @@ class ReportDecision:
         return threshold if threshold is not None and severity >= threshold else None
 
 
-def _store_report(
-    record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user, honeypot: bool = False, recorded_by=None
-) -> Report:
-    """Decide on a new report, place it in a case (a revision joins its previous
-    report's case) and save it, in the caller's transaction. `honeypot` and
-    `recorded_by` (the seeding operator, in the report's history) are
-    services.honeypot_seed's."""
-    now = timezone.now()
+@dataclass(frozen=True)
+class _Prepared:
+    """What storing a new report reads before it writes: when it was received, the
+    report it revises (if any), its proposal's fingerprint and the gate's decision."""
+
+    now: object
+    previous: Report | None
+    fingerprint: str
+    decision: ReportDecision
+
+
+def _prepare(record: ReportRecord) -> _Prepared:
     previous = _superseded_report(record)
     fp = fingerprint(record.proposal)
-    decision = _decide(record, fp)
+    return _Prepared(timezone.now(), previous, fp, _decide(record, fp))
+
+
+def _store_report(
+    record: ReportRecord,
+    prepared: _Prepared,
+    *,
+    raw: bytes,
+    raw_format: str,
+    api_key,
+    user,
+    honeypot: bool = False,
+    recorded_by=None,
+) -> Report:
+    """Place a new report in a case (a revision joins its previous report's case) and
+    save it with its history row. Outside a transaction, raises _NeedsTransaction
+    before writing anything if it would write more than the report. `honeypot` and
+    `recorded_by` (the seeding operator, in the report's history) are
+    services.honeypot_seed's."""
+    now, previous, fp, decision = prepared.now, prepared.previous, prepared.fingerprint, prepared.decision
     # The person answerable for the report: its uploader, or the owner of the key that sent it.
     submitter = user or (api_key.owner if api_key else None)
     joined = None
     if previous is not None and previous.case_id:
+        _require_transaction()
         joined = Case.objects.select_for_update().get(pk=previous.case_id)
 
     def revise(*, quorum: int, why: str) -> Case:
+        _require_transaction()
         return _reopen(
             joined, quorum=quorum, why=why, revision=record, actor=actor_name(user=user, api_key=api_key), by=submitter
         )
 
     def open_case(*, status: str, why: str) -> Case:
+        _require_transaction()
         return _open_case(
             kind=Case.Kind.REPORT,
             status=status,
@@ -191,10 +250,10 @@ def _store_report(
         gate_values=decision.values,
         honeypot=honeypot,
     )
-    report._history_user = recorded_by or submitter
+    # The history row is copied by the database (core.history; no receiver but
+    # simple-history's listens to a report's save).
     how = "seeded as a honeypot" if honeypot else "received"
-    report._change_reason = f"{how} ({raw_format}); gate: {decision.action}"
-    report.save()
+    save_with_history(report, reason=f"{how} ({raw_format}); gate: {decision.action}", user=recorded_by or submitter)
     return report
 
 
@@ -228,9 +287,9 @@ def _decide(record: ReportRecord, fp: str) -> ReportDecision:
         decision = ReportDecision(
             Action.HOLD, None, {}, "no policy rule matched; held for the committee", NO_RULE_POLICY
         )
-    # A honeypot is never a precedent: the AI would read its id in the decision.
-    rejected = Report.objects.filter(fingerprint=fp, case__status=CaseStatus.REJECTED, honeypot=False)
-    precedent = rejected.order_by("-id").first() if fp else None
+    # A honeypot is never a precedent: the AI would read its id in the decision
+    # (selectors.rejected_precedent skips honeypots).
+    precedent = selectors.rejected_precedent(fp) if fp else None
     if precedent is None or decision.action != Action.ALLOW:
         return replace(decision, precedent=precedent)
     return replace(

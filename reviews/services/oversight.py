@@ -20,7 +20,7 @@ from reviews.models import Action, Case, CaseView, Report
 from reviews.reports import parse_any
 from reviews.services.common import _chain
 from reviews.services.errors import NotAllowed
-from reviews.services.intake import _store_report
+from reviews.services.intake import _prepare, _store_report
 
 
 def case_view_record(*, case: Case, member, now=None) -> None:
@@ -60,6 +60,7 @@ def honeypot_seed(*, raw: bytes, filename: str = "", by, reason: str, shown_as=N
         raise NotAllowed(f"a report with id {record.id!r} already exists", field="id")
     report = _store_report(
         record,
+        _prepare(record),
         raw=raw,
         raw_format=raw_format,
         api_key=shown_as,

@@ -1,0 +1,121 @@
+"""How a report is stored (reviews.services.intake): first, with no look for an
+earlier report; outside a transaction in one statement with its history row when
+it writes nothing else (PostgreSQL); inside one with its case otherwise. And the
+answer to a new report is the report as stored, not read back: it must be what a
+GET answers."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from fsar.testing import report_md
+from reviews import policy, services
+from reviews.models import Case, CaseStatus, Report
+
+# As in production, no test transaction around the request: a report that writes only
+# itself is stored outside one.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def _statements(queries) -> list[str]:
+    return [q["sql"].split(None, 1)[0].upper() for q in queries]
+
+
+@pytest.mark.postgres(reason="a new row and its history row in one statement is PostgreSQL's (core.history)")
+def test_an_allowed_report_is_one_statement_committed_with_its_history_row(post_report):
+    with CaptureQueriesContext(connection) as queries:
+        response = post_report(report_md("r1"))
+    assert response.status_code == 201, response.content
+    writes = [q["sql"] for q in queries if "reviews_report" in q["sql"] and "INSERT" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("WITH new_row AS (INSERT INTO")
+    # No transaction of its own, and no look for an earlier report before the insert.
+    assert not {"BEGIN", "SAVEPOINT", "COMMIT"} & set(_statements(queries))
+    assert not any("reviews_report" in q["sql"] and '"report_id" = ' in q["sql"] for q in queries)
+    report = Report.objects.get(report_id="r1")
+    (history,) = Report.history.filter(report_id="r1")
+    assert (history.history_type, history.history_change_reason) == ("+", "received (markdown); gate: allow")
+    assert history.history_user == report.submitted_by.owner
+
+
+def test_the_history_row_is_the_one_simple_history_writes(post_report, agent_user):
+    """The database's copy (core.history) against simple-history's own signal, field by field."""
+    assert post_report(report_md("r1", severity=30)).status_code == 201  # held: a case, in a transaction
+    assert post_report(report_md("r2")).status_code == 201  # allowed: one statement on PostgreSQL
+    for report_id in ("r1", "r2"):
+        stored = Report.objects.get(report_id=report_id)
+        copied = Report.history.get(report_id=report_id)
+        twin = Report.objects.get(report_id=report_id)
+        twin.pk, twin.report_id = None, f"{report_id}-by-signal"
+        twin._history_user = stored.submitted_by.owner
+        twin._change_reason = copied.history_change_reason
+        twin.save()  # simple-history's post_save receiver writes this one
+        by_signal = Report.history.get(report_id=f"{report_id}-by-signal")
+        skip = {"history_id", "history_date", "id", "report_id"}
+        fields = [f.attname for f in Report.history.model._meta.concrete_fields if f.attname not in skip]
+        assert fields and {f: getattr(copied, f) for f in fields} == {f: getattr(by_signal, f) for f in fields}
+        assert copied.id == stored.pk
+
+
+def test_a_held_report_sent_again_answers_200_and_opens_no_second_case(post_report):
+    first = post_report(report_md("r1", severity=30))
+    assert first.status_code == 201
+    again = post_report(report_md("r1", severity=30))
+    assert again.status_code == 200
+    assert again.json() == first.json() | {"gate": again.json()["gate"]}
+    assert again.json()["gate"]["case"] == first.json()["gate"]["case"]
+    # The retry was decided and its case opened before the unique key refused it: all rolled back.
+    assert Case.objects.count() == 1
+    assert Report.objects.count() == 1
+    assert Report.history.count() == 1
+
+
+def test_the_same_id_with_an_unknown_supersedes_is_still_a_conflict(post_report):
+    """Looked for after the store fails, the earlier report still answers first: 409
+    naming the field, not the 422 of an unknown report to revise."""
+    assert post_report(report_md("r1")).status_code == 201
+    response = post_report(report_md("r1", supersedes="ghost"))
+    assert response.status_code == 409
+    assert response.json()["fields"] == ["supersedes"]
+
+
+def test_a_stored_report_sent_again_answers_200_while_the_gate_cannot_decide(post_report, monkeypatch):
+    assert post_report(report_md("r1")).status_code == 201
+
+    def broken(rules, subject):
+        raise policy.BrokenRule("rule 'x': unknown action 'maybe'")
+
+    monkeypatch.setattr(policy, "first_match", broken)
+    assert post_report(report_md("r1")).status_code == 200
+    new = post_report(report_md("r2"))
+    assert new.status_code == 503
+    assert not Report.objects.filter(report_id="r2").exists()
+    assert Case.objects.count() == 0
+
+
+def test_the_answer_to_a_new_report_is_what_get_answers(agent, post_report, alice):
+    """Allowed, held (a case), advisory, denied by a rule, a revision joining its case,
+    and one held for a rejected precedent: the POST's body is the GET's."""
+    from reviews.models import PolicyRule
+
+    PolicyRule.objects.create(name="no-crypto", priority=1, proposal_words="crypto", action="deny")
+    rejected = post_report(report_md("p0", severity=30, proposal="implement_idea: scrape everything")).json()
+    services.case_decide(case_id=rejected["gate"]["case"], decision="rejected", by=alice, rationale="Not this one.")
+    sent = [
+        report_md("a1"),
+        report_md("h1", severity=30),
+        report_md("v1", severity=10),
+        report_md("d1", proposal="implement_idea: mine crypto"),
+        report_md("h2", severity=30, supersedes="h1", proposal="implement_idea: a cache with rollback"),
+        report_md("p1", severity=1, proposal="implement_idea: scrape   everything"),
+    ]
+    for text in sent:
+        response = post_report(text)
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body == agent.get(f"/api/v1/proposals/{body['id']}").json()
+    gates = {r.report_id: (r.gate_decision, r.case.status if r.case else None) for r in Report.objects.all()}
+    assert gates["a1"] == ("allow", None)
+    assert gates["h1"] == gates["h2"] == ("hold", CaseStatus.OPEN)
+    assert gates["v1"] == ("allow", CaseStatus.ADVISORY)
+    assert gates["d1"] == ("deny", None)
+    assert gates["p1"] == ("hold", CaseStatus.OPEN)
