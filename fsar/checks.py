@@ -27,7 +27,7 @@ def check_metrics_token(app_configs, **kwargs):
         return [
             Warning(
                 f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters: anyone who guesses it "
-                "reads /metrics. Use e.g. python -c \"import secrets; print(secrets.token_urlsafe(32))\".",
+                'reads /metrics. Use e.g. python -c "import secrets; print(secrets.token_urlsafe(32))".',
                 id="fsar.W002",
             )
         ]
