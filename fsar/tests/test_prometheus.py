@@ -381,3 +381,14 @@ def test_a_scrape_makes_at_most_ten_queries_and_the_same_for_few_rows_and_many(c
     assert len(set(counts)) == 1, counts
     full = counts[-1]
     assert full <= 10, full
+
+
+def test_check_deploy_warns_about_a_guessable_metrics_token(settings):
+    from fsar.checks import check_metrics_token
+
+    settings.METRICS_TOKEN = "short"
+    assert [w.id for w in check_metrics_token(None)] == ["fsar.W002"]
+    settings.METRICS_TOKEN = TOKEN
+    assert check_metrics_token(None) == []
+    settings.METRICS_TOKEN = ""
+    assert check_metrics_token(None) == []
