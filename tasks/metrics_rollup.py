@@ -121,7 +121,7 @@ class _Groups(dict):
         """The finished tasks of the whole hours that the drain has not added to their
         rollup rows yet (few: the worker's lag), one by one from the raw rows."""
         if cover.whole is not None:
-            pending = finished_tasks(self.query, *cover.whole).filter(rollup_pending=True)
+            pending = finished_tasks(self.query, *cover.whole).filter(rollups.pending())
             for finished_at, task_type, ai_model, status, duration, source in pending.values_list(
                 "finished_at", "task_type", "ai_model", "status", "duration_ms", "source"
             ):
