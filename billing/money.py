@@ -50,6 +50,15 @@ def rate(*, unit: str, unit_price_micros: int, quantity: int) -> int:
     return quantity * unit_price_micros
 
 
+# `rate` in SQL, for rating in the statement that stores the usage (billing.services.usage_rate):
+# the same integers, the same half-up rounding (integer division of non-negative numbers
+# truncates alike in PostgreSQL, SQLite and Python). `{unit}`, `{price}` and `{quantity}` are
+# SQL expressions; a test checks it against `rate` on the database.
+RATE_SQL = (
+    "CASE WHEN {unit} = '1k_tokens' THEN ({quantity} * {price} + 500) / 1000 ELSE {quantity} * {price} END"
+)
+
+
 def format_minor(amount_minor: int, code: str | None = None) -> str:
     """ "1,234.56 USD", "1,235 JPY", "1,234.567 KWD"."""
     code = (code or currency()).lower()

@@ -8,7 +8,7 @@ usage and runs a period's invoicing; `billing.stripe_push` sends one to Stripe
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing import money
@@ -195,36 +195,58 @@ def usage_record_for_task(*, task: ExecutionTask) -> UsageRecord | None:
     """Rate a finished task into a UsageRecord, once: a second call returns the
     first record. Returns None for tasks that are not billable, whose customer
     is unknown, or whose task type no active offering covers. Runs inside the
-    caller's transaction (the task_finished signal), under a savepoint."""
-    if not is_billable(task):
-        return None
-    existing = UsageRecord.objects.filter(task_id=task.pk).first()
-    if existing is not None:
-        return existing
-    customer = Customer.objects.filter(customer_ref=task.customer_ref).first()
-    coverage = (
-        OfferingTaskType.objects.select_related("offering")
-        .filter(task_type=task.task_type, offering__active=True)
-        .first()
-    )
-    if customer is None or coverage is None:
-        return None
-    offering = coverage.offering
-    quantity = 1 if offering.unit == ServiceOffering.Unit.TASK else (task.tokens or 0)
-    record = UsageRecord(
-        task=task,
-        customer=customer,
-        offering=offering,
-        unit=offering.unit,
-        quantity=quantity,
-        unit_price_micros=offering.unit_price_micros,
-        amount_micros=money.rate(unit=offering.unit, unit_price_micros=offering.unit_price_micros, quantity=quantity),
-        cost_micros=task.cost_micros or 0,
-        occurred_at=task.finished_at or timezone.now(),
-    )
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError:
+    caller's transaction."""
+    if usage_rate(task=task):
         return UsageRecord.objects.get(task_id=task.pk)
-    return record
+    return UsageRecord.objects.filter(task_id=task.pk).first() if is_billable(task) else None
+
+
+# One statement rates and stores: the customer and the active offering covering the task
+# type are joined in, the amount is computed by money.RATE_SQL, and the unique key on
+# task_id makes a second rating of the same task a no-op (ON CONFLICT DO NOTHING), with no
+# read before and no savepoint. No customer or no offering: the SELECT is empty, nothing
+# is stored. The quantity is 1 per task, or the tokens for a per-1,000-tokens offering.
+# Written out, not built by the ORM: compiling the three queries it replaces was most of
+# the cost of finishing a task (docs/benchmarks.md).
+_QUANTITY = "(CASE WHEN o.unit = 'task' THEN 1 ELSE p.tokens END)"
+_RATE = """
+INSERT INTO {usage} (task_id, customer_id, offering_id, unit, quantity, unit_price_micros, amount_micros,
+                     cost_micros, occurred_at, recorded_at)
+SELECT %s, c.id, o.id, o.unit, {quantity}, o.unit_price_micros, {amount}, %s, %s, %s
+  FROM {customer} AS c, {covers} AS t
+  JOIN {offering} AS o ON o.id = t.offering_id
+ CROSS JOIN (SELECT CAST(%s AS bigint) AS tokens) AS p
+ WHERE c.customer_ref = %s AND t.task_type = %s AND o.active
+ LIMIT 1
+ON CONFLICT (task_id) DO NOTHING
+RETURNING id
+"""
+_rate_sql: str | None = None
+
+
+def usage_rate(*, task: ExecutionTask) -> bool:
+    """Rate a finished task and store its UsageRecord, in one statement in the caller's
+    transaction (the task_finished signal); True when a record was stored now. False
+    when the task is not billable, its customer is unknown, no active offering covers
+    its type, or it was rated already (a record per task, by the unique key)."""
+    global _rate_sql
+    if not is_billable(task):
+        return False
+    if _rate_sql is None:
+        _rate_sql = _RATE.format(
+            usage=UsageRecord._meta.db_table,
+            customer=Customer._meta.db_table,
+            covers=OfferingTaskType._meta.db_table,
+            offering=ServiceOffering._meta.db_table,
+            quantity=_QUANTITY,
+            amount=money.RATE_SQL.format(unit="o.unit", price="o.unit_price_micros", quantity=_QUANTITY),
+        )
+    connection = transaction.get_connection()
+    moment = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _rate_sql,
+            [task.pk, task.cost_micros or 0, moment(task.finished_at or timezone.now()), moment(timezone.now()),
+             task.tokens or 0, task.customer_ref, task.task_type],
+        )  # fmt: skip
+        return cursor.fetchone() is not None

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 # Operators use the admin: they may view every FSAR model and manage API keys.
-OPERATOR_APPS = ("tasks", "reviews", "billing", "deployments", "assurance")
+OPERATOR_APPS = ("tasks", "reviews", "billing", "deployments", "assurance", "indicators")
 OPERATOR_EXTRA_PERMISSIONS = (
     "tasks.add_apikey",
     "tasks.change_apikey",

@@ -10,6 +10,11 @@ turns any failure into GateUnavailable (503 + Retry-After): the gate fails close
 moment of use (`start`, and a re-registration of an allowed task).
 `task_gate_details` is settings.TASK_GATE_DETAILS, adding the case's status and
 rationale to the task API's `gate`, for a page of tasks in one query.
+
+The policy rules' condition "alert firing for this model" is answered by
+`model_alert_firing` below (indicators), passed to reviews as a provider:
+reviews never imports indicators, and the question is asked only when a rule
+that reaches the task uses the condition.
 """
 
 from assurance.gate import audit_decision
@@ -29,6 +34,22 @@ class UnknownProposal(InvalidTaskInput, GateUnavailable):
     MRO) answers it with 422 naming the field."""
 
 
+def model_alert_firing(ai_model: str) -> bool:
+    """Whether an indicator alert about `ai_model` is firing (or acknowledged and not
+    resolved): indicators.selectors.model_alert_firing, imported when first asked.
+    The name is asked as the task gives it and, when that differs, case-folded and
+    stripped, so a respelling of a model whose alert fires is held too."""
+    from indicators import selectors as indicator_selectors
+
+    names = dict.fromkeys([ai_model, ai_model.strip().casefold()])
+    return any(indicator_selectors.model_alert_firing(name) for name in names)
+
+
+def _alert_firing(ai_model: str) -> bool:
+    # Looked up at call time, so tests (and the lead's wiring) can replace model_alert_firing.
+    return model_alert_firing(ai_model)
+
+
 def decide(task: ExecutionTask) -> GateDecision:
     """The model version first (deployments: not approved → hold or deny), then
     the policy rules, cases and kill switch (reviews). One read of the gate's
@@ -40,7 +61,7 @@ def decide(task: ExecutionTask) -> GateDecision:
     if by_model is not None:
         return by_model
     try:
-        return review_services.decide_task(task, state=state)
+        return review_services.decide_task(task, state=state, alert_firing=_alert_firing)
     except review_services.UnknownProposal as exc:
         raise UnknownProposal(str(exc), field="proposal_id") from exc
 
@@ -56,7 +77,7 @@ def recheck(task: ExecutionTask) -> GateDecision:
     )
     if by_model is not None:
         return by_model
-    return review_services.recheck_task(task, state=state)
+    return review_services.recheck_task(task, state=state, alert_firing=_alert_firing)
 
 
 def task_gate_details(tasks: list[ExecutionTask]) -> dict[int, dict]:

@@ -30,6 +30,7 @@ NO_REQUEST = "-"
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default=NO_REQUEST)
 
+
 def incoming_or_new(value: str | None) -> str:
     if value and WELL_FORMED.fullmatch(value):
         return value

@@ -292,6 +292,9 @@ RQ_SHOW_ADMIN_LINK = True
 # old its cached schema check may get (it is refreshed after every migrate too).
 HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")
 HEALTHZ_SCHEMA_SECONDS = env_int("HEALTHZ_SCHEMA_SECONDS", 300)
+# /metrics (Prometheus text format): the bearer token a scraper sends. Unset: /metrics
+# answers 404 to everyone (docs/deployment.md, "Prometheus metrics").
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # The metrics' "auto" engine answers exactly (from the task rows) for windows of at most
 # this many finished tasks, and from the hourly rollups above it (docs/metrics.md).

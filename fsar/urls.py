@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 
 from fsar import views
 from fsar.api import api, api_not_found
+from fsar.prometheus.views import metrics
 
 admin.site.site_header = "FSAR administration"
 admin.site.site_title = "FSAR admin"
@@ -14,6 +15,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("healthz/ready", views.healthz_ready, name="healthz_ready"),
+    path("metrics", metrics, name="metrics"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -26,4 +28,5 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("models/", include("deployments.urls")),
     path("audits/", include("assurance.urls")),
+    path("indicators/", include("indicators.urls")),
 ]

@@ -21,7 +21,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Operators see the dashboard; committee members the cases waiting for them;
     customers this period's usage and their invoices."""
     if has_role(request.user, OPERATORS):
-        return render(request, "fsar/dashboard.html", dashboard.context())
+        return render(request, "fsar/dashboard.html", dashboard.context(user=request.user))
     now = timezone.now()
     context = {}
     if has_role(request.user, COMMITTEE):

@@ -20,6 +20,7 @@ from core.adminkit import (
     ServiceSaveMixin,
     each_selected,
 )
+from core.roles import OPERATORS, has_role
 from reviews import callback_urls, governed, services
 from reviews.models import (
     CallbackDelivery,
@@ -34,6 +35,7 @@ from reviews.models import (
     ReviewSettings,
     Vote,
 )
+from tasks.models import ApiKey
 
 
 class GovernedForm(forms.ModelForm):
@@ -225,13 +227,94 @@ class PolicyChangeAdmin(ReadOnlyHistoryAdmin):
     list_select_related = ("proposed_by", "case")
 
 
+class HoneypotSeedForm(forms.Form):
+    """An operator's known-bad report for the committee (services.honeypot_seed)."""
+
+    text = forms.CharField(
+        label="Report",
+        widget=forms.Textarea(attrs={"rows": 16, "cols": 100}),
+        help_text="An FSAR report, in markdown or JSON (docs/fsar-report-format.md), that the policy holds for "
+        "the committee. Write it as the AI writes its reports: nothing in it should say it is a test.",
+    )
+    format = forms.ChoiceField(choices=Report.Format.choices, initial=Report.Format.MARKDOWN)
+    shown_as = forms.ModelChoiceField(
+        queryset=ApiKey.objects.order_by("name"),
+        required=False,
+        label="Appears sent by",
+        empty_label="— uploaded by me —",
+        help_text="The API key the report appears to come from, as a report sent through the API does. "
+        "The AI behind that key never sees it.",
+    )
+    reason = forms.CharField(
+        label="Why",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept in the report's history and on the audit chain (operators only).",
+    )
+
+
 @admin.register(Report)
 class ReportAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("report_id", "severity", "block_execution", "task_type", "gate_decision", "case", "received_at")
-    list_filter = ("gate_decision", "block_execution", "task_type", "raw_format")
+    """Reports, read-only; operators seed honeypot reports here (and only here is one marked)."""
+
+    list_display = (
+        "report_id", "severity", "block_execution", "task_type", "gate_decision", "honeypot", "case", "received_at",
+    )  # fmt: skip
+    list_filter = ("gate_decision", "honeypot", "block_execution", "task_type", "raw_format")
     search_fields = ("=report_id",)
     list_select_related = ("case",)
     show_full_result_count = False
+    change_list_template = "admin/reviews/report/change_list.html"
+
+    def get_urls(self):
+        from django.urls import path
+
+        seed = path(
+            "seed-honeypot/", self.admin_site.admin_view(self.seed_honeypot_view), name="reviews_report_seed_honeypot"
+        )
+        return [seed, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_seed_honeypot": has_role(request.user, OPERATORS), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def seed_honeypot_view(self, request: HttpRequest):
+        from django.core.exceptions import PermissionDenied
+        from django.template.response import TemplateResponse
+
+        from reviews.reports import ReportInvalid, ReportTooLarge
+
+        if not has_role(request.user, OPERATORS):
+            raise PermissionDenied
+        form = HoneypotSeedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                report = services.honeypot_seed(
+                    raw=data["text"].encode(),
+                    filename=f"honeypot.{'json' if data['format'] == Report.Format.JSON else 'md'}",
+                    by=request.user,
+                    reason=data["reason"],
+                    shown_as=data["shown_as"],
+                )
+            except services.ReviewError as exc:
+                field = exc.extra.get("field")
+                form.add_error(field if field in form.fields else None, exc.message)
+            except (ReportInvalid, ReportTooLarge) as exc:
+                form.add_error("text", str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Honeypot report {report.report_id} seeded: case {report.case_id} is in the committee's queue.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:reviews_report_change", args=[report.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Seed a honeypot report",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/reviews/report/seed_honeypot.html", context)
 
 
 @admin.register(Case)
@@ -255,13 +338,21 @@ class ReviewSettingsForm(forms.ModelForm):
 
     class Meta:
         model = ReviewSettings
-        fields = ["require_totp"]
+        fields = ["require_totp", "chair"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from reviews.selectors import committee_members
+
+        # Only active committee members may chair (the service checks it again).
+        self.fields["chair"].queryset = committee_members().order_by("username")
+        self.fields["chair"].empty_label = "— none: every operator —"
 
     def clean(self):
         cleaned = super().clean()
-        if "require_totp" in self.changed_data:
+        if {"require_totp", "chair"} & set(self.changed_data):
             return cleaned
-        raise forms.ValidationError("Nothing changed: tick or untick the setting, or leave the page.")
+        raise forms.ValidationError("Nothing changed: change a setting, or leave the page.")
 
 
 @admin.register(ReviewSettings)
@@ -272,7 +363,7 @@ class ReviewSettingsAdmin(SimpleHistoryAdmin):
 
     form = ReviewSettingsForm
     readonly_fields = ("reason", "changed_at", "changed_by")
-    history_list_display = ["require_totp", "reason"]
+    history_list_display = ["require_totp", "chair", "reason"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -300,6 +391,7 @@ class ReviewSettingsAdmin(SimpleHistoryAdmin):
             services.review_settings_set(
                 by=request.user,
                 require_totp=form.cleaned_data["require_totp"],
+                chair=form.cleaned_data["chair"],
                 reason=form.cleaned_data["change_reason"],
             )
         except services.ReviewError as exc:

@@ -149,7 +149,7 @@ def submit_proposal(request: HttpRequest):
 )
 def get_proposal(request: HttpRequest, report_id: str):
     # A NUL cannot be in any stored id (and PostgreSQL refuses it in a query).
-    report = selectors.report_by_id(report_id) if "\x00" not in report_id else None
+    report = selectors.report_for_client(report_id) if "\x00" not in report_id else None
     if report is None:
         raise Report.DoesNotExist(f"No report with id {report_id!r}.")
     return proposal_out(report)

@@ -49,6 +49,11 @@ class PolicyRule(models.Model):
     metric = models.CharField(max_length=20, choices=MetricKind.choices, blank=True)
     metric_threshold = models.FloatField(null=True, blank=True, help_text="The metric is above this.")
     metric_window = models.PositiveIntegerField(null=True, blank=True, help_text="Over the model's last N tasks.")
+    model_alert_firing = models.BooleanField(
+        "alert firing for this model",
+        default=False,
+        help_text="Only when an indicator alert about the task's model is firing (or acknowledged, not resolved).",
+    )
     # Action.
     action = models.CharField(max_length=10, choices=Action.choices)
     quorum = models.PositiveSmallIntegerField(default=1, help_text="Approvals needed (hold).")
@@ -209,6 +214,27 @@ class Vote(models.Model):
         return f"{self.member} {self.choice} case {self.case_id} v{self.case_version}"
 
 
+class CaseView(models.Model):
+    """When a member who may vote first opened the page of one version of a case
+    (reviews.services.case_view_record): written once, later views do not move it;
+    a revision (a new version) gets a row of its own. The time from here to the
+    vote is what the reviewer-behaviour indicators read."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="views")
+    case_version = models.PositiveIntegerField()
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    first_viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "case_version", "member"], name="reviews_one_view_per_version")
+        ]
+        indexes = [models.Index(fields=["first_viewed_at"], name="reviews_caseview_at")]
+
+    def __str__(self) -> str:
+        return f"{self.member} opened case {self.case_id} v{self.case_version}"
+
+
 class Recusal(models.Model):
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="recusals")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -274,6 +300,9 @@ class Report(models.Model):
     gate_reason = models.TextField()
     gate_policy = models.CharField(max_length=100, blank=True)
     gate_values = models.JSONField(default=dict, help_text="The values the deciding rule compared.")
+    # A known-bad report an operator seeded to test the committee (reviews.services.honeypot_seed).
+    # Shown only in the admin; its case releases nothing, whatever the vote.
+    honeypot = models.BooleanField(default=False)
     history = HistoricalRecords(excluded_fields=["raw"])
 
     class Meta:
@@ -322,6 +351,15 @@ class ReviewSettings(models.Model):
         default=False,
         help_text="Every committee member must enrol an authenticator app (TOTP) and enter a code each session "
         "before voting, recusing or revoking.",
+    )
+    chair = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="committee chair",
+        help_text="Told first of alerts about reviewers; when unset, every operator is.",
     )
     reason = models.TextField(blank=True, help_text="Why the last change was made.")
     changed_at = models.DateTimeField(null=True, blank=True)

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core.roles import OPERATORS
 from reviews.models import Case, CaseStatus, NotificationPreference, NotificationSent
-from reviews.selectors import committee_members, eligible_member_ids, submitters
+from reviews.selectors import case_is_honeypot, committee_members, eligible_member_ids, submitters
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def notify_decision(case_id: int, decision: str, version: int) -> bool:
     """To the submitters (uploaders, API key owners, the proposer of a policy change):
     approved, rejected, or changes requested. Essential: always sent."""
     case = Case.objects.filter(pk=case_id).first()
-    if case is None:
+    if case is None or case_is_honeypot(case):
+        # A honeypot's "submitter" may be an API key's owner it only appears to come from.
         return False
     wording = {
         CaseStatus.APPROVED: "was approved",

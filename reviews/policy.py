@@ -20,7 +20,9 @@ class BrokenRule(Exception):
 @dataclass(frozen=True)
 class Subject:
     """What a rule looks at. None means the subject lacks it (and a condition on
-    it does not hold). `metric` is called lazily: (kind, window) -> value or None."""
+    it does not hold). `metric` is called lazily: (kind, window) -> value or None;
+    `alert_firing` too, only when a rule asks: () -> whether an indicator alert
+    about the subject's model is firing (the gate composes it: fsar/gate.py)."""
 
     task_type: str | None = None
     ai_model: str | None = None
@@ -29,6 +31,7 @@ class Subject:
     block_execution: bool | None = None
     proposal: str | None = None
     metric: Callable[[str, int], float | None] | None = field(default=None, compare=False)
+    alert_firing: Callable[[], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Rule:
     metric: str
     metric_threshold: float | None
     metric_window: int | None
+    model_alert_firing: bool
     action: str
     quorum: int
     sla_hours: int
@@ -69,6 +73,7 @@ class Rule:
             metric=rule.metric,
             metric_threshold=rule.metric_threshold,
             metric_window=rule.metric_window,
+            model_alert_firing=bool(rule.model_alert_firing),
             action=rule.action,
             quorum=rule.quorum,
             sla_hours=rule.sla_hours,
@@ -150,6 +155,12 @@ class Rule:
             values[self.metric] = value
             values["metric_threshold"] = self.metric_threshold
             values["metric_window"] = self.metric_window
+        if self.model_alert_firing:
+            if subject.ai_model is None or subject.alert_firing is None:
+                return None
+            if not subject.alert_firing():
+                return None
+            values["model_alert_firing"] = True
         return values
 
     def describe(self, values: dict) -> str:

@@ -91,6 +91,26 @@ def review_settings() -> ReviewSettings:
     return ReviewSettings.objects.filter(pk=1).first() or ReviewSettings()
 
 
+def committee_chairs() -> list:
+    """Who is told first of alerts about reviewers: the chair set in the review
+    settings (an active user), or, when unset, every active operator."""
+    from django.contrib.auth import get_user_model
+
+    from core.roles import OPERATORS
+
+    users = get_user_model().objects.filter(is_active=True)
+    chair_id = ReviewSettings.objects.filter(pk=1).values_list("chair_id", flat=True).first()
+    if chair_id is not None and (chair := users.filter(pk=chair_id).first()) is not None:
+        return [chair]
+    # Superusers count as every role (core.roles).
+    return list(users.filter(Q(groups__name=OPERATORS) | Q(is_superuser=True)).distinct().order_by("pk"))
+
+
+def case_is_honeypot(case: Case) -> bool:
+    """Whether the case is about a honeypot report (never shown outside the admin)."""
+    return case.kind == Case.Kind.REPORT and Report.objects.filter(case_id=case.pk, honeypot=True).exists()
+
+
 def totp_devices(user, *, confirmed: bool):
     """The user's two-factor (TOTP) devices, confirmed or pending."""
     return TOTPDevice.objects.devices_for_user(user, confirmed=confirmed)
@@ -138,9 +158,15 @@ def model_metric(ai_model: str, kind: str, window: int) -> float | None:
     return percentile_cont(durations, 0.95)
 
 
+def report_for_client(report_id: str) -> Report | None:
+    """A report as the AI client may know it: a honeypot does not exist for it."""
+    report = report_by_id(report_id)
+    return None if report is None or report.honeypot else report
+
+
 def rejected_precedent(fingerprint: str) -> Report | None:
-    """The latest report with this proposal fingerprint whose case was rejected, or
-    None: only its id, `report_id` and `case_id` are loaded (the rest deferred). Read
+    """The latest report (never a honeypot) with this proposal fingerprint whose case
+    was rejected, or None: only its id, `report_id` and `case_id` are loaded (the rest deferred). Read
     for every report received, so written out (a queryset with its join costs more to
     compile than to run; docs/benchmarks.md)."""
     connection = connections[router.db_for_read(Report)]
@@ -150,7 +176,8 @@ def rejected_precedent(fingerprint: str) -> Report | None:
         cursor.execute(
             f"SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
             f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
-            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s ORDER BY r.{qn('id')} DESC LIMIT 1",
+            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
+            f"ORDER BY r.{qn('id')} DESC LIMIT 1",
             [fingerprint, CaseStatus.REJECTED],
         )
         row = cursor.fetchone()

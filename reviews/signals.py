@@ -13,12 +13,24 @@ gate, asked again for the held tasks, already sees them. Events:
 
 `by` is the acting user, or None for the system (expiry). Sent for every case
 kind; receivers look at `case.kind` (and `case.subject_ref`) first.
+
+`vote_recorded(sender=Vote, vote=..., case=..., honeypot=...)` is sent by
+`services.vote_cast` (every path a vote takes: the case page, demo data, code)
+inside the vote's transaction, after the vote row is written and before the
+tally decides the case. `honeypot` is True when the case's report is a honeypot
+an operator seeded. Sent with `send()`, not `send_robust()`: a receiver that
+raises fails the vote, and nothing of it is recorded.
 """
 
 from django.dispatch import Signal
 
 case_changed = Signal()
+vote_recorded = Signal()
 
 
 def send_case_changed(case, event: str, *, by=None) -> None:
     case_changed.send(sender=type(case), case=case, event=event, by=by)
+
+
+def send_vote_recorded(vote, case, *, honeypot: bool) -> None:
+    vote_recorded.send(sender=type(vote), vote=vote, case=case, honeypot=honeypot)

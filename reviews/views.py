@@ -189,7 +189,10 @@ def _case_page(request: HttpRequest, case_id: int, *, vote_form: VoteForm | None
                 "held_after: not a page of this case's held tasks", content_type="text/plain; charset=utf-8"
             )
         held_after = int(held_after)
-    context = selectors.case_page(case=case, user=request.user, now=timezone.now(), held_after=held_after)
+    now = timezone.now()
+    context = selectors.case_page(case=case, user=request.user, now=now, held_after=held_after)
+    if context["why_not"] is None:  # a member who may vote on this version: when they first saw it
+        services.case_view_record(case=case, member=request.user, now=now)
     context.update(
         {
             "vote_form": vote_form or VoteForm(initial={"version": case.version}),

@@ -225,6 +225,13 @@ def _insert_postgresql(rows: list[BackfillRow], *, actor: Actor) -> None:
         )
         cursor.execute(sql, [*history, ids])
     rollups.fold_rows(
-        (row.finished_at, row.task_type, row.ai_model, row.status, duration_ms(row.started_at, row.finished_at))
+        (
+            row.finished_at,
+            row.task_type,
+            row.ai_model,
+            row.status,
+            duration_ms(row.started_at, row.finished_at),
+            TaskSource.BACKFILL.value,
+        )
         for row in rows
     )

@@ -208,6 +208,8 @@ class TaskMetricsRollup(models.Model):
     timed = models.BigIntegerField(default=0)
     sum_ms = models.BigIntegerField(default=0)
     max_ms = models.BigIntegerField(null=True)
+    # Of `count`, the tasks the AI side backfilled (source=backfill): the metrics page marks them.
+    backfilled = models.BigIntegerField(default=0, db_default=0)
     # [first bucket index (tasks.rollups.bucket_index), its tasks, the next bucket's, …]; [] when empty.
     histogram = models.JSONField(default=list)
 

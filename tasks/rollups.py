@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 
 from tasks.models import FINISHED_STATUSES as FINISHED
-from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskSource, TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ PERIOD_HOUR = TaskMetricsRollup.Period.HOUR.value
 PERIOD_SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
 PERIOD_DAY = TaskMetricsRollup.Period.DAY.value
 FAILED = TaskStatus.FAILED.value
+BACKFILL = TaskSource.BACKFILL.value
 
 # --- Buckets --------------------------------------------------------------------------
 
@@ -142,14 +143,18 @@ class Totals:
     sum_ms: int = 0
     max_ms: int | None = None
     histogram: dict[int, int] = field(default_factory=dict)
+    # Of `count`, the tasks the AI side backfilled (source=backfill), which the metrics page marks.
+    backfilled: int = 0
     # Stored rows being added up: one count per bucket (index + _OFFSET), summed slice by
     # slice in C rather than bucket by bucket; folded into `histogram` when read.
     _counts: list[int] | None = field(default=None, compare=False, repr=False)
     _low: int = field(default=0, compare=False, repr=False)
     _high: int = field(default=0, compare=False, repr=False)
 
-    def add_task(self, status: str, duration: int | None) -> None:
+    def add_task(self, status: str, duration: int | None, source: str | None = None) -> None:
         self.count += 1
+        if source == BACKFILL:
+            self.backfilled += 1
         if status == FAILED:
             self.failed += 1
         if duration is not None:
@@ -160,9 +165,10 @@ class Totals:
             key = bucket_index(duration)
             self.histogram[key] = self.histogram.get(key, 0) + 1
 
-    def add(self, count, failed, timed, sum_ms, max_ms, histogram: list[int] | None) -> None:
+    def add(self, count, failed, timed, sum_ms, max_ms, histogram: list[int] | None, backfilled: int = 0) -> None:
         """Add a stored row's figures (`histogram` in its stored, dense form)."""
         self.count += count
+        self.backfilled += backfilled
         self.failed += failed
         self.timed += timed
         self.sum_ms += sum_ms
@@ -191,8 +197,18 @@ class Totals:
         return self
 
     def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None)
-        for index, tasks in other.flush().histogram.items():
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
+        theirs = other._counts
+        if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
+            low, high = other._low, other._high
+            counts = self._counts
+            if counts is None:
+                counts = self._counts = [0] * (2 * _OFFSET)
+                self._low, self._high = low, high
+            else:
+                self._low, self._high = min(self._low, low), max(self._high, high)
+            counts[low:high] = map(operator.add, counts[low:high], theirs[low:high])
+        for index, tasks in other.histogram.items():
             self.histogram[index] = self.histogram.get(index, 0) + tasks
 
     def percentile(self, fraction: float) -> float | None:
@@ -209,14 +225,16 @@ def day_start(moment: datetime) -> datetime:
 
 # (period, start, task_type, ai_model)
 RollupKey = tuple[str, datetime, str, str | None]
-Row = tuple[datetime, str, str | None, str, int | None]  # finished_at, task_type, ai_model, status, duration_ms
+# finished_at, task_type, ai_model, status, duration_ms, source
+Row = tuple[datetime, str, str | None, str, int | None, str | None]
+ROW_FIELDS = ("finished_at", "task_type", "ai_model", "status", "duration_ms", "source")
 
 
 def accumulate(rows: Iterable[Row]) -> dict[RollupKey, Totals]:
-    """Hour and day totals of (finished_at, task_type, ai_model, status, duration_ms)
+    """Hour and day totals of (finished_at, task_type, ai_model, status, duration_ms, source)
     rows; rows that are not finished (succeeded/failed, with a finished_at) are skipped."""
     result: dict[RollupKey, Totals] = {}
-    for finished_at, task_type, ai_model, status, duration in rows:
+    for finished_at, task_type, ai_model, status, duration, source in rows:
         if finished_at is None or status not in FINISHED:
             continue
         hour = hour_start(finished_at)
@@ -228,13 +246,13 @@ def accumulate(rows: Iterable[Row]) -> dict[RollupKey, Totals]:
             totals = result.get(key)
             if totals is None:
                 totals = result[key] = Totals()
-            totals.add_task(status, duration)
+            totals.add_task(status, duration, source)
     return result
 
 
 def task_rows(tasks: Iterable[ExecutionTask]) -> Iterator[Row]:
     for task in tasks:
-        yield task.finished_at, task.task_type, task.ai_model, task.status, task.duration_ms
+        yield task.finished_at, task.task_type, task.ai_model, task.status, task.duration_ms, task.source
 
 
 # --- Writing ----------------------------------------------------------------------------
@@ -251,7 +269,7 @@ def fold_tasks(tasks: Iterable[ExecutionTask]) -> int:
 
 
 def fold_rows(rows: Iterable[Row]) -> int:
-    """`fold_tasks` for (finished_at, task_type, ai_model, status, duration_ms) rows."""
+    """`fold_tasks` for (finished_at, task_type, ai_model, status, duration_ms, source) rows."""
     deltas = accumulate(rows)
     if not deltas:
         return 0
@@ -270,50 +288,89 @@ def _key_order(key: RollupKey) -> tuple:
     return (period, start, task_type, ai_model is not None, ai_model or "")
 
 
-_UPSERT = """
-INSERT INTO tasks_metrics_rollup AS r
-       (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram)
-SELECT period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram
-  FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[], %s::bigint[], %s::bigint[],
-              %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY
-       AS d (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, histogram, n)
- ORDER BY n
-ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
-    count = r.count + EXCLUDED.count,
-    failed = r.failed + EXCLUDED.failed,
-    timed = r.timed + EXCLUDED.timed,
-    sum_ms = r.sum_ms + EXCLUDED.sum_ms,
-    max_ms = GREATEST(r.max_ms, EXCLUDED.max_ms),
-    histogram = (
-        -- Both dense lists ([first index, counts…]) added bucket by bucket, then dense again.
-        WITH counts AS (
-            SELECT (h ->> 0)::int + a.position - 2 AS bucket, sum(a.tasks::bigint) AS tasks
-              FROM (VALUES (r.histogram), (EXCLUDED.histogram)) AS s (h),
-                   jsonb_array_elements_text(h) WITH ORDINALITY AS a (tasks, position)
-             WHERE a.position > 1
-             GROUP BY 1)
-        SELECT CASE WHEN count(*) = 0 THEN '[]'::jsonb
-                    ELSE jsonb_build_array(min(g.bucket)) || jsonb_agg(coalesce(c.tasks, 0) ORDER BY g.bucket) END
-          FROM (SELECT generate_series(min(bucket), max(bucket)) AS bucket FROM counts) AS g
-          LEFT JOIN counts AS c USING (bucket))
+# Folding on PostgreSQL, set-based, one write per rollup row. The deltas' keys are
+# copied into a temporary table (COPY), the rows they need are created empty where
+# missing, then locked and read; the sums and histograms are added up in Python, copied
+# into a second temporary table and written back with one UPDATE. Merging the dense
+# JSON histograms in SQL cost about half a millisecond per row, which made a backfill's
+# fold seconds long; passing 10,000 rows as array parameters (psycopg dumps them element
+# by element) or as one JSON document (json_to_recordset spills to disk) cost more than
+# the statements (docs/benchmarks.md). Every writer takes the rows in the key's order
+# (the ORDER BY below), so concurrent writers cannot deadlock on them; a row stays
+# locked from _LOCK to the commit, so no addition is lost.
+_KEY = "period, start, task_type, has_model, model"
+_TEMP_KEYS = (
+    "CREATE TEMPORARY TABLE rollup_fold_keys (period text, start timestamptz, task_type text, has_model boolean, "
+    "model text) ON COMMIT DROP"
+)
+_TEMP_SET = (
+    "CREATE TEMPORARY TABLE rollup_fold_set (id bigint, count bigint, failed bigint, timed bigint, sum_ms bigint, "
+    "max_ms bigint, backfilled bigint, histogram jsonb) ON COMMIT DROP"
+)
+_ENSURE = f"""
+INSERT INTO tasks_metrics_rollup ({_KEY}, count, failed, timed, sum_ms, backfilled, histogram)
+SELECT {_KEY}, 0, 0, 0, 0, 0, '[]'::jsonb FROM rollup_fold_keys ORDER BY {_KEY}
+ON CONFLICT ({_KEY}) DO NOTHING
+"""
+_LOCK = f"""
+SELECT r.id, {_KEY}, r.count, r.failed, r.timed, r.sum_ms, r.max_ms, r.backfilled, r.histogram
+  FROM tasks_metrics_rollup AS r JOIN rollup_fold_keys USING ({_KEY})
+ ORDER BY {_KEY}
+   FOR UPDATE OF r
+"""
+_SET = """
+UPDATE tasks_metrics_rollup AS r
+   SET count = d.count, failed = d.failed, timed = d.timed, sum_ms = d.sum_ms, max_ms = d.max_ms,
+       backfilled = d.backfilled, histogram = d.histogram
+  FROM rollup_fold_set AS d
+ WHERE r.id = d.id
 """
 
 
 def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
-    """One statement for all the rows, set-based (one array per column, unnest); keys in
-    a fixed order so concurrent writers lock rows in the same order. The additions
-    happen in SQL on the locked row: no lost update."""
-    keys = sorted(deltas, key=_key_order)
-    columns: list[list] = [[] for _ in range(11)]
-    for key in keys:
-        period, start, task_type, ai_model = key
-        t = deltas[key]
-        values = (period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed, t.timed,
-                  t.sum_ms, t.max_ms, json.dumps(dense(t.histogram)))  # fmt: skip
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
+    """Add the deltas to their rollup rows, in the caller's transaction: the same few
+    statements whatever their number."""
+    written = []
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, columns)
+        cursor.execute(_TEMP_KEYS)
+        with cursor.copy(f"COPY rollup_fold_keys ({_KEY}) FROM STDIN") as copy:
+            for period, start, task_type, ai_model in deltas:
+                copy.write_row((period, start, task_type, ai_model is not None, ai_model or ""))
+        cursor.execute(_ENSURE)
+        cursor.execute(_LOCK)
+        for row_id, period, start, task_type, has_model, model, *figures, stored in cursor.fetchall():
+            delta = deltas[(period, start, task_type, model if has_model else None)]
+            count, failed, timed, sum_ms, max_ms, backfilled = figures
+            if delta.max_ms is not None and (max_ms is None or delta.max_ms > max_ms):
+                max_ms = delta.max_ms
+            if delta.histogram:
+                stored = json.loads(stored) if isinstance(stored, str) else stored
+                stored = json.dumps(merge_dense(stored, delta.histogram))
+            elif not isinstance(stored, str):
+                stored = json.dumps(stored)
+            written.append((row_id, count + delta.count, failed + delta.failed, timed + delta.timed,
+                            sum_ms + delta.sum_ms, max_ms, backfilled + delta.backfilled, stored))  # fmt: skip
+        if len(written) != len(deltas):  # cannot happen: every key was created or found above
+            raise RuntimeError(f"rollup fold: {len(deltas)} rows wanted, {len(written)} locked")
+        cursor.execute(_TEMP_SET)
+        with cursor.copy("COPY rollup_fold_set FROM STDIN") as copy:
+            for row in written:
+                copy.write_row(row)
+        cursor.execute(_SET)
+        cursor.execute("DROP TABLE rollup_fold_keys, rollup_fold_set")
+
+
+def merge_dense(stored: list[int], delta: dict[int, int]) -> list[int]:
+    """A stored (dense) histogram with {bucket index: tasks} added, dense again."""
+    if not stored:
+        return dense(delta)
+    first, low, high = stored[0], min(delta), max(delta)
+    low, high = min(low, first), max(high, first + len(stored) - 2)
+    counts = [0] * (high - low + 1)
+    counts[first - low : first - low + len(stored) - 1] = stored[1:]
+    for index, tasks in delta.items():
+        counts[index - low] += tasks
+    return [low, *counts]
 
 
 def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
@@ -337,19 +394,20 @@ def _upsert_python(deltas: dict[RollupKey, Totals]) -> None:
                 TaskMetricsRollup(
                     period=period, start=start, task_type=task_type, has_model=ai_model is not None,
                     model=ai_model or "", count=delta.count, failed=delta.failed, timed=delta.timed,
-                    sum_ms=delta.sum_ms, max_ms=delta.max_ms, histogram=dense(delta.histogram),
+                    sum_ms=delta.sum_ms, max_ms=delta.max_ms, backfilled=delta.backfilled,
+                    histogram=dense(delta.histogram),
                 )
             )  # fmt: skip
             continue
         merged = Totals()
-        merged.add(row.count, row.failed, row.timed, row.sum_ms, row.max_ms, row.histogram)
+        merged.add(row.count, row.failed, row.timed, row.sum_ms, row.max_ms, row.histogram, row.backfilled)
         merged.merge(delta)
         row.count, row.failed, row.timed, row.sum_ms = merged.count, merged.failed, merged.timed, merged.sum_ms
-        row.max_ms, row.histogram = merged.max_ms, dense(merged.flush().histogram)
+        row.max_ms, row.backfilled, row.histogram = merged.max_ms, merged.backfilled, dense(merged.flush().histogram)
         changed.append(row)
     TaskMetricsRollup.objects.bulk_create(created, batch_size=UPSERT_CHUNK)
     TaskMetricsRollup.objects.bulk_update(
-        changed, ["count", "failed", "timed", "sum_ms", "max_ms", "histogram"], batch_size=UPSERT_CHUNK
+        changed, ["count", "failed", "timed", "sum_ms", "max_ms", "backfilled", "histogram"], batch_size=UPSERT_CHUNK
     )
 
 
@@ -379,7 +437,7 @@ def _drain_batch(batch: int) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [REBUILD_LOCK])
         tasks = tasks.select_for_update(skip_locked=True, of=("self",))
-    rows = list(tasks.values_list("pk", "finished_at", "task_type", "ai_model", "status", "duration_ms")[:batch])
+    rows = list(tasks.values_list("pk", *ROW_FIELDS)[:batch])
     if not rows:
         return 0
     ExecutionTask.objects.filter(pk__in=[row[0] for row in rows]).update(rollup_pending=False)
@@ -409,7 +467,7 @@ def raw_rows(since: datetime, until: datetime, *, folded_only: bool = False) -> 
     qs = ExecutionTask.objects.filter(finished_at__gte=since, finished_at__lt=until, status__in=FINISHED).order_by()
     if folded_only:
         qs = qs.filter(rollup_pending=False)
-    return qs.values_list("finished_at", "task_type", "ai_model", "status", "duration_ms").iterator(chunk_size=10_000)
+    return qs.values_list(*ROW_FIELDS).iterator(chunk_size=10_000)
 
 
 def days_between(since: datetime, until: datetime) -> list[datetime]:
@@ -454,7 +512,7 @@ def rebuild_day(day: datetime) -> int:
                 TaskMetricsRollup(
                     period=period, start=start, task_type=task_type, has_model=ai_model is not None,
                     model=ai_model or "", count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms,
-                    max_ms=t.max_ms, histogram=dense(t.histogram),
+                    max_ms=t.max_ms, backfilled=t.backfilled, histogram=dense(t.histogram),
                 )
                 for (period, start, task_type, ai_model), t in sorted(deltas.items(), key=lambda i: _key_order(i[0]))
             ],
@@ -478,6 +536,6 @@ def stored(since: datetime, until: datetime) -> dict[RollupKey, Totals]:
     for r in TaskMetricsRollup.objects.filter(start__gte=days[0], start__lt=days[-1] + timedelta(days=1)):
         if r.count:
             result[(r.period, r.start, r.task_type, r.ai_model)] = totals = Totals()
-            totals.add(r.count, r.failed, r.timed, r.sum_ms, r.max_ms, r.histogram)
+            totals.add(r.count, r.failed, r.timed, r.sum_ms, r.max_ms, r.histogram, r.backfilled)
             totals.flush()
     return result

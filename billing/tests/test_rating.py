@@ -95,3 +95,38 @@ def test_money_helpers_use_integers_and_round_each_line_once():
     assert periods.parse_period("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     with pytest.raises(periods.BadPeriod):
         periods.parse_period("2026-13")
+
+
+def test_the_rate_in_sql_is_money_rate_on_the_database():
+    from django.db import connection
+
+    cases = [(unit, price, quantity) for unit in ("task", "1k_tokens") for price in (0, 1, 3, 999, 123_450)
+             for quantity in (0, 1, 499, 500, 1_499, 1_500, 12_345_678)]  # fmt: skip
+    with connection.cursor() as cursor:
+        for unit, price, quantity in cases:
+            expression = money.RATE_SQL.format(unit="%s", price="CAST(%s AS bigint)", quantity="CAST(%s AS bigint)")
+            cursor.execute(f"SELECT {expression}", [unit, quantity, price, quantity, price])
+            assert cursor.fetchone()[0] == money.rate(unit=unit, unit_price_micros=price, quantity=quantity), (
+                unit, price, quantity)  # fmt: skip
+
+
+def test_rating_a_finished_task_is_one_statement_and_a_second_rating_stores_nothing(acme, offerings, finish_task):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    task = finish_task(tokens=2_000)
+    UsageRecord.objects.filter(task=task).delete()
+    with CaptureQueriesContext(connection) as queries:
+        assert services.usage_rate(task=task) is True
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert services.usage_rate(task=task) is False  # the unique key on task_id: no second record
+    record = UsageRecord.objects.get(task=task)
+    assert (record.customer, record.quantity, record.amount_micros) == (acme, 1, 123_450)
+    assert services.usage_record_for_task(task=task) == record  # asked again: the first record
+
+
+def test_an_inactive_offering_rates_nothing(acme, per_task_offering, finish_task):
+    ServiceOffering.objects.filter(pk=per_task_offering.pk).update(active=False)
+    task = finish_task()
+    assert services.usage_record_for_task(task=task) is None
+    assert not UsageRecord.objects.exists()

@@ -50,7 +50,7 @@ def pages_for(role: str, *, case_id: int, invoice_id: int, run_id: int, version:
 
     audit_run = AuditRun.objects.filter(format="promptfoo").values_list("pk", flat=True).first()
     models = ["/models/", f"/models/versions/{version.pk}/", f"/reviews/cases/{version.case_id}/", "/audits/",
-              f"/audits/runs/{audit_run}/"]  # fmt: skip
+              f"/audits/runs/{audit_run}/", "/indicators/"]  # fmt: skip
     committee = ["/", "/reviews/", f"/reviews/cases/{case_id}/", "/reviews/gate/", "/reviews/2fa/",
                  "/reviews/notifications/", *models]  # fmt: skip
     return {

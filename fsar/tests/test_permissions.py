@@ -37,6 +37,8 @@ PAGES = [
     ("home", SIGNED_IN),
     ("login", everyone(200)),
     ("healthz", everyone(200)),
+    # A scraper's bearer token opens /metrics, never a role or a login (fsar/tests/test_prometheus.py).
+    ("metrics", everyone(404)),
     ("favicon", everyone(301)),
     ("reviews:format", SIGNED_IN),
     ("billing:usage", only("customer")),
@@ -97,6 +99,11 @@ PAGES = [
     ("/admin/reviews/reviewsettings/", everyone(302)),
     ("/admin/reviews/reviewsettings/1/change/", ADMIN),
     ("/admin/reviews/reviewsettings/1/history/", ADMIN),
+    # Indicators: who sees which series and alert is in indicators/tests/test_views_pages.py.
+    ("indicators:overview", only("operator", "committee")),
+    ("/indicators/series/999999/", NOT_FOUND),
+    ("/indicators/alerts/999999/", NOT_FOUND),
+    ("/indicators/alerts/999999/acknowledge/", only("operator", "committee", status=405)),
 ]
 
 # The user each role logs in as (a conftest fixture); anon logs in as nobody.

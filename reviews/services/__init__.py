@@ -16,6 +16,7 @@ modules below it (docs/architecture.md draws the order):
     committee       votes and their tally, recusals, comments, claims
     preferences     a person's notification preferences
     subjects        cases about subjects the apps above reviews own (reviews.subjects)
+    oversight       first views of a case version, honeypot reports
 
 The public surface is this package: callers write `from reviews import services`
 and `services.vote_cast(...)`, and `__all__` below lists what that spelling
@@ -63,6 +64,7 @@ from reviews.services.gate import (
     validate_rule,
 )
 from reviews.services.intake import IngestResult, UploadOutcome, fingerprint, ingest_file, record_of, report_ingest
+from reviews.services.oversight import case_view_record, honeypot_seed
 from reviews.services.policy_changes import (
     POLICY_FIELDS,
     policy_change_emergency,
@@ -148,6 +150,9 @@ __all__ = [
     "policy_change_quorum",
     "policy_change_propose",
     "policy_change_emergency",
+    # what the indicators of reviewer behaviour read
+    "case_view_record",
+    "honeypot_seed",
     # notification preferences
     "notification_preference_set",
 ]

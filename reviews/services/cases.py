@@ -86,6 +86,10 @@ def case_decide(*, case_id: int, decision: str, by, rationale: str) -> Case:
     if decision == CaseStatus.APPROVED and subjects.is_subject_kind(case.kind):
         _decide_held_tasks_again(case, by=by)
         return case
+    if decision == CaseStatus.APPROVED and selectors.case_is_honeypot(case):
+        # A honeypot's approval releases nothing (no task can name it: selectors.report_for_client);
+        # anything waiting on it stays held, and the AI side hears nothing.
+        return case
     gate = GateDecision(
         "allow" if decision == CaseStatus.APPROVED else "deny",
         f"case {case.pk} {decision} by {by}: {case.rationale}",

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from reviews import subjects
+from reviews import selectors, subjects
 from reviews.models import (
     DECIDED_STATUSES,
     Case,
@@ -18,6 +18,7 @@ from reviews.services.cases import case_decide
 from reviews.services.common import _chain, check_rationale
 from reviews.services.errors import NotAllowed
 from reviews.services.quorum import _check_short_of_members
+from reviews.signals import send_vote_recorded
 
 
 @transaction.atomic
@@ -58,6 +59,7 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str, version: int
     vote._change_reason = f"voted {choice} on version {case.version}"
     vote.save()
     _chain("vote.cast", case=case, by=member, vote=vote.pk, version=case.version, choice=choice, rationale=rationale)
+    send_vote_recorded(vote, case, honeypot=selectors.case_is_honeypot(case))
     _tally(case, by=member)
     return vote
 

@@ -7,6 +7,7 @@ and the operators' review settings.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from django.db import IntegrityError, transaction
@@ -34,9 +35,12 @@ from tasks.models import ExecutionTask, TaskStatus
 from tasks.services import Actor, task_gate_update
 
 logger = logging.getLogger(__name__)
+AlertProvider = Callable[[str], bool]
 
 
-def recheck_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
+def recheck_task(
+    task: ExecutionTask, *, state: GateState | None = None, alert_firing: AlertProvider | None = None
+) -> GateDecision:
     """The gate's answer now for a task stored as allowed that is about to start
     (settings.TASK_GATE_RECHECK through fsar.gate), inside the start's transaction.
 
@@ -47,7 +51,7 @@ def recheck_task(task: ExecutionTask, *, state: GateState | None = None) -> Gate
     on the case that allowed it, the reason says what changed that case since.
     Cost when nothing changed: what registration costs (one query, cached rules)."""
     try:
-        decision = decide_task(task, state=state)
+        decision = decide_task(task, state=state, alert_firing=alert_firing)
     except UnknownProposal:
         return GateDecision("deny", f"its report {task.proposal_ref} no longer exists", None, None)
     if decision.decision == "hold" and decision.case and str(decision.case) == task.gate_case:
@@ -57,20 +61,28 @@ def recheck_task(task: ExecutionTask, *, state: GateState | None = None) -> Gate
     return decision
 
 
-def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateDecision:
+def decide_task(
+    task: ExecutionTask, *, state: GateState | None = None, alert_firing: AlertProvider | None = None
+) -> GateDecision:
     """The execution gate's decision on a task being registered.
 
     Called inside task_register's transaction (so a case it opens is rolled back
     with the task). Raises on anything it cannot decide; the caller fails closed.
     Cost when nothing is held: one query for the gate state (none when the
     composing gate passes the `state` it read already), cached rules.
+
+    `alert_firing(ai_model) -> bool` answers the rules' "alert firing for this
+    model" condition (reviews never imports indicators: fsar/gate.py passes it),
+    asked only when a rule that reaches the task uses it. Without it, such a rule
+    cannot be evaluated and the gate fails closed (BrokenRule).
     """
     state = state or selectors.gate_state()
     if state.paused:
         return GateDecision("hold", f"the gate is paused: {state.reason}", PAUSE_POLICY, None)
     report = None
     if task.proposal_ref:
-        report = selectors.report_by_id(task.proposal_ref)
+        # A honeypot does not exist for the AI: a task naming it is refused as an unknown proposal.
+        report = selectors.report_for_client(task.proposal_ref)
         if report is None:
             raise UnknownProposal(task.proposal_ref)
         linked = _decision_from_report(report)
@@ -84,6 +96,7 @@ def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateD
         block_execution=report.block_execution if report else None,
         proposal=report.proposal if report else None,
         metric=(lambda kind, window: selectors.model_metric(task.ai_model, kind, window)) if task.ai_model else None,
+        alert_firing=(lambda: _alert_firing(alert_firing, task.ai_model)) if task.ai_model else None,
     )
     matched = policy.first_match(policy.active_rules(state.rules_version), subject)
     if matched is None:
@@ -95,6 +108,12 @@ def decide_task(task: ExecutionTask, *, state: GateState | None = None) -> GateD
     if rule.action == Action.DENY:
         return GateDecision("deny", reason, rule.name, None)
     return _hold_for_tasks(task, rule, reason)
+
+
+def _alert_firing(provider: AlertProvider | None, ai_model: str) -> bool:
+    if provider is None:
+        raise policy.BrokenRule("a rule asks whether an alert is firing for the model, and no one can answer")
+    return bool(provider(ai_model))
 
 
 def _decision_from_report(report: Report) -> GateDecision | None:
@@ -230,24 +249,45 @@ def _gate_set_paused(paused: bool, *, by, reason: str) -> GateState:
     return state
 
 
+_UNCHANGED = object()
+
+
 @transaction.atomic
-def review_settings_set(*, by, require_totp: bool, reason: str) -> ReviewSettings:
-    """Change the operators' review settings: the row's history and an audit-chain
-    entry (`review_settings.changed`, with `{field: [before, after]}`) record who,
-    what and why. A save that changes nothing is refused, so every entry is a change."""
+def review_settings_set(*, by, reason: str, require_totp: bool | None = None, chair=_UNCHANGED) -> ReviewSettings:
+    """Change the operators' review settings: two-factor for decisions, and the
+    committee chair (an active committee member, or None: every operator is told
+    instead; reviews.selectors.committee_chairs). The row's history and an
+    audit-chain entry (`review_settings.changed`, with `{field: [before, after]}`)
+    record who, what and why. A save that changes nothing is refused, so every
+    entry is a change; a setting left out (None / not given) is kept."""
+    from core.roles import COMMITTEE, has_role
+
     reason = reason.strip()
     if not reason:
         raise NotAllowed("changing the review settings needs a reason", field="reason")
     row = _review_settings_locked()
-    if row.require_totp == require_totp:
-        raise NotAllowed("nothing changed: two-factor is already " + ("required" if require_totp else "optional"))
-    diff = {"require_totp": [row.require_totp, require_totp]}
-    row.require_totp = require_totp
+    diff: dict = {}
+    said = []
+    if require_totp is not None and row.require_totp != require_totp:
+        diff["require_totp"] = [row.require_totp, require_totp]
+        row.require_totp = require_totp
+        said.append(f"two-factor {'required' if require_totp else 'optional'}")
+    if chair is not _UNCHANGED and row.chair_id != (chair.pk if chair is not None else None):
+        if chair is not None and not (chair.is_active and has_role(chair, COMMITTEE)):
+            raise NotAllowed(f"{chair} is not an active committee member: the chair is one", field="chair")
+        before = row.chair.get_username() if row.chair_id else None
+        diff["chair"] = [before, chair.get_username() if chair is not None else None]
+        row.chair = chair
+        said.append(f"chair {chair.get_username()}" if chair is not None else "no chair (every operator)")
+    if not diff:
+        if chair is _UNCHANGED and require_totp is not None:
+            raise NotAllowed("nothing changed: two-factor is already " + ("required" if require_totp else "optional"))
+        raise NotAllowed("nothing changed")
     row.reason = reason
     row.changed_at = timezone.now()
     row.changed_by = by
     row._history_user = by
-    row._change_reason = f"two-factor {'required' if require_totp else 'optional'}: {reason}"
+    row._change_reason = f"{', '.join(said)}: {reason}"
     row.save()
     _chain("review_settings.changed", subject="review_settings", by=by, diff=diff, reason=reason)
     return row

@@ -131,6 +131,9 @@ def ingest_file(*, name: str, raw: bytes, user=None, api_key=None) -> UploadOutc
 
 
 def _same_report(report: Report, record: ReportRecord) -> Report:
+    if report.honeypot:
+        # The id is taken; the honeypot is never handed back, even for the same text.
+        raise ReportConflict(f"report {record.id!r} already exists with a different record", fields=["id"])
     differences = record_of(report).differences(record)
     if differences:
         raise ReportConflict(
@@ -179,10 +182,22 @@ def _prepare(record: ReportRecord) -> _Prepared:
     return _Prepared(timezone.now(), previous, fp, _decide(record, fp))
 
 
-def _store_report(record: ReportRecord, prepared: _Prepared, *, raw: bytes, raw_format: str, api_key, user) -> Report:
+def _store_report(
+    record: ReportRecord,
+    prepared: _Prepared,
+    *,
+    raw: bytes,
+    raw_format: str,
+    api_key,
+    user,
+    honeypot: bool = False,
+    recorded_by=None,
+) -> Report:
     """Place a new report in a case (a revision joins its previous report's case) and
     save it with its history row. Outside a transaction, raises _NeedsTransaction
-    before writing anything if it would write more than the report."""
+    before writing anything if it would write more than the report. `honeypot` and
+    `recorded_by` (the seeding operator, in the report's history) are
+    services.honeypot_seed's."""
     now, previous, fp, decision = prepared.now, prepared.previous, prepared.fingerprint, prepared.decision
     # The person answerable for the report: its uploader, or the owner of the key that sent it.
     submitter = user or (api_key.owner if api_key else None)
@@ -233,10 +248,12 @@ def _store_report(record: ReportRecord, prepared: _Prepared, *, raw: bytes, raw_
         gate_reason=decision.reason,
         gate_policy=decision.policy_name,
         gate_values=decision.values,
+        honeypot=honeypot,
     )
     # The history row is copied by the database (core.history; no receiver but
     # simple-history's listens to a report's save).
-    save_with_history(report, reason=f"received ({raw_format}); gate: {decision.action}", user=submitter)
+    how = "seeded as a honeypot" if honeypot else "received"
+    save_with_history(report, reason=f"{how} ({raw_format}); gate: {decision.action}", user=recorded_by or submitter)
     return report
 
 
@@ -246,7 +263,7 @@ def _superseded_report(record: ReportRecord) -> Report | None:
         return None
     if record.supersedes == record.id:
         raise ReportInvalid("a report cannot supersede itself", field="supersedes")
-    previous = Report.objects.select_related("case").filter(report_id=record.supersedes).first()
+    previous = Report.objects.select_related("case").filter(report_id=record.supersedes, honeypot=False).first()
     if previous is None:
         raise ReportInvalid(f"no report with id {record.supersedes!r}", field="supersedes")
     return previous
@@ -270,6 +287,8 @@ def _decide(record: ReportRecord, fp: str) -> ReportDecision:
         decision = ReportDecision(
             Action.HOLD, None, {}, "no policy rule matched; held for the committee", NO_RULE_POLICY
         )
+    # A honeypot is never a precedent: the AI would read its id in the decision
+    # (selectors.rejected_precedent skips honeypots).
     precedent = selectors.rejected_precedent(fp) if fp else None
     if precedent is None or decision.action != Action.ALLOW:
         return replace(decision, precedent=precedent)
