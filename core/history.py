@@ -37,6 +37,7 @@ class _Statements:
     copy: str  # the history row from the saved row; parameters: the extra columns, then the primary key
     insert_and_copy: str | None  # both at once (PostgreSQL), returning the primary key
     copy_many: str  # history rows of many saved rows (PostgreSQL): the extra columns, then an array of keys
+    copy_from: str  # `INSERT INTO history (…) SELECT … FROM ` the saved row under another name (a CTE's)
 
 
 _STATEMENTS: dict[tuple[type[Model], str], _Statements] = {}
@@ -61,6 +62,7 @@ def _statements(model: type[Model], connection) -> _Statements:
             insert=insert_sql(model, connection, f" RETURNING {pk}" if returning else ""),
             copy=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = %s",
             copy_many=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM {table} WHERE {pk} = ANY(%s)",
+            copy_from=f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM ",
             insert_and_copy=(
                 f"WITH new_row AS ({insert_sql(model, connection, ' RETURNING *')}) "
                 f"INSERT INTO {history_table} ({columns}) SELECT {select} FROM new_row RETURNING {pk}"
@@ -139,3 +141,73 @@ def save_with_history(instance: Model, *, reason: str = "", user: Any = _REQUEST
         finally:
             del instance.skip_history_when_saving
         cursor.execute(sql.copy, [*history, instance.pk])
+
+
+_UPDATES: dict[tuple[type[Model], str, tuple[str, ...]], str] = {}
+
+
+def _update_and_copy_sql(model: type[Model], connection, fields: tuple[str, ...]) -> str:
+    """`WITH changed AS (UPDATE … SET fields WHERE pk RETURNING *) INSERT INTO history
+    SELECT … FROM changed`: parameters, the fields' values, the primary key, then the
+    history row's own columns."""
+    key = (model, connection.vendor, fields)
+    if key not in _UPDATES:
+        meta = model._meta
+        qn = connection.ops.quote_name
+        assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in fields)
+        pk = qn(meta.pk.column)
+        _UPDATES[key] = (
+            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET {assignments} WHERE {pk} = %s RETURNING *) "
+            f"{_statements(model, connection).copy_from}changed RETURNING {pk}"
+        )
+    return _UPDATES[key]
+
+
+def update_with_history(
+    instance: Model, fields: tuple[str, ...], *, reason: str = "", user: Any = _REQUEST_USER, **extra: Any
+) -> None:
+    """Write `fields` of a saved instance and add its history row ("~"), as
+    save_with_history does for a change, for a row the caller holds locked (the
+    other columns are then what the instance holds).
+
+    On PostgreSQL one statement: the UPDATE … RETURNING and the history row copied
+    from what it returns, as a new row and its history row go in (the statement
+    building and one round trip of `save()` plus the copy, on the `start` path of a
+    task: docs/benchmarks.md). Elsewhere `save(update_fields=…)`, then the copy.
+    Without save signals, like save_with_history's insert: only for models whose
+    receivers, other than simple-history's, do not matter for these saves."""
+    model = type(instance)
+    connection = connections[router.db_for_write(model, instance=instance)]
+    if connection.vendor != "postgresql":
+        instance.skip_history_when_saving = True
+        try:
+            instance.save(update_fields=fields)
+        finally:
+            del instance.skip_history_when_saving
+        sql = _statements(model, connection)
+        history = _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
+        with connection.cursor() as cursor:
+            cursor.execute(sql.copy, [*history, instance.pk])
+        return
+    sql = _statements(model, connection)
+    history = _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
+    meta = model._meta
+    values = [meta.get_field(name) for name in fields]
+    params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in values]
+    with connection.cursor() as cursor:
+        cursor.execute(_update_and_copy_sql(model, connection, tuple(fields)), [*params, instance.pk, *history])
+        if cursor.fetchone() is None:
+            raise model.DoesNotExist(f"No {meta.object_name} with pk {instance.pk!r} to update.")
+
+
+def _history_values(sql: _Statements, connection, *, reason: str, user: Any, history_type: str, extra: dict) -> list:
+    if user is _REQUEST_USER:
+        user = _request_user()
+    values = {
+        "history_date": timezone.now(),
+        "history_change_reason": reason,
+        "history_type": history_type,
+        "history_user_id": user.pk if user is not None else None,
+        **extra,
+    }
+    return [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]

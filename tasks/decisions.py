@@ -92,7 +92,12 @@ def channel() -> str:
 
 
 @cache
+@cache
 def _redis(url: str):
+    """One client per URL and process: its pool keeps the connection, so an announce
+    is one PUBLISH, not a new connection (and its handshake) on every change of a task.
+    A connection Redis dropped is discarded by the pool and made again on the next use;
+    redis-py's pool starts afresh in a forked child."""
     import redis
 
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)

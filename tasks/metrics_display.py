@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from tasks import selectors
 from tasks.metrics import _by_type, _group_order, _groups, _totals, aggregate, resolve_engine
 from tasks.metrics_query import (
     Bucket,
     Engine,
+    Key,
     Query,
     Stats,
     Window,
@@ -20,7 +22,9 @@ from tasks.metrics_query import (
     relative_change,
     round_ms,
 )
+from tasks.metrics_rollup import rollup_totals
 from tasks.models import TaskType
+from tasks.rollups import Totals
 
 WINDOW_CHOICES: dict[str, tuple[str, timedelta]] = {
     "24h": ("Last 24 hours", timedelta(hours=24)),
@@ -37,9 +41,13 @@ def chart_bucket(window: Window) -> Bucket:
     return "hour" if window.length <= timedelta(days=2) else "day"
 
 
-def series_by_type(*, window: Window, bucket: Bucket, engine: Engine | None = None) -> dict[str, list[dict]]:
-    """Per task type, its points over the window (one grouped query for all types)."""
-    stats = aggregate(Query(window=window, bucket=bucket), engine=engine)
+def series_by_type(
+    *, window: Window, bucket: Bucket, engine: Engine | None = None, stats: dict[Key, Stats] | None = None
+) -> dict[str, list[dict]]:
+    """Per task type, its points over the window (one grouped query for all types, unless
+    the caller has the figures per bucket and type already: `stats`)."""
+    if stats is None:
+        stats = aggregate(Query(window=window, bucket=bucket), engine=engine)
     starts = bucket_starts(window, bucket)
     result: dict[str, list[dict]] = {}
     for task_type in sorted({key[1] for key in stats}, key=lambda t: _group_order((None, t, None))):
@@ -50,11 +58,17 @@ def series_by_type(*, window: Window, bucket: Bucket, engine: Engine | None = No
 
 
 def series_by_model(
-    *, window: Window, bucket: Bucket, task_type: str, engine: Engine | None = None
+    *,
+    window: Window,
+    bucket: Bucket,
+    task_type: str,
+    engine: Engine | None = None,
+    stats: dict[Key, Stats] | None = None,
 ) -> dict[str | None, list[dict]]:
     """Per AI model of one task type, its points over the window (one grouped query):
     the drill-down's per-model trend."""
-    stats = aggregate(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), engine=engine)
+    if stats is None:
+        stats = aggregate(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), engine=engine)
     starts = bucket_starts(window, bucket)
     models = sorted({key[2] for key in stats}, key=lambda m: (m is None, m or ""))
     return {
@@ -73,29 +87,81 @@ def _biggest_regression(groups: list[dict]) -> dict | None:
     return max(worse, key=lambda g: g["mean_ms_change"]) if worse else None
 
 
+def _merged(totals: dict[Key, Totals], key, *, percentiles: bool) -> dict[Key, Stats]:
+    """Totals per key added up per `key(k)` (so per type, per model or per bucket), as Stats."""
+    merged: dict[Key, Totals] = {}
+    for k, t in totals.items():
+        into = merged.get(key(k))
+        if into is None:
+            into = merged[key(k)] = Totals()
+        into.merge(t)
+    return {
+        k: Stats(
+            count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms, max_ms=t.max_ms,
+            p50_ms=t.percentile(0.5) if percentiles else None, p95_ms=t.percentile(0.95) if percentiles else None,
+        )
+        for k, t in merged.items()
+        if t.count
+    }  # fmt: skip
+
+
+def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None) -> dict:
+    """Everything the page shows of the window, from one read of the rollup engine at
+    the finest grain the page needs (per bucket × type × model, histograms kept), then
+    added up per table row, per chart point and per model: one set of queries where
+    the page used to read the window four times (docs/metrics.md)."""
+    fine = rollup_totals(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), backfilled=True)
+    backfilled: dict[tuple[str, str | None], int] = {}
+    for (_, group_type, ai_model), t in fine.items():
+        if t.backfilled:
+            backfilled[(group_type, ai_model)] = backfilled.get((group_type, ai_model), 0) + t.backfilled
+    per_model = task_type is not None
+    return {
+        "table": _merged(fine, lambda k: (None, k[1], k[2] if per_model else None), percentiles=True),
+        "by_model": _merged(fine, lambda k: (None, k[1], k[2]), percentiles=per_model),
+        "by_bucket": _merged(fine, lambda k: (k[0], k[1], None), percentiles=True),
+        "by_bucket_model": _merged(fine, lambda k: k, percentiles=False) if per_model else None,
+        "backfilled": backfilled,
+    }
+
+
 def metrics_overview(*, window: Window, task_type: str | None = None, engine: Engine | None = None) -> dict:
     """The operator page: per type (or, drilled down, per model of one type) the table,
-    the slowest type and model, the biggest regression, and per type a chart series."""
+    the slowest type and model, the biggest regression, per type a chart series, and
+    per (type, model) how many of the window's tasks were backfilled."""
     engine = resolve_engine(engine, window)
     # One previous-window read serves both tables: per-type sums are the per-model sums added up.
     previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
-    if task_type is None:
-        table = _groups(aggregate(Query(window=window), engine=engine), _by_type(previous))
-        # The highlights only need means: no percentile sort for the per-model groups here.
-        by_model = {"groups": _groups(_totals(Query(window=window, by_model=True), engine), previous)}
-    else:
-        by_model = {
-            "groups": _groups(
-                aggregate(Query(window=window, by_model=True, task_type=task_type), engine=engine), previous
-            )
-        }
-        table = by_model["groups"]
     bucket = chart_bucket(window)
-    charts = series_by_type(window=window, bucket=bucket, engine=engine)
+    if engine == "rollup":
+        reads = _rollup_reads(window, bucket, task_type)
+        backfilled = reads["backfilled"]
+    else:
+        backfilled = selectors.backfilled_counts(since=window.since, until=window.until, task_type=task_type)
+        reads = {"table": None, "by_model": None, "by_bucket": None, "by_bucket_model": None}
+    if task_type is None:
+        current = reads["table"]
+        if current is None:
+            current = aggregate(Query(window=window), engine=engine)
+        table = _groups(current, _by_type(previous))
+        # The highlights only need means: no percentile sort for the per-model groups here.
+        models = reads["by_model"]
+        if models is None:
+            models = _totals(Query(window=window, by_model=True), engine)
+        by_model = {"groups": _groups(models, previous)}
+    else:
+        current = reads["table"]
+        if current is None:
+            current = aggregate(Query(window=window, by_model=True, task_type=task_type), engine=engine)
+        by_model = {"groups": _groups(current, previous)}
+        table = by_model["groups"]
+    charts = series_by_type(window=window, bucket=bucket, engine=engine, stats=reads["by_bucket"])
     model_charts = {}
     if task_type is not None:
         charts = {k: v for k, v in charts.items() if k == task_type}
-        model_charts = series_by_model(window=window, bucket=bucket, task_type=task_type, engine=engine)
+        model_charts = series_by_model(
+            window=window, bucket=bucket, task_type=task_type, engine=engine, stats=reads["by_bucket_model"]
+        )
     for group in table:
         change = group["mean_ms_change"]
         group["regressed"] = change is not None and change >= REGRESSION_THRESHOLD
@@ -111,6 +177,7 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
         "chart_bucket": bucket,
         "charts": charts,
         "model_charts": model_charts,
+        "backfilled": backfilled,
     }
 
 

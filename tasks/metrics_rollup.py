@@ -121,11 +121,11 @@ class _Groups(dict):
         """The finished tasks of the whole hours that the drain has not added to their
         rollup rows yet (few: the worker's lag), one by one from the raw rows."""
         if cover.whole is not None:
-            pending = finished_tasks(self.query, *cover.whole).filter(rollup_pending=True)
-            for finished_at, task_type, ai_model, status, duration in pending.values_list(
-                "finished_at", "task_type", "ai_model", "status", "duration_ms"
+            pending = finished_tasks(self.query, *cover.whole).filter(rollups.pending())
+            for finished_at, task_type, ai_model, status, duration, source in pending.values_list(
+                "finished_at", "task_type", "ai_model", "status", "duration_ms", "source"
             ):
-                self.at(finished_at, task_type, ai_model).add_task(status, duration)
+                self.at(finished_at, task_type, ai_model).add_task(status, duration, source)
 
     def stats(self, *, percentiles: bool) -> dict[Key, Stats]:
         return {
@@ -179,22 +179,35 @@ def aggregate_rollups(query: Query) -> dict[Key, Stats]:
     """The rollup engine with percentiles: rollup rows for whole hours (and days), their
     histograms merged here; raw rows for the partial edge hours and for the tasks still
     pending for the drain. Three queries at most, whatever the data size."""
+    return rollup_totals(query).stats(percentiles=True)
+
+
+def rollup_totals(query: Query, *, backfilled: bool = False) -> _Groups:
+    """What `aggregate_rollups` reads, as Totals per group key (histograms kept, so that
+    groups can be merged before their percentiles are taken). With `backfilled`, each
+    Totals also counts its backfilled tasks: from the rollup rows, and from the pending
+    and edge tasks' `source`."""
     cover = rollup_cover(query.window, query.bucket)
     groups = _Groups(query)
-    fields = ["task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms", "histogram"]
+    fields = ["task_type", "has_model", "model", "count", "failed", "timed", "sum_ms", "max_ms", "histogram",
+              "backfilled"]  # fmt: skip
     with _one_snapshot():
         if cover.rows is not None:
             moment = ["start"] if query.bucket else []
-            for task_type, has_model, model, n, f, t, s, m, histogram, *at in _selected_rollups(
+            for task_type, has_model, model, n, f, t, s, m, histogram, b, *at in _selected_rollups(
                 query, cover.rows
             ).values_list(*fields, *moment):
-                groups.at(at[0] if at else None, task_type, model if has_model else None).add(n, f, t, s, m, histogram)
+                groups.at(at[0] if at else None, task_type, model if has_model else None).add(
+                    n, f, t, s, m, histogram, b
+                )
         groups.add_pending(cover)
-    for edge, task_type, ai_model, status, duration in _edges(
-        query, cover, "task_type", "ai_model", "status", "duration_ms"
+    # The edges' `source` only when asked: it is not in the covering index, so reading it
+    # leaves the index-only scan for the table's rows (the edge hours' few thousand).
+    for edge, task_type, ai_model, status, duration, *source in _edges(
+        query, cover, "task_type", "ai_model", "status", "duration_ms", *(["source"] if backfilled else [])
     ):
-        groups.at(cover.raw[edge][0], task_type, ai_model).add_task(status, duration)
-    return groups.stats(percentiles=True)
+        groups.at(cover.raw[edge][0], task_type, ai_model).add_task(status, duration, *source)
+    return groups
 
 
 def sum_rollups(query: Query) -> dict[Key, Stats]:

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
 from core.errors import Refused
-from core.history import inserts_in_one_statement, save_with_history
+from core.history import inserts_in_one_statement, save_with_history, update_with_history
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
@@ -65,19 +65,30 @@ class Actor:
         return cls()
 
 
-def _save_with_history(task: ExecutionTask, *, actor: Actor, reason: str) -> None:
+def _save_with_history(
+    task: ExecutionTask, *, actor: Actor, reason: str, fields: tuple[str, ...] | None = None
+) -> None:
     """Save the task and add its history row: who (user and API key) and why.
+    `fields`: for a task row-locked and changed only in those, write just them (on
+    PostgreSQL with its history row, in one statement: core.history.update_with_history).
 
     A change of a task that exists is announced on commit to the clients waiting
     on its decision (`GET /api/v1/tasks/{id}/decision?wait=`): every service that
     changes a task's status or gate fields saves through here. A new task has no
     waiters yet, so registration announces nothing."""
     new = task._state.adding
-    save_with_history(
-        task, reason=reason, user=actor.user, history_api_key_id=actor.api_key.pk if actor.api_key else None
-    )
+    api_key_id = actor.api_key.pk if actor.api_key else None
+    if fields is not None and not new:
+        update_with_history(task, fields, reason=reason, user=actor.user, history_api_key_id=api_key_id)
+    else:
+        save_with_history(task, reason=reason, user=actor.user, history_api_key_id=api_key_id)
     if not new:
         decisions.announce(task.pk)
+
+
+# What a gate decision changes in a task (_apply_decision), and what starting it does too.
+GATE_FIELDS = ("status", "gate_decision", "gate_reason", "gate_policy", "gate_case")
+START_FIELDS = (*GATE_FIELDS, "started_at")
 
 
 # Fields that make two registrations of one external_id "the same task".
@@ -290,11 +301,12 @@ def _start(*, task_id: int, actor: Actor) -> tuple[ExecutionTask, bool]:
     decision = recheck_gate(task)
     _apply_decision(task, decision)
     if decision.decision != "allow":
-        _save_with_history(task, actor=actor, reason=f"start refused; gate now: {decision.decision}")
+        reason = f"start refused; gate now: {decision.decision}"
+        _save_with_history(task, actor=actor, reason=reason, fields=GATE_FIELDS)
         return task, True
     task.status = TaskStatus.RUNNING
     task.started_at = timezone.now()
-    _save_with_history(task, actor=actor, reason="started")
+    _save_with_history(task, actor=actor, reason="started", fields=START_FIELDS)
     return task, False
 
 

@@ -29,7 +29,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         task_type = None
     window = metrics.default_window(timezone.now(), metrics_display.WINDOW_CHOICES[choice][1])
     overview = metrics_display.metrics_overview(window=window, task_type=task_type)
-    backfilled = selectors.backfilled_counts(since=window.since, until=window.until, task_type=task_type)
+    backfilled = overview["backfilled"]
     labels = dict(TaskType.choices)
     context = {
         **overview,

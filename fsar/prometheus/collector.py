@@ -57,15 +57,16 @@ def bounded(pairs: Iterable[tuple[tuple[str, ...], float]], *, limit: int) -> li
     """Keep the `limit` label sets with the largest values; fold the rest into one set
     whose last label is OTHER (summed), so the output stays bounded and valid."""
     ordered = sorted(pairs, key=lambda p: (-p[1], p[0]))
-    kept = ordered[:limit]
-    rest = ordered[limit:]
-    if rest:
-        folded: dict[tuple[str, ...], float] = {}
-        for labels, value in rest:
-            key = (*labels[:-1], OTHER)
-            folded[key] = folded.get(key, 0) + value
-        kept += sorted(folded.items())
-    return kept
+    kept = dict(ordered[:limit])
+    folded: dict[tuple[str, ...], float] = {}
+    for labels, value in ordered[limit:]:
+        key = (*labels[:-1], OTHER)
+        folded[key] = folded.get(key, 0) + value
+    for key, value in sorted(folded.items()):
+        # A rule really named "other" among the kept ones takes the folded rest too:
+        # one label set must never appear twice.
+        kept[key] = kept.get(key, 0) + value
+    return list(kept.items())
 
 
 def gate_families(scrape: Scrape) -> Iterator[Metric]:

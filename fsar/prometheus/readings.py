@@ -72,7 +72,10 @@ def gate_decisions(now: datetime) -> list[tuple[str, str, int]]:
         .annotate(n=Count("*"))
         .order_by()
     )
-    return [(action, rule or "", n) for action, rule, n in rows]
+    summed: dict[tuple[str, str], int] = {}
+    for action, rule, n in rows:  # a NULL rule and an empty one are the same label value
+        summed[(action, rule or "")] = summed.get((action, rule or ""), 0) + n
+    return [(action, rule, n) for (action, rule), n in summed.items()]
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,10 @@ def held_tasks() -> Held:
         .order_by()
     )
     oldest = min((row[2] for row in rows if row[2] is not None), default=None)
-    return Held(by_rule=[(rule or "", n) for rule, n, _ in rows], oldest=oldest)
+    summed: dict[str, int] = {}
+    for rule, n, _ in rows:  # a NULL rule and an empty one are the same label value
+        summed[rule or ""] = summed.get(rule or "", 0) + n
+    return Held(by_rule=list(summed.items()), oldest=oldest)
 
 
 @dataclass(frozen=True)

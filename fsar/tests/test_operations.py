@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from fsar.tests.test_settings import BASE_ENV, ROOT, run_django  # noqa: F401
 
-APPS = ["assurance", "audit", "billing", "core", "deployments", "fsar", "reviews", "tasks"]
+APPS = ["assurance", "audit", "billing", "core", "deployments", "fsar", "indicators", "reviews", "tasks"]
 
 
 def app_sources():

@@ -37,6 +37,8 @@ PAGES = [
     ("home", SIGNED_IN),
     ("login", everyone(200)),
     ("healthz", everyone(200)),
+    # A scraper's bearer token opens /metrics, never a role or a login (fsar/tests/test_prometheus.py).
+    ("metrics", everyone(404)),
     ("favicon", everyone(301)),
     ("reviews:format", SIGNED_IN),
     ("billing:usage", only("customer")),

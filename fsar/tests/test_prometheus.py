@@ -150,6 +150,17 @@ def test_held_tasks_by_rule_with_the_oldest_ones_age(client, agent, token, froze
     assert values[("fsar_tasks_held_oldest_age_seconds", ())] == 600
 
 
+def test_a_task_with_no_rule_and_one_with_an_empty_rule_are_one_series(client, token):
+    from tasks.models import ExecutionTask
+
+    for i, rule in enumerate([None, "", None]):
+        ExecutionTask.objects.create(
+            external_id=f"legacy-{i}", task_type="implement_idea", status="held", gate_policy=rule
+        )
+    values = samples(scrape(client))  # samples() fails on a duplicate series
+    assert values[("fsar_tasks_held", (("rule", ""),))] == 3
+
+
 def test_open_cases_by_kind_and_age_bucket_and_overdue(client, token, frozen_clock):
     now = timezone.now()
     make_case("tasks", opened=now - timedelta(minutes=5))
@@ -227,6 +238,55 @@ def test_model_labels_are_bounded_by_registered_versions_approved_first(client, 
     assert values[("fsar_metrics_model_labels", ())] == 3
 
 
+def test_a_simulated_history_exports_committee_series_and_registered_models_only(client, token):
+    """indicators' own simulation writes the series as the periodic job does: the
+    committee's and each registered model's are exported, an unregistered model's
+    (model-c) omitted and counted, no reviewer's at all."""
+    from django.core.management import call_command
+
+    from assurance.tests.support import make_version
+
+    call_command("simulate_oversight", "--days", "3", "--seed", "1", "--tasks-per-day", "5", "--cases-per-day", "2")
+    make_version("model-a")
+    make_version("model-b")
+    values = samples(scrape(client))
+    exported = [dict(k[1]) for k in values if k[0] == "fsar_indicator_value"]
+    assert {e["series"] for e in exported if not e["model"]} >= {"committee.approval_rate", "committee.decide_s"}
+    assert {e["model"] for e in exported} == {"", "model-a", "model-b"}
+    assert {e["series"] for e in exported if e["model"] == "model-a"} >= {"model.p95_ms", "model.failure_rate"}
+    assert not [e for e in exported if e["series"].startswith("reviewer.")]
+    assert values[("fsar_metrics_omitted_series", (("family", "fsar_indicator_value"),))] > 0
+
+
+@pytest.mark.adversary
+def test_the_ai_registering_many_versions_cannot_push_an_approved_model_out_of_the_labels(
+    client, token, monkeypatch, make_api_key
+):
+    from assurance.tests.support import make_suite, make_version
+    from deployments.models import ModelVersion
+    from fsar.testing import version_body
+
+    monkeypatch.setattr(readings, "MODEL_LABELS_MAX", 3)
+    suite = make_suite("garak-weekly", family_glob="")
+    approved = make_version("approved-model", status="approved")
+    audit_run(suite, approved, "fail")
+    _, secret = make_api_key(scopes=("models",))
+    for i in range(5):
+        answer = client.post(
+            "/api/v1/models/versions",
+            data=version_body(f"ai-flood-{i}"),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        assert answer.status_code in (200, 201), answer.content
+    # The door was reached: the flood's versions exist, newer than the approved one.
+    assert ModelVersion.objects.filter(ai_model__startswith="ai-flood-").count() == 5
+    values = samples(scrape(client))
+    assert values[("fsar_metrics_model_labels", ())] == 3
+    failing = (("model", "approved-model"), ("suite", "garak-weekly"), ("verdict", "fail"))
+    assert values[("fsar_audit_verdict", failing)] == 1
+
+
 def label_names_and_values(values) -> tuple[set[str], set[str]]:
     pairs = [pair for _, labels in values for pair in labels]
     return {name for name, _ in pairs}, {value for _, value in pairs}
@@ -237,6 +297,14 @@ def test_rule_labels_are_bounded_and_the_rest_folded_into_other():
     kept = bounded(rows, limit=3)
     assert kept[:3] == [(("hold", "rule-0"), 10), (("hold", "rule-1"), 9), (("hold", "rule-2"), 8)]
     assert kept[3:] == [(("hold", OTHER), 7 + 6 + 5)]
+    # A rule that is really called "other" and kept: the rest is added to it, never a second series.
+    rows = [(("deny", OTHER), 20), *rows]
+    assert bounded(rows, limit=3) == [
+        (("deny", OTHER), 20),
+        (("hold", "rule-0"), 10),
+        (("hold", "rule-1"), 9),
+        (("hold", OTHER), 8 + 7 + 6 + 5),
+    ]
 
 
 def test_indicator_values_of_model_and_committee_series_never_a_reviewers(client, token, alice, frozen_clock):
@@ -313,3 +381,14 @@ def test_a_scrape_makes_at_most_ten_queries_and_the_same_for_few_rows_and_many(c
     assert len(set(counts)) == 1, counts
     full = counts[-1]
     assert full <= 10, full
+
+
+def test_check_deploy_warns_about_a_guessable_metrics_token(settings):
+    from fsar.checks import check_metrics_token
+
+    settings.METRICS_TOKEN = "short"
+    assert [w.id for w in check_metrics_token(None)] == ["fsar.W002"]
+    settings.METRICS_TOKEN = TOKEN
+    assert check_metrics_token(None) == []
+    settings.METRICS_TOKEN = ""
+    assert check_metrics_token(None) == []

@@ -1,7 +1,7 @@
 """In Chromium: an operator acknowledges an alert from the dashboard; a committee
 member neither sees per-reviewer series listed nor opens one by its address (the
 chair does); /indicators/ and an alert page draw their charts under the
-Content-Security-Policy with no console error."""
+Content-Security-Policy with no console error; the pages fit a phone."""
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -106,3 +106,20 @@ def test_the_indicators_page_draws_sparklines_under_the_csp(page: Page, live_ser
     expect(page.get_by_test_id("change-point")).to_be_visible()
     assert page.evaluate("window.__csp") == []
     assert errors == []
+
+
+def test_the_indicator_pages_fit_a_phone(browser, live_server, operator):
+    model = make_series("model.p95_ms", ref=(1000.0, 40.0), values=[1000, 1010, 990, 1250, 1300])
+    alert = drift_alert(model)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, live_server, "olivia")
+    too_wide = {}
+    for path in ("/", "/indicators/", f"/indicators/series/{model.pk}/", f"/indicators/alerts/{alert.pk}/"):
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            too_wide[path] = width
+    assert too_wide == {}
+    context.close()

@@ -227,6 +227,28 @@ def test_start_holds_a_task_the_gate_no_longer_allows_and_says_why(agent, api_ke
     )
 
 
+@pytest.mark.postgres(reason="an UPDATE … RETURNING with its history copy as a CTE is PostgreSQL's (core.history)")
+def test_start_writes_the_task_and_its_history_row_in_one_statement(agent, api_key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    task_id = register(agent).json()["id"]
+    with CaptureQueriesContext(connection) as queries:
+        response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 200
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT", "WITH"))]
+    assert len(writes) == 1 and writes[0].startswith('WITH changed AS (UPDATE "execution_tasks" SET')
+    task = ExecutionTask.objects.get(pk=task_id)
+    started = task.history.latest()
+    assert (started.history_type, started.history_change_reason, started.history_api_key_id) == (
+        "~",
+        "started",
+        api_key[0].pk,
+    )
+    assert (started.status, started.started_at, started.gate_decision) == ("running", task.started_at, "allow")
+    assert response.json()["started_at"] is not None
+
+
 def test_start_asks_the_gate_in_one_query_beyond_the_transition_itself(agent, django_assert_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from fsar.testing import PASSWORD
 from tasks.formatting import duration, exact_ms
-from tasks.models import TaskStatus
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 from tasks.tests.test_metrics import make_task, random_tasks, store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -226,3 +226,39 @@ def test_backfilled_tasks_stay_in_the_figures_and_are_marked_per_row(client, ope
     html = by_type.content.decode()
     assert 'data-field="backfilled" data-sort="2"' in html
     assert "never in a gate decision" in html
+
+
+@pytest.mark.django_db
+def test_the_rollup_engine_marks_backfilled_tasks_as_the_raw_rows_do_in_whole_hours_edges_and_the_pending_queue(
+    client, operator, settings
+):
+    now = NOW + timedelta(minutes=30)  # both edges of the 7-day window are partial hours
+    live = make_task(finished_at=NOW - timedelta(hours=5), ai_model="gpt-5.1")
+    live.source = "api"
+    store(
+        live,
+        make_task(finished_at=NOW - timedelta(hours=3, minutes=10), ai_model="gpt-5.1"),  # whole hours: rollup rows
+        make_task(finished_at=NOW - timedelta(hours=4, minutes=10), ai_model="llama-4-70b"),
+        make_task(finished_at=NOW - timedelta(hours=30), ai_model="gpt-5.1"),
+        make_task(finished_at=now - timedelta(minutes=5), ai_model="gpt-5.1"),  # the last, partial hour
+        make_task(finished_at=now - timedelta(days=7, minutes=-5), task_type="self_improvement", ai_model=None),
+    )
+    pending = make_task(finished_at=NOW - timedelta(hours=2, minutes=5), ai_model="llama-4-70b")
+    pending.rollup_pending = True  # finished, not drained yet: read from the raw rows
+    ExecutionTask.objects.bulk_create([pending])
+    client.force_login(operator)
+    answers = {}
+    for engine, limit in (("rollup", 0), ("exact", 10**9)):
+        settings.METRICS_EXACT_MAX_TASKS = limit
+        with time_machine.travel(now, tick=False):
+            by_type = client.get(PAGE)
+            by_model = client.get(PAGE, {"task_type": "implement_idea"})
+        answers[engine] = (
+            [(r["task_type"], r["count"], r["backfilled"]) for r in by_type.context["rows"]],
+            [(r["ai_model"], r["count"], r["backfilled"]) for r in by_model.context["rows"]],
+        )
+    assert answers["rollup"] == answers["exact"] == (
+        [("implement_idea", 6, 5), ("self_improvement", 1, 1)],
+        [("gpt-5.1", 4, 3), ("llama-4-70b", 2, 2)],
+    )
+    assert TaskMetricsRollup.objects.filter(backfilled__gt=0).exists()  # the whole hours' marks came from rollups

@@ -398,6 +398,46 @@ def test_tasks_finishing_at_the_same_time_in_the_same_hour_all_count():
 
 @pytest.mark.postgres(reason="concurrent rollup updates")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_large_and_small_folds_at_the_same_time_into_the_same_rows_all_count():
+    """Two large folds (the temporary-table path, over FEW_ROWS rows each) and a stream of
+    one-task folds (the single-statement path) into overlapping hours, at once: no
+    deadlock, no lost addition, histograms merged exactly."""
+    rng = random.Random(7)
+    hours = [NOW - timedelta(hours=h, minutes=20) for h in range(120)]  # 120 hours × 2 models: 300+ rows a fold
+    large = [
+        [make_task(finished_at=rng.choice(hours), duration_ms=rng.randint(1, 90_000),
+                   ai_model=rng.choice(["gpt-5.1", None])) for _ in range(400)]
+        for _ in range(2)
+    ]  # fmt: skip
+    small = [make_task(finished_at=rng.choice(hours), duration_ms=rng.randint(1, 90_000)) for _ in range(40)]
+    for batch in [*large, small]:
+        ExecutionTask.objects.bulk_create(batch)
+    assert len(rollups.accumulate(rollups.task_rows(large[0]))) > rollups.FEW_ROWS
+    barrier = threading.Barrier(3)
+    errors = []
+
+    def fold(batches):
+        try:
+            barrier.wait()
+            for batch in batches:
+                rollups.fold_tasks(batch)  # its own transaction each
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=fold, args=(b,)) for b in ([large[0]], [large[1]], [[t] for t in small])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    recomputed = assert_rollups_match_raw()
+    assert sum(t.count for k, t in recomputed.items() if k[0] == rollups.PERIOD_DAY) == 840
+
+
+@pytest.mark.postgres(reason="concurrent rollup updates")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_rebuild_while_tasks_finish_loses_none_of_them():
     at = NOW - timedelta(hours=1, minutes=5)
     ExecutionTask.objects.bulk_create([make_task(finished_at=at - timedelta(minutes=i)) for i in range(200)])
