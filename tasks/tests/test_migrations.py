@@ -192,3 +192,46 @@ def test_migration_0003_builds_its_seven_indexes_concurrently_on_postgresql():
     assert all(sql.startswith("CREATE INDEX CONCURRENTLY") for sql in statements), statements
     names = {'"tasks_status_id"', '"tasks_type_id"', '"tasks_model_id"', '"tasks_customer_id"'}
     assert all(any(name in sql for sql in statements) for name in names)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_backfilled_count_migration_fills_the_rollup_rows_from_the_raw_rows():
+    from datetime import UTC, datetime
+
+    from tasks.models import TaskMetricsRollup
+
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    try:
+        executor.migrate([("tasks", "0009_rollup_pending")])
+        apps = executor.loader.project_state([("tasks", "0009_rollup_pending")]).apps
+        Task, Rollup = apps.get_model("tasks", "ExecutionTask"), apps.get_model("tasks", "TaskMetricsRollup")
+        for n, (hour, minute, model, source, pending) in enumerate([
+            (10, 15, "gpt-5.1", "backfill", False), (10, 40, "gpt-5.1", "backfill", False),
+            (10, 20, "gpt-5.1", "api", False),  # seen run: not marked
+            (10, 50, "gpt-5.1", "backfill", True),  # still pending for the drain: not in the rollups yet
+            (14, 5, None, "backfill", False),
+        ]):  # fmt: skip
+            at = day.replace(hour=hour, minute=minute)
+            Task.objects.create(external_id=f"b-{n}", task_type="implement_idea", status="succeeded", payload={},
+                                created_at=at, finished_at=at, ai_model=model, source=source,
+                                rollup_pending=pending)  # fmt: skip
+        for period, start, model, count in [
+            ("hour", day.replace(hour=10), "gpt-5.1", 3), ("6h", day.replace(hour=6), "gpt-5.1", 3),
+            ("day", day, "gpt-5.1", 3), ("hour", day.replace(hour=14), None, 1), ("6h", day.replace(hour=12), None, 1),
+            ("day", day, None, 1),
+        ]:  # fmt: skip
+            Rollup.objects.create(period=period, start=start, task_type="implement_idea", has_model=model is not None,
+                                  model=model or "", count=count, histogram=[])  # fmt: skip
+        executor = MigrationExecutor(connection)
+        executor.migrate([("tasks", "0010_rollup_backfilled")])
+        got = sorted((r.period, r.start.hour, r.ai_model or "-", r.backfilled) for r in TaskMetricsRollup.objects.all())
+        assert got == [
+            ("6h", 6, "gpt-5.1", 2), ("6h", 12, "-", 1), ("day", 0, "-", 1), ("day", 0, "gpt-5.1", 2),
+            ("hour", 10, "gpt-5.1", 2), ("hour", 14, "-", 1),
+        ]  # fmt: skip
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)
