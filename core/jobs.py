@@ -18,9 +18,11 @@ a notification mail of that moment is lost (docs/deployment.md, "Redis down").
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import django_rq
+from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -36,8 +38,24 @@ def enqueue_on_commit(path: str, *args, queue: str = "default", **kwargs) -> Non
 
     def enqueue() -> None:
         try:
-            django_rq.get_queue(queue).enqueue(func, *args, **kwargs)
+            django_rq.get_queue(queue, connection=_connection(queue)).enqueue(func, *args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             logger.error("Redis unavailable: job %s%r not enqueued (%s)", path, args, exc)
 
     transaction.on_commit(enqueue)
+
+
+def _connection(queue: str):
+    """The queue's Redis client, one per process and connection settings: its pool
+    keeps the connection. django_rq builds a new client, pool and connection (with
+    its handshake) on every get_queue, which cost a held report's two enqueues more
+    than the rest of its request (docs/benchmarks.md). A connection Redis dropped is
+    discarded by the pool and made again on the next use; a forked child's pool
+    starts afresh."""
+    conf = settings.RQ_QUEUES[queue]
+    return _client(queue, repr(sorted((k, v) for k, v in conf.items() if k != "ASYNC")))
+
+
+@functools.cache
+def _client(queue: str, connection_settings: str):
+    return django_rq.get_connection(queue)

@@ -138,7 +138,8 @@ def submit_proposal(request: HttpRequest):
         raise GateUnavailable(str(exc)) from exc
     # A new report is answered as stored: its case and rejected precedent are the objects
     # it was stored with, in the transaction that committed them (no read back).
-    return Status(201 if result.created else 200, proposal_out(result.report))
+    # Validated here: ninja passes a model of the answer's own type through as it is.
+    return Status(201 if result.created else 200, ProposalOut.model_validate(proposal_out(result.report)))
 
 
 @router.get(
