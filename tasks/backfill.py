@@ -104,11 +104,22 @@ def backfill_compare(rows: list[BackfillRow]) -> tuple[list[BackfillRow], int]:
     A row stored with other values raises TaskConflict naming its index and the fields."""
     ids = [row.external_id for row in rows]
     stored: dict[str, tuple] = {}
-    chunk = max(len(ids), 1) if connection.vendor == "postgresql" else 1000  # SQLite's parameter limit
-    for start in range(0, len(ids), chunk):
-        found = ExecutionTask.objects.filter(external_id__in=ids[start : start + chunk]).order_by()
-        for external_id, *values in found.values_list("external_id", *BACKFILL_COMPARED):
-            stored[external_id] = tuple(values)
+    if connection.vendor == "postgresql":
+        # One array parameter: an IN list of 10,000 placeholders cost more to split and
+        # bind in psycopg than the query itself.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT external_id, {', '.join(BACKFILL_COMPARED)} FROM execution_tasks "  # noqa: S608 - fixed names
+                "WHERE external_id = ANY(%s)",
+                [ids],
+            )
+            for external_id, *values in cursor.fetchall():
+                stored[external_id] = tuple(values)
+    else:
+        for start in range(0, len(ids), 1000):  # SQLite's parameter limit
+            found = ExecutionTask.objects.filter(external_id__in=ids[start : start + 1000]).order_by()
+            for external_id, *values in found.values_list("external_id", *BACKFILL_COMPARED):
+                stored[external_id] = tuple(values)
     new_rows, unchanged = [], 0
     for index, row in enumerate(rows):
         old = stored.get(row.external_id)
