@@ -96,6 +96,8 @@ def test_every_package_of_the_project_is_under_the_contracts():
     layered = {tail.strip().strip("()") for layer in contract("layers")["layers"] for tail in layer.split("|")}
     assert set(PACKAGES) <= layered, "put the new package in the layers contract"
     assert set(contract("no-app-imports-fsar")["source_modules"]) == set(PACKAGES) - {"fsar"}
+    testpaths = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
+    assert set(PACKAGES) <= set(testpaths), "add the new package to [tool.pytest.ini_options] testpaths"
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
