@@ -168,6 +168,8 @@ class Case(models.Model):
                 name="reviews_case_subject_ref",
                 condition=~models.Q(subject_ref=""),
             ),
+            # indicators: the cases due in an hour or a day (expiring undecided) as an index range.
+            models.Index(fields=["due_at"], name="reviews_case_due"),
         ]
         constraints = [
             # One waiting case per held-task subject, even under concurrent registrations.
