@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench mutate screenshots venv deps dev-deps browser clean
+.PHONY: run run-indicators test lint bench mutate screenshots venv deps dev-deps browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,23 @@ run: deps
 	  trap 'kill $$PERIODIC 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
+# The indicators on a simulated 60-day history (docs/indicators.md, "Try it"): its own
+# SQLite file, recreated each time (simulate_oversight needs a fresh database), with a
+# drifting model and a rubber-stamping member whose alerts are firing at the end (the
+# simulated past's alert mails are dropped; the server's own go to the console).
+INDICATORS_DB ?= .indicators-demo.sqlite3
+INDICATORS_SIM ?= --days 60 --seed 1 --rubber-stamper dave --from-day 50 --drift model-b:+30%p95 --from-day 52
+run-indicators: export DEBUG ?= 1
+run-indicators: export DATABASE_URL = sqlite:///$(abspath $(INDICATORS_DB))
+run-indicators: deps
+	rm -f $(INDICATORS_DB) $(INDICATORS_DB)-journal $(INDICATORS_DB)-wal $(INDICATORS_DB)-shm
+	$(PY) manage.py migrate --noinput
+	@echo "Simulating 60 days of API tasks and committee votes (about a minute)..."
+	EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend $(PY) manage.py simulate_oversight $(INDICATORS_SIM)
+	$(PY) manage.py seed_indicator_logins
+	@echo "Serving FSAR at http://$(HOST):$(PORT)/indicators/ (Ctrl-C stops it)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
 test: dev-deps browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -56,4 +73,4 @@ mutate: dev-deps
 	$(PY) scripts/mutate.py $(MUTATE_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .test-db.sqlite3 staticfiles
+	rm -rf $(VENV) db.sqlite3 .test-db.sqlite3 .indicators-demo.sqlite3 staticfiles
