@@ -95,6 +95,7 @@ def test_the_demo_logs_in_and_shows_firing_alerts(demo):
     member = logged_in("bob").get("/indicators/").content.decode()
     assert trust[0].title not in member and 'data-scope="reviewer"' not in member
     assert not get_user_model().objects.get(username="bob").is_staff
+    assert trust[0].title not in logged_in("dave").get("/").content.decode()  # the rubber-stamper is not told
 
 
 def test_the_logins_command_refuses_a_database_without_the_simulation():
