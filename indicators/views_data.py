@@ -180,7 +180,7 @@ def _epoch(at: datetime) -> int:
 
 
 def chart(series: Series, points, *, change_at: datetime | None = None) -> dict:
-    """What static/indicators/indicator-chart.js draws (one json_script block)."""
+    """What static/fsar/indicator-chart.js draws (one json_script block)."""
     sdef = SERIES[series.key]
     rows = list(points)
     return {

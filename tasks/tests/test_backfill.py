@@ -181,3 +181,44 @@ def test_the_validate_step_refuses_naive_times_when_called_without_the_api():
     with pytest.raises(InvalidTaskInput) as refused:
         backfill_validate([good, naive], now=timezone.now())
     assert refused.value.extra == {"field": "tasks[1].started_at"}
+
+
+def spread_rows(count: int, prefix: str) -> list[dict]:
+    """Rows over `count` different hours and two models: more rollup rows than the
+    single-statement fold takes (rollups.FEW_ROWS), so the set-based path runs."""
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=count + 1)
+    rows = []
+    for i in range(count):
+        begun = start + timedelta(hours=i, minutes=7)
+        rows.append(row(i, external_id=f"{prefix}-{i}", ai_model=None if i % 2 else "claude-opus-5",
+                        status="failed" if i % 5 == 0 else "succeeded", started_at=begun.isoformat(),
+                        finished_at=(begun + timedelta(milliseconds=37 * i + 1)).isoformat()))  # fmt: skip
+    return rows
+
+
+def test_a_large_backfill_folds_exactly_and_its_retry_changes_nothing(agent):
+    from tasks import rollups
+    from tasks.tests.test_rollups import assert_rollups_match_raw
+
+    rows = spread_rows(300, "wide")
+    assert bulk(agent, rows).json() == {"created": 300, "unchanged": 0}
+    first = assert_rollups_match_raw(timezone.now() - timedelta(days=30), timezone.now() + timedelta(days=1))
+    assert len(first) > rollups.FEW_ROWS
+    assert sum(t.backfilled for (period, *_), t in first.items() if period == rollups.PERIOD_DAY) == 300
+    assert bulk(agent, rows).json() == {"created": 0, "unchanged": 300}
+    again = assert_rollups_match_raw(timezone.now() - timedelta(days=30), timezone.now() + timedelta(days=1))
+    assert again == first
+
+
+def test_a_backfill_failing_in_its_fold_stores_nothing(agent, monkeypatch):
+    from tasks import rollups
+
+    def broken(rows):
+        list(rows)
+        raise RuntimeError("the database went away mid-fold")
+
+    monkeypatch.setattr(rollups, "fold_rows", broken)
+    monkeypatch.setattr(rollups, "fold_tasks", broken)
+    assert bulk(agent, spread_rows(50, "half")).status_code == 500  # after the tasks and history rows went in
+    assert not ExecutionTask.objects.exists()
+    assert not ExecutionTask.history.exists()
