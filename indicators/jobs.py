@@ -11,6 +11,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
+from core.roles import OPERATORS, has_role
 from indicators.models import Alert, AlertKind, Period
 from indicators.services import alerts
 from indicators.services.detect import detectors_run
@@ -33,15 +34,16 @@ def indicators_tick() -> dict:
     return {"points": written, "transitions": len(transitions)}
 
 
-def _body(alert: Alert, stage: str) -> str:
+def _body(alert: Alert, stage: str, *, shows_case: bool) -> str:
     lines = [
         f"Alert {alert.pk}: {alert.title}",
         f"Kind: {alert.get_kind_display()}",
         f"State: {alert.get_state_display()} ({stage})",
         f"Fired at: {alert.fired_at:%Y-%m-%d %H:%M} UTC",
     ]
-    if alert.kind == AlertKind.HONEYPOT:
-        # The chair and operators know what a honeypot is; the case is named, the report is not called one elsewhere.
+    if alert.kind == AlertKind.HONEYPOT and shows_case:
+        # Operators are told which case; a chair who votes is not (they could tell a
+        # case still open to them is a honeypot: the pages hide it too).
         lines.append(f"Case: {alert.case_id_ref}")
     if alert.state == "resolved":
         lines.append(f"Resolved: {alert.resolve_reason}")
@@ -56,6 +58,7 @@ def send_alert_mail(alert_id: int, stage: str) -> int:
     if alert is None:
         return 0
     users = alerts.notification_recipients(alert)
+    operator_addresses = {u.email for u in users if has_role(u, OPERATORS)}
     addresses = sorted({u.email for u in users})
     if not addresses:
         return 0
@@ -64,6 +67,11 @@ def send_alert_mail(alert_id: int, stage: str) -> int:
             return 0
         connection = get_connection()
         subject = f"[FSAR] Alert {stage}: {alert.title}"[:200]
-        messages = [EmailMessage(subject, _body(alert, stage), None, [to], connection=connection) for to in addresses]
+        messages = [
+            EmailMessage(
+                subject, _body(alert, stage, shows_case=to in operator_addresses), None, [to], connection=connection
+            )
+            for to in addresses
+        ]
         connection.send_messages(messages)
     return len(addresses)

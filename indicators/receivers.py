@@ -19,7 +19,7 @@ def honeypot_vote(sender, *, vote, case, honeypot: bool, **kwargs) -> None:
     alert_fire(
         kind=AlertKind.HONEYPOT,
         dedup_key=f"honeypot:vote:{vote.pk}",
-        title=f"A committee member approved a honeypot report (case {case.pk})",
+        title="A committee member approved a honeypot report",  # the case only to operators (jobs, pages)
         member=vote.member,
         case_id=case.pk,
         at=vote.created_at,

@@ -79,7 +79,7 @@ def honeypot_alert(member, case_id: int = 424242):
     alert, _ = alert_fire(
         kind=AlertKind.HONEYPOT,
         dedup_key=f"honeypot:vote:{case_id}",
-        title=f"A committee member approved a honeypot report (case {case_id})",
+        title="A committee member approved a honeypot report",
         member=member,
         case_id=case_id,
     )

@@ -70,3 +70,26 @@ def test_the_member_who_approved_is_not_mailed(
     alert_mails = [m for m in mail.outbox if "Alert" in m.subject]
     assert alert_mails and "alice@example.org" not in {m.to[0] for m in alert_mails}
     assert "olivia@example.org" in {m.to[0] for m in alert_mails}
+
+
+def test_a_chair_who_votes_is_not_told_which_case_is_the_honeypot(
+    client, honeypot_case, alice, bob, operator, django_capture_on_commit_callbacks
+):
+    """The chair is mailed about the approval, but neither the subject nor the body
+    names the case (bob could tell a case still open to him is a honeypot);
+    the operator's mail names it."""
+    from reviews.services import review_settings_set
+
+    review_settings_set(by=operator, chair=bob, reason="bob chairs")
+    for user, address in ((operator, "olivia@example.org"), (alice, "alice@example.org"), (bob, "bob@example.org")):
+        user.email = address
+        user.save()
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        vote(client, alice, honeypot_case, "approve")
+    by_to = {m.to[0]: m for m in mail.outbox if "Alert" in m.subject}
+    chair_mail, operator_mail = by_to["bob@example.org"], by_to["olivia@example.org"]
+    told = (chair_mail.subject + "\n" + chair_mail.body).lower()
+    for tell in (f"case: {honeypot_case}", f"case {honeypot_case}", f"cases/{honeypot_case}/"):
+        assert tell not in told
+    assert f"Case: {honeypot_case}" in operator_mail.body
