@@ -369,11 +369,11 @@ def measure_window(connection, client, page_client, *, label: str, days: int, wi
     def page():
         assert page_client.get("/tasks/metrics/", {"window": window}).status_code == 200
 
-    from tasks import rollups
+    from tasks import histograms
 
     rollup_body = client.get("/api/v1/metrics/tasks", params).json()
     exact_body = client.get("/api/v1/metrics/tasks", {**params, "exact": "true"}).json()
-    worst = check_agreement(rollup_body["groups"], exact_body["groups"], rollups.MAX_RELATIVE_ERROR)
+    worst = check_agreement(rollup_body["groups"], exact_body["groups"], histograms.MAX_RELATIVE_ERROR)
 
     raw_ms = median_ms(raw, runs=RUNS)
     # The fast calls get more runs: on a shared machine their medians are the noisier.

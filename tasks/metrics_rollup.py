@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 
-from tasks import rollups
+from tasks import histograms, rollups
 from tasks.metrics_query import (
     AnyModel,
     Bucket,
@@ -105,7 +105,7 @@ class _Groups(dict):
         super().__init__()
         self.query = query
 
-    def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> rollups.Totals:
+    def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
         query = self.query
         key = (
             bucket_start(moment, query.bucket) if query.bucket else None,
@@ -114,7 +114,7 @@ class _Groups(dict):
         )
         found = self.get(key)
         if found is None:
-            found = self[key] = rollups.Totals()
+            found = self[key] = histograms.Totals()
         return found
 
     def add_pending(self, cover: Cover) -> None:

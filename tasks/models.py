@@ -210,7 +210,7 @@ class TaskMetricsRollup(models.Model):
     max_ms = models.BigIntegerField(null=True)
     # Of `count`, the tasks the AI side backfilled (source=backfill): the metrics page marks them.
     backfilled = models.BigIntegerField(default=0, db_default=0)
-    # [first bucket index (tasks.rollups.bucket_index), its tasks, the next bucket's, …]; [] when empty.
+    # [first bucket index (tasks.histograms.bucket_index), its tasks, the next bucket's, …]; [] when empty.
     histogram = models.JSONField(default=list)
 
     class Meta:

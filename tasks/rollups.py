@@ -4,7 +4,7 @@ durations, and a histogram of durations on log-spaced buckets.
 
 Why and how (docs/metrics.md):
 
-- **Buckets.** Integer boundaries b₀ = 0, bₖ₊₁ = ⌊bₖ · 51/50⌋ + 1, so a bucket
+- **Buckets** (tasks/histograms.py). Integer boundaries b₀ = 0, bₖ₊₁ = ⌊bₖ · 51/50⌋ + 1, so a bucket
   holds the integers [bₖ, bₖ₊₁ − 1] with (bₖ₊₁ − 1) / bₖ ≤ γ = 1.02. Its
   representative r = 2·lo·hi / (lo + hi) is within (γ − 1)/(γ + 1) = 0.99% of every
   value in it; below 50 ms each bucket is a single integer (exact). Integer
@@ -36,185 +36,24 @@ Why and how (docs/metrics.md):
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import logging
-import math
-import operator
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 
+from tasks.histograms import Totals, dense
 from tasks.models import FINISHED_STATUSES as FINISHED
-from tasks.models import ExecutionTask, TaskMetricsRollup, TaskSource, TaskStatus
+from tasks.models import ExecutionTask, TaskMetricsRollup
 
 logger = logging.getLogger(__name__)
 
 PERIOD_HOUR = TaskMetricsRollup.Period.HOUR.value
 PERIOD_SIX_HOURS = TaskMetricsRollup.Period.SIX_HOURS.value
 PERIOD_DAY = TaskMetricsRollup.Period.DAY.value
-FAILED = TaskStatus.FAILED.value
-BACKFILL = TaskSource.BACKFILL.value
-
-# --- Buckets --------------------------------------------------------------------------
-
-GAMMA = (51, 50)  # γ = 1.02 as a fraction: boundaries are computed in integers.
-MAX_RELATIVE_ERROR = (GAMMA[0] - GAMMA[1]) / (GAMMA[0] + GAMMA[1])  # 0.0099
-
-
-def _boundaries() -> list[int]:
-    bounds = [0]
-    while bounds[-1] <= 2**63:
-        bounds.append(bounds[-1] * GAMMA[0] // GAMMA[1] + 1)
-    return bounds
-
-
-BOUNDS = _boundaries()
-_OFFSET = len(BOUNDS)  # bucket indexes run from −len(BOUNDS) to len(BOUNDS) − 1
-_REPRESENTATIVES = [
-    float(lo) if lo == hi - 1 else 2 * lo * (hi - 1) / (lo + hi - 1) for lo, hi in zip(BOUNDS, BOUNDS[1:], strict=False)
-]
-
-
-def bucket_index(value: int) -> int:
-    """The bucket of a duration in ms: k with BOUNDS[k] ≤ value < BOUNDS[k+1];
-    negative values get −1 − (the bucket of −value)."""
-    if value >= 0:
-        return bisect.bisect_right(BOUNDS, value) - 1
-    return -1 - bucket_index(-value)
-
-
-def representative(index: int) -> float:
-    """The value a bucket stands for: within MAX_RELATIVE_ERROR of any value in it."""
-    if index < 0:
-        return -_REPRESENTATIVES[-1 - index]
-    return _REPRESENTATIVES[index]
-
-
-def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
-    """percentile_cont over a histogram {bucket index: count}: the values at ranks
-    ⌊p(n−1)⌋ and ⌈p(n−1)⌉ (0-based, ascending) are their buckets' representatives."""
-    n = sum(histogram.values())
-    if n == 0:
-        return None
-    position = fraction * (n - 1)
-    first, second = math.floor(position), math.ceil(position)
-    low = high = None
-    seen = 0
-    for index in sorted(histogram):
-        seen += histogram[index]
-        if low is None and seen > first:
-            low = representative(index)
-        if seen > second:
-            high = representative(index)
-            break
-    if first == second:
-        return low
-    return low + (high - low) * (position - first)
-
-
-# --- Accumulating ---------------------------------------------------------------------
-
-
-def dense(histogram: dict[int, int]) -> list[int]:
-    """The stored form of a histogram: [first bucket index, its count, the next one's, …],
-    zeros inside, [] when empty. A JSON list of small integers: compact, and quick to
-    decode and merge (reading rollups is mostly decoding them)."""
-    if not histogram:
-        return []
-    first = min(histogram)
-    counts = [0] * (max(histogram) - first + 1)
-    for index, tasks in histogram.items():
-        counts[index - first] = tasks
-    return [first, *counts]
-
-
-@dataclass
-class Totals:
-    """Additive figures of a set of finished tasks; `histogram` is {bucket index: tasks}
-    with no zero counts."""
-
-    count: int = 0
-    failed: int = 0
-    timed: int = 0
-    sum_ms: int = 0
-    max_ms: int | None = None
-    histogram: dict[int, int] = field(default_factory=dict)
-    # Of `count`, the tasks the AI side backfilled (source=backfill), which the metrics page marks.
-    backfilled: int = 0
-    # Stored rows being added up: one count per bucket (index + _OFFSET), summed slice by
-    # slice in C rather than bucket by bucket; folded into `histogram` when read.
-    _counts: list[int] | None = field(default=None, compare=False, repr=False)
-    _low: int = field(default=0, compare=False, repr=False)
-    _high: int = field(default=0, compare=False, repr=False)
-
-    def add_task(self, status: str, duration: int | None, source: str | None = None) -> None:
-        self.count += 1
-        if source == BACKFILL:
-            self.backfilled += 1
-        if status == FAILED:
-            self.failed += 1
-        if duration is not None:
-            self.timed += 1
-            self.sum_ms += duration
-            if self.max_ms is None or duration > self.max_ms:
-                self.max_ms = duration
-            key = bucket_index(duration)
-            self.histogram[key] = self.histogram.get(key, 0) + 1
-
-    def add(self, count, failed, timed, sum_ms, max_ms, histogram: list[int] | None, backfilled: int = 0) -> None:
-        """Add a stored row's figures (`histogram` in its stored, dense form)."""
-        self.count += count
-        self.backfilled += backfilled
-        self.failed += failed
-        self.timed += timed
-        self.sum_ms += sum_ms
-        if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
-            self.max_ms = max_ms
-        if histogram:
-            first = histogram[0] + _OFFSET
-            end = first + len(histogram) - 1
-            counts = self._counts
-            if counts is None:
-                counts = self._counts = [0] * (2 * _OFFSET)
-                self._low, self._high = first, end
-            else:
-                self._low, self._high = min(self._low, first), max(self._high, end)
-            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(histogram, 1, None))
-
-    def flush(self) -> Totals:
-        """Fold the stored rows added so far into `histogram`."""
-        counts = self._counts
-        if counts is not None:
-            mine = self.histogram
-            for position in range(self._low, self._high):
-                if tasks := counts[position]:
-                    mine[position - _OFFSET] = mine.get(position - _OFFSET, 0) + tasks
-            self._counts = None
-        return self
-
-    def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
-        theirs = other._counts
-        if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
-            low, high = other._low, other._high
-            counts = self._counts
-            if counts is None:
-                counts = self._counts = [0] * (2 * _OFFSET)
-                self._low, self._high = low, high
-            else:
-                self._low, self._high = min(self._low, low), max(self._high, high)
-            counts[low:high] = map(operator.add, counts[low:high], theirs[low:high])
-        for index, tasks in other.histogram.items():
-            self.histogram[index] = self.histogram.get(index, 0) + tasks
-
-    def percentile(self, fraction: float) -> float | None:
-        return histogram_percentile(self.flush().histogram, fraction)
 
 
 def hour_start(moment: datetime) -> datetime:

@@ -17,7 +17,7 @@ from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from tasks import metrics, metrics_display, metrics_rollup, rollups
+from tasks import histograms, metrics, metrics_display, metrics_rollup, rollups
 from tasks.backfill import BackfillRow, tasks_backfill
 from tasks.demo import seed_demo_tasks
 from tasks.jobs import rebuild_metrics_rollups
@@ -26,7 +26,7 @@ from tasks.services import Actor, fail_abandoned_tasks
 from tasks.tests.test_metrics import make_task, random_tasks, store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-BOUND = rollups.MAX_RELATIVE_ERROR
+BOUND = histograms.MAX_RELATIVE_ERROR
 
 
 def post(client, url: str, body: dict):
@@ -58,12 +58,12 @@ def test_every_duration_is_within_the_stated_error_of_its_buckets_representative
     assert BOUND < 0.01
     values = list(range(0, 20_000)) + [int(1.37**k) for k in range(20, 130)] + [2**62, 2**63 - 1]
     for value in values:
-        index = rollups.bucket_index(value)
-        assert rollups.BOUNDS[index] <= value < rollups.BOUNDS[index + 1]
-        assert abs(rollups.representative(index) - value) <= BOUND * value + 1e-9 * value, value
-        assert rollups.representative(rollups.bucket_index(-value)) == -rollups.representative(index)
+        index = histograms.bucket_index(value)
+        assert histograms.BOUNDS[index] <= value < histograms.BOUNDS[index + 1]
+        assert abs(histograms.representative(index) - value) <= BOUND * value + 1e-9 * value, value
+        assert histograms.representative(histograms.bucket_index(-value)) == -histograms.representative(index)
     # Below 50 ms every bucket is one integer: exact.
-    assert all(rollups.representative(rollups.bucket_index(v)) == v for v in range(50))
+    assert all(histograms.representative(histograms.bucket_index(v)) == v for v in range(50))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -79,12 +79,12 @@ def test_histogram_percentiles_stay_within_the_bound_of_percentile_cont_on_skewe
         values = [rng.choice([rng.randint(80, 120), rng.randint(900_000, 5_000_000)]) for _ in range(n)]
     histogram: dict[int, int] = {}
     for value in values:
-        histogram[rollups.bucket_index(value)] = histogram.get(rollups.bucket_index(value), 0) + 1
+        histogram[histograms.bucket_index(value)] = histogram.get(histograms.bucket_index(value), 0) + 1
     ordered = sorted(values)
     worst = 0.0
     for fraction in (0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0):
         exact = metrics.percentile_cont(ordered, fraction)
-        approx = rollups.histogram_percentile(histogram, fraction)
+        approx = histograms.histogram_percentile(histogram, fraction)
         if exact:
             worst = max(worst, abs(approx - exact) / exact)
         assert abs(approx - exact) <= BOUND * exact + 1e-6, (fraction, approx, exact)
