@@ -58,16 +58,22 @@ def test_an_approval_of_a_real_report_fires_nothing(client, post_report, alice):
     assert not Alert.objects.exists()
 
 
-def test_the_member_who_approved_is_not_mailed(
-    client, honeypot_case, alice, bob, operator, django_capture_on_commit_callbacks
-):
+def approve_and_collect_mails(client, case_id, alice, bob, operator, capture) -> list:
+    """alice approves the honeypot with everyone mailable; the alert mails sent."""
     for user, address in ((operator, "olivia@example.org"), (alice, "alice@example.org"), (bob, "bob@example.org")):
         user.email = address
         user.save()
     mail.outbox.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        vote(client, alice, honeypot_case, "approve")
-    alert_mails = [m for m in mail.outbox if "Alert" in m.subject]
+    with capture(execute=True):
+        vote(client, alice, case_id, "approve")
+    return [m for m in mail.outbox if "Alert" in m.subject]
+
+
+def test_the_member_who_approved_is_not_mailed(
+    client, honeypot_case, alice, bob, operator, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    alert_mails = approve_and_collect_mails(client, honeypot_case, alice, bob, operator, capture)
     assert alert_mails and "alice@example.org" not in {m.to[0] for m in alert_mails}
     assert "olivia@example.org" in {m.to[0] for m in alert_mails}
 
@@ -81,13 +87,9 @@ def test_a_chair_who_votes_is_not_told_which_case_is_the_honeypot(
     from reviews.services import review_settings_set
 
     review_settings_set(by=operator, chair=bob, reason="bob chairs")
-    for user, address in ((operator, "olivia@example.org"), (alice, "alice@example.org"), (bob, "bob@example.org")):
-        user.email = address
-        user.save()
-    mail.outbox.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        vote(client, alice, honeypot_case, "approve")
-    by_to = {m.to[0]: m for m in mail.outbox if "Alert" in m.subject}
+    capture = django_capture_on_commit_callbacks
+    alert_mails = approve_and_collect_mails(client, honeypot_case, alice, bob, operator, capture)
+    by_to = {m.to[0]: m for m in alert_mails}
     chair_mail, operator_mail = by_to["bob@example.org"], by_to["olivia@example.org"]
     told = (chair_mail.subject + "\n" + chair_mail.body).lower()
     for tell in (f"case: {honeypot_case}", f"case {honeypot_case}", f"cases/{honeypot_case}/"):
