@@ -204,10 +204,10 @@ def indicator_families(scrape: Scrape) -> Iterator[Metric]:
     counts: dict[tuple[str, str, str], int] = {
         (kind, state, ""): 0 for kind in AlertKind.values for state in OPEN_STATES
     }
-    for alert in readings.open_alerts():
-        model = alert.ai_model if not alert.ai_model or alert.ai_model in scrape.allowed_models else OTHER
-        key = (alert.kind, alert.state, model)
-        counts[key] = counts.get(key, 0) + 1
+    for (kind, state, ai_model), n in readings.open_alert_counts().items():
+        model = ai_model if not ai_model or ai_model in scrape.allowed_models else OTHER
+        key = (kind, state, model)
+        counts[key] = counts.get(key, 0) + n
     family = GaugeMetricFamily(
         "fsar_indicator_alerts_open",
         "Indicator alerts firing or acknowledged (not yet resolved), by kind, state and the model "

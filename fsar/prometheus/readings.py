@@ -237,14 +237,7 @@ def indicator_values() -> list[IndicatorValue]:
     return [IndicatorValue(key, labels, value, at) for key, labels, value, at in rows if value is not None]
 
 
-@dataclass(frozen=True)
-class OpenAlert:
-    kind: str
-    state: str
-    ai_model: str
-
-
-def open_alerts() -> list[OpenAlert]:
-    """Alerts firing or acknowledged (one query, indicators.selectors.firing_alerts):
-    kind, state and the model an alert is about; never the member."""
-    return [OpenAlert(a.kind, a.state, a.ai_model or "") for a in indicator_selectors.firing_alerts()]
+def open_alert_counts() -> dict[tuple[str, str, str], int]:
+    """Alerts firing or acknowledged, counted by kind, state and the model an alert is
+    about (one grouped query, indicators.selectors.alert_counts); never the member."""
+    return indicator_selectors.alert_counts()
