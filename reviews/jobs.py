@@ -98,7 +98,22 @@ def redecide_paused_tasks() -> int:
 
 
 def check_quorum_reach(case_id: int) -> None:
-    services.case_check_quorum_reach(case_id=case_id)
+    """Flag the case if its eligible members cannot reach its quorum. Already in a
+    worker, so the operators' notice is sent here once the flag has committed, not
+    enqueued as a job of its own (each job is a forked work horse: docs/benchmarks.md)."""
+    if services.case_check_quorum_reach(case_id=case_id, notify=False):
+        notify_quorum_impossible(case_id)
+
+
+def case_opened(case_id: int) -> None:
+    """A case put in front of the committee: its notice to the committee, then its
+    quorum check, in one job instead of two (one forked work horse per held report,
+    not two or three). Each half runs even if the other fails; both are safe to run
+    twice. The two separate jobs stay for jobs enqueued before this one existed."""
+    try:
+        notify_case_opened(case_id)
+    finally:
+        check_quorum_reach(case_id)
 
 
 def recheck_short_of_members() -> int:

@@ -93,9 +93,9 @@ def _open_case(
     case._change_reason = why
     case._history_user = by
     case.save()
-    if case.status == CaseStatus.OPEN:
-        _notify("notify_case_opened", case.pk)
-    _notify("check_quorum_reach", case.pk)  # once its reports are linked: their submitters may not vote
+    # Once its reports are linked (their submitters may not vote): its quorum check, and
+    # for an open case the committee's notice, in the same job (one work horse, not two).
+    _notify("case_opened" if case.status == CaseStatus.OPEN else "check_quorum_reach", case.pk)
     return case
 
 

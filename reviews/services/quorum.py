@@ -18,26 +18,33 @@ from reviews.services.common import _notify
 logger = logging.getLogger(__name__)
 
 
-def _check_short_of_members(case: Case, *, by=None) -> None:
+def _check_short_of_members(case: Case, *, by=None, notify: bool = True) -> bool:
+    """Set the case's flag; True when it was just set (operators to be told: a job
+    enqueued on commit, unless `notify` is False and the caller tells them)."""
     short = len(eligible_member_ids(case)) < case.quorum
-    if short != case.short_of_members:
-        case.short_of_members = short
-        case._history_user = by
-        case._change_reason = (
-            "fewer eligible members than the quorum: operators alerted" if short else "enough eligible members again"
-        )
-        case.save()
-        if short:
-            logger.warning("Case %s cannot reach its quorum of %s: too few eligible members", case.pk, case.quorum)
+    if short == case.short_of_members:
+        return False
+    case.short_of_members = short
+    case._history_user = by
+    case._change_reason = (
+        "fewer eligible members than the quorum: operators alerted" if short else "enough eligible members again"
+    )
+    case.save()
+    if short:
+        logger.warning("Case %s cannot reach its quorum of %s: too few eligible members", case.pk, case.quorum)
+        if notify:
             _notify("notify_quorum_impossible", case.pk)
+    return short
 
 
-def case_check_quorum_reach(*, case_id: int) -> None:
-    """Flag (or unflag) one case whose eligible members cannot reach its quorum."""
+def case_check_quorum_reach(*, case_id: int, notify: bool = True) -> bool:
+    """Flag (or unflag) one case whose eligible members cannot reach its quorum. True
+    when it was just flagged; the operators' notice is then a job enqueued on commit,
+    or, with notify=False (a job already running in a worker), the caller's to send
+    once this has committed."""
     with transaction.atomic():
         case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
-        if case is not None:
-            _check_short_of_members(case)
+        return case is not None and _check_short_of_members(case, notify=notify)
 
 
 def recheck_short_of_members() -> int:

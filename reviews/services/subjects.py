@@ -98,8 +98,7 @@ def subject_case_open(
         approval_valid_hours=approval_valid_hours,
         rule=rule_name,
     )
-    _notify("notify_case_opened", case.pk)
-    _notify("check_quorum_reach", case.pk)
+    _notify("case_opened", case.pk)  # its notice and its quorum check, in one job
     return case
 
 
@@ -143,6 +142,5 @@ def subject_case_reopen(
     _chain("case.reopened", case=case, by=by, actor=actor, version=case.version, reason=reason)
     _void_votes(case, old_version=case.version - 1, why=f"reopened: {reason}", by=by, actor=actor)
     send_case_changed(case, "reopened", by=by)
-    _notify("notify_case_opened", case.pk)
-    _notify("check_quorum_reach", case.pk)
+    _notify("case_opened", case.pk)  # its notice and its quorum check, in one job
     return case
