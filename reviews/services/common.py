@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
+from core.history import save_with_history
 from core.jobs import enqueue_on_commit
 from reviews import policy
 from reviews.models import (
@@ -90,9 +91,10 @@ def _open_case(
         due_at=now + timedelta(hours=rule.sla_hours if rule else DEFAULT_SLA_HOURS),
         **subject,
     )
-    case._change_reason = why
-    case._history_user = by
-    case.save()
+    # The case and its history row in one statement on PostgreSQL (core.history; no
+    # receiver but simple-history's listens to a case's save): a held report or task
+    # opens one inside its own transaction.
+    save_with_history(case, reason=why, user=by)
     # Once its reports are linked (their submitters may not vote): its quorum check, and
     # for an open case the committee's notice, in the same job (one work horse, not two).
     _notify("case_opened" if case.status == CaseStatus.OPEN else "check_quorum_reach", case.pk)
