@@ -9,10 +9,15 @@ the two rules bench/gate.py adds and an API key, then, with DEBUG off and the ga
 benchmark's settings (bench.gate_settings), posts through Django's test client:
 N noop calls and N markdown reports built as bench/gate.py builds them (every tenth
 held, so it opens a case), alternating in blocks so that noise hits both alike.
-Prints CPU ms per request (time.process_time: this process only, so the database
-server's own work is not counted), the ratio, SQL statements per request
-(CaptureQueriesContext) and a cProfile top list of the reports. The bench gate's
-20,000 finished tasks are left out: no rule that reports meet reads them.
+Prints, per request: CPU ms of this process (time.process_time) and of its
+PostgreSQL backend (from /proc: the server must run on this machine), and wall ms;
+the ratio; the SQL statements of a noop, an allowed and a held report
+(CaptureQueriesContext); what draining the jobs the reports enqueued costs an
+`rqworker --burst` (the bench's worker: a forked work horse per job; pass
+--worker-class=rq.worker.SimpleWorker to see the same jobs without forks); then a
+cProfile list of N more reports. The bench gate's 20,000 finished tasks are left
+out: no rule that reports meet reads them. The machine is shared: compare figures
+of one run, not across runs.
 """
 
 from __future__ import annotations
