@@ -272,7 +272,8 @@ def _superseded_report(record: ReportRecord) -> Report | None:
 def _decide(record: ReportRecord, fp: str) -> ReportDecision:
     """The first policy rule that matches the report (none: hold); an allow becomes a
     hold when a report with the same proposal was rejected before."""
-    state = selectors.gate_state()
+    # The gate's state and the rejected precedent: one round trip on PostgreSQL.
+    state, precedent = selectors.gate_state_and_rejected_precedent(fp)
     subject = policy.Subject(
         task_type=record.task_type,
         severity=record.severity,
@@ -288,8 +289,7 @@ def _decide(record: ReportRecord, fp: str) -> ReportDecision:
             Action.HOLD, None, {}, "no policy rule matched; held for the committee", NO_RULE_POLICY
         )
     # A honeypot is never a precedent: the AI would read its id in the decision
-    # (selectors.rejected_precedent skips honeypots).
-    precedent = selectors.rejected_precedent(fp) if fp else None
+    # (selectors.rejected_precedent skips honeypots, and so does the combined read).
     if precedent is None or decision.action != Action.ALLOW:
         return replace(decision, precedent=precedent)
     return replace(

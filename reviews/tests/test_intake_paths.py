@@ -119,3 +119,38 @@ def test_the_answer_to_a_new_report_is_what_get_answers(agent, post_report, alic
     assert gates["v1"] == ("allow", CaseStatus.ADVISORY)
     assert gates["d1"] == ("deny", None)
     assert gates["p1"] == ("hold", CaseStatus.OPEN)
+
+
+def test_the_gate_state_and_rejected_precedent_read_together_as_apart(post_report):
+    """selectors.gate_state_and_rejected_precedent (one round trip on PostgreSQL)
+    answers what gate_state() and rejected_precedent() answer: no precedent, the
+    latest rejected one, and with the gate's row missing, the closed stand-in."""
+    from reviews import selectors
+    from reviews.models import GateState
+    from reviews.services.intake import fingerprint
+
+    fp = fingerprint("the same proposal")
+
+    def both_ways():
+        state, precedent = selectors.gate_state_and_rejected_precedent(fp)
+        apart = selectors.gate_state(), selectors.rejected_precedent(fp)
+        # (the stand-in for a missing row has a fresh rules version on every read)
+        assert (state.pk, state.paused, state.reason) == (apart[0].pk, apart[0].paused, apart[0].reason)
+        assert state.rules_version == apart[0].rules_version or state.pk is None
+        assert (precedent and (precedent.pk, precedent.report_id, precedent.case_id)) == (
+            apart[1] and (apart[1].pk, apart[1].report_id, apart[1].case_id)
+        )
+        return state, precedent
+
+    assert both_ways()[1] is None
+    for report_id in ("r1", "r2"):
+        assert post_report(report_md(report_id, severity=30, proposal="the same proposal")).status_code == 201
+        Case.objects.filter(reports__report_id=report_id).update(status=CaseStatus.REJECTED)
+    state, precedent = both_ways()
+    assert precedent.report_id == "r2" and not state.paused
+    with CaptureQueriesContext(connection) as queries:
+        selectors.gate_state_and_rejected_precedent(fp)
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    GateState.objects.all().delete()
+    state, precedent = both_ways()
+    assert state.paused and state.pk is None and precedent.report_id == "r2"
