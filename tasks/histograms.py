@@ -142,6 +142,14 @@ class Totals:
                 self._low, self._high = min(self._low, first), max(self._high, end)
             counts[first:end] = map(operator.add, counts[first:end], itertools.islice(histogram, 1, None))
 
+    def add_durations(self, durations: list[int]) -> None:
+        """Count durations into the histogram only: their tasks' count, sum and maximum
+        were added already (`add`, from the database's sums)."""
+        mine = self.histogram
+        for duration in durations:
+            key = bucket_index(duration)
+            mine[key] = mine.get(key, 0) + 1
+
     def flush(self) -> Totals:
         """Fold the stored rows added so far into `histogram`."""
         counts = self._counts

@@ -6,9 +6,10 @@ duration histograms, within 0.99% of the exact ones."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -16,6 +17,7 @@ from django.db.models import Count, Max, Q, Sum, Value
 
 from tasks import histograms, rollups
 from tasks.metrics_query import (
+    FINISHED,
     AnyModel,
     Bucket,
     Key,
@@ -26,7 +28,7 @@ from tasks.metrics_query import (
     ceil_bucket,
     finished_tasks,
 )
-from tasks.models import TaskMetricsRollup, TaskStatus
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Cover:
     raw: list[tuple[datetime, datetime]]
     rows: Q | None = None
     whole: tuple[datetime, datetime] | None = None
+    # `rows` as (period, first start, end) ranges, for the one-statement read (`window_pair`).
+    blocks: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
 def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
@@ -50,11 +54,13 @@ def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
     if h0 == h1:
         return Cover(raw)
     if bucket == "hour":
-        return Cover(raw, Q(period=TaskMetricsRollup.Period.HOUR, start__gte=h0, start__lt=h1), (h0, h1))
+        block = (TaskMetricsRollup.Period.HOUR, h0, h1)
+        return Cover(raw, Q(period=block[0], start__gte=h0, start__lt=h1), (h0, h1), (block,))
     rows = Q()
-    for period, start, end in _blocks(h0, h1):
+    blocks = _blocks(h0, h1)
+    for period, start, end in blocks:
         rows |= Q(period=period, start__gte=start, start__lt=end)
-    return Cover(raw, rows, (h0, h1))
+    return Cover(raw, rows, (h0, h1), tuple(blocks))
 
 
 SIX_HOURS = timedelta(hours=6)
@@ -236,3 +242,112 @@ def sum_rollups(query: Query) -> dict[Key, Stats]:
     for edge, task_type, ai_model, n, f, t, s, m in _edges(query, cover, "task_type", "ai_model", *counted, **counted):
         groups.at(cover.raw[edge][0], task_type, ai_model).add(n, f, t, s or 0, m, None)
     return groups.stats(percentiles=False)
+
+
+# --- Both windows in one statement (PostgreSQL) ------------------------------------------
+
+_ROLLUP_TABLE = TaskMetricsRollup._meta.db_table
+_TASK_TABLE = ExecutionTask._meta.db_table
+_CURRENT, _PREVIOUS, _TOTAL = 0, 1, 2
+
+
+def _filters(query: Query, *, rollup: bool) -> tuple[str, list]:
+    """The query's task type and model filters as SQL on the rollup rows or the raw rows."""
+    sql, params = "", []
+    if query.task_type is not None:
+        sql += " AND task_type = %s"
+        params.append(query.task_type)
+    if query.ai_model is None:
+        sql += " AND NOT has_model" if rollup else " AND ai_model IS NULL"
+    elif not isinstance(query.ai_model, AnyModel):
+        sql += " AND has_model AND model = %s" if rollup else " AND ai_model = %s"
+        params.append(query.ai_model)
+    return sql, params
+
+
+def _blocks_sql(cover: Cover) -> tuple[str, list]:
+    params: list = []
+    for block in cover.blocks:
+        params.extend(block)
+    return " OR ".join(["(period = %s AND start >= %s AND start < %s)"] * len(cover.blocks)), params
+
+
+def _raw_branch(part: int, since: datetime, until: datetime, query: Query, *, pending: bool) -> tuple[str, list]:
+    """One range of raw rows added up per type × model (an index-only scan of
+    tasks_finished_cover, or of tasks_rollup_pending for the pending tasks); the current
+    window's durations come along as an array, for its histograms."""
+    filters, params = _filters(query, rollup=False)
+    durations = (
+        "array_agg(duration_ms) FILTER (WHERE duration_ms IS NOT NULL)" if part == _CURRENT else "NULL::bigint[]"
+    )
+    return (
+        f"SELECT {part}, task_type::text, ai_model::text, count(*), count(*) FILTER (WHERE status = 'failed'), "
+        f"count(duration_ms), coalesce(sum(duration_ms), 0)::bigint, max(duration_ms), NULL::jsonb, {durations} "
+        f"FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s AND status IN (%s, %s)"
+        f"{' AND rollup_pending' if pending else ''}{filters} GROUP BY task_type, ai_model",
+        [since, until, *FINISHED, *params],
+    )
+
+
+def window_pair(query: Query, *, auto_max: int | None = None) -> tuple[dict[Key, Stats], dict[Key, Stats]] | None:
+    """PostgreSQL: the rollup engine's answer for `query` (with percentiles) and the totals
+    of its previous window (without), from ONE statement: the rollup rows of both windows'
+    whole hours, their pending tasks and their partial edge hours, a UNION ALL. One
+    statement reads one snapshot, so a drain committing meanwhile neither counts a task
+    twice nor loses it, without a REPEATABLE READ transaction. `query.bucket` must be None.
+
+    With `auto_max` (the "auto" engine): None when the current window's rollup rows count
+    at most that many tasks (the caller answers exactly; the same count `resolve_engine`
+    takes, read in the same statement)."""
+    assert query.bucket is None
+    previous_query = replace(query, window=query.window.previous())
+    branches: list[tuple[str, list]] = []
+    rollup_filters, rollup_params = _filters(query, rollup=True)
+    for part, q in ((_CURRENT, query), (_PREVIOUS, previous_query)):
+        cover = rollup_cover(q.window, None)
+        if cover.blocks:
+            where, params = _blocks_sql(cover)
+            if part == _CURRENT:
+                columns = "count, failed, timed, sum_ms, max_ms, histogram"
+                grouping = ""
+            else:
+                columns = "sum(count)::bigint, sum(failed)::bigint, sum(timed)::bigint, sum(sum_ms)::bigint, "
+                columns += "max(max_ms), NULL::jsonb"
+                grouping = " GROUP BY task_type, has_model, model"
+            branches.append(
+                (
+                    f"SELECT {part}, task_type::text, CASE WHEN has_model THEN model END, {columns}, NULL::bigint[] "
+                    f"FROM {_ROLLUP_TABLE} WHERE ({where}){rollup_filters}{grouping}",
+                    [*params, *rollup_params],
+                )
+            )
+            if part == _CURRENT and auto_max is not None:
+                branches.append(
+                    (
+                        f"SELECT {_TOTAL}, NULL, NULL, coalesce(sum(count), 0)::bigint, 0, 0, 0, NULL, NULL, NULL "
+                        f"FROM {_ROLLUP_TABLE} WHERE ({where})",
+                        params,
+                    )
+                )
+            branches.append(_raw_branch(part, *cover.whole, q, pending=True))
+        for since, until in cover.raw:
+            branches.append(_raw_branch(part, since, until, q, pending=False))
+    if auto_max is not None and not any(sql.startswith(f"SELECT {_TOTAL},") for sql, _ in branches):
+        return None  # no whole hour in the window: no rollup row to count, a small window
+    sql = " UNION ALL ".join(f"({branch})" for branch, _ in branches)
+    params = [p for _, branch_params in branches for p in branch_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    current, previous = _Groups(query), _Groups(previous_query)
+    for part, task_type, ai_model, n, f, t, s, m, histogram, durations in rows:
+        if part == _TOTAL:
+            if n <= auto_max:
+                return None
+            continue
+        totals = (current if part == _CURRENT else previous).at(None, task_type, ai_model)
+        # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
+        totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram)
+        if durations:
+            totals.add_durations(durations)
+    return current.stats(percentiles=True), previous.stats(percentiles=False)
