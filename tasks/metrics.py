@@ -191,7 +191,8 @@ def task_metrics(
         pair = window_pair(Query(window=window, by_model=by_model, task_type=task_type), auto_max=auto_max)
         if pair is not None:
             current, previous = pair
-            return {"window": window.as_dict(), "group_by": group_by, "groups": _groups(current, previous)}
+            groups = _groups(current.stats(percentiles=True), previous.stats(percentiles=False))
+            return {"window": window.as_dict(), "group_by": group_by, "groups": groups}
         engine = exact_engine()
     engine = resolve_engine(engine, window)
     current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)

@@ -8,8 +8,19 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from django.db import connection
+
 from tasks import selectors
-from tasks.metrics import _by_type, _group_order, _groups, _totals, aggregate, resolve_engine
+from tasks.metrics import (
+    _by_type,
+    _group_order,
+    _groups,
+    _totals,
+    aggregate,
+    exact_engine,
+    exact_max_tasks,
+    resolve_engine,
+)
 from tasks.metrics_query import (
     Bucket,
     Engine,
@@ -22,7 +33,7 @@ from tasks.metrics_query import (
     relative_change,
     round_ms,
 )
-from tasks.metrics_rollup import rollup_totals
+from tasks.metrics_rollup import rollup_totals, window_pair
 from tasks.models import TaskType
 from tasks.rollups import Totals
 
@@ -105,12 +116,13 @@ def _merged(totals: dict[Key, Totals], key, *, percentiles: bool) -> dict[Key, S
     }  # fmt: skip
 
 
-def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None) -> dict:
+def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: dict[Key, Totals] | None = None) -> dict:
     """Everything the page shows of the window, from one read of the rollup engine at
-    the finest grain the page needs (per bucket × type × model, histograms kept), then
-    added up per table row, per chart point and per model: one set of queries where
-    the page used to read the window four times (docs/metrics.md)."""
-    fine = rollup_totals(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), backfilled=True)
+    the finest grain the page needs (per bucket × type × model, histograms kept: `fine`
+    when the caller has it), then added up per table row, per chart point and per model:
+    one set of queries where the page used to read the window four times (docs/metrics.md)."""
+    if fine is None:
+        fine = rollup_totals(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), backfilled=True)
     backfilled: dict[tuple[str, str | None], int] = {}
     for (_, group_type, ai_model), t in fine.items():
         if t.backfilled:
@@ -129,12 +141,28 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
     """The operator page: per type (or, drilled down, per model of one type) the table,
     the slowest type and model, the biggest regression, per type a chart series, and
     per (type, model) how many of the window's tasks were backfilled."""
-    engine = resolve_engine(engine, window)
-    # One previous-window read serves both tables: per-type sums are the per-model sums added up.
-    previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     bucket = chart_bucket(window)
+    fine = previous = None
+    if connection.vendor == "postgresql" and engine in (None, "auto", "rollup"):
+        # The window at the page's grain and the previous window's totals in one statement;
+        # "auto" learns there whether the window is small (then answered exactly).
+        pair = window_pair(
+            Query(window=window, bucket=bucket, by_model=True, task_type=task_type),
+            auto_max=None if engine == "rollup" else exact_max_tasks(),
+            backfilled=True,
+        )
+        if pair is None:
+            engine = exact_engine()
+        else:
+            fine, previous_totals = pair
+            previous = previous_totals.stats(percentiles=False)
+            engine = "rollup"
+    engine = resolve_engine(engine, window)
+    if previous is None:
+        # One previous-window read serves both tables: per-type sums are the per-model sums added up.
+        previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     if engine == "rollup":
-        reads = _rollup_reads(window, bucket, task_type)
+        reads = _rollup_reads(window, bucket, task_type, fine)
         backfilled = reads["backfilled"]
     else:
         backfilled = selectors.backfilled_counts(since=window.since, until=window.until, task_type=task_type)

@@ -28,7 +28,7 @@ from tasks.metrics_query import (
     ceil_bucket,
     finished_tasks,
 )
-from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
+from tasks.models import ExecutionTask, TaskMetricsRollup, TaskSource, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,8 @@ def sum_rollups(query: Query) -> dict[Key, Stats]:
 _ROLLUP_TABLE = TaskMetricsRollup._meta.db_table
 _TASK_TABLE = ExecutionTask._meta.db_table
 _CURRENT, _PREVIOUS, _TOTAL = 0, 1, 2
+_FINISHED_SQL = "(" + ", ".join(f"'{status}'" for status in FINISHED) + ")"  # constants, as literals
+FAILED, BACKFILL = TaskStatus.FAILED.value, TaskSource.BACKFILL.value
 
 
 def _filters(query: Query, *, rollup: bool) -> tuple[str, list]:
@@ -272,82 +274,114 @@ def _blocks_sql(cover: Cover) -> tuple[str, list]:
     return " OR ".join(["(period = %s AND start >= %s AND start < %s)"] * len(cover.blocks)), params
 
 
-def _raw_branch(part: int, since: datetime, until: datetime, query: Query, *, pending: bool) -> tuple[str, list]:
+def _raw_branch(
+    part: int, since: datetime, until: datetime, query: Query, *, pending: bool, backfilled: bool
+) -> tuple[str, list]:
     """One range of raw rows added up per type × model (an index-only scan of
     tasks_finished_cover, or of tasks_rollup_pending for the pending tasks); the current
-    window's durations come along as an array, for its histograms."""
+    window's durations come along as an array, for its histograms. An edge range lies
+    within one hour, so within one bucket: its start stands for its tasks' time; pending
+    tasks are grouped per bucket. `backfilled` is counted here for the pending tasks only
+    (few; `source` is not in the edges' covering index: `_backfilled_branch`)."""
     filters, params = _filters(query, rollup=False)
     durations = (
         "array_agg(duration_ms) FILTER (WHERE duration_ms IS NOT NULL)" if part == _CURRENT else "NULL::bigint[]"
     )
+    moment, group, moment_params = "%s::timestamptz", "", [since]
+    if pending and query.bucket:
+        moment, group, moment_params = "min(finished_at)", f", date_trunc('{query.bucket}', finished_at, 'UTC')", []
+    counted = f"count(*) FILTER (WHERE source = '{BACKFILL}')" if pending and backfilled else "0"
     return (
-        f"SELECT {part}, task_type::text, ai_model::text, count(*), count(*) FILTER (WHERE status = 'failed'), "
-        f"count(duration_ms), coalesce(sum(duration_ms), 0)::bigint, max(duration_ms), NULL::jsonb, {durations} "
-        f"FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s AND status IN (%s, %s)"
-        f"{' AND rollup_pending' if pending else ''}{filters} GROUP BY task_type, ai_model",
-        [since, until, *FINISHED, *params],
+        f"SELECT {part}, {moment}, task_type::text, ai_model::text, count(*), "
+        f"count(*) FILTER (WHERE status = '{FAILED}'), count(duration_ms), coalesce(sum(duration_ms), 0)::bigint, "
+        f"max(duration_ms), NULL::jsonb, {durations}, {counted} FROM {_TASK_TABLE} "
+        f"WHERE finished_at >= %s AND finished_at < %s AND status IN {_FINISHED_SQL}"
+        f"{' AND rollup_pending' if pending else ''}{filters} GROUP BY task_type, ai_model{group}",
+        [*moment_params, since, until, *params],
     )
 
 
-def window_pair(query: Query, *, auto_max: int | None = None) -> tuple[dict[Key, Stats], dict[Key, Stats]] | None:
-    """PostgreSQL: the rollup engine's answer for `query` (with percentiles) and the totals
-    of its previous window (without), from ONE statement: the rollup rows of both windows'
-    whole hours, their pending tasks and their partial edge hours, a UNION ALL. One
-    statement reads one snapshot, so a drain committing meanwhile neither counts a task
-    twice nor loses it, without a REPEATABLE READ transaction. `query.bucket` must be None.
+def _backfilled_branch(since: datetime, until: datetime, query: Query) -> tuple[str, list]:
+    """The backfilled tasks of an edge range per type × model, from the partial index
+    tasks_backfilled_finished alone (its condition written as literals, so that a prepared
+    statement's generic plan can use it)."""
+    filters, params = _filters(query, rollup=False)
+    return (
+        f"SELECT {_CURRENT}, %s::timestamptz, task_type::text, ai_model::text, 0, 0, 0, 0, NULL, NULL, NULL, "
+        f"count(*) FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s AND source = '{BACKFILL}' "
+        f"AND status IN {_FINISHED_SQL}{filters} GROUP BY task_type, ai_model",
+        [since, since, until, *params],
+    )
 
-    With `auto_max` (the "auto" engine): None when the current window's rollup rows count
-    at most that many tasks (the caller answers exactly; the same count `resolve_engine`
-    takes, read in the same statement)."""
-    assert query.bucket is None
-    previous_query = replace(query, window=query.window.previous())
+
+def window_pair(
+    query: Query, *, auto_max: int | None = None, backfilled: bool = False
+) -> tuple[_Groups, _Groups] | None:
+    """PostgreSQL: what the rollup engine reads for `query` (Totals per group key, with
+    histograms) and for its previous window (per type × model as `query` groups them, no
+    bucket, no histograms), from ONE statement: the rollup rows of both windows' whole
+    hours, their pending tasks and their partial edge hours, a UNION ALL. One statement
+    reads one snapshot, so a drain committing meanwhile neither counts a task twice nor
+    loses it, without a REPEATABLE READ transaction. With `backfilled`, the current
+    window's Totals count their backfilled tasks (as `rollup_totals(backfilled=True)`).
+
+    With `auto_max` (the "auto" engine): None when the window's rollup rows count at most
+    that many tasks (the caller answers exactly; the count `resolve_engine` takes, read in
+    the same statement)."""
+    previous_query = replace(query, window=query.window.previous(), bucket=None)
     branches: list[tuple[str, list]] = []
     rollup_filters, rollup_params = _filters(query, rollup=True)
+    if auto_max is not None:
+        everything = rollup_cover(query.window, None)
+        if not everything.blocks:
+            return None  # no whole hour in the window: no rollup row to count, a small window
+        where, params = _blocks_sql(everything)
+        branches.append(
+            (
+                f"SELECT {_TOTAL}, NULL::timestamptz, NULL, NULL, coalesce(sum(count), 0)::bigint, 0, 0, 0, NULL, "
+                f"NULL, NULL, 0 FROM {_ROLLUP_TABLE} WHERE ({where})",
+                params,
+            )
+        )
     for part, q in ((_CURRENT, query), (_PREVIOUS, previous_query)):
-        cover = rollup_cover(q.window, None)
+        cover = rollup_cover(q.window, q.bucket)
         if cover.blocks:
             where, params = _blocks_sql(cover)
             if part == _CURRENT:
-                columns = "count, failed, timed, sum_ms, max_ms, histogram"
+                moment = "start" if q.bucket else "NULL::timestamptz"
+                columns = f"{moment}, task_type::text, CASE WHEN has_model THEN model END, count, failed, timed, "
+                columns += f"sum_ms, max_ms, histogram, NULL::bigint[], {'backfilled' if backfilled else '0'}"
                 grouping = ""
             else:
-                columns = "sum(count)::bigint, sum(failed)::bigint, sum(timed)::bigint, sum(sum_ms)::bigint, "
-                columns += "max(max_ms), NULL::jsonb"
+                columns = "NULL::timestamptz, task_type::text, CASE WHEN has_model THEN model END, "
+                columns += "sum(count)::bigint, sum(failed)::bigint, sum(timed)::bigint, sum(sum_ms)::bigint, "
+                columns += "max(max_ms), NULL::jsonb, NULL::bigint[], 0"
                 grouping = " GROUP BY task_type, has_model, model"
             branches.append(
                 (
-                    f"SELECT {part}, task_type::text, CASE WHEN has_model THEN model END, {columns}, NULL::bigint[] "
-                    f"FROM {_ROLLUP_TABLE} WHERE ({where}){rollup_filters}{grouping}",
+                    f"SELECT {part}, {columns} FROM {_ROLLUP_TABLE} WHERE ({where}){rollup_filters}{grouping}",
                     [*params, *rollup_params],
                 )
             )
-            if part == _CURRENT and auto_max is not None:
-                branches.append(
-                    (
-                        f"SELECT {_TOTAL}, NULL, NULL, coalesce(sum(count), 0)::bigint, 0, 0, 0, NULL, NULL, NULL "
-                        f"FROM {_ROLLUP_TABLE} WHERE ({where})",
-                        params,
-                    )
-                )
-            branches.append(_raw_branch(part, *cover.whole, q, pending=True))
+            branches.append(_raw_branch(part, *cover.whole, q, pending=True, backfilled=backfilled))
         for since, until in cover.raw:
-            branches.append(_raw_branch(part, since, until, q, pending=False))
-    if auto_max is not None and not any(sql.startswith(f"SELECT {_TOTAL},") for sql, _ in branches):
-        return None  # no whole hour in the window: no rollup row to count, a small window
+            branches.append(_raw_branch(part, since, until, q, pending=False, backfilled=backfilled))
+            if backfilled and part == _CURRENT:
+                branches.append(_backfilled_branch(since, until, q))
     sql = " UNION ALL ".join(f"({branch})" for branch, _ in branches)
     params = [p for _, branch_params in branches for p in branch_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     current, previous = _Groups(query), _Groups(previous_query)
-    for part, task_type, ai_model, n, f, t, s, m, histogram, durations in rows:
+    for part, moment, task_type, ai_model, n, f, t, s, m, histogram, durations, b in rows:
         if part == _TOTAL:
             if n <= auto_max:
                 return None
             continue
-        totals = (current if part == _CURRENT else previous).at(None, task_type, ai_model)
+        totals = (current if part == _CURRENT else previous).at(moment, task_type, ai_model)
         # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
-        totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram)
+        totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram, b)
         if durations:
             totals.add_durations(durations)
-    return current.stats(percentiles=True), previous.stats(percentiles=False)
+    return current, previous
