@@ -488,3 +488,63 @@ def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
     assert (
         sum(t.count for k, t in assert_rollups_match_raw(now - timedelta(days=3), now).items() if k[0] == "day") == 10
     )
+
+
+# --- Both windows in one statement (PostgreSQL) ----------------------------------------------
+
+
+def _figures(groups) -> dict:
+    return {
+        key: (t.count, t.failed, t.timed, t.sum_ms, t.max_ms, t.backfilled, t.flush().histogram)
+        for key, t in groups.items()
+        if t.count
+    }
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_one_statement_read_gives_what_the_separate_reads_give_with_pending_tasks_edges_and_filters():
+    rng = random.Random(31)
+    folded = random_tasks(rng, 700, days=16)
+    for task in folded:
+        task.source = rng.choice(["api", "backfill"])
+    store(*folded)
+    late = random_tasks(rng, 200, days=16)
+    for task in late:
+        task.source = rng.choice(["api", "backfill"])
+        task.rollup_pending = True  # finished, not drained yet
+    ExecutionTask.objects.bulk_create(late)
+    windows = [
+        metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7)),  # ragged edges
+        metrics.Window(NOW - timedelta(days=3), NOW),  # whole hours only
+        metrics.Window(NOW - timedelta(minutes=50), NOW - timedelta(minutes=10)),  # within one hour
+    ]
+    for window in windows:
+        for bucket in (None, "hour", "day"):
+            for task_type, ai_model in ((None, metrics.ANY_MODEL), ("implement_idea", None), (None, "gpt-5.1")):
+                query = metrics.Query(
+                    window=window, by_model=True, bucket=bucket, task_type=task_type, ai_model=ai_model
+                )
+                current, previous = metrics_rollup.window_pair(query, backfilled=True)
+                assert _figures(current) == _figures(metrics_rollup.rollup_totals(query, backfilled=True))
+                previous_query = metrics.Query(
+                    window=window.previous(), by_model=True, task_type=task_type, ai_model=ai_model
+                )
+                assert previous.stats(percentiles=False) == metrics_rollup.sum_rollups(previous_query)
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_api_and_the_page_read_both_windows_in_one_statement_and_auto_stays_exact_on_small_windows(settings):
+    store(*random_tasks(random.Random(32), 300, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    settings.METRICS_EXACT_MAX_TASKS = 0
+    with CaptureQueriesContext(connection) as queries:
+        rollup = metrics.task_metrics(window=window, group_by="ai_model")
+        metrics_display.metrics_overview(window=window)
+    assert len(queries.captured_queries) == 2
+    assert rollup == metrics.task_metrics(window=window, group_by="ai_model", engine="rollup")
+    settings.METRICS_EXACT_MAX_TASKS = 10**9
+    assert metrics.task_metrics(window=window, group_by="ai_model") == metrics.task_metrics(
+        window=window, group_by="ai_model", engine="exact"
+    )
