@@ -98,20 +98,28 @@ def _biggest_regression(groups: list[dict]) -> dict | None:
     return max(worse, key=lambda g: g["mean_ms_change"]) if worse else None
 
 
-def _merged(totals: dict[Key, Totals], key, *, percentiles: bool) -> dict[Key, Stats]:
-    """Totals per key added up per `key(k)` (so per type, per model or per bucket), as Stats."""
-    merged: dict[Key, Totals] = {}
+def _summed(totals: dict[Key, Totals], key, *, histograms: bool) -> dict[Key, Totals]:
+    """Totals per key added up per `key(k)` (so per type, per model or per bucket); their
+    histograms only when `histograms` (a table without percentiles needs none)."""
+    summed: dict[Key, Totals] = {}
     for k, t in totals.items():
-        into = merged.get(key(k))
+        into = summed.get(key(k))
         if into is None:
-            into = merged[key(k)] = Totals()
-        into.merge(t)
+            into = summed[key(k)] = Totals()
+        if histograms:
+            into.merge(t)
+        else:
+            into.add(t.count, t.failed, t.timed, t.sum_ms, t.max_ms, None, t.backfilled)
+    return summed
+
+
+def _stats(totals: dict[Key, Totals], *, percentiles: bool) -> dict[Key, Stats]:
     return {
         k: Stats(
             count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms, max_ms=t.max_ms,
             p50_ms=t.percentile(0.5) if percentiles else None, p95_ms=t.percentile(0.95) if percentiles else None,
         )
-        for k, t in merged.items()
+        for k, t in totals.items()
         if t.count
     }  # fmt: skip
 
@@ -128,11 +136,19 @@ def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: d
         if t.backfilled:
             backfilled[(group_type, ai_model)] = backfilled.get((group_type, ai_model), 0) + t.backfilled
     per_model = task_type is not None
+    # Histograms are merged only where percentiles are shown, and the per-type table from
+    # the per-bucket sums (fewer, already merged) rather than from every fine group again.
+    by_bucket = _summed(fine, lambda k: (k[0], k[1], None), histograms=True)
+    by_model = _summed(fine, lambda k: (None, k[1], k[2]), histograms=per_model)
+    if per_model:
+        table = by_model
+    else:
+        table = _summed(by_bucket, lambda k: (None, k[1], None), histograms=True)
     return {
-        "table": _merged(fine, lambda k: (None, k[1], k[2] if per_model else None), percentiles=True),
-        "by_model": _merged(fine, lambda k: (None, k[1], k[2]), percentiles=per_model),
-        "by_bucket": _merged(fine, lambda k: (k[0], k[1], None), percentiles=True),
-        "by_bucket_model": _merged(fine, lambda k: k, percentiles=False) if per_model else None,
+        "table": _stats(table, percentiles=True),
+        "by_model": _stats(by_model, percentiles=per_model),
+        "by_bucket": _stats(by_bucket, percentiles=True),
+        "by_bucket_model": _stats(fine, percentiles=False) if per_model else None,
         "backfilled": backfilled,
     }
 
