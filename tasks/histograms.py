@@ -107,6 +107,9 @@ class Totals:
     _counts: list[int] | None = field(default=None, compare=False, repr=False)
     _low: int = field(default=0, compare=False, repr=False)
     _high: int = field(default=0, compare=False, repr=False)
+    # The first stored row's dense histogram while it is the only one (most groups of a
+    # fine read hold one row: no counts list to allocate and fill for them).
+    _dense: list[int] | None = field(default=None, compare=False, repr=False)
 
     def add_task(self, status: str, duration: int | None, source: str | None = None) -> None:
         self.count += 1
@@ -132,15 +135,22 @@ class Totals:
         if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
             self.max_ms = max_ms
         if histogram:
-            first = histogram[0] + _OFFSET
-            end = first + len(histogram) - 1
-            counts = self._counts
-            if counts is None:
-                counts = self._counts = [0] * (2 * _OFFSET)
-                self._low, self._high = first, end
+            if self._counts is None and self._dense is None:
+                self._dense = histogram  # the first stored row: kept as it is until a second one comes
             else:
-                self._low, self._high = min(self._low, first), max(self._high, end)
-            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(histogram, 1, None))
+                self._add_dense(histogram)
+
+    def _add_dense(self, histogram: list[int]) -> None:
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = [0] * (2 * _OFFSET)
+            self._low = self._high = histogram[0] + _OFFSET
+        dense, self._dense = self._dense, None
+        for stored in (dense, histogram) if dense is not None else (histogram,):
+            first = stored[0] + _OFFSET
+            end = first + len(stored) - 1
+            self._low, self._high = min(self._low, first), max(self._high, end)
+            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(stored, 1, None))
 
     def add_durations(self, durations: list[int]) -> None:
         """Count durations into the histogram only: their tasks' count, sum and maximum
@@ -152,6 +162,13 @@ class Totals:
 
     def flush(self) -> Totals:
         """Fold the stored rows added so far into `histogram`."""
+        dense = self._dense
+        if dense is not None:
+            mine, first = self.histogram, dense[0] - 1
+            for position, tasks in enumerate(dense):
+                if tasks and position:
+                    mine[first + position] = mine.get(first + position, 0) + tasks
+            self._dense = None
         counts = self._counts
         if counts is not None:
             mine = self.histogram
@@ -162,7 +179,7 @@ class Totals:
         return self
 
     def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, other._dense, other.backfilled)
         theirs = other._counts
         if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
             low, high = other._low, other._high

@@ -490,6 +490,45 @@ def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
     )
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_totals_add_up_stored_rows_whatever_the_order_of_adds_merges_and_reads(seed):
+    """A Totals keeps its first stored row as it is (no counts list) until a second comes:
+    adding, merging (with or without rows of their own) and reading give the same histogram."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(rng.randint(1, 6)):
+        values = [rng.randint(-50, 400_000) for _ in range(rng.randint(1, 40))]
+        histogram: dict[int, int] = {}
+        for value in values:
+            histogram[histograms.bucket_index(value)] = histogram.get(histograms.bucket_index(value), 0) + 1
+        rows.append(histograms.dense(histogram))
+    want: dict[int, int] = {}
+    for row in rows:
+        for position, tasks in enumerate(row[1:]):
+            if tasks:
+                want[row[0] + position] = want.get(row[0] + position, 0) + tasks
+    one = histograms.Totals()
+    for row in rows:
+        one.add(1, 0, 1, 1, 1, row)
+    assert one.flush().histogram == want
+    parts = [histograms.Totals() for _ in rows]
+    for part, row in zip(parts, rows, strict=True):
+        part.add(1, 0, 1, 1, 1, row)
+    merged = histograms.Totals()
+    merged.add_durations([7])  # a histogram of its own too
+    for part in parts:
+        merged.merge(part)
+    assert merged.flush().histogram == {**want, 7: want.get(7, 0) + 1}
+    pairs = histograms.Totals()
+    for i in range(0, len(rows), 2):
+        pair = histograms.Totals()
+        for row in rows[i : i + 2]:
+            pair.add(1, 0, 1, 1, 1, row)
+        pairs.merge(pair)
+    assert pairs.percentile(0.5) == histograms.histogram_percentile(want, 0.5)
+    assert pairs.count == len(rows)
+
+
 # --- Both windows in one statement (PostgreSQL) ----------------------------------------------
 
 
