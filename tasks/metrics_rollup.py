@@ -2,7 +2,8 @@
 model (tasks/rollups.py keeps them) for the whole hours of the window, raw rows
 for its partial edge hours and for the tasks the drain has not added yet. Counts,
 sums, maxima, means and failure rates are exact; percentiles come from the
-duration histograms, within 0.99% of the exact ones."""
+duration histograms, within 0.99% of the exact ones. On PostgreSQL the API and the
+operator page read a window and its previous one in one statement (`window_pair`)."""
 
 from __future__ import annotations
 
