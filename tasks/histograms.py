@@ -54,23 +54,29 @@ def representative(index: int) -> float:
 def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
     """percentile_cont over a histogram {bucket index: count}: the values at ranks
     ⌊p(n−1)⌋ and ⌈p(n−1)⌉ (0-based, ascending) are their buckets' representatives."""
-    n = sum(histogram.values())
+    return histogram_percentiles(histogram, (fraction,))[0]
+
+
+def histogram_percentiles(histogram: dict[int, int], fractions: tuple[float, ...]) -> list[float | None]:
+    """`histogram_percentile` of each fraction, sorting the buckets once."""
+    if not histogram:
+        return [None] * len(fractions)
+    items = sorted(histogram.items())
+    ends = list(itertools.accumulate(tasks for _, tasks in items))  # ranks below each bucket's end
+    n = ends[-1]
     if n == 0:
-        return None
-    position = fraction * (n - 1)
-    first, second = math.floor(position), math.ceil(position)
-    low = high = None
-    seen = 0
-    for index in sorted(histogram):
-        seen += histogram[index]
-        if low is None and seen > first:
-            low = representative(index)
-        if seen > second:
-            high = representative(index)
-            break
-    if first == second:
-        return low
-    return low + (high - low) * (position - first)
+        return [None] * len(fractions)
+
+    def value(rank: int) -> float:
+        return representative(items[bisect.bisect_right(ends, rank)][0])
+
+    found: list[float | None] = []
+    for fraction in fractions:
+        position = fraction * (n - 1)
+        first, second = math.floor(position), math.ceil(position)
+        low = value(first)
+        found.append(low if first == second else low + (value(second) - low) * (position - first))
+    return found
 
 
 # --- Accumulating ---------------------------------------------------------------------
@@ -195,3 +201,7 @@ class Totals:
 
     def percentile(self, fraction: float) -> float | None:
         return histogram_percentile(self.flush().histogram, fraction)
+
+    def median_and_p95(self) -> tuple[float | None, float | None]:
+        p50, p95 = histogram_percentiles(self.flush().histogram, (0.5, 0.95))
+        return p50, p95

@@ -33,7 +33,7 @@ from tasks.metrics_query import (
     relative_change,
     round_ms,
 )
-from tasks.metrics_rollup import rollup_totals, window_pair
+from tasks.metrics_rollup import rollup_totals, totals_stats, window_pair
 from tasks.models import TaskType
 from tasks.rollups import Totals
 
@@ -113,17 +113,6 @@ def _summed(totals: dict[Key, Totals], key, *, histograms: bool) -> dict[Key, To
     return summed
 
 
-def _stats(totals: dict[Key, Totals], *, percentiles: bool) -> dict[Key, Stats]:
-    return {
-        k: Stats(
-            count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms, max_ms=t.max_ms,
-            p50_ms=t.percentile(0.5) if percentiles else None, p95_ms=t.percentile(0.95) if percentiles else None,
-        )
-        for k, t in totals.items()
-        if t.count
-    }  # fmt: skip
-
-
 def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: dict[Key, Totals] | None = None) -> dict:
     """Everything the page shows of the window, from one read of the rollup engine at
     the finest grain the page needs (per bucket × type × model, histograms kept: `fine`
@@ -145,10 +134,10 @@ def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: d
     else:
         table = _summed(by_bucket, lambda k: (None, k[1], None), histograms=True)
     return {
-        "table": _stats(table, percentiles=True),
-        "by_model": _stats(by_model, percentiles=per_model),
-        "by_bucket": _stats(by_bucket, percentiles=True),
-        "by_bucket_model": _stats(fine, percentiles=False) if per_model else None,
+        "table": totals_stats(table, percentiles=True),
+        "by_model": totals_stats(by_model, percentiles=per_model),
+        "by_bucket": totals_stats(by_bucket, percentiles=True),
+        "by_bucket_model": totals_stats(fine, percentiles=False) if per_model else None,
         "backfilled": backfilled,
     }
 

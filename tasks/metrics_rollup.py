@@ -135,19 +135,17 @@ class _Groups(dict):
                 self.at(finished_at, task_type, ai_model).add_task(status, duration, source)
 
     def stats(self, *, percentiles: bool) -> dict[Key, Stats]:
-        return {
-            key: Stats(
-                count=t.count,
-                failed=t.failed,
-                timed=t.timed,
-                sum_ms=t.sum_ms,
-                max_ms=t.max_ms,
-                p50_ms=t.percentile(0.5) if percentiles else None,
-                p95_ms=t.percentile(0.95) if percentiles else None,
-            )
-            for key, t in self.items()
-            if t.count
-        }
+        return totals_stats(self, percentiles=percentiles)
+
+
+def totals_stats(totals: dict[Key, histograms.Totals], *, percentiles: bool) -> dict[Key, Stats]:
+    """Stats of each group that counts a task; p50 and p95 (one pass) only with `percentiles`."""
+    result = {}
+    for key, t in totals.items():
+        if t.count:
+            p50, p95 = t.median_and_p95() if percentiles else (None, None)
+            result[key] = Stats(t.count, t.failed, t.timed, t.sum_ms, t.max_ms, p50, p95)
+    return result
 
 
 @contextmanager
