@@ -61,14 +61,14 @@ def histogram_percentiles(histogram: dict[int, int], fractions: tuple[float, ...
     """`histogram_percentile` of each fraction, sorting the buckets once."""
     if not histogram:
         return [None] * len(fractions)
-    items = sorted(histogram.items())
-    ends = list(itertools.accumulate(tasks for _, tasks in items))  # ranks below each bucket's end
+    indexes, counts = zip(*sorted(histogram.items()), strict=True)
+    ends = list(itertools.accumulate(counts))  # ranks below each bucket's end
     n = ends[-1]
     if n == 0:
         return [None] * len(fractions)
 
     def value(rank: int) -> float:
-        return representative(items[bisect.bisect_right(ends, rank)][0])
+        return representative(indexes[bisect.bisect_right(ends, rank)])
 
     found: list[float | None] = []
     for fraction in fractions:
@@ -177,10 +177,10 @@ class Totals:
             self._dense = None
         counts = self._counts
         if counts is not None:
-            mine = self.histogram
-            for position in range(self._low, self._high):
-                if tasks := counts[position]:
-                    mine[position - _OFFSET] = mine.get(position - _OFFSET, 0) + tasks
+            mine, low = self.histogram, self._low
+            for position, tasks in enumerate(counts[low : self._high], low - _OFFSET):
+                if tasks:
+                    mine[position] = mine.get(position, 0) + tasks
             self._counts = None
         return self
 
