@@ -2,7 +2,7 @@
 in-process against the database `bench metrics --keep` left (1M tasks).
 
     DEBUG=1 BENCH_DB_PREFIX=fsar_bench_<you> DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python -m bench.profile_bulk [--runs=N] [--profile]
+        .venv/bin/python -m bench.profile_bulk [--runs=N] [--profile] [--without-fold]
 
 Each run: the whole request through Django's test client (wall and process time),
 then the phases on their own (JSON parse, pydantic validation, row building,
@@ -84,19 +84,17 @@ def main(argv: list[str]) -> int:
 
     settings.DEBUG = False
 
-    from bench.metrics import copy_into, copy_text, generate
-    from tasks import api, backfill
-    from tasks.models import ApiKey
-    from tasks.services import Actor, api_key_create
-
-    key = ApiKey.objects.filter(name="bench-profile").first()
     from django.contrib.auth import get_user_model
 
+    from bench.metrics import copy_into, copy_text, generate
+    from tasks import api, backfill
+    from tasks.services import Actor, api_key_create
+
     owner = get_user_model().objects.get(username="bench-operator")
-    key, secret = api_key_create(name="bench-profile", owner=owner, scopes=["read", "backfill"])
+    stamp = datetime.now(UTC).strftime("%H%M%S")
+    key, secret = api_key_create(name=f"bench-profile-{stamp}", owner=owner, scopes=["read", "backfill"])
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
     actor = Actor.for_key(key)
-    stamp = datetime.now(UTC).strftime("%H%M%S")
     now = datetime.now(UTC)
     t = Timer()
 
@@ -122,6 +120,21 @@ def main(argv: list[str]) -> int:
         response = t("POST /api/v1/tasks/bulk (whole)", client.post, "/api/v1/tasks/bulk", body,
                      content_type="application/json")  # fmt: skip
         assert response.status_code == 200 and response.json()["created"] == ROWS, response.content[:300]
+        if "--without-fold" in argv:
+            # An experiment, not a mode of the code: the request with the rollup fold left out
+            # (rolled back), what it would cost were the fold off the request path.
+            from tasks import rollups
+
+            fold, rollups.fold_rows = rollups.fold_rows, lambda rows: 0
+            try:
+                with transaction.atomic():
+                    body = body_for(rows(f"n{run}", 400 + run))
+                    response = t("POST /api/v1/tasks/bulk (without the fold)", client.post, "/api/v1/tasks/bulk",
+                                 body, content_type="application/json")  # fmt: skip
+                    assert response.status_code == 200, response.content[:300]
+                    transaction.set_rollback(True)
+            finally:
+                rollups.fold_rows = fold
 
         # The phases.
         body = body_for(rows(f"p{run}", 300 + run))
