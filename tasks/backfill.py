@@ -6,8 +6,8 @@ naming its index and field), `backfill_compare` splits the rows into new ones an
 ones already stored with the same values (a retry: "unchanged"; other values: a
 409), and `_insert` writes the new ones, their history rows and their rollups in
 one transaction. On PostgreSQL the insert is set-based: the tasks COPYed into a
-temporary table and inserted from it with one `INSERT … SELECT`, one `INSERT …
-SELECT` copying their history rows, one set-based rollup fold (docs/metrics.md,
+temporary table, one statement inserting them from it and copying their history
+rows from what it inserted, one set-based rollup fold (docs/metrics.md,
 docs/benchmarks.md); elsewhere (SQLite) simple-history's bulk path and
 `rollups.fold_tasks`.
 """
