@@ -27,7 +27,7 @@ from tasks.services import BULK_MAX_ROWS, Actor, InvalidTaskInput, TaskConflict,
 
 
 # Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__,
-# 34 ms for a request's 10,000 rows against 15 ms (docs/benchmarks.md).
+# 34 ms for a request's 10,000 rows against 15 ms.
 @dataclass
 class BackfillRow:
     external_id: str
@@ -198,7 +198,7 @@ def _task(row: BackfillRow, *, actor: Actor) -> ExecutionTask:
     )
 
 
-# The temporary table's columns and their PostgreSQL types, in the order `_copy_row` gives them.
+# The temporary table's columns and their PostgreSQL types, in the order _insert_postgresql writes them.
 _COLUMNS = (
     ("external_id", "text"),
     ("task_type", "text"),
