@@ -79,10 +79,13 @@ def inserts_in_one_statement(model: type[Model]) -> bool:
     return _statements(model, connections[router.db_for_write(model)]).insert_and_copy is not None
 
 
-def copy_history_sql(model: type[Model], connection, *, reason: str, user: Any, **extra: Any) -> tuple[str, list]:
+def copy_history_sql(
+    model: type[Model], connection, *, reason: str, user: Any, source: str | None = None, **extra: Any
+) -> tuple[str, list]:
     """One statement adding the history rows ("+", created) of many rows just inserted,
     copied by the database (PostgreSQL), and its parameters but the last: append the
-    list of primary keys."""
+    list of primary keys. With `source` (a CTE's name, `WITH new_rows AS (INSERT …
+    RETURNING *)`), the rows are copied from it instead and the parameters are complete."""
     sql = _statements(model, connection)
     values = {
         "history_date": timezone.now(),
@@ -91,7 +94,8 @@ def copy_history_sql(model: type[Model], connection, *, reason: str, user: Any, 
         "history_user_id": user.pk if user is not None else None,
         **extra,
     }
-    return sql.copy_many, [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
+    statement = sql.copy_many if source is None else sql.copy_from + source
+    return statement, [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
 
 
 def _request_user():
