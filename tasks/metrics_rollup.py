@@ -330,10 +330,15 @@ def window_pair(
     previous_query = replace(query, window=query.window.previous(), bucket=None)
     branches: list[tuple[str, list]] = []
     rollup_filters, rollup_params = _filters(query, rollup=True)
+    # The current window's rollup rows are the ones the engine choice counts when nothing
+    # filters them and they are those of `rollup_cover(window, None)` (not hour rows only):
+    # their counts are added up here; otherwise the statement counts them in a branch.
+    counted_here = query.task_type is None and isinstance(query.ai_model, AnyModel) and query.bucket != "hour"
     if auto_max is not None:
         everything = rollup_cover(query.window, None)
         if not everything.blocks:
             return None  # no whole hour in the window: no rollup row to count, a small window
+    if auto_max is not None and not counted_here:
         where, params = _blocks_sql(everything)
         branches.append(
             (
@@ -373,14 +378,18 @@ def window_pair(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     current, previous = _Groups(query), _Groups(previous_query)
+    rolled_up = 0  # tasks in the current window's rollup rows (their histogram is never NULL)
     for part, moment, task_type, ai_model, n, f, t, s, m, histogram, durations, b in rows:
         if part == _TOTAL:
-            if n <= auto_max:
-                return None
+            rolled_up = n
             continue
+        if part == _CURRENT and histogram is not None and counted_here:
+            rolled_up += n
         totals = (current if part == _CURRENT else previous).at(moment, task_type, ai_model)
         # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
         totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram, b)
         if durations:
             totals.add_durations(durations)
+    if auto_max is not None and rolled_up <= auto_max:
+        return None
     return current, previous

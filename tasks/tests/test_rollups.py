@@ -587,3 +587,25 @@ def test_the_api_and_the_page_read_both_windows_in_one_statement_and_auto_stays_
     assert metrics.task_metrics(window=window, group_by="ai_model") == metrics.task_metrics(
         window=window, group_by="ai_model", engine="exact"
     )
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_one_statement_read_chooses_the_engine_on_the_count_resolve_engine_takes(settings):
+    store(*random_tasks(random.Random(33), 400, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    cover = metrics_rollup.rollup_cover(window, None)
+    rolled_up = sum(TaskMetricsRollup.objects.filter(cover.rows).values_list("count", flat=True))
+    assert 0 < rolled_up < 400
+    settings.METRICS_EXACT_MAX_TASKS = rolled_up
+    assert metrics.resolve_engine(None, window) == "sql"
+    settings.METRICS_EXACT_MAX_TASKS = rolled_up - 1
+    assert metrics.resolve_engine(None, window) == "rollup"
+    for query in (
+        metrics.Query(window=window, by_model=True),
+        metrics.Query(window=window, bucket="day", by_model=True),
+        metrics.Query(window=window, bucket="hour", by_model=True),
+        metrics.Query(window=window, by_model=True, task_type="self_improvement"),
+    ):
+        assert metrics_rollup.window_pair(query, auto_max=rolled_up) is None, query
+        assert metrics_rollup.window_pair(query, auto_max=rolled_up - 1) is not None, query
