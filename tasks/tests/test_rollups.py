@@ -609,3 +609,27 @@ def test_the_one_statement_read_chooses_the_engine_on_the_count_resolve_engine_t
     ):
         assert metrics_rollup.window_pair(query, auto_max=rolled_up) is None, query
         assert metrics_rollup.window_pair(query, auto_max=rolled_up - 1) is not None, query
+
+
+@pytest.mark.postgres(reason="PostgreSQL's parallel plans")
+@pytest.mark.django_db
+def test_the_one_statement_read_is_never_planned_in_parallel():
+    """Starting parallel workers costs more than the whole statement; with parallel plans
+    made free the planner would take one for the branches, unless the statement rules
+    them out (metrics_rollup._SERIAL)."""
+    store(*random_tasks(random.Random(34), 300, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    with CaptureQueriesContext(connection) as queries:
+        metrics_rollup.window_pair(metrics.Query(window=window, by_model=True), auto_max=0)
+    sql = queries.captured_queries[-1]["sql"]
+    assert metrics_rollup._SERIAL in sql
+    with connection.cursor() as cursor:
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size",
+                        "min_parallel_index_scan_size"):  # fmt: skip
+            cursor.execute(f"SET LOCAL {setting} = 0")
+        plans = {}
+        for label, statement in (("serial", sql), ("without", sql.replace(metrics_rollup._SERIAL, ""))):
+            cursor.execute("EXPLAIN " + statement)
+            plans[label] = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Gather" in plans["without"] or "Parallel" in plans["without"], plans["without"]  # the test can tell
+    assert "Gather" not in plans["serial"] and "Parallel" not in plans["serial"], plans["serial"]
