@@ -89,6 +89,8 @@ def _save_with_history(
 # What a gate decision changes in a task (_apply_decision), and what starting it does too.
 GATE_FIELDS = ("status", "gate_decision", "gate_reason", "gate_policy", "gate_case")
 START_FIELDS = (*GATE_FIELDS, "started_at")
+# What finishing a task changes (_finish).
+FINISH_FIELDS = ("status", "finished_at", "rollup_pending", "duration_ms", "cost_micros", "tokens", "error")
 
 
 # Fields that make two registrations of one external_id "the same task".
@@ -339,7 +341,7 @@ def task_finish(
     if task.status != TaskStatus.RUNNING:
         raise InvalidTransition(f"cannot finish a task that is {task.status}; start it first")
     _finish(task, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error, now=timezone.now())
-    _save_with_history(task, actor=actor, reason=f"finished: {outcome}")
+    _save_with_history(task, actor=actor, reason=f"finished: {outcome}", fields=FINISH_FIELDS)
     _announce_finished(task)
     return task
 
@@ -437,7 +439,9 @@ def fail_abandoned_tasks(*, now: datetime | None = None, timeout_seconds: int | 
                 error=ABANDONED_ERROR,
                 now=now,
             )
-            _save_with_history(task, actor=Actor.system(), reason=f"abandoned: still running after {timeout} s")
+            _save_with_history(
+                task, actor=Actor.system(), reason=f"abandoned: still running after {timeout} s", fields=FINISH_FIELDS
+            )
             _announce_finished(task)
             failed += 1
     if failed:
