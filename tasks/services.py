@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
 from core.errors import Refused
-from core.history import inserts_in_one_statement, save_with_history, update_with_history
+from core.history import inserts_in_one_statement, save_with_history, update_with_history, updates_in_one_statement
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
@@ -222,9 +222,9 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
     }[decision.decision]
 
 
-def _locked(task_id: int, *, actor: Actor | None = None) -> ExecutionTask:
-    """The task, row-locked. For an API key, only one of its own tasks: another
-    key's answers exactly as a task that does not exist."""
+def _locked(task_id: int, *, actor: Actor | None = None, lock: bool = True) -> ExecutionTask:
+    """The task, row-locked (unless `lock` is False). For an API key, only one of its
+    own tasks: another key's answers exactly as a task that does not exist."""
     # A written-out query (start, finish and cancel each read one task this way): a
     # queryset costs more to compile than the read itself (docs/benchmarks.md).
     connection = transaction.get_connection()
@@ -235,7 +235,7 @@ def _locked(task_id: int, *, actor: Actor | None = None) -> ExecutionTask:
     if actor is not None and actor.api_key is not None:
         sql += " AND submitted_by_id = %s"
         params.append(actor.api_key.pk)
-    if connection.features.has_select_for_update:
+    if lock and connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -285,9 +285,47 @@ def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
     names it. A held or denied task answers GateClosed; starting a task that is
     already running is a harmless retry and changes nothing. When the gate cannot
     decide, GateUnavailable (503) and nothing changes."""
+    started = _start_at_once(task_id=task_id, actor=actor)
+    if started is not None:
+        return started
     task, refused = _start(task_id=task_id, actor=actor)
     if refused:
         raise _gate_closed(task, f"the gate now says {task.gate_decision}; the task is {task.status}")
+    return task
+
+
+def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
+    """The common start, without a transaction of its own (PostgreSQL, outside one):
+    the task read without a lock, the gate asked again, and the task set running
+    with its history row by one statement that is a compare-and-set on everything
+    the answer was given for (status and gate fields as read): two round trips
+    (BEGIN, COMMIT) fewer. None when the locked path (`_start`) must answer instead:
+    the task is not `registered`, the answer is not allow (a refusal is written
+    under the row lock, where the gate is asked again), the gate would write (a
+    case), or the task changed since it was read. A task that does not exist (or is
+    another key's) and a gate that cannot decide answer as on the locked path."""
+    if not updates_in_one_statement(ExecutionTask) or transaction.get_connection().in_atomic_block:
+        return None
+    task = _locked(task_id, actor=actor, lock=False)
+    if task.status != TaskStatus.REGISTERED:
+        return None
+    as_read = {name: getattr(task, name) for name in GATE_FIELDS}
+    try:
+        decision = recheck_gate(task)
+    except GateNeedsTransaction:
+        return None
+    if decision.decision != "allow":
+        return None
+    _apply_decision(task, decision)
+    task.status = TaskStatus.RUNNING
+    task.started_at = timezone.now()
+    api_key_id = actor.api_key.pk if actor.api_key else None
+    written = update_with_history(
+        task, START_FIELDS, reason="started", user=actor.user, history_api_key_id=api_key_id, only_if=as_read
+    )
+    if not written:
+        return None
+    decisions.announce(task.pk)
     return task
 
 
