@@ -227,6 +227,16 @@ def update_with_history(
     return True
 
 
+def copy_changed_sql(model: type[Model], connection, *, reason: str = "", user: Any = _REQUEST_USER, **extra: Any):
+    """For a caller's own `WITH changed AS (UPDATE … RETURNING *)` (PostgreSQL; one
+    whose SET or WHERE the database must compute): `INSERT INTO history (…) SELECT …
+    FROM ` (append `changed`) and its parameters, the history row's own columns,
+    which follow the UPDATE's in the statement: a "~" row copied from each changed
+    row, as update_with_history writes."""
+    sql = _statements(model, connection)
+    return sql.copy_from, _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
+
+
 def _history_values(sql: _Statements, connection, *, reason: str, user: Any, history_type: str, extra: dict) -> list:
     if user is _REQUEST_USER:
         user = _request_user()
