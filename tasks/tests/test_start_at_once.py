@@ -83,3 +83,24 @@ def test_another_keys_task_answers_404_without_a_transaction_too(agent, make_api
     stranger = Client(HTTP_AUTHORIZATION=f"Bearer {other}")
     assert post(stranger, f"/api/v1/tasks/{task_id}/start", {}).status_code == 404
     assert ExecutionTask.objects.get(pk=task_id).status == "registered"
+
+
+def test_with_the_real_gate_a_start_after_a_pause_is_refused_and_held(agent, operator):
+    """The composed gate (settings.TASK_GATE_RECHECK), asked on the path without a
+    transaction: a pause since registration holds the task, as on the locked path."""
+    from reviews import services as review_services
+
+    plain = {"external_id": "t0", "task_type": "implement_idea", "customer": "cust_acme"}  # no model version check
+    before = post(agent, "/api/v1/tasks", plain).json()
+    task = post(agent, "/api/v1/tasks", {**plain, "external_id": "t1"}).json()
+    assert task["gate"]["decision"] == "allow"
+    assert post(agent, f"/api/v1/tasks/{before['id']}/start", {}).status_code == 200
+
+    review_services.gate_pause(by=operator, reason="incident 42: the agent misbehaves")
+    response = post(agent, f"/api/v1/tasks/{task['id']}/start", {})
+
+    assert response.status_code == 409 and "incident 42" in response.json()["detail"]
+    assert (response.json()["decision"], response.json()["policy"]) == ("hold", "global-pause")
+    stored = ExecutionTask.objects.get(pk=task["id"])
+    assert (stored.status, stored.gate_policy, stored.started_at) == (TaskStatus.HELD, "global-pause", None)
+    assert stored.history.latest().history_change_reason == "start refused; gate now: hold"
