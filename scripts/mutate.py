@@ -249,7 +249,7 @@ MUTANTS: tuple[Mutant, ...] = (
       f"{T_MODELS_ADVERSARY}::test_a_task_allowed_on_an_approved_version_cannot_start_after_the_approval_lapsed",
       "start does not ask about the model version again"),
     m("composed-recheck-is-decide-once", COMPOSED,
-      "    return review_services.recheck_task(task, state=state, alert_firing=_alert_firing)",
+      "    return review_services.recheck_task(task, state=state, alert_firing=model_alert_firing)",
       '    return GateDecision("allow", "checked at registration", None, None)',
       (T_ADVERSARY, "-k", "start_after"), "start trusts the answer given at registration"),
     # ---------------------------------------------------------------- the tally (committee.py, quorum.py)
