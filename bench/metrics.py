@@ -388,6 +388,48 @@ def measure_window(connection, client, page_client, *, label: str, days: int, wi
         f"page /tasks/metrics/?window={window} {page_ms:.1f} ms (ratio {page_ms / raw_ms:.3f}); "
         f"worst percentile error vs exact {worst:.3%} over {len(exact_body['groups'])} groups"
     )
+    phases(connection, endpoint, page, window=window, days=days)
+
+
+def cpu_ms(fn, runs: int) -> float:
+    """In-process CPU per call in ms (time.process_time, after one warm-up): what a shared,
+    noisy machine changes least."""
+    fn()
+    start = time.process_time()
+    for _ in range(runs):
+        fn()
+    return (time.process_time() - start) / runs * 1000
+
+
+def phases(connection, endpoint, page, *, window: str, days: int) -> None:
+    """Where the endpoint's and the page's time goes: statements per request, and the
+    in-process CPU of the whole request against that of the metrics call alone (the rest
+    is routing, authentication, middleware, JSON or the template)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks import metrics, metrics_display
+
+    counted = {}
+    for name, fn in (("endpoint", endpoint), ("page", page)):
+        with CaptureQueriesContext(connection) as queries:
+            fn()
+        counted[name] = len(queries.captured_queries)
+
+    def ending_now():
+        return metrics.default_window(datetime.now(UTC), timedelta(days=days))
+
+    def engine():
+        metrics.task_metrics(window=ending_now(), group_by="ai_model")
+
+    def overview():
+        metrics_display.metrics_overview(window=ending_now())
+
+    log(
+        f"  phases ({window}, in-process CPU per call): endpoint {cpu_ms(endpoint, 21):.1f} ms in "
+        f"{counted['endpoint']} statements, of which metrics.task_metrics {cpu_ms(engine, 21):.1f} ms; page "
+        f"{cpu_ms(page, 9):.1f} ms in {counted['page']} statements, of which metrics_overview "
+        f"{cpu_ms(overview, 9):.1f} ms"
+    )
 
 
 def check_agreement(got: list[dict], want: list[dict], bound: float) -> float:

@@ -79,10 +79,13 @@ def inserts_in_one_statement(model: type[Model]) -> bool:
     return _statements(model, connections[router.db_for_write(model)]).insert_and_copy is not None
 
 
-def copy_history_sql(model: type[Model], connection, *, reason: str, user: Any, **extra: Any) -> tuple[str, list]:
+def copy_history_sql(
+    model: type[Model], connection, *, reason: str, user: Any, source: str | None = None, **extra: Any
+) -> tuple[str, list]:
     """One statement adding the history rows ("+", created) of many rows just inserted,
     copied by the database (PostgreSQL), and its parameters but the last: append the
-    list of primary keys."""
+    list of primary keys. With `source` (a CTE's name, `WITH new_rows AS (INSERT …
+    RETURNING *)`), the rows are copied from it instead and the parameters are complete."""
     sql = _statements(model, connection)
     values = {
         "history_date": timezone.now(),
@@ -91,7 +94,8 @@ def copy_history_sql(model: type[Model], connection, *, reason: str, user: Any, 
         "history_user_id": user.pk if user is not None else None,
         **extra,
     }
-    return sql.copy_many, [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
+    statement = sql.copy_many if source is None else sql.copy_from + source
+    return statement, [f.get_db_prep_save(values.get(f.attname), connection) for f in sql.extra]
 
 
 def _request_user():
@@ -146,26 +150,41 @@ def save_with_history(instance: Model, *, reason: str = "", user: Any = _REQUEST
 _UPDATES: dict[tuple[type[Model], str, tuple[str, ...]], str] = {}
 
 
-def _update_and_copy_sql(model: type[Model], connection, fields: tuple[str, ...]) -> str:
-    """`WITH changed AS (UPDATE … SET fields WHERE pk RETURNING *) INSERT INTO history
-    SELECT … FROM changed`: parameters, the fields' values, the primary key, then the
-    history row's own columns."""
-    key = (model, connection.vendor, fields)
+def _update_and_copy_sql(
+    model: type[Model], connection, fields: tuple[str, ...], conditions: tuple[str, ...] = ()
+) -> str:
+    """`WITH changed AS (UPDATE … SET fields WHERE pk [AND conditions] RETURNING *)
+    INSERT INTO history SELECT … FROM changed`: parameters, the fields' values, the
+    primary key, the conditions' values, then the history row's own columns."""
+    key = (model, connection.vendor, fields, conditions)
     if key not in _UPDATES:
         meta = model._meta
         qn = connection.ops.quote_name
         assignments = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in fields)
         pk = qn(meta.pk.column)
+        where = "".join(f" AND {qn(meta.get_field(name).column)} IS NOT DISTINCT FROM %s" for name in conditions)
         _UPDATES[key] = (
-            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET {assignments} WHERE {pk} = %s RETURNING *) "
+            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET {assignments} WHERE {pk} = %s{where} RETURNING *) "
             f"{_statements(model, connection).copy_from}changed RETURNING {pk}"
         )
     return _UPDATES[key]
 
 
+def updates_in_one_statement(model: type[Model]) -> bool:
+    """Whether update_with_history writes a row and its history row with one statement
+    (atomic by itself; the only database where `only_if` is taken): PostgreSQL."""
+    return inserts_in_one_statement(model)
+
+
 def update_with_history(
-    instance: Model, fields: tuple[str, ...], *, reason: str = "", user: Any = _REQUEST_USER, **extra: Any
-) -> None:
+    instance: Model,
+    fields: tuple[str, ...],
+    *,
+    reason: str = "",
+    user: Any = _REQUEST_USER,
+    only_if: dict[str, Any] | None = None,
+    **extra: Any,
+) -> bool:
     """Write `fields` of a saved instance and add its history row ("~"), as
     save_with_history does for a change, for a row the caller holds locked (the
     other columns are then what the instance holds).
@@ -175,9 +194,15 @@ def update_with_history(
     building and one round trip of `save()` plus the copy, on the `start` path of a
     task: docs/benchmarks.md). Elsewhere `save(update_fields=…)`, then the copy.
     Without save signals, like save_with_history's insert: only for models whose
-    receivers, other than simple-history's, do not matter for these saves."""
+    receivers, other than simple-history's, do not matter for these saves.
+
+    `only_if` (PostgreSQL only: updates_in_one_statement): field values (None: NULL)
+    the row must still have, a compare-and-set for a row the caller did not lock. When the row no
+    longer matches, nothing is written and the answer is False; otherwise True."""
     model = type(instance)
     connection = connections[router.db_for_write(model, instance=instance)]
+    if only_if and connection.vendor != "postgresql":
+        raise ValueError("update_with_history's only_if needs PostgreSQL (updates_in_one_statement)")
     if connection.vendor != "postgresql":
         instance.skip_history_when_saving = True
         try:
@@ -188,16 +213,32 @@ def update_with_history(
         history = _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
         with connection.cursor() as cursor:
             cursor.execute(sql.copy, [*history, instance.pk])
-        return
+        return True
     sql = _statements(model, connection)
     history = _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
     meta = model._meta
     values = [meta.get_field(name) for name in fields]
     params = [f.get_db_prep_save(f.pre_save(instance, False), connection) for f in values]
+    conditions = tuple(only_if or ())
+    expected = [meta.get_field(name).get_db_prep_save(only_if[name], connection) for name in conditions]
+    statement = _update_and_copy_sql(model, connection, tuple(fields), conditions)
     with connection.cursor() as cursor:
-        cursor.execute(_update_and_copy_sql(model, connection, tuple(fields)), [*params, instance.pk, *history])
+        cursor.execute(statement, [*params, instance.pk, *expected, *history])
         if cursor.fetchone() is None:
+            if only_if:
+                return False
             raise model.DoesNotExist(f"No {meta.object_name} with pk {instance.pk!r} to update.")
+    return True
+
+
+def copy_changed_sql(model: type[Model], connection, *, reason: str = "", user: Any = _REQUEST_USER, **extra: Any):
+    """For a caller's own `WITH changed AS (UPDATE … RETURNING *)` (PostgreSQL; one
+    whose SET or WHERE the database must compute): `INSERT INTO history (…) SELECT …
+    FROM ` (append `changed`) and its parameters, the history row's own columns,
+    which follow the UPDATE's in the statement: a "~" row copied from each changed
+    row, as update_with_history writes."""
+    sql = _statements(model, connection)
+    return sql.copy_from, _history_values(sql, connection, reason=reason, user=user, history_type="~", extra=extra)
 
 
 def _history_values(sql: _Statements, connection, *, reason: str, user: Any, history_type: str, extra: dict) -> list:

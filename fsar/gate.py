@@ -45,11 +45,6 @@ def model_alert_firing(ai_model: str) -> bool:
     return any(indicator_selectors.model_alert_firing(name) for name in names)
 
 
-def _alert_firing(ai_model: str) -> bool:
-    # Looked up at call time, so tests (and the lead's wiring) can replace model_alert_firing.
-    return model_alert_firing(ai_model)
-
-
 def decide(task: ExecutionTask) -> GateDecision:
     """The model version first (deployments: not approved → hold or deny), then
     the policy rules, cases and kill switch (reviews). One read of the gate's
@@ -61,7 +56,7 @@ def decide(task: ExecutionTask) -> GateDecision:
     if by_model is not None:
         return by_model
     try:
-        return review_services.decide_task(task, state=state, alert_firing=_alert_firing)
+        return review_services.decide_task(task, state=state, alert_firing=model_alert_firing)
     except review_services.UnknownProposal as exc:
         raise UnknownProposal(str(exc), field="proposal_id") from exc
 
@@ -77,7 +72,7 @@ def recheck(task: ExecutionTask) -> GateDecision:
     )
     if by_model is not None:
         return by_model
-    return review_services.recheck_task(task, state=state, alert_firing=_alert_firing)
+    return review_services.recheck_task(task, state=state, alert_firing=model_alert_firing)
 
 
 def task_gate_details(tasks: list[ExecutionTask]) -> dict[int, dict]:

@@ -236,20 +236,25 @@ MUTANTS: tuple[Mutant, ...] = (
       (T_MODELS, "-k", "revoking or rejecting"), "a version's new status is not seen by the gate"),
     # ---------------------------------------------------------------- the composed gate (fsar/gate.py)
     m("composed-decide-skips-model", COMPOSED,
-      "    by_model = model_decision(task.ai_model, rules_version=state.rules_version)\n"
+      "    by_model = model_decision(task.ai_model, rules_version=state.rules_version) or audit_decision(\n"
+      "        task.ai_model, rules_version=state.rules_version\n    )\n"
       "    if by_model is not None:\n        return by_model\n    try:",
-      "    by_model = None\n    if by_model is not None:\n        return by_model\n    try:",
+      "    by_model = None or audit_decision(\n"
+      "        task.ai_model, rules_version=state.rules_version\n    )\n"
+      "    if by_model is not None:\n        return by_model\n    try:",
       f"{T_MODELS}::test_a_blocked_version_denies_its_tasks_naming_the_status",
       "registration does not ask about the model version"),
     m("composed-recheck-skips-model", COMPOSED,
-      "    by_model = model_decision(task.ai_model, rules_version=state.rules_version)\n"
+      "    by_model = model_decision(task.ai_model, rules_version=state.rules_version) or audit_decision(\n"
+      "        task.ai_model, rules_version=state.rules_version\n    )\n"
       "    if by_model is not None:\n        return by_model\n    return review_services.recheck_task",
-      "    by_model = None\n    if by_model is not None:\n"
-      "        return by_model\n    return review_services.recheck_task",
+      "    by_model = None or audit_decision(\n"
+      "        task.ai_model, rules_version=state.rules_version\n    )\n"
+      "    if by_model is not None:\n        return by_model\n    return review_services.recheck_task",
       f"{T_MODELS_ADVERSARY}::test_a_task_allowed_on_an_approved_version_cannot_start_after_the_approval_lapsed",
       "start does not ask about the model version again"),
     m("composed-recheck-is-decide-once", COMPOSED,
-      "    return review_services.recheck_task(task, state=state, alert_firing=_alert_firing)",
+      "    return review_services.recheck_task(task, state=state, alert_firing=model_alert_firing)",
       '    return GateDecision("allow", "checked at registration", None, None)',
       (T_ADVERSARY, "-k", "start_after"), "start trusts the answer given at registration"),
     # ---------------------------------------------------------------- the tally (committee.py, quorum.py)

@@ -54,23 +54,29 @@ def representative(index: int) -> float:
 def histogram_percentile(histogram: dict[int, int], fraction: float) -> float | None:
     """percentile_cont over a histogram {bucket index: count}: the values at ranks
     ⌊p(n−1)⌋ and ⌈p(n−1)⌉ (0-based, ascending) are their buckets' representatives."""
-    n = sum(histogram.values())
+    return histogram_percentiles(histogram, (fraction,))[0]
+
+
+def histogram_percentiles(histogram: dict[int, int], fractions: tuple[float, ...]) -> list[float | None]:
+    """`histogram_percentile` of each fraction, sorting the buckets once."""
+    if not histogram:
+        return [None] * len(fractions)
+    indexes, counts = zip(*sorted(histogram.items()), strict=True)
+    ends = list(itertools.accumulate(counts))  # ranks below each bucket's end
+    n = ends[-1]
     if n == 0:
-        return None
-    position = fraction * (n - 1)
-    first, second = math.floor(position), math.ceil(position)
-    low = high = None
-    seen = 0
-    for index in sorted(histogram):
-        seen += histogram[index]
-        if low is None and seen > first:
-            low = representative(index)
-        if seen > second:
-            high = representative(index)
-            break
-    if first == second:
-        return low
-    return low + (high - low) * (position - first)
+        return [None] * len(fractions)
+
+    def value(rank: int) -> float:
+        return representative(indexes[bisect.bisect_right(ends, rank)])
+
+    found: list[float | None] = []
+    for fraction in fractions:
+        position = fraction * (n - 1)
+        first, second = math.floor(position), math.ceil(position)
+        low = value(first)
+        found.append(low if first == second else low + (value(second) - low) * (position - first))
+    return found
 
 
 # --- Accumulating ---------------------------------------------------------------------
@@ -107,6 +113,9 @@ class Totals:
     _counts: list[int] | None = field(default=None, compare=False, repr=False)
     _low: int = field(default=0, compare=False, repr=False)
     _high: int = field(default=0, compare=False, repr=False)
+    # The first stored row's dense histogram while it is the only one (most groups of a
+    # fine read hold one row: no counts list to allocate and fill for them).
+    _dense: list[int] | None = field(default=None, compare=False, repr=False)
 
     def add_task(self, status: str, duration: int | None, source: str | None = None) -> None:
         self.count += 1
@@ -132,29 +141,51 @@ class Totals:
         if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
             self.max_ms = max_ms
         if histogram:
-            first = histogram[0] + _OFFSET
-            end = first + len(histogram) - 1
-            counts = self._counts
-            if counts is None:
-                counts = self._counts = [0] * (2 * _OFFSET)
-                self._low, self._high = first, end
+            if self._counts is None and self._dense is None:
+                self._dense = histogram  # the first stored row: kept as it is until a second one comes
             else:
-                self._low, self._high = min(self._low, first), max(self._high, end)
-            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(histogram, 1, None))
+                self._add_dense(histogram)
+
+    def _add_dense(self, histogram: list[int]) -> None:
+        counts = self._counts
+        if counts is None:
+            counts = self._counts = [0] * (2 * _OFFSET)
+            self._low = self._high = histogram[0] + _OFFSET
+        dense, self._dense = self._dense, None
+        for stored in (dense, histogram) if dense is not None else (histogram,):
+            first = stored[0] + _OFFSET
+            end = first + len(stored) - 1
+            self._low, self._high = min(self._low, first), max(self._high, end)
+            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(stored, 1, None))
+
+    def add_durations(self, durations: list[int]) -> None:
+        """Count durations into the histogram only: their tasks' count, sum and maximum
+        were added already (`add`, from the database's sums)."""
+        mine = self.histogram
+        for duration in durations:
+            key = bucket_index(duration)
+            mine[key] = mine.get(key, 0) + 1
 
     def flush(self) -> Totals:
         """Fold the stored rows added so far into `histogram`."""
+        dense = self._dense
+        if dense is not None:
+            mine, first = self.histogram, dense[0] - 1
+            for position, tasks in enumerate(dense):
+                if tasks and position:
+                    mine[first + position] = mine.get(first + position, 0) + tasks
+            self._dense = None
         counts = self._counts
         if counts is not None:
-            mine = self.histogram
-            for position in range(self._low, self._high):
-                if tasks := counts[position]:
-                    mine[position - _OFFSET] = mine.get(position - _OFFSET, 0) + tasks
+            mine, low = self.histogram, self._low
+            for position, tasks in enumerate(counts[low : self._high], low - _OFFSET):
+                if tasks:
+                    mine[position] = mine.get(position, 0) + tasks
             self._counts = None
         return self
 
     def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, other._dense, other.backfilled)
         theirs = other._counts
         if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
             low, high = other._low, other._high
@@ -170,3 +201,7 @@ class Totals:
 
     def percentile(self, fraction: float) -> float | None:
         return histogram_percentile(self.flush().histogram, fraction)
+
+    def median_and_p95(self) -> tuple[float | None, float | None]:
+        p50, p95 = histogram_percentiles(self.flush().histogram, (0.5, 0.95))
+        return p50, p95

@@ -60,7 +60,7 @@ from tasks.metrics_query import (
     relative_change,
     series_point_count,
 )
-from tasks.metrics_rollup import aggregate_rollups, rollup_cover, sum_rollups
+from tasks.metrics_rollup import aggregate_rollups, rollup_cover, sum_rollups, window_pair
 from tasks.models import TaskMetricsRollup, TaskType
 
 __all__ = [
@@ -185,6 +185,15 @@ def task_metrics(
     """The figures per group for `window`, each with `mean_ms_change` against the
     previous window of the same length (the API's `GET /metrics/tasks`)."""
     by_model = group_by == "ai_model"
+    if connection.vendor == "postgresql" and engine in (None, "auto", "rollup"):
+        # Both windows from one statement; "auto" learns there whether the window is small.
+        auto_max = None if engine == "rollup" else exact_max_tasks()
+        pair = window_pair(Query(window=window, by_model=by_model, task_type=task_type), auto_max=auto_max)
+        if pair is not None:
+            current, previous = pair
+            groups = _groups(current.stats(percentiles=True), previous.stats(percentiles=False))
+            return {"window": window.as_dict(), "group_by": group_by, "groups": groups}
+        engine = exact_engine()
     engine = resolve_engine(engine, window)
     current = aggregate(Query(window=window, by_model=by_model, task_type=task_type), engine=engine)
     previous = _totals(Query(window=window.previous(), by_model=by_model, task_type=task_type), engine)

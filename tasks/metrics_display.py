@@ -8,8 +8,19 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from django.db import connection
+
 from tasks import selectors
-from tasks.metrics import _by_type, _group_order, _groups, _totals, aggregate, resolve_engine
+from tasks.metrics import (
+    _by_type,
+    _group_order,
+    _groups,
+    _totals,
+    aggregate,
+    exact_engine,
+    exact_max_tasks,
+    resolve_engine,
+)
 from tasks.metrics_query import (
     Bucket,
     Engine,
@@ -22,7 +33,7 @@ from tasks.metrics_query import (
     relative_change,
     round_ms,
 )
-from tasks.metrics_rollup import rollup_totals
+from tasks.metrics_rollup import rollup_totals, totals_stats, window_pair
 from tasks.models import TaskType
 from tasks.rollups import Totals
 
@@ -87,40 +98,46 @@ def _biggest_regression(groups: list[dict]) -> dict | None:
     return max(worse, key=lambda g: g["mean_ms_change"]) if worse else None
 
 
-def _merged(totals: dict[Key, Totals], key, *, percentiles: bool) -> dict[Key, Stats]:
-    """Totals per key added up per `key(k)` (so per type, per model or per bucket), as Stats."""
-    merged: dict[Key, Totals] = {}
+def _summed(totals: dict[Key, Totals], key, *, histograms: bool) -> dict[Key, Totals]:
+    """Totals per key added up per `key(k)` (so per type, per model or per bucket); their
+    histograms only when `histograms` (a table without percentiles needs none)."""
+    summed: dict[Key, Totals] = {}
     for k, t in totals.items():
-        into = merged.get(key(k))
+        into = summed.get(key(k))
         if into is None:
-            into = merged[key(k)] = Totals()
-        into.merge(t)
-    return {
-        k: Stats(
-            count=t.count, failed=t.failed, timed=t.timed, sum_ms=t.sum_ms, max_ms=t.max_ms,
-            p50_ms=t.percentile(0.5) if percentiles else None, p95_ms=t.percentile(0.95) if percentiles else None,
-        )
-        for k, t in merged.items()
-        if t.count
-    }  # fmt: skip
+            into = summed[key(k)] = Totals()
+        if histograms:
+            into.merge(t)
+        else:
+            into.add(t.count, t.failed, t.timed, t.sum_ms, t.max_ms, None, t.backfilled)
+    return summed
 
 
-def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None) -> dict:
+def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: dict[Key, Totals] | None = None) -> dict:
     """Everything the page shows of the window, from one read of the rollup engine at
-    the finest grain the page needs (per bucket × type × model, histograms kept), then
-    added up per table row, per chart point and per model: one set of queries where
-    the page used to read the window four times (docs/metrics.md)."""
-    fine = rollup_totals(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), backfilled=True)
+    the finest grain the page needs (per bucket × type × model, histograms kept: `fine`
+    when the caller has it), then added up per table row, per chart point and per model:
+    one set of queries where the page used to read the window four times (docs/metrics.md)."""
+    if fine is None:
+        fine = rollup_totals(Query(window=window, bucket=bucket, by_model=True, task_type=task_type), backfilled=True)
     backfilled: dict[tuple[str, str | None], int] = {}
     for (_, group_type, ai_model), t in fine.items():
         if t.backfilled:
             backfilled[(group_type, ai_model)] = backfilled.get((group_type, ai_model), 0) + t.backfilled
     per_model = task_type is not None
+    # Histograms are merged only where percentiles are shown, and the per-type table from
+    # the per-bucket sums (fewer, already merged) rather than from every fine group again.
+    by_bucket = _summed(fine, lambda k: (k[0], k[1], None), histograms=True)
+    by_model = _summed(fine, lambda k: (None, k[1], k[2]), histograms=per_model)
+    if per_model:
+        table = by_model
+    else:
+        table = _summed(by_bucket, lambda k: (None, k[1], None), histograms=True)
     return {
-        "table": _merged(fine, lambda k: (None, k[1], k[2] if per_model else None), percentiles=True),
-        "by_model": _merged(fine, lambda k: (None, k[1], k[2]), percentiles=per_model),
-        "by_bucket": _merged(fine, lambda k: (k[0], k[1], None), percentiles=True),
-        "by_bucket_model": _merged(fine, lambda k: k, percentiles=False) if per_model else None,
+        "table": totals_stats(table, percentiles=True),
+        "by_model": totals_stats(by_model, percentiles=per_model),
+        "by_bucket": totals_stats(by_bucket, percentiles=True),
+        "by_bucket_model": totals_stats(fine, percentiles=False) if per_model else None,
         "backfilled": backfilled,
     }
 
@@ -129,12 +146,28 @@ def metrics_overview(*, window: Window, task_type: str | None = None, engine: En
     """The operator page: per type (or, drilled down, per model of one type) the table,
     the slowest type and model, the biggest regression, per type a chart series, and
     per (type, model) how many of the window's tasks were backfilled."""
-    engine = resolve_engine(engine, window)
-    # One previous-window read serves both tables: per-type sums are the per-model sums added up.
-    previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     bucket = chart_bucket(window)
+    fine = previous = None
+    if connection.vendor == "postgresql" and engine in (None, "auto", "rollup"):
+        # The window at the page's grain and the previous window's totals in one statement;
+        # "auto" learns there whether the window is small (then answered exactly).
+        pair = window_pair(
+            Query(window=window, bucket=bucket, by_model=True, task_type=task_type),
+            auto_max=None if engine == "rollup" else exact_max_tasks(),
+            backfilled=True,
+        )
+        if pair is None:
+            engine = exact_engine()
+        else:
+            fine, previous_totals = pair
+            previous = previous_totals.stats(percentiles=False)
+            engine = "rollup"
+    engine = resolve_engine(engine, window)
+    if previous is None:
+        # One previous-window read serves both tables: per-type sums are the per-model sums added up.
+        previous = _totals(Query(window=window.previous(), by_model=True, task_type=task_type), engine)
     if engine == "rollup":
-        reads = _rollup_reads(window, bucket, task_type)
+        reads = _rollup_reads(window, bucket, task_type, fine)
         backfilled = reads["backfilled"]
     else:
         backfilled = selectors.backfilled_counts(since=window.since, until=window.until, task_type=task_type)

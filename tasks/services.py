@@ -17,7 +17,13 @@ from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
 from core.errors import Refused
-from core.history import inserts_in_one_statement, save_with_history, update_with_history
+from core.history import (
+    copy_changed_sql,
+    inserts_in_one_statement,
+    save_with_history,
+    update_with_history,
+    updates_in_one_statement,
+)
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
@@ -89,6 +95,8 @@ def _save_with_history(
 # What a gate decision changes in a task (_apply_decision), and what starting it does too.
 GATE_FIELDS = ("status", "gate_decision", "gate_reason", "gate_policy", "gate_case")
 START_FIELDS = (*GATE_FIELDS, "started_at")
+# What finishing a task changes (_finish).
+FINISH_FIELDS = ("status", "finished_at", "rollup_pending", "duration_ms", "cost_micros", "tokens", "error")
 
 
 # Fields that make two registrations of one external_id "the same task".
@@ -220,47 +228,58 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
     }[decision.decision]
 
 
-def _locked(task_id: int, *, actor: Actor | None = None) -> ExecutionTask:
-    """The task, row-locked. For an API key, only one of its own tasks: another
-    key's answers exactly as a task that does not exist."""
+def _locked(task_id: int, *, actor: Actor | None = None, lock: bool = True) -> ExecutionTask:
+    """The task, row-locked (unless `lock` is False). For an API key, only one of its
+    own tasks: another key's answers exactly as a task that does not exist."""
     # A written-out query (start, finish and cancel each read one task this way): a
     # queryset costs more to compile than the read itself (docs/benchmarks.md).
     connection = transaction.get_connection()
-    fields = ExecutionTask._meta.concrete_fields
-    qn = connection.ops.quote_name
-    sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(ExecutionTask._meta.db_table)} WHERE id = %s"
-    params: list = [task_id]
-    if actor is not None and actor.api_key is not None:
-        sql += " AND submitted_by_id = %s"
-        params.append(actor.api_key.pk)
-    if connection.features.has_select_for_update:
-        sql += " FOR UPDATE"
+    by_key = actor is not None and actor.api_key is not None
+    read = _read_sql(connection, by_key=by_key, lock=lock)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(read.sql, [task_id, actor.api_key.pk] if by_key else [task_id])
         row = cursor.fetchone()
     if row is None:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
     values = list(row)
-    for position, (col, steps) in enumerate(_converters(connection)):
+    for position, col, steps in read.converters:
         for step in steps:
             if values[position] is not None:
                 values[position] = step(values[position], col, connection)
-    return ExecutionTask.from_db(connection.alias, [f.attname for f in fields], values)
+    return ExecutionTask.from_db(connection.alias, read.attnames, values)
 
 
-_CONVERTERS: dict[str, list] = {}
+@dataclass(frozen=True)
+class _Read:
+    sql: str
+    attnames: list[str]
+    # Per column that has any: its position, and what turns its database value into
+    # the ORM's (JSON decoded, SQLite's booleans and datetimes), as the query compiler would.
+    converters: list[tuple[int, Any, list]]
 
 
-def _converters(connection) -> list:
-    """Per column of a task, what turns its database value into the ORM's (JSON
-    decoded, SQLite's booleans and datetimes), as the query compiler would."""
-    if connection.vendor not in _CONVERTERS:
-        made = []
-        for field in ExecutionTask._meta.concrete_fields:
-            col = field.get_col(ExecutionTask._meta.db_table)
-            made.append((col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]))
-        _CONVERTERS[connection.vendor] = made
-    return _CONVERTERS[connection.vendor]
+_READS: dict[tuple[str, bool, bool], _Read] = {}
+
+
+def _read_sql(connection, *, by_key: bool, lock: bool) -> _Read:
+    key = (connection.vendor, by_key, lock)
+    if key not in _READS:
+        meta = ExecutionTask._meta
+        fields = meta.concrete_fields
+        qn = connection.ops.quote_name
+        sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(meta.db_table)} WHERE id = %s"
+        if by_key:
+            sql += " AND submitted_by_id = %s"
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        converters = []
+        for position, field in enumerate(fields):
+            col = field.get_col(meta.db_table)
+            steps = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
+            if steps:
+                converters.append((position, col, steps))
+        _READS[key] = _Read(sql=sql, attnames=[f.attname for f in fields], converters=converters)
+    return _READS[key]
 
 
 def _gate_closed(task: ExecutionTask, why: str) -> GateClosed:
@@ -283,9 +302,47 @@ def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
     names it. A held or denied task answers GateClosed; starting a task that is
     already running is a harmless retry and changes nothing. When the gate cannot
     decide, GateUnavailable (503) and nothing changes."""
+    started = _start_at_once(task_id=task_id, actor=actor)
+    if started is not None:
+        return started
     task, refused = _start(task_id=task_id, actor=actor)
     if refused:
         raise _gate_closed(task, f"the gate now says {task.gate_decision}; the task is {task.status}")
+    return task
+
+
+def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
+    """The common start, without a transaction of its own (PostgreSQL, outside one):
+    the task read without a lock, the gate asked again, and the task set running
+    with its history row by one statement that is a compare-and-set on everything
+    the answer was given for (status and gate fields as read): two round trips
+    (BEGIN, COMMIT) fewer. None when the locked path (`_start`) must answer instead:
+    the task is not `registered`, the answer is not allow (a refusal is written
+    under the row lock, where the gate is asked again), the gate would write (a
+    case), or the task changed since it was read. A task that does not exist (or is
+    another key's) and a gate that cannot decide answer as on the locked path."""
+    if not updates_in_one_statement(ExecutionTask) or transaction.get_connection().in_atomic_block:
+        return None
+    task = _locked(task_id, actor=actor, lock=False)
+    if task.status != TaskStatus.REGISTERED:
+        return None
+    as_read = {name: getattr(task, name) for name in GATE_FIELDS}
+    try:
+        decision = recheck_gate(task)
+    except GateNeedsTransaction:
+        return None
+    if decision.decision != "allow":
+        return None
+    _apply_decision(task, decision)
+    task.status = TaskStatus.RUNNING
+    task.started_at = timezone.now()
+    api_key_id = actor.api_key.pk if actor.api_key else None
+    written = update_with_history(
+        task, START_FIELDS, reason="started", user=actor.user, history_api_key_id=api_key_id, only_if=as_read
+    )
+    if not written:
+        return None
+    decisions.announce(task.pk)
     return task
 
 
@@ -325,6 +382,13 @@ def task_finish(
     Repeating the same finish is a harmless retry; a different one is a conflict."""
     if outcome not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
         raise InvalidTaskInput("outcome must be 'succeeded' or 'failed'", field="outcome")
+    finished = _finish_at_once(
+        task_id=task_id, actor=actor, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error
+    )
+    if finished is not None:
+        decisions.announce(finished.pk)
+        _announce_finished(finished)
+        return finished
     task = _locked(task_id, actor=actor)
     if task.is_finished:
         same = (
@@ -339,9 +403,67 @@ def task_finish(
     if task.status != TaskStatus.RUNNING:
         raise InvalidTransition(f"cannot finish a task that is {task.status}; start it first")
     _finish(task, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error, now=timezone.now())
-    _save_with_history(task, actor=actor, reason=f"finished: {outcome}")
+    _save_with_history(task, actor=actor, reason=f"finished: {outcome}", fields=FINISH_FIELDS)
     _announce_finished(task)
     return task
+
+
+def _finish_at_once(
+    *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
+) -> ExecutionTask | None:
+    """The common finish on PostgreSQL, in task_finish's transaction: one statement
+    that finishes the task only while it is `running` (and the key's own), as
+    `_finish` would (its duration computed by the database from `started_at`, to
+    the millisecond as `duration_ms` does), copies its history row, and returns it:
+    no separate locked read. None (nothing written) when the locked path must
+    answer: a retry, a task not running, another key's, or one that does not exist."""
+    connection = transaction.get_connection()
+    if not updates_in_one_statement(ExecutionTask):
+        return None
+    copy, history = copy_changed_sql(
+        ExecutionTask,
+        connection,
+        reason=f"finished: {outcome}",
+        user=actor.user,
+        history_api_key_id=actor.api_key.pk if actor.api_key else None,
+    )
+    by_key = actor.api_key is not None
+    read = _read_sql(connection, by_key=by_key, lock=False)
+    statement = _finish_sql(connection, by_key=by_key, copy=copy)
+    now = timezone.now()
+    params = [outcome, now, True, now, cost_micros, tokens, error or "", task_id]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, *([actor.api_key.pk] if by_key else []), *history])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, col, steps in read.converters:
+        for step in steps:
+            if values[position] is not None:
+                values[position] = step(values[position], col, connection)
+    return ExecutionTask.from_db(connection.alias, read.attnames, values)
+
+
+_FINISHES: dict[tuple[bool, str], str] = {}
+
+
+def _finish_sql(connection, *, by_key: bool, copy: str) -> str:
+    key = (by_key, copy)
+    if key not in _FINISHES:
+        meta = ExecutionTask._meta
+        qn = connection.ops.quote_name
+        columns = ", ".join(qn(f.column) for f in meta.concrete_fields)
+        owner = " AND submitted_by_id = %s" if by_key else ""
+        # `_finish`'s fields (FINISH_FIELDS); duration_ms as duration_ms() computes it:
+        # whole milliseconds, rounded down (PostgreSQL's EXTRACT(EPOCH …) is exact numeric).
+        _FINISHES[key] = (
+            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET status = %s, finished_at = %s, rollup_pending = %s, "
+            "duration_ms = FLOOR(EXTRACT(EPOCH FROM (%s::timestamptz - started_at)) * 1000)::bigint, "
+            f"cost_micros = %s, tokens = %s, error = %s WHERE id = %s{owner} AND status = '{TaskStatus.RUNNING.value}' "
+            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}changed) SELECT {columns} FROM changed"
+        )
+    return _FINISHES[key]
 
 
 def _finish(task: ExecutionTask, *, outcome, cost_micros, tokens, error, now: datetime) -> None:
@@ -437,7 +559,9 @@ def fail_abandoned_tasks(*, now: datetime | None = None, timeout_seconds: int | 
                 error=ABANDONED_ERROR,
                 now=now,
             )
-            _save_with_history(task, actor=Actor.system(), reason=f"abandoned: still running after {timeout} s")
+            _save_with_history(
+                task, actor=Actor.system(), reason=f"abandoned: still running after {timeout} s", fields=FINISH_FIELDS
+            )
             _announce_finished(task)
             failed += 1
     if failed:

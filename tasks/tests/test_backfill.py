@@ -222,3 +222,18 @@ def test_a_backfill_failing_in_its_fold_stores_nothing(agent, monkeypatch):
     assert bulk(agent, spread_rows(50, "half")).status_code == 500  # after the tasks and history rows went in
     assert not ExecutionTask.objects.exists()
     assert not ExecutionTask.history.exists()
+
+
+def test_every_backfilled_task_has_one_history_row_with_its_values(agent, api_key):
+    """The history rows are copied from the rows inserted (on PostgreSQL in the same
+    statement): one per task, its id and values, "+", the reason and the key."""
+    assert bulk(agent, spread_rows(30, "hist")).json() == {"created": 30, "unchanged": 0}
+    fields = ("id", "external_id", "task_type", "status", "started_at", "finished_at", "duration_ms",
+              "cost_micros", "tokens", "error", "ai_model", "customer_ref", "source", "submitted_by_id")  # fmt: skip
+    tasks = {t["id"]: t for t in ExecutionTask.objects.values(*fields)}
+    history = list(ExecutionTask.history.values(*fields, "history_type", "history_change_reason", "history_api_key_id"))
+    assert len(tasks) == len(history) == 30
+    for row in history:
+        assert {f: row[f] for f in fields} == tasks[row["id"]]
+        assert (row["history_type"], row["history_change_reason"]) == ("+", "backfilled")
+        assert row["history_api_key_id"] == api_key[0].pk

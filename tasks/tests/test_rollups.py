@@ -488,3 +488,148 @@ def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
     assert (
         sum(t.count for k, t in assert_rollups_match_raw(now - timedelta(days=3), now).items() if k[0] == "day") == 10
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_totals_add_up_stored_rows_whatever_the_order_of_adds_merges_and_reads(seed):
+    """A Totals keeps its first stored row as it is (no counts list) until a second comes:
+    adding, merging (with or without rows of their own) and reading give the same histogram."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(rng.randint(1, 6)):
+        values = [rng.randint(-50, 400_000) for _ in range(rng.randint(1, 40))]
+        histogram: dict[int, int] = {}
+        for value in values:
+            histogram[histograms.bucket_index(value)] = histogram.get(histograms.bucket_index(value), 0) + 1
+        rows.append(histograms.dense(histogram))
+    want: dict[int, int] = {}
+    for row in rows:
+        for position, tasks in enumerate(row[1:]):
+            if tasks:
+                want[row[0] + position] = want.get(row[0] + position, 0) + tasks
+    one = histograms.Totals()
+    for row in rows:
+        one.add(1, 0, 1, 1, 1, row)
+    assert one.flush().histogram == want
+    parts = [histograms.Totals() for _ in rows]
+    for part, row in zip(parts, rows, strict=True):
+        part.add(1, 0, 1, 1, 1, row)
+    merged = histograms.Totals()
+    merged.add_durations([7])  # a histogram of its own too
+    for part in parts:
+        merged.merge(part)
+    assert merged.flush().histogram == {**want, 7: want.get(7, 0) + 1}
+    pairs = histograms.Totals()
+    for i in range(0, len(rows), 2):
+        pair = histograms.Totals()
+        for row in rows[i : i + 2]:
+            pair.add(1, 0, 1, 1, 1, row)
+        pairs.merge(pair)
+    assert pairs.percentile(0.5) == histograms.histogram_percentile(want, 0.5)
+    assert pairs.count == len(rows)
+
+
+# --- Both windows in one statement (PostgreSQL) ----------------------------------------------
+
+
+def _figures(groups) -> dict:
+    return {
+        key: (t.count, t.failed, t.timed, t.sum_ms, t.max_ms, t.backfilled, t.flush().histogram)
+        for key, t in groups.items()
+        if t.count
+    }
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_one_statement_read_gives_what_the_separate_reads_give_with_pending_tasks_edges_and_filters():
+    rng = random.Random(31)
+    folded = random_tasks(rng, 700, days=16)
+    for task in folded:
+        task.source = rng.choice(["api", "backfill"])
+    store(*folded)
+    late = random_tasks(rng, 200, days=16)
+    for task in late:
+        task.source = rng.choice(["api", "backfill"])
+        task.rollup_pending = True  # finished, not drained yet
+    ExecutionTask.objects.bulk_create(late)
+    windows = [
+        metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7)),  # ragged edges
+        metrics.Window(NOW - timedelta(days=3), NOW),  # whole hours only
+        metrics.Window(NOW - timedelta(minutes=50), NOW - timedelta(minutes=10)),  # within one hour
+    ]
+    for window in windows:
+        for bucket in (None, "hour", "day"):
+            for task_type, ai_model in ((None, metrics.ANY_MODEL), ("implement_idea", None), (None, "gpt-5.1")):
+                query = metrics.Query(
+                    window=window, by_model=True, bucket=bucket, task_type=task_type, ai_model=ai_model
+                )
+                current, previous = metrics_rollup.window_pair(query, backfilled=True)
+                assert _figures(current) == _figures(metrics_rollup.rollup_totals(query, backfilled=True))
+                previous_query = metrics.Query(
+                    window=window.previous(), by_model=True, task_type=task_type, ai_model=ai_model
+                )
+                assert previous.stats(percentiles=False) == metrics_rollup.sum_rollups(previous_query)
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_api_and_the_page_read_both_windows_in_one_statement_and_auto_stays_exact_on_small_windows(settings):
+    store(*random_tasks(random.Random(32), 300, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    settings.METRICS_EXACT_MAX_TASKS = 0
+    with CaptureQueriesContext(connection) as queries:
+        rollup = metrics.task_metrics(window=window, group_by="ai_model")
+        metrics_display.metrics_overview(window=window)
+    assert len(queries.captured_queries) == 2
+    assert rollup == metrics.task_metrics(window=window, group_by="ai_model", engine="rollup")
+    settings.METRICS_EXACT_MAX_TASKS = 10**9
+    assert metrics.task_metrics(window=window, group_by="ai_model") == metrics.task_metrics(
+        window=window, group_by="ai_model", engine="exact"
+    )
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
+def test_the_one_statement_read_chooses_the_engine_on_the_count_resolve_engine_takes(settings):
+    store(*random_tasks(random.Random(33), 400, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    cover = metrics_rollup.rollup_cover(window, None)
+    rolled_up = sum(TaskMetricsRollup.objects.filter(cover.rows).values_list("count", flat=True))
+    assert 0 < rolled_up < 400
+    settings.METRICS_EXACT_MAX_TASKS = rolled_up
+    assert metrics.resolve_engine(None, window) == "sql"
+    settings.METRICS_EXACT_MAX_TASKS = rolled_up - 1
+    assert metrics.resolve_engine(None, window) == "rollup"
+    for query in (
+        metrics.Query(window=window, by_model=True),
+        metrics.Query(window=window, bucket="day", by_model=True),
+        metrics.Query(window=window, bucket="hour", by_model=True),
+        metrics.Query(window=window, by_model=True, task_type="self_improvement"),
+    ):
+        assert metrics_rollup.window_pair(query, auto_max=rolled_up) is None, query
+        assert metrics_rollup.window_pair(query, auto_max=rolled_up - 1) is not None, query
+
+
+@pytest.mark.postgres(reason="PostgreSQL's parallel plans")
+@pytest.mark.django_db
+def test_the_one_statement_read_is_never_planned_in_parallel():
+    """Starting parallel workers costs more than the whole statement; with parallel plans
+    made free the planner would take one for the branches, unless the statement rules
+    them out (metrics_rollup._SERIAL)."""
+    store(*random_tasks(random.Random(34), 300, days=16))
+    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    with CaptureQueriesContext(connection) as queries:
+        metrics_rollup.window_pair(metrics.Query(window=window, by_model=True), auto_max=0)
+    sql = queries.captured_queries[-1]["sql"]
+    assert metrics_rollup._SERIAL in sql
+    with connection.cursor() as cursor:
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size",
+                        "min_parallel_index_scan_size"):  # fmt: skip
+            cursor.execute(f"SET LOCAL {setting} = 0")
+        plans = {}
+        for label, statement in (("serial", sql), ("without", sql.replace(metrics_rollup._SERIAL, ""))):
+            cursor.execute("EXPLAIN " + statement)
+            plans[label] = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Gather" in plans["without"] or "Parallel" in plans["without"], plans["without"]  # the test can tell
+    assert "Gather" not in plans["serial"] and "Parallel" not in plans["serial"], plans["serial"]

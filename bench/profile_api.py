@@ -1,0 +1,210 @@
+"""CPU per request of the agent API's hot endpoints against the trivial one, in process.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fsar_bench_reg_profile REDIS_URL=redis://127.0.0.1:6379/11 \\
+        .venv/bin/python -m bench.profile_api [--n=300] [--rounds=3] [--setup] [--profile=register] [--queries]
+
+The wall-clock gate benchmark (bench/gate.py) is noisy on a shared machine; this
+measures what each request costs the process itself (time.process_time), with
+Django's test client, DEBUG off, against the database bench/gate.py loads (its
+`setup_database`: six rules, 20,000 finished tasks, model versions approved, audits
+on). The database named by DATABASE_URL is created and loaded when it does not
+exist, or again with --setup; it is kept for the next run.
+
+Each round runs, N times each: `POST /api/bench/noop` (the baseline: the same API
+key, authenticated the same way), `POST /api/v1/tasks` (registration, through the
+real gate), `POST /api/v1/tasks/{id}/start` on the tasks just registered (the
+gate's re-check), then `/finish` on them. Rounds alternate so that noise hits all
+alike; the report gives CPU ms per request (the best round's and the median's) and
+each endpoint's ratio to noop as throughput (noop ms / endpoint ms), the figure
+bench/gate.py's goal is stated in. Also the SQL statements one request of each makes.
+
+--profile=NAME (noop, register, start, finish): a cProfile top list of that
+endpoint over one more round of N requests (--sort=tottime|cumulative, --top=40).
+--queries: print each endpoint's SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from urllib.parse import urlparse
+
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.gate_settings",
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-gate-not-a-real-secret-0123456789",
+    "AUDIT_CHAIN_KEY": "bench-gate-audit-chain-key-not-a-real-one-0123456789",
+    "ALLOWED_HOSTS": "127.0.0.1,testserver",
+    "SECURE_SSL_REDIRECT": "0",
+    "LOG_LEVEL": "WARNING",
+    "API_RATE_LIMIT_REQUESTS": "0",
+    "DB_CONN_MAX_AGE": "600",
+    "PYTHONWARNINGS": "ignore::UserWarning",
+}
+MODELS = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b", "exp-1"]
+TASK_TYPES = ["implement_idea", "idea_implementation", "self_improvement"]
+ENDPOINTS = ("noop", "register", "start", "finish")
+
+
+def _admin_dsn(url: str) -> str:
+    server = urlparse(url)
+    dsn = f"host={server.hostname or '127.0.0.1'} port={server.port or 5432} user={server.username or 'postgres'}"
+    return dsn + (f" password={server.password}" if server.password else "") + " dbname=postgres"
+
+
+def ensure_database(url: str, *, again: bool) -> None:
+    """Create and load the profile database (bench/gate.py's setup) unless it is there."""
+    import psycopg
+
+    from bench.common import log
+
+    name = urlparse(url).path.lstrip("/")
+    with psycopg.connect(_admin_dsn(url), autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+        if exists and not again:
+            return
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    from bench.gate import setup_database
+
+    log(f"loading {name} as bench/gate.py does (a minute or two) …")
+    setup_database({**os.environ, **ENV, "DATABASE_URL": url})
+
+
+def main(argv: list[str]) -> int:
+    from bench.common import log, options
+
+    opts = options(argv)
+    n = int(opts.get("n", 300))
+    rounds = int(opts.get("rounds", 3))
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        log("bench.profile_api needs DATABASE_URL=postgres://…/<a database of its own>")
+        return 2
+    ensure_database(url, again="--setup" in argv)
+    os.environ.update(ENV)
+
+    import django
+
+    django.setup()
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services import api_key_create
+
+    run = uuid.uuid4().hex[:8]
+    owner = get_user_model().objects.get_or_create(username="bench-profile")[0]
+    _, secret = api_key_create(name=f"profile-{run}", owner=owner, scopes=["tasks", "read"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    counter = iter(range(10**9))
+    registered: list[int] = []
+    to_start: list[int] = []
+    to_finish: list[int] = []
+    finish_body = {"outcome": "succeeded", "cost_micros": 1200, "tokens": 900}
+
+    def expect(response, *statuses):
+        if response.status_code not in statuses:
+            raise SystemExit(f"{response.status_code}: {response.content[:500]!r}")
+        return response
+
+    def noop():
+        expect(client.post("/api/bench/noop", {}, content_type="application/json"), 200)
+
+    def register():
+        i = next(counter)
+        body = {
+            "external_id": f"profile-{run}-{i}",
+            "task_type": TASK_TYPES[i % 3],
+            "ai_model": MODELS[i % len(MODELS)],
+            "customer": f"cust-{i % 7}",
+        }
+        answer = expect(client.post("/api/v1/tasks", body, content_type="application/json"), 201).json()
+        if answer["status"] != "registered":
+            raise SystemExit(f"registration not allowed: {answer['gate']}")
+        registered.append(answer["id"])
+
+    def start():
+        task_id = to_start.pop()
+        expect(client.post(f"/api/v1/tasks/{task_id}/start"), 200)
+        to_finish.append(task_id)
+
+    def finish():
+        task_id = to_finish.pop()
+        expect(client.post(f"/api/v1/tasks/{task_id}/finish", finish_body, content_type="application/json"), 200)
+
+    calls = {"noop": noop, "register": register, "start": start, "finish": finish}
+
+    def phase(name: str, count: int) -> float:
+        """CPU ms per request of `count` requests of one endpoint."""
+        if name == "start":
+            to_start[:] = registered[-count:]
+        call = calls[name]
+        began = time.process_time()
+        for _ in range(count):
+            call()
+        return (time.process_time() - began) * 1000 / count
+
+    for name in ENDPOINTS:  # warm-up: imports, caches, the connection
+        phase(name, 20)
+    queries = {}
+    for name in ENDPOINTS:
+        if name == "start":
+            to_start[:] = registered[-1:]
+        with CaptureQueriesContext(connection) as captured:
+            calls[name]()
+        queries[name] = [q["sql"] for q in captured.captured_queries]
+
+    figures: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+    for _ in range(rounds):
+        for name in ENDPOINTS:
+            figures[name].append(phase(name, n))
+
+    log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; Django test client, DEBUG off)")
+    log("| endpoint | best ms | median ms | SQL statements | ratio to noop (best) | ratio (median) |")
+    log("|---|---|---|---|---|---|")
+    noop_best, noop_median = min(figures["noop"]), statistics.median(figures["noop"])
+    for name in ENDPOINTS:
+        best, median = min(figures[name]), statistics.median(figures[name])
+        log(
+            f"| {name} | {best:.3f} | {median:.3f} | {len(queries[name])} | "
+            f"{noop_best / best:.2f} | {noop_median / median:.2f} |"
+        )
+    log(
+        "SUMMARY "
+        + " ".join(f"{name}={statistics.median(figures[name]):.3f}ms" for name in ENDPOINTS)
+        + " "
+        + " ".join(f"{name}/noop={noop_median / statistics.median(figures[name]):.2f}" for name in ENDPOINTS[1:])
+    )
+    if "--queries" in argv:
+        for name in ENDPOINTS:
+            log(f"-- {name}: {len(queries[name])} statements")
+            for sql in queries[name]:
+                log(f"   {sql[:300]}")
+
+    profiled = opts.get("profile")
+    if profiled:
+        import cProfile
+        import pstats
+
+        if profiled == "start":
+            phase("register", n)
+        elif profiled == "finish":
+            phase("register", n)
+            phase("start", n)
+        profiler = cProfile.Profile(time.process_time)  # CPU, as the figures above
+        profiler.enable()
+        phase(profiled, n)
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats(opts.get("sort", "tottime")).print_stats(int(opts.get("top", 40)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,106 @@
+"""`start` outside a transaction on PostgreSQL (tasks.services._start_at_once): the
+task read without a lock, the gate asked again, and one compare-and-set statement
+setting it running with its history row. A task changed between the read and the
+write is answered by the locked path, as before."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from tasks.gate import GateDecision
+from tasks.models import ExecutionTask, TaskStatus
+
+pytestmark = [
+    pytest.mark.postgres(reason="the compare-and-set UPDATE with its history copy is PostgreSQL's (core.history)"),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+REGISTER = {"external_id": "run-1", "task_type": "implement_idea", "ai_model": "gpt-5.1", "customer": "cust_acme"}
+
+
+def post(client, url, body):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def allow_everything(task):
+    return GateDecision("allow", "test policy allows all", "allow-all", None)
+
+
+def withdrawn_while_asked(task):
+    """Allows, but the task is withdrawn (denied) while the gate is being asked: the
+    first time only, as a revocation racing the start would."""
+    if not withdrawn_while_asked.done:
+        withdrawn_while_asked.done = True
+        ExecutionTask.objects.filter(pk=task.pk).update(
+            status=TaskStatus.DENIED, gate_decision="deny", gate_reason="model version revoked"
+        )
+    return allow_everything(task)
+
+
+@override_settings(TASK_GATE="tasks.tests.test_start_at_once.allow_everything")
+@override_settings(TASK_GATE_RECHECK="tasks.tests.test_start_at_once.allow_everything")
+def test_start_commits_the_task_and_its_history_row_without_a_transaction_of_its_own(agent, api_key):
+    task_id = post(agent, "/api/v1/tasks", REGISTER).json()["id"]
+    with CaptureQueriesContext(connection) as queries:
+        response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    statements = [q["sql"] for q in queries]
+    assert "BEGIN" not in statements and "COMMIT" not in statements
+    task = ExecutionTask.objects.get(pk=task_id)
+    started = task.history.latest()
+    assert (task.status, started.status, started.history_change_reason, started.history_api_key_id) == (
+        "running",
+        "running",
+        "started",
+        api_key[0].pk,
+    )
+    assert started.started_at == task.started_at is not None
+    # A retry changes nothing (the locked path answers for a task already running).
+    assert post(agent, f"/api/v1/tasks/{task_id}/start", {}).status_code == 200
+    assert task.history.count() == 2
+
+
+@override_settings(TASK_GATE="tasks.tests.test_start_at_once.allow_everything")
+@override_settings(TASK_GATE_RECHECK="tasks.tests.test_start_at_once.withdrawn_while_asked")
+def test_a_task_withdrawn_while_the_gate_is_asked_does_not_start(agent):
+    withdrawn_while_asked.done = False
+    task_id = post(agent, "/api/v1/tasks", REGISTER).json()["id"]
+    response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 409 and "gate closed" in response.json()["detail"]
+    task = ExecutionTask.objects.get(pk=task_id)
+    assert (task.status, task.started_at, task.gate_reason) == ("denied", None, "model version revoked")
+    assert not task.history.filter(history_change_reason="started").exists()
+
+
+@override_settings(TASK_GATE="tasks.tests.test_start_at_once.allow_everything")
+@override_settings(TASK_GATE_RECHECK="tasks.tests.test_start_at_once.allow_everything")
+def test_another_keys_task_answers_404_without_a_transaction_too(agent, make_api_key):
+    task_id = post(agent, "/api/v1/tasks", REGISTER).json()["id"]
+    _, other = make_api_key()
+    stranger = Client(HTTP_AUTHORIZATION=f"Bearer {other}")
+    assert post(stranger, f"/api/v1/tasks/{task_id}/start", {}).status_code == 404
+    assert ExecutionTask.objects.get(pk=task_id).status == "registered"
+
+
+def test_with_the_real_gate_a_start_after_a_pause_is_refused_and_held(agent, operator):
+    """The composed gate (settings.TASK_GATE_RECHECK), asked on the path without a
+    transaction: a pause since registration holds the task, as on the locked path."""
+    from reviews import services as review_services
+
+    plain = {"external_id": "t0", "task_type": "implement_idea", "customer": "cust_acme"}  # no model version check
+    before = post(agent, "/api/v1/tasks", plain).json()
+    task = post(agent, "/api/v1/tasks", {**plain, "external_id": "t1"}).json()
+    assert task["gate"]["decision"] == "allow"
+    assert post(agent, f"/api/v1/tasks/{before['id']}/start", {}).status_code == 200
+
+    review_services.gate_pause(by=operator, reason="incident 42: the agent misbehaves")
+    response = post(agent, f"/api/v1/tasks/{task['id']}/start", {})
+
+    assert response.status_code == 409 and "incident 42" in response.json()["detail"]
+    assert (response.json()["decision"], response.json()["policy"]) == ("hold", "global-pause")
+    stored = ExecutionTask.objects.get(pk=task["id"])
+    assert (stored.status, stored.gate_policy, stored.started_at) == (TaskStatus.HELD, "global-pause", None)
+    assert stored.history.latest().history_change_reason == "start refused; gate now: hold"
