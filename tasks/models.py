@@ -121,7 +121,12 @@ class ExecutionTask(models.Model):
     # Finished, and not yet added to the metrics rollups: the worker's queue
     # (tasks.rollups.drain_pending); the metrics read these tasks from the raw rows.
     rollup_pending = models.BooleanField(default=False, db_default=False)
-    history = HistoricalRecords(bases=[ActorHistory], excluded_fields=["payload", "rollup_pending"])
+    # Its history is read by task (`id`), date, user and key; never searched by external_id or
+    # the registering key's column: those are not indexed there (each index costs every write
+    # of a task one more index insert).
+    history = HistoricalRecords(
+        bases=[ActorHistory], excluded_fields=["payload", "rollup_pending"], no_db_index=["external_id", "submitted_by"]
+    )
 
     class Meta:
         db_table = "execution_tasks"
@@ -131,7 +136,6 @@ class ExecutionTask(models.Model):
             models.Index(fields=["ai_model", "-id"], name="tasks_model_id"),
             models.Index(fields=["customer_ref", "-id"], name="tasks_customer_id"),
             models.Index(fields=["proposal_ref"], name="tasks_proposal"),
-            models.Index(fields=["finished_at", "task_type", "ai_model"], name="tasks_finished"),
             models.Index(fields=["status", "started_at"], name="tasks_status_started"),
             # Metrics (tasks/metrics.py): a finished_at range read from the index alone.
             models.Index(
