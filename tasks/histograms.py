@@ -217,11 +217,12 @@ class Totals:
             end = first + len(dense) - 1
             low, high = min(low, first), max(high, end)
             counts[first:end] = map(operator.add, counts[first:end], itertools.islice(dense, 1, None))
-        for index, tasks in self.histogram.items():
-            position = index + _OFFSET
-            counts[position] += tasks
-            low, high = min(low, position), max(high, position + 1)
-        self.histogram = {}
+        mine = self.histogram
+        if mine:
+            for index, tasks in mine.items():
+                counts[index + _OFFSET] += tasks
+            low, high = min(low, min(mine) + _OFFSET), max(high, max(mine) + _OFFSET + 1)
+            self.histogram = {}
         self._low, self._high = low, high
         ends = list(itertools.accumulate(counts[low:high]))
         n = ends[-1] if ends else 0
