@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from core.roles import OPERATORS, role_required
 from tasks import metrics, metrics_display, selectors
-from tasks.charts import chart, model_trend, present, with_backfilled
+from tasks.charts import chart, model_trend, present, table_rows, with_backfilled
 from tasks.models import TaskStatus, TaskType
 
 
@@ -58,6 +58,13 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
             title=f"{labels.get(task_type, task_type)}: mean duration per model",
         ),
     }
+    context["table_rows"] = table_rows(
+        context["rows"],
+        task_type=task_type,
+        task_type_label=context["task_type_label"],
+        window_choice=choice,
+        slowest=context["slowest_model"] if task_type else context["slowest_type"],
+    )
     return render(request, "tasks/metrics.html", context, status=400 if errors else 200)
 
 

@@ -81,6 +81,30 @@ def test_drilling_down_from_a_type_shows_its_models(client, operator):
 
 
 @pytest.mark.django_db
+def test_the_table_rows_built_in_python_escape_what_they_show_and_mark_the_slowest(client, operator):
+    """The table's rows are HTML made in tasks/charts.py: a model name is escaped in its
+    attribute, its sort key and its link; the slowest model and the regressed one are marked."""
+    odd = '<b>"x"&\'y\'</b>'
+    store(
+        make_task(finished_at=NOW - timedelta(days=1), ai_model=odd, duration_ms=5000),
+        make_task(finished_at=NOW - timedelta(days=8), ai_model=odd, duration_ms=1000),
+        make_task(finished_at=NOW - timedelta(days=1), ai_model=None, duration_ms=900),
+    )
+    client.force_login(operator)
+    with time_machine.travel(NOW, tick=False):
+        html = client.get(PAGE, {"task_type": "implement_idea"}).content.decode()
+    assert odd not in html
+    escaped = "&lt;b&gt;&quot;x&quot;&amp;&#x27;y&#x27;&lt;/b&gt;"
+    row = f'<tr data-task-type="implement_idea" data-ai-model="{escaped}"\n          class="regressed slowest">'
+    assert row in html
+    assert f'<th scope="row" data-sort="{escaped}">' in html
+    assert "q=%3Cb%3E%22x%22%26%27y%27%3C/b%3E" in html
+    assert '<td class="num bad" data-field="mean_ms_change" data-sort="4.0">+400.0%</td>' in html
+    assert '<tr data-task-type="implement_idea" data-ai-model=""\n          class="">' in html
+    assert '<th scope="row" data-sort="(no model recorded)">\n          (no model recorded)\n        </th>' in html
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("params,field", [({"window": "1y"}, "window"), ({"task_type": "nap"}, "task_type")])
 def test_a_bad_choice_answers_400_naming_it(client, operator, params, field):
     client.force_login(operator)

@@ -529,6 +529,53 @@ def test_totals_add_up_stored_rows_whatever_the_order_of_adds_merges_and_reads(s
     assert pairs.count == len(rows)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_median_and_p95_read_from_the_added_up_rows_give_the_folded_histograms_percentiles(seed):
+    """median_and_p95 on a Totals holding added-up stored rows (its counts list), a first
+    row kept as it is, and durations of its own reads the ranks from the counts: the very
+    values histogram_percentiles gives on the folded histogram; the Totals stays readable."""
+    rng = random.Random(seed)
+
+    def row() -> list[int]:
+        histogram: dict[int, int] = {}
+        for _ in range(rng.randint(1, 60)):
+            key = histograms.bucket_index(rng.choice([rng.randint(-30, 40), rng.randint(0, 900_000)]))
+            histogram[key] = histogram.get(key, 0) + 1
+        return histograms.dense(histogram)
+
+    def build() -> histograms.Totals:
+        local = random.Random(seed)
+        totals = histograms.Totals()
+        steps = ["row", "merge", "durations"] * 3
+        local.shuffle(steps)
+        for step in steps:
+            if step == "row":
+                totals.add(1, 0, 1, 1, 1, rows.pop() if rows else None)
+            elif step == "merge":
+                other = histograms.Totals()
+                for _ in range(local.randint(0, 3)):
+                    other.add(1, 0, 1, 1, 1, rows.pop() if rows else None)
+                if local.random() < 0.5:
+                    other.add_durations([local.randint(0, 5000) for _ in range(local.randint(0, 5))])
+                totals.merge(other)
+            else:
+                totals.add_durations([local.randint(-20, 700_000) for _ in range(local.randint(0, 8))])
+        return totals
+
+    made = [row() for _ in range(12)]
+    rows = list(made)
+    fast = build()
+    rows = list(made)
+    folded = build().flush().histogram
+    want = tuple(histograms.histogram_percentiles(folded, (0.5, 0.95)))
+    assert fast.median_and_p95() == want
+    assert fast.median_and_p95() == want  # read twice: the same
+    assert fast.flush().histogram == folded
+    fast.add(1, 0, 1, 1, 1, [5, 3])  # and it adds up on after a read
+    folded[5] = folded.get(5, 0) + 3
+    assert fast.flush().histogram == folded
+
+
 # --- Both windows in one statement (PostgreSQL) ----------------------------------------------
 
 
