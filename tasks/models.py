@@ -137,6 +137,7 @@ class ExecutionTask(models.Model):
             models.Index(fields=["customer_ref", "-id"], name="tasks_customer_id"),
             models.Index(fields=["proposal_ref"], name="tasks_proposal"),
             models.Index(fields=["status", "started_at"], name="tasks_status_started"),
+            models.Index(fields=["finished_at", "task_type", "ai_model"], name="tasks_finished"),
             # Metrics (tasks/metrics.py): a finished_at range read from the index alone.
             models.Index(
                 fields=["finished_at"],
