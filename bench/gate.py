@@ -96,6 +96,12 @@ def main(argv: list[str]) -> int:
         return run(env, processes, seconds=seconds, clients=clients, workers=workers, rate=rate)
 
 
+def checkpoints(env: dict) -> int:
+    """PostgreSQL's checkpoints so far (timed and requested)."""
+    with bench_connection(env) as conn:
+        return conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()[0]
+
+
 def settle(env: dict, timeout: float = 120) -> None:
     """Wait until the RQ queue is empty and no job is running; log what was waiting,
     how long it took, and any autovacuum at work on the bench's database then."""
@@ -249,8 +255,10 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         # worker has drained what the flat-out phases left it (held reports' cases and
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
-        results["paced_noop"] = [await paced(port, clients, seconds, rate, noop)]
-        results["paced_task"] = [await paced(port, clients, seconds, rate, task)]
+        for name, request in (("paced_noop", noop), ("paced_task", task)):
+            before = checkpoints(env)
+            results[name] = [await paced(port, clients, seconds, rate, request)]
+            log(f"{name}: {results[name][0]['tail']}; checkpoints during it: {checkpoints(env) - before}")
         return results
 
     results = asyncio.run(phases())

@@ -75,6 +75,7 @@ async def paced(port: int, clients: int, seconds: float, rate: float, make_reque
     it was due, so time spent waiting behind a slow answer counts too (no
     coordinated omission)."""
     latencies: list[float] = []
+    slow_at: list[tuple[float, float]] = []  # (latency ms, due s into the phase)
     statuses: dict[int, int] = {}
     total = int(seconds * rate)
     start = time.perf_counter() + 0.05
@@ -85,10 +86,22 @@ async def paced(port: int, clients: int, seconds: float, rate: float, make_reque
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             status = await send(port, make_request())
             latencies.append((time.perf_counter() - due) * 1000)
+            slow_at.append((latencies[-1], due - start))
             statuses[status] = statuses.get(status, 0) + 1
 
     await asyncio.gather(*(client(k) for k in range(clients)))
-    return _summary(latencies, statuses, rate)
+    summary = _summary(latencies, statuses, rate)
+    summary["tail"] = _tail(slow_at, summary["p99"])
+    return summary
+
+
+def _tail(slow_at: list[tuple[float, float]], p99: float) -> str:
+    """When the slowest 1% were due: spread over the phase (noise, queueing) or bunched
+    in one stretch (a stall of the whole server: a checkpoint, a burst of jobs)."""
+    tail = sorted(at for latency, at in slow_at if latency >= p99)
+    if not tail:
+        return "no tail"
+    return f"{len(tail)} at or over p99 due {tail[0]:.1f}–{tail[-1]:.1f} s into the phase"
 
 
 def merged(runs: list[dict]) -> dict:
