@@ -259,44 +259,33 @@ def finish_benchmark(connection, now: datetime) -> None:
     log(f"rollup fold of one task (hour, six-hour and day rows in one upsert, own transaction): {fold_ms:.2f} ms")
 
 
+def bulk_body(rows) -> str:
+    """The JSON body of `POST /api/v1/tasks/bulk` for rows as `generate` makes them."""
+    return json.dumps(
+        {
+            "tasks": [
+                {
+                    "external_id": external_id,
+                    "task_type": task_type,
+                    "ai_model": model,
+                    "customer": customer,
+                    "status": status,
+                    "started_at": started.isoformat(),
+                    "finished_at": finished.isoformat(),
+                    "cost_micros": cost,
+                    "tokens": tokens,
+                    "error": error,
+                }
+                for (external_id, task_type, status, started, finished, _, cost, tokens, error, model, customer) in rows
+            ]
+        }
+    )
+
+
 def ingest_benchmark(connection, client, now: datetime) -> None:
     """POST /api/v1/tasks/bulk against COPY of the same rows."""
     ingest = list(generate(INGEST_ROWS, now, prefix="ingest-", seed=2, finished_only=True))
-    bodies = []
-    for start_row in range(0, len(ingest), 10_000):
-        bodies.append(
-            json.dumps(
-                {
-                    "tasks": [
-                        {
-                            "external_id": external_id,
-                            "task_type": task_type,
-                            "ai_model": model,
-                            "customer": customer,
-                            "status": status,
-                            "started_at": started.isoformat(),
-                            "finished_at": finished.isoformat(),
-                            "cost_micros": cost,
-                            "tokens": tokens,
-                            "error": error,
-                        }
-                        for (
-                            external_id,
-                            task_type,
-                            status,
-                            started,
-                            finished,
-                            _,
-                            cost,
-                            tokens,
-                            error,
-                            model,
-                            customer,
-                        ) in (ingest[start_row : start_row + 10_000])
-                    ]
-                }
-            )
-        )
+    bodies = [bulk_body(ingest[start_row : start_row + 10_000]) for start_row in range(0, len(ingest), 10_000)]
     from django.db import transaction
 
     def copy_same_table(seed: int) -> float:

@@ -24,30 +24,9 @@ import time
 from datetime import UTC, datetime
 
 from bench.common import bench_db, log, options
+from bench.metrics import bulk_body
 
 ROWS = 10_000
-
-
-def body_for(rows) -> str:
-    return json.dumps(
-        {
-            "tasks": [
-                {
-                    "external_id": external_id,
-                    "task_type": task_type,
-                    "ai_model": model,
-                    "customer": customer,
-                    "status": status,
-                    "started_at": started.isoformat(),
-                    "finished_at": finished.isoformat(),
-                    "cost_micros": cost,
-                    "tokens": tokens,
-                    "error": error,
-                }
-                for (external_id, task_type, status, started, finished, _, cost, tokens, error, model, customer) in rows
-            ]
-        }
-    )
 
 
 class Timer:
@@ -116,7 +95,7 @@ def main(argv: list[str]) -> int:
         t("COPY into an empty copy", copy_into, connection.connection, "bench_profile_copy", text)
 
         # The whole request.
-        body = body_for(rows(f"r{run}", 200 + run))
+        body = bulk_body(rows(f"r{run}", 200 + run))
         response = t("POST /api/v1/tasks/bulk (whole)", client.post, "/api/v1/tasks/bulk", body,
                      content_type="application/json")  # fmt: skip
         assert response.status_code == 200 and response.json()["created"] == ROWS, response.content[:300]
@@ -128,7 +107,7 @@ def main(argv: list[str]) -> int:
             fold, rollups.fold_rows = rollups.fold_rows, lambda rows: 0
             try:
                 with transaction.atomic():
-                    body = body_for(rows(f"n{run}", 400 + run))
+                    body = bulk_body(rows(f"n{run}", 400 + run))
                     response = t("POST /api/v1/tasks/bulk (without the fold)", client.post, "/api/v1/tasks/bulk",
                                  body, content_type="application/json")  # fmt: skip
                     assert response.status_code == 200, response.content[:300]
@@ -137,7 +116,7 @@ def main(argv: list[str]) -> int:
                 rollups.fold_rows = fold
 
         # The phases.
-        body = body_for(rows(f"p{run}", 300 + run))
+        body = bulk_body(rows(f"p{run}", 300 + run))
         data = t("json.loads", json.loads, body)
         t("BackfillIn.model_validate_json (for comparison)", api.BackfillIn.model_validate_json, body)
         parsed = t("BackfillIn.model_validate", api.BackfillIn.model_validate, data)
@@ -151,7 +130,7 @@ def main(argv: list[str]) -> int:
         cursor.execute("DROP TABLE bench_profile_copy")
     t.report()
     if "--profile" in argv:
-        body = body_for(rows("prof", 999))
+        body = bulk_body(rows("prof", 999))
         profiler = cProfile.Profile()
         profiler.enable()
         response = client.post("/api/v1/tasks/bulk", body, content_type="application/json")
