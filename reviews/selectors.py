@@ -164,22 +164,27 @@ def report_for_client(report_id: str) -> Report | None:
     return None if report is None or report.honeypot else report
 
 
+def _precedent_sql(connection) -> str:
+    """The latest rejected, non-honeypot report with a fingerprint (parameters: the
+    fingerprint, CaseStatus.REJECTED): its id, report_id and case_id."""
+    qn = connection.ops.quote_name
+    report, case = qn(Report._meta.db_table), qn(Case._meta.db_table)
+    return (
+        f"SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
+        f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
+        f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
+        f"ORDER BY r.{qn('id')} DESC LIMIT 1"
+    )
+
+
 def rejected_precedent(fingerprint: str) -> Report | None:
     """The latest report (never a honeypot) with this proposal fingerprint whose case
     was rejected, or None: only its id, `report_id` and `case_id` are loaded (the rest deferred). Read
     for every report received, so written out (a queryset with its join costs more to
     compile than to run; docs/benchmarks.md)."""
     connection = connections[router.db_for_read(Report)]
-    qn = connection.ops.quote_name
-    report, case = qn(Report._meta.db_table), qn(Case._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
-            f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
-            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
-            f"ORDER BY r.{qn('id')} DESC LIMIT 1",
-            [fingerprint, CaseStatus.REJECTED],
-        )
+        cursor.execute(_precedent_sql(connection), [fingerprint, CaseStatus.REJECTED])
         row = cursor.fetchone()
     return None if row is None else Report.from_db(connection.alias, ["id", "report_id", "case_id"], row)
 
@@ -193,15 +198,11 @@ def gate_state_and_rejected_precedent(fingerprint: str) -> tuple[GateState, Repo
         return gate_state(), rejected_precedent(fingerprint) if fingerprint else None
     fields = GateState._meta.concrete_fields
     qn = connection.ops.quote_name
-    report, case = qn(Report._meta.db_table), qn(Case._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(f'g.{qn(f.column)}' for f in fields)}, p.* FROM (SELECT 1) one "
             f"LEFT JOIN {qn(GateState._meta.db_table)} g ON g.{qn('id')} = 1 "
-            f"LEFT JOIN LATERAL (SELECT r.{qn('id')}, r.{qn('report_id')}, r.{qn('case_id')} FROM {report} r "
-            f"JOIN {case} c ON c.{qn('id')} = r.{qn('case_id')} "
-            f"WHERE r.{qn('fingerprint')} = %s AND c.{qn('status')} = %s AND NOT r.{qn('honeypot')} "
-            f"ORDER BY r.{qn('id')} DESC LIMIT 1) p ON true",
+            f"LEFT JOIN LATERAL ({_precedent_sql(connection)}) p ON true",
             [fingerprint, CaseStatus.REJECTED],
         )
         row = cursor.fetchone()
