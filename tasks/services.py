@@ -241,12 +241,7 @@ def _locked(task_id: int, *, actor: Actor | None = None, lock: bool = True) -> E
         row = cursor.fetchone()
     if row is None:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
-    values = list(row)
-    for position, col, steps in read.converters:
-        for step in steps:
-            if values[position] is not None:
-                values[position] = step(values[position], col, connection)
-    return ExecutionTask.from_db(connection.alias, read.attnames, values)
+    return read.task(row, connection)
 
 
 @dataclass(frozen=True)
@@ -256,6 +251,15 @@ class _Read:
     # Per column that has any: its position, and what turns its database value into
     # the ORM's (JSON decoded, SQLite's booleans and datetimes), as the query compiler would.
     converters: list[tuple[int, Any, list]]
+
+    def task(self, row, connection) -> ExecutionTask:
+        """The task a row of this read (its columns, in order) holds."""
+        values = list(row)
+        for position, col, steps in self.converters:
+            for step in steps:
+                if values[position] is not None:
+                    values[position] = step(values[position], col, connection)
+        return ExecutionTask.from_db(connection.alias, self.attnames, values)
 
 
 _READS: dict[tuple[str, bool, bool], _Read] = {}
@@ -437,12 +441,7 @@ def _finish_at_once(
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for position, col, steps in read.converters:
-        for step in steps:
-            if values[position] is not None:
-                values[position] = step(values[position], col, connection)
-    return ExecutionTask.from_db(connection.alias, read.attnames, values)
+    return read.task(row, connection)
 
 
 _FINISHES: dict[tuple[bool, str], str] = {}
