@@ -378,10 +378,12 @@ class Soak:
             for i in range(k, total, senders):
                 due = start + i / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                statuses = await self.next_request()()
+                request = self.next_request()
+                statuses = await request()
                 latency = (time.perf_counter() - due) * 1000
                 minute = minutes[int((due - start) // 60)]
                 minute["latencies"].append(latency)
+                minute["kinds"][request.__name__].append(latency)
                 for status in statuses:
                     minute["statuses"][status] += 1
 
@@ -393,6 +395,28 @@ class Soak:
         ticking = asyncio.create_task(clock())
         await asyncio.gather(*(client(k) for k in range(senders)))
         ticking.cancel()
+
+    def readings(self, n: int) -> None:
+        """What might make a later minute slower than the first, logged as minute n ends:
+        the tables with the most dead rows, checkpoints so far, autovacuums running, the job queue."""
+        import redis
+
+        with bench_connection(self.env) as conn:
+            tables = conn.execute(
+                "SELECT relname, n_live_tup, n_dead_tup, autovacuum_count FROM pg_stat_user_tables "
+                "ORDER BY n_dead_tup DESC LIMIT 5"
+            ).fetchall()
+            checkpoints = "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter"
+            timed, requested = conn.execute(checkpoints).fetchone()
+            vacuuming = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'autovacuum:%'"
+            vacuums = conn.execute(vacuuming).fetchone()[0]
+            pending = conn.execute("SELECT count(*) FROM execution_tasks WHERE rollup_pending").fetchone()[0]
+        queued = redis.Redis.from_url(self.env["REDIS_URL"]).llen("rq:queue:default")
+        log(
+            f"  after minute {n}: checkpoints {timed}+{requested} (timed+requested), autovacuums running {vacuums}, "
+            f"jobs queued {queued}, rollup pending {pending}; most dead rows: "
+            + ", ".join(f"{t} {live}/{dead} (av {count})" for t, live, dead, count in tables)
+        )
 
     def rss(self, master: subprocess.Popen, worker: subprocess.Popen) -> dict[str, int]:
         found = {f"gunicorn worker {pid}": rss_kib(pid) for pid in children(master.pid)}
@@ -412,7 +436,9 @@ class Soak:
         before = self.rss(master, worker)
         load_before = os.getloadavg()
         log(f"capacity {capacity:.0f} req/s flat out; soaking at {rate:.0f} req/s for {minutes:g} min …")
-        by_minute: dict = collections.defaultdict(lambda: {"latencies": [], "statuses": collections.Counter()})
+        by_minute: dict = collections.defaultdict(
+            lambda: {"latencies": [], "statuses": collections.Counter(), "kinds": collections.defaultdict(list)}
+        )
         snapshots: dict[int, dict[str, int]] = {}
 
         def on_minute(n: int) -> None:
@@ -424,6 +450,14 @@ class Soak:
                 f"minute {n}: {len(latencies)} items, p50 {percentile(latencies, 50):.1f} ms, "
                 f"p99 {percentile(latencies, 99):.1f} ms, statuses {dict(sorted(data['statuses'].items()))}"
             )
+            log(
+                "  per kind p50/p99 ms: "
+                + ", ".join(
+                    f"{kind} {percentile(sorted(v), 50):.1f}/{percentile(sorted(v), 99):.1f}"
+                    for kind, v in sorted(data["kinds"].items())
+                )
+            )
+            asyncio.get_running_loop().run_in_executor(None, self.readings, n)
 
         await self.paced(minutes * 60, item_rate, by_minute, on_minute)
         after = self.rss(master, worker)
