@@ -54,6 +54,14 @@ timeout = max(_int("GUNICORN_TIMEOUT", 0), WORST_STRIPE_SECONDS + 30)
 # requests and finish the ones they have, for up to `graceful_timeout` seconds.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", timeout)
 # Recycle workers now and then (jittered, so they do not all restart at once).
+# The project is imported once, in the master (fsar/wsgi.py also imports every view and
+# compiles the templates there), and every worker is a fork of it: a worker replaced after
+# `max_requests` starts in milliseconds rather than importing the project (about a second of
+# CPU) on a machine that is serving. Equally loaded workers reach `max_requests` together: the
+# soak saw all five replaced within 12 s, each import stalling requests for up to half a
+# second, before this. A code change therefore needs a restart, not a HUP (docs/deployment.md).
+# GUNICORN_PRELOAD=0 imports the project in each worker instead.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1").strip() != "0"
 max_requests = _int("GUNICORN_MAX_REQUESTS", 5000)
 max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 keepalive = _int("GUNICORN_KEEPALIVE", 5)  # behind a proxy that reuses connections

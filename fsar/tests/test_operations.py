@@ -280,6 +280,58 @@ def test_the_gunicorn_config_holds_only_settings_gunicorn_knows(monkeypatch):
     assert gunicorn_config(monkeypatch, GUNICORN_ROLE="longpoll")["worker_class"] == "gthread"
 
 
+def test_gunicorn_replaces_workers_by_forking_the_preloaded_master(tmp_path):
+    """The shipped config: the project is imported (and warmed, fsar/wsgi.py) once, in the
+    master; workers replaced after `max_requests` are forks of it, so the warm-up's log line
+    appears once, from the master, however many workers are replaced, and every request
+    during the replacements is answered."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **BASE_ENV, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "fsar.settings", "LOG_LEVEL": "INFO",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2", "GUNICORN_MAX_REQUESTS": "10", "PYTHONWARNINGS": "ignore",
+    }  # fmt: skip
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert master.poll() is None, log.read_text()[-3000:]
+            try:
+                first = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.1)
+        workers_before = set(Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split())
+        statuses = [first.status_code] + [
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code for _ in range(59)
+        ]
+        workers_after = set(Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split())
+    finally:
+        master.terminate()
+        master.wait(timeout=30)
+    assert statuses == [200] * 60
+    assert workers_before - workers_after, "no worker was replaced after max_requests"
+    warmed = [line for line in log.read_text().splitlines() if "imported every view, compiled" in line]
+    assert len(warmed) == 1, warmed
+    assert f"(process {master.pid})" in warmed[0]
+
+
 @pytest.mark.parametrize("timeout,retries", [(20, 2), (30, 3), (5, 0)])
 def test_gunicorn_outlasts_the_slowest_stripe_path(monkeypatch, settings, timeout, retries):
     """The billing portal: three Stripe calls, each `timeout` per attempt and `retries`
