@@ -297,8 +297,10 @@ HEALTHZ_SCHEMA_SECONDS = env_int("HEALTHZ_SCHEMA_SECONDS", 300)
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # The metrics' "auto" engine answers exactly (from the task rows) for windows of at most
-# this many finished tasks, and from the hourly rollups above it (docs/metrics.md).
-METRICS_EXACT_MAX_TASKS = env_int("METRICS_EXACT_MAX_TASKS", 20_000)
+# this many finished tasks, and from the hourly rollups above it (docs/metrics.md). Below it
+# a read costs the rollup statement (which learns the count) plus the exact one, growing
+# with the window's tasks: 2,000 keeps that near the rollup read alone (docs/benchmarks.md).
+METRICS_EXACT_MAX_TASKS = env_int("METRICS_EXACT_MAX_TASKS", 2_000)
 # `seed_demo` / `make run` keep the demo API key's secret here (default: .demo-api-key in the project).
 DEMO_KEY_FILE = os.environ.get("DEMO_KEY_FILE", "")
 

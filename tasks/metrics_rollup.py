@@ -247,7 +247,8 @@ def sum_rollups(query: Query) -> dict[Key, Stats]:
 
 _ROLLUP_TABLE = TaskMetricsRollup._meta.db_table
 _TASK_TABLE = ExecutionTask._meta.db_table
-_CURRENT, _PREVIOUS, _TOTAL = 0, 1, 2
+# _EDGE: the current window's last, partial hour read from its rollup row (see `_end_edge`).
+_CURRENT, _PREVIOUS, _TOTAL, _EDGE = 0, 1, 2, 3
 # Never a parallel plan: its branches are small index scans, and starting parallel workers
 # costs 10-20 ms, yet the planner chose a Parallel Append when the branches' estimates
 # added up past the parallel setup cost (measured on a week of a million tasks: 2 ms
@@ -314,11 +315,50 @@ def _backfilled_branch(since: datetime, until: datetime, query: Query) -> tuple[
     statement's generic plan can use it)."""
     filters, params = _filters(query, rollup=False)
     return (
-        f"SELECT {_CURRENT}, %s::timestamptz, task_type::text, ai_model::text, 0, 0, 0, 0, NULL, NULL, NULL, "
+        f"SELECT {_CURRENT}, %s::timestamptz, task_type::text, ai_model::text, 0, 0, 0, 0, NULL::bigint, NULL::jsonb, "
+        f"NULL::bigint[], "
         f"count(*) FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s AND source = '{BACKFILL}' "
         f"AND status IN {_FINISHED_SQL}{filters} GROUP BY task_type, ai_model",
         [since, since, until, *params],
     )
+
+
+def _guarded(branch: tuple[str, list], guard: tuple[str, list]) -> tuple[str, list]:
+    """`branch` with a condition of its own, evaluated once (a one-time filter)."""
+    return f"SELECT * FROM ({branch[0]}) AS guarded WHERE {guard[0]}", [*branch[1], *guard[1]]
+
+
+def _end_edge(query: Query, since: datetime, until: datetime, *, backfilled: bool) -> list[tuple[str, list]]:
+    """The current window's last, partial hour [since, until), since an hour's start, for
+    a window ending now. Its rollup row (kept current by the drain, the pending tasks read
+    raw beside it) holds exactly the hour's tasks finished before `until` when no task of
+    that hour finished at or after `until`, which is the case for a window ending now: then
+    the edge costs one rollup row and the few pending tasks, however many tasks the hour
+    already holds (read raw, it grew all hour long: the soak's metrics read slowed every
+    minute). Otherwise (a task finished later in that hour) the raw rows answer, as
+    before. Both ways are branches of the one statement, so one snapshot decides."""
+    later = (
+        f"EXISTS (SELECT 1 FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s "
+        f"AND status IN {_FINISHED_SQL})",
+        [until, since + timedelta(hours=1)],
+    )
+    none_later = (f"NOT {later[0]}", later[1])
+    rollup_filters, rollup_params = _filters(query, rollup=True)
+    moment = "start" if query.bucket else "NULL::timestamptz"
+    row = (
+        f"SELECT {_EDGE}, {moment}, task_type::text, CASE WHEN has_model THEN model END, count, failed, timed, "
+        f"sum_ms, max_ms, histogram, NULL::bigint[], {'backfilled' if backfilled else '0'} FROM {_ROLLUP_TABLE} "
+        f"WHERE period = %s AND start = %s{rollup_filters}",
+        [TaskMetricsRollup.Period.HOUR, since, *rollup_params],
+    )
+    branches = [
+        _guarded(row, none_later),
+        _guarded(_raw_branch(_CURRENT, since, until, query, pending=True, backfilled=backfilled), none_later),
+        _guarded(_raw_branch(_CURRENT, since, until, query, pending=False, backfilled=backfilled), later),
+    ]
+    if backfilled:
+        branches.append(_guarded(_backfilled_branch(since, until, query), later))
+    return branches
 
 
 def window_pair(
@@ -377,6 +417,9 @@ def window_pair(
             )
             branches.append(_raw_branch(part, *cover.whole, q, pending=True, backfilled=backfilled))
         for since, until in cover.raw:
+            if part == _CURRENT and since == bucket_start(until, "hour") and until == q.window.until:
+                branches.extend(_end_edge(q, since, until, backfilled=backfilled))
+                continue
             branches.append(_raw_branch(part, since, until, q, pending=False, backfilled=backfilled))
             if backfilled and part == _CURRENT:
                 branches.append(_backfilled_branch(since, until, q))
@@ -393,7 +436,7 @@ def window_pair(
             continue
         if part == _CURRENT and histogram is not None and counted_here:
             rolled_up += n
-        totals = (current if part == _CURRENT else previous).at(moment, task_type, ai_model)
+        totals = (previous if part == _PREVIOUS else current).at(moment, task_type, ai_model)
         # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
         totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram, b)
         if durations:

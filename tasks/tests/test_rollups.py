@@ -621,6 +621,49 @@ def test_the_one_statement_read_gives_what_the_separate_reads_give_with_pending_
 
 @pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
 @pytest.mark.django_db
+@pytest.mark.parametrize("bucket", [None, "hour", "day"])
+def test_a_window_ending_now_reads_its_last_partial_hour_from_the_rollup_row_unless_a_task_finished_later(bucket):
+    """The last partial hour [11:00, 11:53) of a window ending at 11:53 comes from its hour
+    row (and its pending tasks) when no task of that hour finished at or after 11:53: the
+    raw rows' figures, for the cost of one row per group however full the hour is. When one
+    did (the row counts it), the raw rows answer."""
+    from django.db.models import F
+
+    rng = random.Random(36)
+    until = NOW - timedelta(minutes=7)
+    before = [t for t in random_tasks(rng, 900, days=2) if t.finished_at is None or t.finished_at < until]
+    store(*before)
+    pending = [t for t in random_tasks(rng, 150, days=2) if t.finished_at is not None and t.finished_at < until]
+    for task in pending:
+        task.rollup_pending = True  # finished, not drained yet
+    ExecutionTask.objects.bulk_create(pending)
+    query = metrics.Query(
+        window=metrics.Window(NOW - timedelta(days=1, minutes=23), until), by_model=True, bucket=bucket
+    )
+
+    def one_statement() -> dict:
+        return _figures(metrics_rollup.window_pair(query, backfilled=True)[0])
+
+    def raw_edges() -> dict:
+        return _figures(metrics_rollup.rollup_totals(query, backfilled=True))
+
+    as_stored = raw_edges()
+    assert one_statement() == as_stored
+    # The row answers, not the raw rows: a duration changed behind the rollups' back shows in the raw read only.
+    edge = ExecutionTask.objects.filter(
+        finished_at__gte=until.replace(minute=0), finished_at__lt=until, rollup_pending=False, duration_ms__gt=0
+    )
+    assert edge.exists()
+    ExecutionTask.objects.filter(pk=edge.first().pk).update(duration_ms=F("duration_ms") + 50_000_000)
+    assert raw_edges() != as_stored
+    assert one_statement() == as_stored
+    # A task of that hour finished after the window's end: its row counts it, so the raw rows answer.
+    store(make_task(finished_at=until + timedelta(minutes=1)))
+    assert one_statement() == raw_edges() != as_stored
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
 def test_the_api_and_the_page_read_both_windows_in_one_statement_and_auto_stays_exact_on_small_windows(settings):
     store(*random_tasks(random.Random(32), 300, days=16))
     window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
@@ -665,18 +708,23 @@ def test_the_one_statement_read_is_never_planned_in_parallel():
     made free the planner would take one for the branches, unless the statement rules
     them out (metrics_rollup._SERIAL)."""
     store(*random_tasks(random.Random(34), 300, days=16))
-    window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
-    with CaptureQueriesContext(connection) as queries:
-        metrics_rollup.window_pair(metrics.Query(window=window, by_model=True), auto_max=0)
-    sql = queries.captured_queries[-1]["sql"]
-    assert metrics_rollup._SERIAL in sql
-    with connection.cursor() as cursor:
-        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size",
-                        "min_parallel_index_scan_size"):  # fmt: skip
-            cursor.execute(f"SET LOCAL {setting} = 0")
-        plans = {}
-        for label, statement in (("serial", sql), ("without", sql.replace(metrics_rollup._SERIAL, ""))):
-            cursor.execute("EXPLAIN " + statement)
-            plans[label] = "\n".join(line for (line,) in cursor.fetchall())
-    assert "Gather" in plans["without"] or "Parallel" in plans["without"], plans["without"]  # the test can tell
-    assert "Gather" not in plans["serial"] and "Parallel" not in plans["serial"], plans["serial"]
+    # Ending on the hour (no last partial hour, whose guarded branches the planner keeps
+    # serial anyway): without _SERIAL this statement is planned in parallel, so the test can tell.
+    on_the_hour = NOW.replace(minute=0, second=0, microsecond=0)
+    ragged = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
+    for window in (metrics.Window(on_the_hour - timedelta(days=7, minutes=23), on_the_hour), ragged):
+        with CaptureQueriesContext(connection) as queries:
+            metrics_rollup.window_pair(metrics.Query(window=window, by_model=True), auto_max=0)
+        sql = queries.captured_queries[-1]["sql"]
+        assert metrics_rollup._SERIAL in sql
+        with connection.cursor() as cursor:
+            for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size",
+                            "min_parallel_index_scan_size"):  # fmt: skip
+                cursor.execute(f"SET LOCAL {setting} = 0")
+            plans = {}
+            for label, statement in (("serial", sql), ("without", sql.replace(metrics_rollup._SERIAL, ""))):
+                cursor.execute("EXPLAIN " + statement)
+                plans[label] = "\n".join(line for (line,) in cursor.fetchall())
+        if window is not ragged:
+            assert "Gather" in plans["without"] or "Parallel" in plans["without"], plans["without"]  # it can tell
+        assert "Gather" not in plans["serial"] and "Parallel" not in plans["serial"], plans["serial"]
