@@ -111,6 +111,30 @@ def bench_connection(env: dict):
     return psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:])
 
 
+def checkpoint_stats(env: dict) -> tuple[int, float]:
+    """PostgreSQL's checkpoints begun so far (timed and requested), and the time spent in
+    their sync phases (ms): a sync is what stalls commits, so a change in it tells that a
+    checkpoint ended meanwhile."""
+    with bench_connection(env) as conn:
+        row = conn.execute(
+            "SELECT checkpoints_timed + checkpoints_req, checkpoint_sync_time FROM pg_stat_bgwriter"
+        ).fetchone()
+    return int(row[0]), float(row[1])
+
+
+def force_checkpoint(env: dict) -> float:
+    """Write out what the setup dirtied now (a CHECKPOINT, as the superuser the bench
+    connects as), so that a timed checkpoint does not flush the setup's bulk loads during
+    the measurement, stalling every commit while it syncs (the soak saw 0.3–0.9 s);
+    returns the seconds it took."""
+    import time
+
+    began = time.perf_counter()
+    with bench_connection(env) as conn:
+        conn.execute("CHECKPOINT")
+    return time.perf_counter() - began
+
+
 def pg_version(env: dict) -> str:
     with bench_connection(env) as conn:
         return conn.execute("SHOW server_version").fetchone()[0]

@@ -44,6 +44,8 @@ from bench.common import (
     WORKER_NICE,
     bench_connection,
     bench_db,
+    checkpoint_stats,
+    force_checkpoint,
     free_port,
     log,
     options,
@@ -96,12 +98,6 @@ def main(argv: list[str]) -> int:
         return run(env, processes, seconds=seconds, clients=clients, workers=workers, rate=rate)
 
 
-def checkpoints(env: dict) -> int:
-    """PostgreSQL's checkpoints so far (timed and requested)."""
-    with bench_connection(env) as conn:
-        return conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()[0]
-
-
 def settle(env: dict, timeout: float = 120) -> None:
     """Wait until the RQ queue is empty and no job is running; log what was waiting,
     how long it took, and any autovacuum at work on the bench's database then."""
@@ -122,7 +118,8 @@ def settle(env: dict, timeout: float = 120) -> None:
         ).fetchone()[0]
     log(
         f"before the paced phases: {waiting} jobs queued or running, drained in "
-        f"{time.perf_counter() - began:.1f} s ({left} left); autovacuum workers at work: {vacuums}"
+        f"{time.perf_counter() - began:.1f} s ({left} left); autovacuum workers at work: {vacuums}; "
+        f"a CHECKPOINT of what the flat-out phases wrote took {force_checkpoint(env):.1f} s"
     )
 
 
@@ -256,9 +253,13 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
         for name, request in (("paced_noop", noop), ("paced_task", task)):
-            before = checkpoints(env)
+            begun, synced = checkpoint_stats(env)
             results[name] = [await paced(port, clients, seconds, rate, request)]
-            log(f"{name}: {results[name][0]['tail']}; checkpoints during it: {checkpoints(env) - before}")
+            begun_after, synced_after = checkpoint_stats(env)
+            log(
+                f"{name}: {results[name][0]['tail']}; checkpoints begun during it: {begun_after - begun}, "
+                f"time in checkpoint syncs during it: {synced_after - synced:.0f} ms"
+            )
         return results
 
     results = asyncio.run(phases())
