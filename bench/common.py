@@ -135,6 +135,31 @@ def force_checkpoint(env: dict) -> float:
     return time.perf_counter() - began
 
 
+def settle(env: dict, timeout: float = 120) -> None:
+    """Wait until the RQ queue is empty and no job is running; log what was waiting,
+    how long it took, and any autovacuum at work on the bench's database then."""
+    import time
+
+    import redis
+    from rq import Queue
+
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    queue = Queue("default", connection=connection)
+    waiting, began = queue.count + queue.started_job_registry.count, time.perf_counter()
+    while queue.count + queue.started_job_registry.count and time.perf_counter() - began < timeout:
+        time.sleep(0.2)
+    left = queue.count + queue.started_job_registry.count
+    with bench_connection(env) as conn:
+        vacuums = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        ).fetchone()[0]
+    log(
+        f"before the paced load: {waiting} jobs queued or running, drained in "
+        f"{time.perf_counter() - began:.1f} s ({left} left); autovacuum workers at work: {vacuums}; "
+        f"a CHECKPOINT of what was written before it took {force_checkpoint(env):.1f} s"
+    )
+
+
 def pg_version(env: dict) -> str:
     with bench_connection(env) as conn:
         return conn.execute("SHOW server_version").fetchone()[0]

@@ -45,7 +45,6 @@ from bench.common import (
     bench_connection,
     bench_db,
     checkpoint_stats,
-    force_checkpoint,
     free_port,
     log,
     options,
@@ -53,6 +52,7 @@ from bench.common import (
     pg_version,
     postgres_url_or_none,
     rqworker,
+    settle,
     started_processes,
     wait_for,
 )
@@ -96,31 +96,6 @@ def main(argv: list[str]) -> int:
             "PYTHONWARNINGS": "ignore::UserWarning",
         }
         return run(env, processes, seconds=seconds, clients=clients, workers=workers, rate=rate)
-
-
-def settle(env: dict, timeout: float = 120) -> None:
-    """Wait until the RQ queue is empty and no job is running; log what was waiting,
-    how long it took, and any autovacuum at work on the bench's database then."""
-    import time
-
-    import redis
-    from rq import Queue
-
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    queue = Queue("default", connection=connection)
-    waiting, began = queue.count + queue.started_job_registry.count, time.perf_counter()
-    while queue.count + queue.started_job_registry.count and time.perf_counter() - began < timeout:
-        time.sleep(0.2)
-    left = queue.count + queue.started_job_registry.count
-    with bench_connection(env) as conn:
-        vacuums = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-        ).fetchone()[0]
-    log(
-        f"before the paced phases: {waiting} jobs queued or running, drained in "
-        f"{time.perf_counter() - began:.1f} s ({left} left); autovacuum workers at work: {vacuums}; "
-        f"a CHECKPOINT of what the flat-out phases wrote took {force_checkpoint(env):.1f} s"
-    )
 
 
 def setup_database(env: dict) -> str:
