@@ -74,6 +74,33 @@ def own_database(url: str, name: str, *, keep: bool = False) -> Iterator[str]:
 
 
 @contextmanager
+def autovacuum_on(env: dict) -> Iterator[str]:
+    """Autovacuum as production runs it, for the length of a long benchmark. CI machines
+    run PostgreSQL with `autovacuum = off` (a conf.d file: tests create and drop databases,
+    nothing lives long), and then every update's dead row stays: the task rows (four
+    versions each), the rollup rows the drain rewrites every ten seconds, the pending
+    index; a soak would measure that bloat, which no deployment has. When the server's
+    autovacuum is off this turns it on (ALTER SYSTEM, reload) and resets it afterwards;
+    yields what it found and did, for the log."""
+    with bench_connection(env) as conn:
+        was = conn.execute("SHOW autovacuum").fetchone()[0]
+    if was == "on":
+        yield "autovacuum on (as the server runs)"
+        return
+    with bench_connection(env) as conn:
+        conn.autocommit = True
+        conn.execute("ALTER SYSTEM SET autovacuum = on")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield "autovacuum turned on for the run (the server had it off; reset afterwards)"
+    finally:
+        with bench_connection(env) as conn:
+            conn.autocommit = True
+            conn.execute("ALTER SYSTEM RESET autovacuum")
+            conn.execute("SELECT pg_reload_conf()")
+
+
+@contextmanager
 def started_processes() -> Iterator[list[subprocess.Popen]]:
     """A list to append started servers to; each is stopped (TERM, then KILL) at exit."""
     processes: list[subprocess.Popen] = []

@@ -23,7 +23,9 @@ The setup (migrations, 60,000 invoices) is written out with a CHECKPOINT before 
 load starts, and the soak itself starts once the worker has worked off what the
 capacity phase queued, after another CHECKPOINT: minute one is the yardstick, and the
 first timed checkpoint must not sync the setup's files during the soak. The soak's
-own checkpoints happen in it as they would in production. Each minute's line
+own checkpoints happen in it as they would in production, and so does autovacuum: when
+the server runs with it off (CI machines do), the soak turns it on for its run and
+resets it afterwards (bench/common.py autovacuum_on). Each minute's line
 also gives p50/p99 per kind of request, the checkpoints begun and the time spent in
 their syncs, autovacuums at work, the job queue and the metrics rollups' backlog.
 
@@ -54,6 +56,7 @@ import stripe
 from bench.common import (
     ROOT,
     WORKER_NICE,
+    autovacuum_on,
     bench_connection,
     checkpoint_stats,
     force_checkpoint,
@@ -127,7 +130,9 @@ def main(argv: list[str]) -> int:
                                           stdout=subprocess.DEVNULL))  # fmt: skip
         wait_for(port)
         soak = Soak(port, env, secret, clients)
-        return asyncio.run(soak.run(minutes=minutes, rate=rate, master=master, worker=worker, workers=workers))
+        with autovacuum_on(env) as autovacuum:
+            log(autovacuum)
+            return asyncio.run(soak.run(minutes=minutes, rate=rate, master=master, worker=worker, workers=workers))
 
 
 SETUP = """
