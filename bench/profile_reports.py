@@ -15,7 +15,9 @@ the ratio; the SQL statements of a noop, an allowed and a held report
 (CaptureQueriesContext); what draining the jobs the reports enqueued costs an
 `rqworker --burst` (the bench's worker: a forked work horse per job; pass
 --worker-class=rq.worker.SimpleWorker to see the same jobs without forks); then a
-cProfile list of N more reports. The bench gate's 20,000 finished tasks are left
+cProfile list of N more reports. Also: what authenticating the key costs alone
+(both requests do it), and the statements of one `reviews.jobs.case_opened` job,
+run in this process on the last case. The bench gate's 20,000 finished tasks are left
 out: no rule that reports meet reads them. The machine is shared: compare figures
 of one run, not across runs.
 """
@@ -154,6 +156,23 @@ def measure(n: int, top: int, worker_class: str = "") -> None:
     both = (per["report"]["cpu"] + per["report"]["db"]) / (per["noop"]["cpu"] + per["noop"]["db"])
     log(f"report / noop CPU: {ratio:.2f} in this process, {both:.2f} with the database backend's "
         "(300 reports/s at noop's 628-734 req/s needs <= ~2.2)")  # fmt: skip
+    # What both requests spend authenticating the key (tasks.auth; the same for each), alone.
+    from tasks.auth import find_active_key
+
+    cpu = time.process_time()
+    for _ in range(n):
+        find_active_key(secret)
+    log(f"of which authenticating the key (tasks.auth.find_active_key, in both): "
+        f"{(time.process_time() - cpu) / n * 1000:.2f} ms")  # fmt: skip
+    # One case_opened job's statements, run here on the last held report's case (the worker
+    # runs it again below: it is safe to run twice, and sends nothing the second time).
+    from reviews import jobs
+    from reviews.models import Case
+
+    case_id = Case.objects.order_by("-pk").values_list("pk", flat=True).first()
+    with CaptureQueriesContext(connection) as captured:
+        jobs.case_opened(case_id)
+    queries["job reviews.jobs.case_opened (in this process)"] = [q["sql"] for q in captured.captured_queries]
     # The jobs the reports enqueued (held ones: a case's notification and quorum check), drained
     # as the bench's rqworker would (a forked work horse per job), outside the measured requests.
     jobs = queue.count

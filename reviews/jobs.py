@@ -106,14 +106,23 @@ def check_quorum_reach(case_id: int) -> None:
 
 
 def case_opened(case_id: int) -> None:
-    """A case put in front of the committee: its notice to the committee, then its
-    quorum check, in one job instead of two (one forked work horse per held report,
-    not two or three). Each half runs even if the other fails; both are safe to run
-    twice. The two separate jobs stay for jobs enqueued before this one existed."""
+    """A case put in front of the committee: its quorum check, then its notice to the
+    committee and, if the check flagged it, the operators', in one job instead of two
+    (one forked work horse per held report, not two or three). The case is read once,
+    under the check's lock, and its submitters worked out once for all three
+    (services.case_opened_quorum_check). Each part runs even if another fails; all
+    are safe to run twice. The separate jobs stay for jobs enqueued before this one."""
+    from reviews import notifications
+
+    flagged, case = False, None
     try:
-        notify_case_opened(case_id)
+        flagged, case = services.case_opened_quorum_check(case_id=case_id)
     finally:
-        check_quorum_reach(case_id)
+        try:
+            notifications.notify_case_opened(case_id, case=case)
+        finally:
+            if flagged:
+                notifications.notify_quorum_impossible(case_id, case=case)
 
 
 def recheck_short_of_members() -> int:

@@ -72,8 +72,11 @@ def send_once(*, case: Case, kind: str, key: str, recipients: list[str], subject
     return True
 
 
-def notify_case_opened(case_id: int) -> bool:
-    case = Case.objects.filter(pk=case_id).first()
+def notify_case_opened(case_id: int, *, case: Case | None = None) -> bool:
+    """To the committee but the case's submitters: a case is waiting. `case`: the
+    case just read (under lock, in a transaction that committed) by the caller, a
+    job that asks about it more than once (reviews.jobs.case_opened)."""
+    case = case if case is not None else Case.objects.filter(pk=case_id).first()
     if case is None or case.status != CaseStatus.OPEN:
         return False
     due = f"{case.due_at:%Y-%m-%d %H:%M} UTC" if case.due_at else "no due time"
@@ -116,9 +119,10 @@ def notify_decision(case_id: int, decision: str, version: int) -> bool:
     )
 
 
-def notify_quorum_impossible(case_id: int) -> bool:
-    """To operators: recusals (or conflicts) leave fewer eligible members than the quorum. Essential."""
-    case = Case.objects.filter(pk=case_id).first()
+def notify_quorum_impossible(case_id: int, *, case: Case | None = None) -> bool:
+    """To operators: recusals (or conflicts) leave fewer eligible members than the quorum.
+    Essential. `case`, as for notify_case_opened: the case the caller just flagged."""
+    case = case if case is not None else Case.objects.filter(pk=case_id).first()
     if case is None or not case.short_of_members:
         return False
     eligible = len(eligible_member_ids(case))

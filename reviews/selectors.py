@@ -401,7 +401,7 @@ def committee_members():
     return get_user_model().objects.filter(is_active=True, groups__name=COMMITTEE)
 
 
-def submitters_of(case_ids: Iterable[int]) -> dict[int, dict[int, str]]:
+def submitters_of(case_ids: Iterable[int], *, kinds: Iterable[str] | None = None) -> dict[int, dict[int, str]]:
     """For each case, the people who submitted what it is about, each with why:
     `{case_id: {user_id: "you uploaded report r1"}}`. Nobody reviews their own work.
 
@@ -417,15 +417,18 @@ def submitters_of(case_ids: Iterable[int]) -> dict[int, dict[int, str]]:
 
     Resolved when asked (at vote time, for the tally, for notifications), never
     stored. A few queries whatever the number of cases (the tasks through the
-    partial index tasks_gate_case)."""
+    partial index tasks_gate_case). `kinds`, when the caller knows the cases' kinds:
+    the subjects' query is left out when none of them is an upper app's."""
     ids = list(case_ids)
     found: dict[int, dict[int, str]] = {case_id: {} for case_id in ids}
     if not ids:
         return found
-    subject_cases = Case.objects.filter(pk__in=ids, kind__in=[kind for kind, _ in subjects.kind_choices()])
-    for case in subject_cases.only("pk", "kind", "subject_ref"):
-        for person in subjects.submitters_of(case):
-            found[case.pk].setdefault(person, "you registered its subject")
+    subject_kinds = [kind for kind, _ in subjects.kind_choices()]
+    if kinds is None or set(kinds) & set(subject_kinds):
+        subject_cases = Case.objects.filter(pk__in=ids, kind__in=subject_kinds)
+        for case in subject_cases.only("pk", "kind", "subject_ref"):
+            for person in subjects.submitters_of(case):
+                found[case.pk].setdefault(person, "you registered its subject")
     for case_id, proposer in PolicyChange.objects.filter(case_id__in=ids).values_list("case_id", "proposed_by_id"):
         found[case_id].setdefault(proposer, "you proposed this policy change")
     sent_by_key: dict[int, dict[int, str]] = {}  # key id -> {case id: what it sent}
@@ -449,8 +452,21 @@ def submitters_of(case_ids: Iterable[int]) -> dict[int, dict[int, str]]:
 
 
 def submitters(case: Case) -> dict[int, str]:
-    """The people who submitted what `case` is about, each with why (submitters_of)."""
-    return submitters_of([case.pk])[case.pk]
+    """The people who submitted what `case` is about, each with why (submitters_of);
+    those remember_submitters kept on this instance, if it did."""
+    known = case.__dict__.get("_submitters")
+    if known is not None:
+        return known
+    return submitters_of([case.pk], kinds=[case.kind])[case.pk]
+
+
+def remember_submitters(case: Case) -> dict[int, str]:
+    """Resolve the case's submitters once and keep them on this instance, for a job
+    that asks several times about one case it read under lock (case_opened: its
+    quorum check, the committee's notice and the operators'); other instances of
+    the case resolve them again when asked."""
+    case._submitters = submitters_of([case.pk], kinds=[case.kind])[case.pk]
+    return case._submitters
 
 
 def eligible_member_ids(case: Case) -> set[int]:

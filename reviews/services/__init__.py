@@ -73,7 +73,7 @@ from reviews.services.policy_changes import (
     rule_values,
 )
 from reviews.services.preferences import notification_preference_set
-from reviews.services.quorum import case_check_quorum_reach, recheck_short_of_members
+from reviews.services.quorum import case_check_quorum_reach, case_opened_quorum_check, recheck_short_of_members
 from reviews.services.subjects import subject_case_open, subject_case_reopen
 from reviews.services.two_factor import totp_device_remove, totp_enrol_confirm, totp_enrol_start, totp_verify
 
@@ -136,6 +136,7 @@ __all__ = [
     "case_claim",
     "case_release",
     "case_check_quorum_reach",
+    "case_opened_quorum_check",
     "recheck_short_of_members",
     # reads that used to live in services.py, now in reviews.selectors; kept under
     # their old spelling (`services.why_cannot_vote`) for callers written against it

@@ -77,7 +77,19 @@ def _open_case(
 ) -> Case:
     """A new case; `by` is the person it is recorded for (a report's uploader, or the
     owner of the API key that sent it); None when the gate opened it on its own."""
-    case = Case(
+    case = _new_case(kind=kind, status=status, title=title, rule=rule, now=now, **subject)
+    # The case and its history row in one statement on PostgreSQL (core.history; no
+    # receiver but simple-history's listens to a case's save): a held report or task
+    # opens one inside its own transaction.
+    save_with_history(case, reason=why, user=by)
+    _case_opened(case)
+    return case
+
+
+def _new_case(*, kind: str, status: str, title: str, rule: policy.Rule | None, now, **subject) -> Case:
+    """The case _open_case saves, not saved yet (a report stores it in the same
+    statement as itself: reviews.services.intake)."""
+    return Case(
         kind=kind,
         status=status,
         title=title[:300],
@@ -91,14 +103,13 @@ def _open_case(
         due_at=now + timedelta(hours=rule.sla_hours if rule else DEFAULT_SLA_HOURS),
         **subject,
     )
-    # The case and its history row in one statement on PostgreSQL (core.history; no
-    # receiver but simple-history's listens to a case's save): a held report or task
-    # opens one inside its own transaction.
-    save_with_history(case, reason=why, user=by)
-    # Once its reports are linked (their submitters may not vote): its quorum check, and
-    # for an open case the committee's notice, in the same job (one work horse, not two).
+
+
+def _case_opened(case: Case) -> None:
+    """Once a new case's reports are linked (their submitters may not vote): its quorum
+    check, and for an open case the committee's notice, in the same job (one work
+    horse, not two), enqueued when the case commits."""
     _notify("case_opened" if case.status == CaseStatus.OPEN else "check_quorum_reach", case.pk)
-    return case
 
 
 def _notify(job_name: str, *args) -> None:

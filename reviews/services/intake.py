@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name
-from core.history import inserts_in_one_statement, save_with_history
+from core.history import copy_history_sql, inserts_in_one_statement, save_with_history
+from core.sql import insert_fields, insert_sql, insert_values
 from reviews import policy, selectors
 from reviews.models import (
     Action,
@@ -18,7 +19,7 @@ from reviews.models import (
     Report,
 )
 from reviews.reports import ReportInvalid, ReportRecord, ReportTooLarge, parse_any, proposal_folded
-from reviews.services.common import NO_RULE_POLICY, _open_case, _reopen
+from reviews.services.common import NO_RULE_POLICY, _case_opened, _new_case, _open_case, _reopen
 from reviews.services.errors import ReportConflict, ReviewError
 from tasks.models import ApiKey
 
@@ -91,8 +92,10 @@ def _store_new(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, us
     The decision only reads (the gate's state, the report it revises, a rejected
     precedent), so it is made first. Most reports then write only themselves: where
     a report and its history row go in with one statement (PostgreSQL), that
-    statement commits alone, outside a transaction (two round trips fewer). A report
-    that opens, reopens or joins a case is stored inside a transaction with it."""
+    statement commits alone, outside a transaction (two round trips fewer); so does a
+    report that opens a new case, with the case and both history rows
+    (_insert_with_new_case). A report that reopens or joins a case is stored inside a
+    transaction with it."""
     prepared = _prepare(record)
     if inserts_in_one_statement(Report) and not transaction.get_connection().in_atomic_block:
         try:
@@ -195,7 +198,8 @@ def _store_report(
 ) -> Report:
     """Place a new report in a case (a revision joins its previous report's case) and
     save it with its history row. Outside a transaction, raises _NeedsTransaction
-    before writing anything if it would write more than the report. `honeypot` and
+    before writing anything if it would reopen, join or lock a case (a new case goes
+    in with the report, in one statement: _insert_with_new_case). `honeypot` and
     `recorded_by` (the seeding operator, in the report's history) are
     services.honeypot_seed's."""
     now, previous, fp, decision = prepared.now, prepared.previous, prepared.fingerprint, prepared.decision
@@ -212,7 +216,16 @@ def _store_report(
             joined, quorum=quorum, why=why, revision=record, actor=actor_name(user=user, api_key=api_key), by=submitter
         )
 
+    opened: list[tuple[Case, str]] = []  # a new case, stored in one statement with the report
+
     def open_case(*, status: str, why: str) -> Case:
+        if not transaction.get_connection().in_atomic_block and inserts_in_one_statement(Report):
+            case = _new_case(
+                kind=Case.Kind.REPORT, status=status, title=f"Report {record.id}", rule=decision.rule, now=now,
+                severity=record.severity,
+            )  # fmt: skip
+            opened.append((case, why))
+            return case
         _require_transaction()
         return _open_case(
             kind=Case.Kind.REPORT,
@@ -253,8 +266,54 @@ def _store_report(
     # The history row is copied by the database (core.history; no receiver but
     # simple-history's listens to a report's save).
     how = "seeded as a honeypot" if honeypot else "received"
-    save_with_history(report, reason=f"{how} ({raw_format}); gate: {decision.action}", user=recorded_by or submitter)
+    reason, user = f"{how} ({raw_format}); gate: {decision.action}", recorded_by or submitter
+    if opened:
+        ((case, why),) = opened
+        _insert_with_new_case(report, case, reason=reason, user=user, case_reason=why, case_user=submitter)
+        _case_opened(case)  # committed: enqueued now
+    else:
+        save_with_history(report, reason=reason, user=user)
     return report
+
+
+_WITH_NEW_CASE: dict[str, str] = {}
+
+
+def _insert_with_new_case(report: Report, case: Case, *, reason: str, user, case_reason: str, case_user) -> None:
+    """Insert a new case, the report in it and both their history rows with one
+    statement (PostgreSQL: data-modifying CTEs), which commits alone, as
+    save_with_history would write them one by one in a transaction: the history rows
+    copied by the database from the rows written (core.history). Sets both primary keys."""
+    connection = connections[router.db_for_write(Report, instance=report)]
+    case_history, case_params = copy_history_sql(
+        Case, connection, reason=case_reason, user=case_user, source="new_case"
+    )
+    report_history, report_params = copy_history_sql(Report, connection, reason=reason, user=user, source="new_row")
+    fields = insert_fields(Report)
+    at = fields.index(Report._meta.get_field("case"))
+    if connection.vendor not in _WITH_NEW_CASE:
+        qn = connection.ops.quote_name
+        values = ["%s"] * len(fields)
+        values[at] = f"(SELECT {qn('id')} FROM new_case)"
+        _WITH_NEW_CASE[connection.vendor] = (
+            f"WITH new_case AS ({insert_sql(Case, connection, ' RETURNING *')}), "
+            f"case_history AS ({case_history}), "
+            f"new_row AS (INSERT INTO {qn(Report._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(values)}) RETURNING *) "
+            f"{report_history} RETURNING {qn('id')}, {qn('case_id')}"
+        )
+    row = insert_values(report, connection)
+    del row[at]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WITH_NEW_CASE[connection.vendor],
+            [*insert_values(case, connection), *case_params, *row, *report_params],
+        )
+        report.pk, case.pk = cursor.fetchone()
+    for instance in (case, report):
+        instance._state.adding = False
+        instance._state.db = connection.alias
+    report.case = case
 
 
 def _superseded_report(record: ReportRecord) -> Report | None:

@@ -12,7 +12,7 @@ from reviews.models import (
     QUEUE_STATUSES,
     Case,
 )
-from reviews.selectors import committee_members, eligible_member_ids, submitters_of
+from reviews.selectors import committee_members, eligible_member_ids, remember_submitters, submitters_of
 from reviews.services.common import _notify
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,20 @@ def case_check_quorum_reach(*, case_id: int, notify: bool = True) -> bool:
     with transaction.atomic():
         case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
         return case is not None and _check_short_of_members(case, notify=notify)
+
+
+def case_opened_quorum_check(*, case_id: int) -> tuple[bool, Case | None]:
+    """case_check_quorum_reach(notify=False) for reviews.jobs.case_opened, which then
+    sends the case's notices: also returns the case as read under lock, with its
+    submitters resolved and kept on it (selectors.remember_submitters), so that the
+    notices do not read the case and work its submitters out again. (False, None)
+    when the case is no longer in the queue."""
+    with transaction.atomic():
+        case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
+        if case is None:
+            return False, None
+        remember_submitters(case)
+        return _check_short_of_members(case, notify=False), case
 
 
 def recheck_short_of_members() -> int:

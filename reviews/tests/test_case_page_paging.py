@@ -67,8 +67,8 @@ def _grow(case_id, post_report, voter, commenter, n):
 # a page of held tasks, comments; the subject panels and who may vote (membership, submitters,
 # recusal, vote: 9); the timeline's case, vote, recusal and comment history; for a member who
 # may vote, the first-view record (one INSERT … ON CONFLICT DO NOTHING, on every view). Few or
-# many: the same.
-CASE_PAGE_QUERIES = 24
+# many: the same. (A report's case: its submitters without the upper apps' subjects query.)
+CASE_PAGE_QUERIES = 23
 
 
 @pytest.mark.parametrize("many", [False, True])

@@ -154,3 +154,50 @@ def test_the_gate_state_and_rejected_precedent_read_together_as_apart(post_repor
     GateState.objects.all().delete()
     state, precedent = both_ways()
     assert state.paused and state.pk is None and precedent.report_id == "r2"
+
+
+@pytest.mark.postgres(reason="a new case and the report in it in one statement is PostgreSQL's (data-modifying CTEs)")
+def test_a_held_report_is_one_statement_with_its_new_case_and_both_history_rows(post_report, monkeypatch):
+    from reviews.services import common
+
+    enqueued = []
+    monkeypatch.setattr(common, "enqueue_on_commit", lambda path, *args: enqueued.append((path, *args)))
+    with CaptureQueriesContext(connection) as queries:
+        response = post_report(report_md("r1", severity=30))
+    assert response.status_code == 201, response.content
+    writes = [q["sql"] for q in queries if "INSERT" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("WITH new_case AS (INSERT INTO")
+    assert not {"BEGIN", "SAVEPOINT", "COMMIT"} & set(_statements(queries))  # it commits alone
+    report = Report.objects.select_related("case").get(report_id="r1")
+    case = report.case
+    assert response.json()["gate"]["case"] == case.pk and response.json()["gate"]["case_status"] == "open"
+    assert (case.kind, case.status, case.title, case.severity) == ("report", "open", "Report r1", 30)
+    assert enqueued == [("reviews.jobs.case_opened", case.pk)]  # once committed
+    owner = report.submitted_by.owner
+    (report_history,) = Report.history.filter(report_id="r1")
+    assert (report_history.history_type, report_history.history_user, report_history.case_id) == ("+", owner, case.pk)
+    assert report_history.history_change_reason == "received (markdown); gate: hold"
+    (case_history,) = Case.history.filter(id=case.pk)
+    assert (case_history.history_type, case_history.history_user) == ("+", owner)
+    assert case_history.history_change_reason.startswith("report r1: ")
+    fields = [f.attname for f in Case._meta.concrete_fields]
+    assert {f: getattr(case_history, f) for f in fields} == {f: getattr(case, f) for f in fields}
+
+
+@pytest.mark.postgres(reason="a new case and the report in it in one statement is PostgreSQL's (data-modifying CTEs)")
+def test_a_held_report_refused_by_the_database_leaves_no_case(post_report, monkeypatch):
+    """The one statement is all or nothing: a report row the database refuses takes its case with it."""
+    from reviews.services import common
+
+    enqueued = []
+    monkeypatch.setattr(common, "enqueue_on_commit", lambda path, *args: enqueued.append((path, *args)))
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE reviews_report ADD CONSTRAINT test_refuse CHECK (report_id <> 'r1')")
+    try:
+        response = post_report(report_md("r1", severity=30))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE reviews_report DROP CONSTRAINT test_refuse")
+    assert response.status_code == 503
+    assert (Case.objects.count(), Case.history.count(), Report.objects.count(), Report.history.count()) == (0, 0, 0, 0)
+    assert enqueued == []

@@ -3,6 +3,7 @@ ones can be turned off, the essential ones always go."""
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from fsar.testing import report_md
@@ -134,3 +135,49 @@ def test_nothing_is_mailed_when_the_change_rolls_back(
             post_report(report_md("r1", severity=30))
             raise RuntimeError("rolled back")
     assert callbacks == [] and mailoutbox == []
+
+
+def test_the_case_opened_job_works_the_submitters_out_once_for_its_check_and_both_notices(
+    post_report, alice, agent_user, operator, mailoutbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    """reviews.jobs.case_opened: the quorum check, the committee's notice and the
+    operators' all leave out the report's submitter (the key's owner, a committee
+    member here), from one resolution of the case's submitters."""
+    from core.roles import COMMITTEE
+    from reviews import jobs, selectors
+
+    agent_user.groups.add(Group.objects.get(name=COMMITTEE))
+    for user in (alice, agent_user, operator):
+        user.email = f"{user.username}@example.com"
+        user.save()
+    with django_capture_on_commit_callbacks(execute=False):  # the job is run below, by hand
+        case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]  # quorum 2
+    resolved = []
+    real = selectors.submitters_of
+    monkeypatch.setattr(selectors, "submitters_of", lambda ids, **kw: resolved.append(list(ids)) or real(ids, **kw))
+    with django_capture_on_commit_callbacks(execute=True) as enqueued:
+        jobs.case_opened(case_id)
+    assert enqueued == []  # the operators' notice is sent by the job, not enqueued
+    assert resolved == [[case_id]]
+    assert to(mailoutbox, f"Case {case_id} opened") == ["alice@example.com"]  # not the agent: it sent the report
+    (alert,) = [m for m in mailoutbox if "cannot reach its quorum" in m.subject]
+    assert alert.to == ["olivia@example.com"] and "only 1 committee member" in alert.body
+    assert Case.objects.get(pk=case_id).short_of_members
+    jobs.case_opened(case_id)  # run twice: nothing new
+    assert len(mailoutbox) == 2
+
+
+def test_the_case_opened_job_still_notifies_when_the_case_left_the_queue(
+    post_report, alice, with_emails, mailoutbox, django_capture_on_commit_callbacks
+):
+    """A case decided before its job ran is not checked, and not announced (it is not open)."""
+    from reviews import jobs
+
+    with django_capture_on_commit_callbacks(execute=False):
+        case_id = post_report(report_md("r1", severity=30)).json()["gate"]["case"]
+    Case.objects.filter(pk=case_id).update(status="rejected")
+    jobs.case_opened(case_id)
+    assert mailoutbox == []
+    Case.objects.filter(pk=case_id).update(status="open")
+    jobs.case_opened(case_id)
+    assert len(to(mailoutbox, f"Case {case_id} opened")) == 3
