@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
@@ -113,12 +113,12 @@ class _Groups(dict):
         self.query = query
 
     def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
+        return self.in_bucket(bucket_start(moment, self.query.bucket) if self.query.bucket else None, task_type, ai_model)
+
+    def in_bucket(self, start: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
+        """`at` for a moment already turned into its bucket's start (None without buckets)."""
         query = self.query
-        key = (
-            bucket_start(moment, query.bucket) if query.bucket else None,
-            task_type if query.by_type else None,
-            ai_model if query.by_model else None,
-        )
+        key = (start, task_type if query.by_type else None, ai_model if query.by_model else None)
         found = self.get(key)
         if found is None:
             found = self[key] = histograms.Totals()
@@ -380,24 +380,55 @@ def window_pair(
             branches.append(_raw_branch(part, since, until, q, pending=False, backfilled=backfilled))
             if backfilled and part == _CURRENT:
                 branches.append(_backfilled_branch(since, until, q))
-    sql = f"SELECT * FROM ({' UNION ALL '.join(f'({branch})' for branch, _ in branches)}) AS parts {_SERIAL}"
+    sql = (
+        f"SELECT part, {_MICROSECONDS}, {_COLUMNS} FROM ({' UNION ALL '.join(f'({branch})' for branch, _ in branches)})"
+        f" AS parts (part, moment, {_COLUMNS}) {_SERIAL}"
+    )
     params = [p for _, branch_params in branches for p in branch_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     current, previous = _Groups(query), _Groups(previous_query)
     rolled_up = 0  # tasks in the current window's rollup rows (their histogram is never NULL)
+    starts: dict[int, datetime] = {}  # per moment read, its bucket's start (the current window's)
+    stored: list[tuple[histograms.Totals, str | list[int]]] = []
     for part, moment, task_type, ai_model, n, f, t, s, m, histogram, durations, b in rows:
         if part == _TOTAL:
             rolled_up = n
             continue
-        if part == _CURRENT and histogram is not None and counted_here:
-            rolled_up += n
-        totals = (current if part == _CURRENT else previous).at(moment, task_type, ai_model)
-        # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
-        totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram, b)
+        if part == _CURRENT:
+            if histogram is not None and counted_here:
+                rolled_up += n
+            start = None
+            if query.bucket:
+                start = starts.get(moment)
+                if start is None:
+                    start = starts[moment] = bucket_start(_EPOCH + timedelta(microseconds=moment), query.bucket)
+            totals = current.in_bucket(start, task_type, ai_model)
+        else:
+            totals = previous.in_bucket(None, task_type, ai_model)  # no bucket: the previous window's sums
+        totals.add(n, f, t, s, m, None, b)
+        if histogram is not None:
+            stored.append((totals, histogram))
         if durations:
             totals.add_durations(durations)
     if auto_max is not None and rolled_up <= auto_max:
         return None
+    for (totals, _), histogram in zip(stored, _decoded([histogram for _, histogram in stored]), strict=True):
+        totals.add_histogram(histogram)
     return current, previous
+
+
+# The moment as microseconds since the epoch (exact: extract() is numeric), read as an
+# integer rather than as a timestamptz parsed per row; the other columns as the branches give them.
+_MICROSECONDS = "(extract(epoch FROM moment) * 1000000)::bigint"
+_COLUMNS = "task_type, ai_model, n, failed, timed, sum_ms, max_ms, histogram, durations, backfilled"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _decoded(stored: list) -> list:
+    """The stored histograms of one read, decoded: Django reads jsonb as text (its
+    JSONField decodes), and so does a raw cursor; all of them in one json.loads."""
+    if all(isinstance(histogram, str) for histogram in stored):
+        return json.loads(f"[{','.join(stored)}]")
+    return [json.loads(histogram) if isinstance(histogram, str) else histogram for histogram in stored]
