@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
         raw()
         walls.append((time.perf_counter() - began) * 1000)
 
-    log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; Django test client, settings as bench metrics)")
+    log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; test client, as bench metrics)")
     log("| request | best ms | median ms | SQL statements | ratio to plain (median) |")
     log("|---|---|---|---|---|")
     plain_median = statistics.median(figures["plain"])

@@ -113,7 +113,8 @@ class _Groups(dict):
         self.query = query
 
     def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
-        return self.in_bucket(bucket_start(moment, self.query.bucket) if self.query.bucket else None, task_type, ai_model)
+        start = bucket_start(moment, self.query.bucket) if self.query.bucket else None
+        return self.in_bucket(start, task_type, ai_model)
 
     def in_bucket(self, start: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
         """`at` for a moment already turned into its bucket's start (None without buckets)."""
