@@ -17,10 +17,12 @@ per hour only there (the default 1,000,000 rows over 30 days is bench metrics' o
 density).
 
 Each round runs, N times each, and alternating so that noise hits all alike:
-`GET /tasks/held/` (the baseline: a logged-in page of the same layout, one small
-query), `GET /tasks/metrics/?window=<window>`, and `metrics_overview` alone (the
-page's data without the view and template). Reported: CPU ms per request (best
-round, median), the page's ratio to the baseline, statements per request, and the
+`GET /healthz` (the baseline, "noop": the same middleware and session, `SELECT 1`
+and a Redis ping, no template), `GET /tasks/held/` ("plain": a logged-in page of the
+site layout, one small query), `GET /tasks/metrics/?window=<window>`, and
+`metrics_overview` alone (the page's data without the view and template). Reported:
+CPU ms per request (best round, median), the ratios to both baselines, statements
+per request, and the
 raw `percentile_cont` query's wall ms (bench metrics' denominator: the server's
 work, not this process's). --profile: a cProfile list of the page over one more
 round; --html=PATH writes the page's body (to compare before and after a change).
@@ -130,6 +132,10 @@ def main(argv: list[str]) -> int:
     client.force_login(operator)
     days = metrics_display.WINDOW_CHOICES[window][1]
 
+    def noop():
+        response = client.get("/healthz")
+        assert response.status_code == 200, response.status_code
+
     def plain():
         response = client.get("/tasks/held/")
         assert response.status_code == 200, response.status_code
@@ -142,7 +148,7 @@ def main(argv: list[str]) -> int:
     def overview():
         metrics_display.metrics_overview(window=metrics.default_window(datetime.now(UTC), days))
 
-    calls = {"plain": plain, "page": page, "overview": overview}
+    calls = {"noop": noop, "plain": plain, "page": page, "overview": overview}
 
     def phase(call, count: int) -> float:
         began = time.process_time()
@@ -182,17 +188,23 @@ def main(argv: list[str]) -> int:
         walls.append((time.perf_counter() - began) * 1000)
 
     log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; test client, as bench metrics)")
-    log("| request | best ms | median ms | SQL statements | ratio to plain (median) |")
-    log("|---|---|---|---|---|")
+    log("| request | best ms | median ms | SQL statements | ratio to noop (median) | ratio to plain (median) |")
+    log("|---|---|---|---|---|---|")
+    noop_median = statistics.median(figures["noop"])
     plain_median = statistics.median(figures["plain"])
-    for name, label in (("plain", "GET /tasks/held/"), ("page", f"GET /tasks/metrics/?window={window}"),
+    for name, label in (("noop", "GET /healthz"), ("plain", "GET /tasks/held/"),
+                        ("page", f"GET /tasks/metrics/?window={window}"),
                         ("overview", "metrics_overview alone")):  # fmt: skip
         best, median = min(figures[name]), statistics.median(figures[name])
-        log(f"| {label} | {best:.2f} | {median:.2f} | {statements[name]} | {median / plain_median:.2f} |")
+        log(
+            f"| {label} | {best:.2f} | {median:.2f} | {statements[name]} | {median / noop_median:.2f} "
+            f"| {median / plain_median:.2f} |"
+        )
     raw_ms = statistics.median(walls)
     page_median = statistics.median(figures["page"])
     log(
-        f"SUMMARY page={page_median:.2f}ms plain={plain_median:.2f}ms page/plain={page_median / plain_median:.2f} "
+        f"SUMMARY page={page_median:.2f}ms noop={noop_median:.2f}ms page/noop={page_median / noop_median:.2f} "
+        f"plain={plain_median:.2f}ms page/plain={page_median / plain_median:.2f} "
         f"overview={statistics.median(figures['overview']):.2f}ms raw_percentile_cont_wall={raw_ms:.1f}ms "
         f"page_cpu/raw_wall={page_median / raw_ms:.3f}"
     )

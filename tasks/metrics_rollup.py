@@ -47,7 +47,9 @@ class Cover:
     blocks: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
-def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
+def rollup_cover(window: Window, bucket: Bucket | None, *, rows: bool = True) -> Cover:
+    """The cover of `window`; without `rows`, no `rows` filter (the one-statement read
+    uses `blocks`, and building the Q objects costs more than the rest)."""
     if bucket_start(window.since, "hour") == bucket_start(window.until, "hour"):
         return Cover([(window.since, window.until)])
     h0, h1 = ceil_bucket(window.since, "hour"), bucket_start(window.until, "hour")
@@ -55,13 +57,14 @@ def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
     if h0 == h1:
         return Cover(raw)
     if bucket == "hour":
-        block = (TaskMetricsRollup.Period.HOUR, h0, h1)
-        return Cover(raw, Q(period=block[0], start__gte=h0, start__lt=h1), (h0, h1), (block,))
-    rows = Q()
-    blocks = _blocks(h0, h1)
-    for period, start, end in blocks:
-        rows |= Q(period=period, start__gte=start, start__lt=end)
-    return Cover(raw, rows, (h0, h1), tuple(blocks))
+        blocks = [(TaskMetricsRollup.Period.HOUR, h0, h1)]
+    else:
+        blocks = _blocks(h0, h1)
+    selected = Q() if rows else None
+    if rows:
+        for period, start, end in blocks:
+            selected |= Q(period=period, start__gte=start, start__lt=end)
+    return Cover(raw, selected, (h0, h1), tuple(blocks))
 
 
 SIX_HOURS = timedelta(hours=6)
@@ -344,7 +347,7 @@ def window_pair(
     # their counts are added up here; otherwise the statement counts them in a branch.
     counted_here = query.task_type is None and isinstance(query.ai_model, AnyModel) and query.bucket != "hour"
     if auto_max is not None:
-        everything = rollup_cover(query.window, None)
+        everything = rollup_cover(query.window, None, rows=False)
         if not everything.blocks:
             return None  # no whole hour in the window: no rollup row to count, a small window
     if auto_max is not None and not counted_here:
@@ -357,7 +360,7 @@ def window_pair(
             )
         )
     for part, q in ((_CURRENT, query), (_PREVIOUS, previous_query)):
-        cover = rollup_cover(q.window, q.bucket)
+        cover = rollup_cover(q.window, q.bucket, rows=False)
         if cover.blocks:
             where, params = _blocks_sql(cover)
             if part == _CURRENT:
