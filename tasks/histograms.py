@@ -6,9 +6,11 @@ additive figures of a set of finished tasks."""
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import operator
+from collections import Counter
 from dataclasses import dataclass, field
 
 from tasks.models import TaskSource, TaskStatus
@@ -34,6 +36,9 @@ _OFFSET = len(BOUNDS)  # bucket indexes run from −len(BOUNDS) to len(BOUNDS) �
 _REPRESENTATIVES = [
     float(lo) if lo == hi - 1 else 2 * lo * (hi - 1) / (lo + hi - 1) for lo, hi in zip(BOUNDS, BOUNDS[1:], strict=False)
 ]
+
+
+_bisect_bounds = functools.partial(bisect.bisect_right, BOUNDS)
 
 
 def bucket_index(value: int) -> int:
@@ -113,9 +118,11 @@ class Totals:
     _counts: list[int] | None = field(default=None, compare=False, repr=False)
     _low: int = field(default=0, compare=False, repr=False)
     _high: int = field(default=0, compare=False, repr=False)
-    # The first stored row's dense histogram while it is the only one (most groups of a
-    # fine read hold one row: no counts list to allocate and fill for them).
-    _dense: list[int] | None = field(default=None, compare=False, repr=False)
+    # Stored rows' dense histograms not added up yet: kept as they are until a percentile or
+    # the histogram is read, so that a group merged into a wider one (a page's per type × model
+    # rows into its per-bucket sums) is added up once, there, rather than at every level.
+    # The lists are never changed in place (they may be shared by several Totals).
+    _parts: list[list[int]] | None = field(default=None, compare=False, repr=False)
 
     def add_task(self, status: str, duration: int | None, source: str | None = None) -> None:
         self.count += 1
@@ -141,40 +148,71 @@ class Totals:
         if max_ms is not None and (self.max_ms is None or max_ms > self.max_ms):
             self.max_ms = max_ms
         if histogram:
-            if self._counts is None and self._dense is None:
-                self._dense = histogram  # the first stored row: kept as it is until a second one comes
-            else:
-                self._add_dense(histogram)
+            self.add_histogram(histogram)
 
-    def _add_dense(self, histogram: list[int]) -> None:
+    def add_histogram(self, histogram: list[int]) -> None:
+        """Add a stored row's dense histogram alone (its figures added already)."""
+        if not histogram:  # [] when the row's tasks have no duration
+            return
+        if self._parts is None:
+            self._parts = [histogram]
+        else:
+            self._parts.append(histogram)
+
+    def _add_parts(self) -> None:
+        """Add the stored rows' dense histograms kept so far to `_counts`, slice by slice."""
+        parts, self._parts = self._parts, None
+        if not parts:
+            return
         counts = self._counts
         if counts is None:
             counts = self._counts = [0] * (2 * _OFFSET)
-            self._low = self._high = histogram[0] + _OFFSET
-        dense, self._dense = self._dense, None
-        for stored in (dense, histogram) if dense is not None else (histogram,):
+            self._low = self._high = parts[0][0] + _OFFSET
+        low, high = self._low, self._high
+        for stored in parts:
             first = stored[0] + _OFFSET
             end = first + len(stored) - 1
-            self._low, self._high = min(self._low, first), max(self._high, end)
+            if first < low:
+                low = first
+            if end > high:
+                high = end
             counts[first:end] = map(operator.add, counts[first:end], itertools.islice(stored, 1, None))
+        self._low, self._high = low, high
 
     def add_durations(self, durations: list[int]) -> None:
         """Count durations into the histogram only: their tasks' count, sum and maximum
         were added already (`add`, from the database's sums)."""
-        mine = self.histogram
-        for duration in durations:
-            key = bucket_index(duration)
-            mine[key] = mine.get(key, 0) + 1
+        if not durations:
+            return
+        if min(durations) < 0:
+            mine = self.histogram
+            for duration in durations:
+                key = bucket_index(duration)
+                mine[key] = mine.get(key, 0) + 1
+            return
+        # The usual case: counted in C (bisect_right(BOUNDS, d) − 1 is bucket_index(d) for
+        # d ≥ 0), and kept as one more dense part, added up with the stored rows' histograms.
+        counted = Counter(map(_bisect_bounds, durations))
+        low = min(counted)
+        counts = [0] * (max(counted) - low + 2)
+        counts[0] = low - 1
+        for position, tasks in counted.items():
+            counts[position - low + 1] = tasks
+        self.add_histogram(counts)
 
     def flush(self) -> Totals:
         """Fold the stored rows added so far into `histogram`."""
-        dense = self._dense
-        if dense is not None:
+        parts = self._parts
+        if parts is not None and len(parts) == 1 and self._counts is None:
+            # One stored row (most groups of a fine read): straight from its dense list.
+            dense = parts[0]
             mine, first = self.histogram, dense[0] - 1
             for position, tasks in enumerate(dense):
                 if tasks and position:
                     mine[first + position] = mine.get(first + position, 0) + tasks
-            self._dense = None
+            self._parts = None
+        elif parts is not None:
+            self._add_parts()
         counts = self._counts
         if counts is not None:
             mine, low = self.histogram, self._low
@@ -185,7 +223,12 @@ class Totals:
         return self
 
     def merge(self, other: Totals) -> None:
-        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, other._dense, other.backfilled)
+        self.add(other.count, other.failed, other.timed, other.sum_ms, other.max_ms, None, other.backfilled)
+        if other._parts:  # their stored rows not added up yet: kept as they are here too
+            if self._parts is None:
+                self._parts = list(other._parts)
+            else:
+                self._parts.extend(other._parts)
         theirs = other._counts
         if theirs is not None:  # stored rows not yet folded into its histogram: added slice by slice, in C
             low, high = other._low, other._high
@@ -203,20 +246,15 @@ class Totals:
         return histogram_percentile(self.flush().histogram, fraction)
 
     def median_and_p95(self) -> tuple[float | None, float | None]:
-        counts = self._counts
-        if counts is None:
+        if self._counts is None and not self._parts:
             p50, p95 = histogram_percentiles(self.flush().histogram, (0.5, 0.95))
             return p50, p95
         # Stored rows added up in `counts` (most of a page's percentiles): the other tasks are
         # added there too, and the ranks read from its cumulative sums (in C) rather than from
         # a histogram dict folded and sorted bucket by bucket; the same buckets, the same result.
-        dense, self._dense = self._dense, None
+        self._add_parts()
+        counts = self._counts
         low, high = self._low, self._high
-        if dense is not None:
-            first = dense[0] + _OFFSET
-            end = first + len(dense) - 1
-            low, high = min(low, first), max(high, end)
-            counts[first:end] = map(operator.add, counts[first:end], itertools.islice(dense, 1, None))
         mine = self.histogram
         if mine:
             for index, tasks in mine.items():

@@ -126,8 +126,11 @@ def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: d
             backfilled[(group_type, ai_model)] = backfilled.get((group_type, ai_model), 0) + t.backfilled
     per_model = task_type is not None
     # Histograms are merged only where percentiles are shown, and the per-type table from
-    # the per-bucket sums (fewer, already merged) rather than from every fine group again.
+    # the per-bucket sums rather than from every fine group again. The stored rows' histograms
+    # are added up once, where a percentile is taken (Totals keeps them as they are until
+    # then): the per-bucket percentiles first, so that the table adds up their sums.
     by_bucket = _summed(fine, lambda k: (k[0], k[1], None), histograms=True)
+    by_bucket_stats = totals_stats(by_bucket, percentiles=True)
     by_model = _summed(fine, lambda k: (None, k[1], k[2]), histograms=per_model)
     if per_model:
         table = by_model
@@ -136,7 +139,7 @@ def _rollup_reads(window: Window, bucket: Bucket, task_type: str | None, fine: d
     return {
         "table": totals_stats(table, percentiles=True),
         "by_model": totals_stats(by_model, percentiles=per_model),
-        "by_bucket": totals_stats(by_bucket, percentiles=True),
+        "by_bucket": by_bucket_stats,
         "by_bucket_model": totals_stats(fine, percentiles=False) if per_model else None,
         "backfilled": backfilled,
     }

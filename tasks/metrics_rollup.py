@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, Max, Q, Sum, Value
@@ -47,7 +47,9 @@ class Cover:
     blocks: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
-def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
+def rollup_cover(window: Window, bucket: Bucket | None, *, rows: bool = True) -> Cover:
+    """The cover of `window`; without `rows`, no `rows` filter (the one-statement read
+    uses `blocks`, and building the Q objects costs more than the rest)."""
     if bucket_start(window.since, "hour") == bucket_start(window.until, "hour"):
         return Cover([(window.since, window.until)])
     h0, h1 = ceil_bucket(window.since, "hour"), bucket_start(window.until, "hour")
@@ -55,13 +57,14 @@ def rollup_cover(window: Window, bucket: Bucket | None) -> Cover:
     if h0 == h1:
         return Cover(raw)
     if bucket == "hour":
-        block = (TaskMetricsRollup.Period.HOUR, h0, h1)
-        return Cover(raw, Q(period=block[0], start__gte=h0, start__lt=h1), (h0, h1), (block,))
-    rows = Q()
-    blocks = _blocks(h0, h1)
-    for period, start, end in blocks:
-        rows |= Q(period=period, start__gte=start, start__lt=end)
-    return Cover(raw, rows, (h0, h1), tuple(blocks))
+        blocks = [(TaskMetricsRollup.Period.HOUR, h0, h1)]
+    else:
+        blocks = _blocks(h0, h1)
+    selected = Q() if rows else None
+    if rows:
+        for period, start, end in blocks:
+            selected |= Q(period=period, start__gte=start, start__lt=end)
+    return Cover(raw, selected, (h0, h1), tuple(blocks))
 
 
 SIX_HOURS = timedelta(hours=6)
@@ -113,12 +116,13 @@ class _Groups(dict):
         self.query = query
 
     def at(self, moment: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
+        start = bucket_start(moment, self.query.bucket) if self.query.bucket else None
+        return self.in_bucket(start, task_type, ai_model)
+
+    def in_bucket(self, start: datetime | None, task_type: str, ai_model: str | None) -> histograms.Totals:
+        """`at` for a moment already turned into its bucket's start (None without buckets)."""
         query = self.query
-        key = (
-            bucket_start(moment, query.bucket) if query.bucket else None,
-            task_type if query.by_type else None,
-            ai_model if query.by_model else None,
-        )
+        key = (start, task_type if query.by_type else None, ai_model if query.by_model else None)
         found = self.get(key)
         if found is None:
             found = self[key] = histograms.Totals()
@@ -383,7 +387,7 @@ def window_pair(
     # their counts are added up here; otherwise the statement counts them in a branch.
     counted_here = query.task_type is None and isinstance(query.ai_model, AnyModel) and query.bucket != "hour"
     if auto_max is not None:
-        everything = rollup_cover(query.window, None)
+        everything = rollup_cover(query.window, None, rows=False)
         if not everything.blocks:
             return None  # no whole hour in the window: no rollup row to count, a small window
     if auto_max is not None and not counted_here:
@@ -396,7 +400,7 @@ def window_pair(
             )
         )
     for part, q in ((_CURRENT, query), (_PREVIOUS, previous_query)):
-        cover = rollup_cover(q.window, q.bucket)
+        cover = rollup_cover(q.window, q.bucket, rows=False)
         if cover.blocks:
             where, params = _blocks_sql(cover)
             if part == _CURRENT:
@@ -423,24 +427,55 @@ def window_pair(
             branches.append(_raw_branch(part, since, until, q, pending=False, backfilled=backfilled))
             if backfilled and part == _CURRENT:
                 branches.append(_backfilled_branch(since, until, q))
-    sql = f"SELECT * FROM ({' UNION ALL '.join(f'({branch})' for branch, _ in branches)}) AS parts {_SERIAL}"
+    sql = (
+        f"SELECT part, {_MICROSECONDS}, {_COLUMNS} FROM ({' UNION ALL '.join(f'({branch})' for branch, _ in branches)})"
+        f" AS parts (part, moment, {_COLUMNS}) {_SERIAL}"
+    )
     params = [p for _, branch_params in branches for p in branch_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     current, previous = _Groups(query), _Groups(previous_query)
     rolled_up = 0  # tasks in the current window's rollup rows (their histogram is never NULL)
+    starts: dict[int, datetime] = {}  # per moment read, its bucket's start (the current window's)
+    stored: list[tuple[histograms.Totals, str | list[int]]] = []
     for part, moment, task_type, ai_model, n, f, t, s, m, histogram, durations, b in rows:
         if part == _TOTAL:
             rolled_up = n
             continue
-        if part == _CURRENT and histogram is not None and counted_here:
-            rolled_up += n
-        totals = (previous if part == _PREVIOUS else current).at(moment, task_type, ai_model)
-        # Django reads jsonb as text (its JSONField decodes); so does this raw cursor.
-        totals.add(n, f, t, s, m, json.loads(histogram) if isinstance(histogram, str) else histogram, b)
+        if part != _PREVIOUS:  # the current window's, or its last hour's rollup row (_EDGE: not counted)
+            if part == _CURRENT and histogram is not None and counted_here:
+                rolled_up += n
+            start = None
+            if query.bucket:
+                start = starts.get(moment)
+                if start is None:
+                    start = starts[moment] = bucket_start(_EPOCH + timedelta(microseconds=moment), query.bucket)
+            totals = current.in_bucket(start, task_type, ai_model)
+        else:
+            totals = previous.in_bucket(None, task_type, ai_model)  # no bucket: the previous window's sums
+        totals.add(n, f, t, s, m, None, b)
+        if histogram is not None:
+            stored.append((totals, histogram))
         if durations:
             totals.add_durations(durations)
     if auto_max is not None and rolled_up <= auto_max:
         return None
+    for (totals, _), histogram in zip(stored, _decoded([histogram for _, histogram in stored]), strict=True):
+        totals.add_histogram(histogram)
     return current, previous
+
+
+# The moment as microseconds since the epoch (exact: extract() is numeric), read as an
+# integer rather than as a timestamptz parsed per row; the other columns as the branches give them.
+_MICROSECONDS = "(extract(epoch FROM moment) * 1000000)::bigint"
+_COLUMNS = "task_type, ai_model, n, failed, timed, sum_ms, max_ms, histogram, durations, backfilled"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _decoded(stored: list) -> list:
+    """The stored histograms of one read, decoded: Django reads jsonb as text (its
+    JSONField decodes), and so does a raw cursor; all of them in one json.loads."""
+    if all(isinstance(histogram, str) for histogram in stored):
+        return json.loads(f"[{','.join(stored)}]")
+    return [json.loads(histogram) if isinstance(histogram, str) else histogram for histogram in stored]

@@ -492,8 +492,9 @@ def test_a_real_rq_worker_repairs_the_rollups_from_redis(rq_worker):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_totals_add_up_stored_rows_whatever_the_order_of_adds_merges_and_reads(seed):
-    """A Totals keeps its first stored row as it is (no counts list) until a second comes:
-    adding, merging (with or without rows of their own) and reading give the same histogram."""
+    """A Totals keeps its stored rows as they are (no counts list) until a percentile or its
+    histogram is read: adding, merging (with or without rows of their own) and reading give
+    the same histogram."""
     rng = random.Random(seed)
     rows = []
     for _ in range(rng.randint(1, 6)):
@@ -574,6 +575,66 @@ def test_median_and_p95_read_from_the_added_up_rows_give_the_folded_histograms_p
     fast.add(1, 0, 1, 1, 1, [5, 3])  # and it adds up on after a read
     folded[5] = folded.get(5, 0) + 3
     assert fast.flush().histogram == folded
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_durations_counted_at_once_fall_in_the_buckets_bucket_index_gives(seed):
+    """add_durations counts non-negative durations in C (bisect on BOUNDS) as one more dense
+    part: the histogram is the one bucket_index gives duration by duration, boundaries,
+    zero and huge values included; a negative duration takes the per-duration path."""
+    rng = random.Random(seed)
+    durations = [rng.randint(0, 3_000_000) for _ in range(rng.randint(1, 400))]
+    durations += [0, 1, *histograms.BOUNDS[1:40], histograms.BOUNDS[900] - 1, histograms.BOUNDS[900], 2**62]
+    if seed % 2:
+        durations.append(-rng.randint(1, 90_000))
+    rng.shuffle(durations)
+    want: dict[int, int] = {}
+    for duration in durations:
+        want[histograms.bucket_index(duration)] = want.get(histograms.bucket_index(duration), 0) + 1
+    counted = histograms.Totals()
+    counted.add_durations(durations)
+    counted.add_durations([])
+    assert counted.flush().histogram == want
+    by_task = histograms.Totals()
+    for duration in durations:
+        by_task.add_task("succeeded", duration)
+    again = histograms.Totals()
+    again.add_durations(durations)
+    assert again.median_and_p95() == by_task.median_and_p95()
+
+
+def test_a_groups_stored_rows_merged_into_two_wider_groups_stay_its_own():
+    """The dense parts a Totals keeps are shared, never changed, by the Totals it is merged
+    into (the page merges a fine group into its bucket's and its model's sums): each sum,
+    read in any order, and the group itself give their own histograms."""
+    rows = [histograms.dense({3: 2, 7: 1}), histograms.dense({5: 4}), histograms.dense({-2: 1, 6: 3})]
+    fine = histograms.Totals()
+    for row in rows:
+        fine.add(1, 0, 1, 1, 1, row)
+    fine.add_durations([40, 41])
+    by_bucket, by_model = histograms.Totals(), histograms.Totals()
+    by_bucket.add(1, 0, 1, 1, 1, histograms.dense({5: 10}))
+    by_bucket.merge(fine)
+    by_model.merge(fine)
+    own = {3: 2, 7: 1, 5: 4, -2: 1, 6: 3}
+    for duration in (40, 41):
+        own[histograms.bucket_index(duration)] = own.get(histograms.bucket_index(duration), 0) + 1
+    assert by_bucket.median_and_p95() == tuple(histograms.histogram_percentiles({**own, 5: 14}, (0.5, 0.95)))
+    table = histograms.Totals()
+    table.merge(by_bucket)
+    table.merge(by_model)
+    doubled = {k: 2 * v for k, v in own.items()}
+    assert table.flush().histogram == {**doubled, 5: 18}
+    assert by_model.flush().histogram == own
+    assert fine.flush().histogram == own
+    assert rows == [[3, 2, 0, 0, 0, 1], [5, 4], [-2, 1, 0, 0, 0, 0, 0, 0, 0, 3]]  # untouched
+
+
+def test_a_reads_stored_histograms_are_decoded_in_one_go_or_one_by_one_alike():
+    texts = ["[3, 2, 0, 1]", "[]", "[-4, 1]"]
+    assert metrics_rollup._decoded(texts) == [[3, 2, 0, 1], [], [-4, 1]]
+    assert metrics_rollup._decoded([texts[0], [9, 1]]) == [[3, 2, 0, 1], [9, 1]]
+    assert metrics_rollup._decoded([]) == []
 
 
 # --- Both windows in one statement (PostgreSQL) ----------------------------------------------
