@@ -378,7 +378,8 @@ def window_pair(
 
     With `auto_max` (the "auto" engine): None when the window's rollup rows count at most
     that many tasks (the caller answers exactly; the count `resolve_engine` takes, read in
-    the same statement)."""
+    the same statement, plus, for an unfiltered read, the last partial hour's row: a new
+    installation's first hour would otherwise be answered exactly however full it got)."""
     previous_query = replace(query, window=query.window.previous(), bucket=None)
     branches: list[tuple[str, list]] = []
     rollup_filters, rollup_params = _filters(query, rollup=True)
@@ -443,8 +444,8 @@ def window_pair(
         if part == _TOTAL:
             rolled_up = n
             continue
-        if part != _PREVIOUS:  # the current window's, or its last hour's rollup row (_EDGE: not counted)
-            if part == _CURRENT and histogram is not None and counted_here:
+        if part != _PREVIOUS:  # the current window's, or its last hour's rollup row (_EDGE)
+            if histogram is not None and counted_here:  # the last partial hour's row counts too
                 rolled_up += n
             start = None
             if query.bucket:

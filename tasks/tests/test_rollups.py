@@ -725,6 +725,19 @@ def test_a_window_ending_now_reads_its_last_partial_hour_from_the_rollup_row_unl
 
 @pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
 @pytest.mark.django_db
+def test_auto_counts_the_last_partial_hours_row_so_a_busy_first_hour_is_read_from_the_rollups():
+    """A new installation's tasks all lie in the window's last, partial hour: the auto
+    engine counts that hour's rollup row with the whole hours', so above the limit the
+    rollups answer (the soak's metrics read grew with every task while it stayed exact)."""
+    until = NOW - timedelta(minutes=7)
+    store(*(make_task(finished_at=until - timedelta(seconds=10 + i)) for i in range(30)))
+    query = metrics.Query(window=metrics.Window(until - timedelta(days=7), until), by_model=True)
+    assert metrics_rollup.window_pair(query, auto_max=29) is not None  # 30 tasks: over the limit, rollups
+    assert metrics_rollup.window_pair(query, auto_max=30) is None  # at the limit: exact
+
+
+@pytest.mark.postgres(reason="window_pair is PostgreSQL's one-statement read")
+@pytest.mark.django_db
 def test_the_api_and_the_page_read_both_windows_in_one_statement_and_auto_stays_exact_on_small_windows(settings):
     store(*random_tasks(random.Random(32), 300, days=16))
     window = metrics.Window(NOW - timedelta(days=7, minutes=23), NOW - timedelta(minutes=7))
