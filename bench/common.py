@@ -187,6 +187,20 @@ def settle(env: dict, timeout: float = 120) -> None:
     )
 
 
+def cpu_profile(run: Callable[[], object], opts: dict[str, str]) -> None:
+    """A cProfile top list of `run()` on stderr, timed in this process's CPU (as the
+    profile_* scripts' figures): --sort=tottime|cumulative, --top=N."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    run()
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=sys.stderr)
+    stats.sort_stats(opts.get("sort", "tottime")).print_stats(int(opts.get("top", 40)))
+
+
 def pg_version(env: dict) -> str:
     with bench_connection(env) as conn:
         return conn.execute("SHOW server_version").fetchone()[0]

@@ -75,7 +75,7 @@ def ensure_database(url: str, *, again: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from bench.common import log, options
+    from bench.common import cpu_profile, log, options
 
     opts = options(argv)
     n = int(opts.get("n", 300))
@@ -189,20 +189,12 @@ def main(argv: list[str]) -> int:
 
     profiled = opts.get("profile")
     if profiled:
-        import cProfile
-        import pstats
-
         if profiled == "start":
             phase("register", n)
         elif profiled == "finish":
             phase("register", n)
             phase("start", n)
-        profiler = cProfile.Profile(time.process_time)  # CPU, as the figures above
-        profiler.enable()
-        phase(profiled, n)
-        profiler.disable()
-        stats = pstats.Stats(profiler, stream=sys.stderr)
-        stats.sort_stats(opts.get("sort", "tottime")).print_stats(int(opts.get("top", 40)))
+        cpu_profile(lambda: phase(profiled, n), opts)
     return 0
 
 

@@ -103,7 +103,7 @@ def ensure_database(url: str, name: str, rows: int, *, again: bool) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from bench.common import bench_db, log, options
+    from bench.common import bench_db, cpu_profile, log, options
 
     opts = options(argv)
     n = int(opts.get("n", 30))
@@ -209,15 +209,7 @@ def main(argv: list[str]) -> int:
         f"page_cpu/raw_wall={page_median / raw_ms:.3f}"
     )
     if "--profile" in argv:
-        import cProfile
-        import pstats
-
-        profiler = cProfile.Profile(time.process_time)
-        profiler.enable()
-        phase(page, n)
-        profiler.disable()
-        stats = pstats.Stats(profiler, stream=sys.stderr)
-        stats.sort_stats(opts.get("sort", "tottime")).print_stats(int(opts.get("top", 40)))
+        cpu_profile(lambda: phase(page, n), opts)
     return 0
 
 
