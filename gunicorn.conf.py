@@ -53,7 +53,6 @@ timeout = max(_int("GUNICORN_TIMEOUT", 0), WORST_STRIPE_SECONDS + 30)
 # Graceful restarts: on SIGHUP (new code, new settings) or SIGTERM, workers stop taking
 # requests and finish the ones they have, for up to `graceful_timeout` seconds.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", timeout)
-# Recycle workers now and then (jittered, so they do not all restart at once).
 # The project is imported once, in the master (fsar/wsgi.py also imports every view and
 # compiles the templates there), and every worker is a fork of it: a worker replaced after
 # `max_requests` starts in milliseconds rather than importing the project (about a second of
@@ -62,13 +61,14 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", timeout)
 # second, before this. A code change therefore needs a restart, not a HUP (docs/deployment.md).
 # GUNICORN_PRELOAD=0 imports the project in each worker instead.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1").strip() != "0"
-# Recycling is a guard against leaks, sized in requests: 5,000 (the default until the
-# benchmarks below) meant, at the gate's peak of ~160 requests/s per worker, one of five
+# Recycle workers now and then (jittered, so they do not all restart at once): a guard
+# against leaks, sized in requests. 5,000 (the default until docs/benchmarks.md's gate
+# runs of 2026-11-30 19:35) meant, at the gate's peak of ~160 requests/s per worker, one of five
 # workers replaced every ~6 s, and each replacement's first requests (a new database
 # connection, the gate's per-process caches) stalled ~20 requests at once: the open-loop
 # p99 at 200 req/s was 24–153 ms with the slow requests bunched, 13 ms with recycling
-# rarer (docs/benchmarks.md). The soaks measured no memory growth (RSS within ±1% over
-# 20 minutes), so recycling 10× less often costs nothing the guard is for.
+# rarer. The soak measured a worker's RSS growing ~0.15% a minute (2.9% in 20 minutes at
+# 126 req/s), so recycling every 50,000 still caps it at a few percent.
 max_requests = _int("GUNICORN_MAX_REQUESTS", 50_000)
 max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 keepalive = _int("GUNICORN_KEEPALIVE", 5)  # behind a proxy that reuses connections
