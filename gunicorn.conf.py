@@ -50,7 +50,7 @@ WORST_STRIPE_SECONDS = STRIPE_CALLS_PER_REQUEST * (
 )
 timeout = max(_int("GUNICORN_TIMEOUT", 0), WORST_STRIPE_SECONDS + 30)
 
-# Graceful restarts: on SIGHUP (new code, new settings) or SIGTERM, workers stop taking
+# Graceful restarts: on SIGHUP (new settings; new code needs USR2, below) or SIGTERM, workers stop taking
 # requests and finish the ones they have, for up to `graceful_timeout` seconds.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", timeout)
 # The project is imported once, in the master (fsar/wsgi.py also imports every view and
