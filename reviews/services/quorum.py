@@ -42,9 +42,7 @@ def case_check_quorum_reach(*, case_id: int, notify: bool = True) -> bool:
     when it was just flagged; the operators' notice is then a job enqueued on commit,
     or, with notify=False (a job already running in a worker), the caller's to send
     once this has committed."""
-    with transaction.atomic():
-        case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
-        return case is not None and _check_short_of_members(case, notify=notify)
+    return _check_queued_case(case_id, notify=notify)[0]
 
 
 def case_opened_quorum_check(*, case_id: int) -> tuple[bool, Case | None]:
@@ -53,12 +51,19 @@ def case_opened_quorum_check(*, case_id: int) -> tuple[bool, Case | None]:
     submitters resolved and kept on it (selectors.remember_submitters), so that the
     notices do not read the case and work its submitters out again. (False, None)
     when the case is no longer in the queue."""
+    return _check_queued_case(case_id, notify=False, remember=True)
+
+
+def _check_queued_case(case_id: int, *, notify: bool, remember: bool = False) -> tuple[bool, Case | None]:
+    """The quorum check of one case still in the queue, under its row lock: (just
+    flagged, the case), or (False, None) when it left the queue."""
     with transaction.atomic():
         case = Case.objects.select_for_update().filter(pk=case_id, status__in=QUEUE_STATUSES).first()
         if case is None:
             return False, None
-        remember_submitters(case)
-        return _check_short_of_members(case, notify=False), case
+        if remember:
+            remember_submitters(case)
+        return _check_short_of_members(case, notify=notify), case
 
 
 def recheck_short_of_members() -> int:
