@@ -154,8 +154,6 @@ def force_checkpoint(env: dict) -> float:
     connects as), so that a timed checkpoint does not flush the setup's bulk loads during
     the measurement, stalling every commit while it syncs (the soak saw 0.3–0.9 s);
     returns the seconds it took."""
-    import time
-
     began = time.perf_counter()
     with bench_connection(env) as conn:
         conn.execute("CHECKPOINT")
@@ -163,10 +161,9 @@ def force_checkpoint(env: dict) -> float:
 
 
 def settle(env: dict, timeout: float = 120) -> None:
-    """Wait until the RQ queue is empty and no job is running; log what was waiting,
-    how long it took, and any autovacuum at work on the bench's database then."""
-    import time
-
+    """Wait until the RQ queue is empty and no job is running, then write out what was
+    written before with a CHECKPOINT (force_checkpoint); log what was waiting, how long
+    it took, and any autovacuum at work on the bench's database then."""
     import redis
     from rq import Queue
 
