@@ -56,7 +56,7 @@ from bench.common import (
     started_processes,
     wait_for,
 )
-from bench.load import Request, flat_out, merged, paced
+from bench.load import GROUPS, Request, flat_out, merged, paced
 
 BENCH_DB = bench_db("gate")
 POOL = 30_000  # registered tasks to start, running tasks to finish
@@ -159,6 +159,21 @@ print(secret)
         check=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def log_cpu(rows) -> None:
+    """Where each flat-out phase's CPU went, per request: the throughput ratios follow the
+    total when the machine is saturated (idle near zero)."""
+    rows = [(name, r["cpu"]) for name, r in rows if r.get("cpu")]
+    if not rows:
+        return
+    log("CPU ms per request, flat out (all processes, by kind; idle and steal: share of the machine):")
+    log("| endpoint | total | client | gunicorn | postgres | rq | other | idle | steal |")
+    log("|---|---|---|---|---|---|---|---|---|")
+    for name, c in rows:
+        total = sum(c[g] for g in GROUPS)
+        parts = " | ".join(f"{c[g]:.2f}" for g in GROUPS)
+        log(f"| {name} | {total:.2f} | {parts} | {c['idle']:.0%} | {c['steal']:.0%} |")
 
 
 def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rate: float) -> int:
@@ -266,6 +281,17 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
             f"| {name} | {r['requests']} | {r['per_second']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
             f"{dict(sorted(r['statuses'].items()))} |"
         )
+    log_cpu(
+        (
+            ("noop", noop_r),
+            ("tasks", task_r),
+            ("tasks, allow-all", bare_r),
+            ("start", start_r),
+            ("start, allow-all", bare_start_r),
+            ("finish", finish_r),
+            ("proposals", prop_r),
+        )
+    )
     log(f"tasks/noop throughput ratio: {ratio:.2f} (goal ≥ 0.50); tasks p99 {task_r['p99']:.1f} ms (goal ≤ 25 ms)")
     log(
         f"flat out, {clients} clients wait {clients / task_r['per_second'] * 1000:.1f} ms per task on average "

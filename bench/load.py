@@ -6,6 +6,7 @@ answered) or at a fixed offered rate (open loop)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -39,6 +40,70 @@ async def send(port: int, request: Request) -> int:
     return status
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+GROUPS = ("client", "gunicorn", "postgres", "rq", "other")
+
+
+def _group(pid: int, comm: str) -> str:
+    if pid == os.getpid():
+        return "client"
+    if comm.startswith("postgres"):
+        return "postgres"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return "other"
+    if b"gunicorn" in cmdline:
+        return "gunicorn"
+    if b"rqworker" in cmdline or comm.startswith("rq:"):
+        return "rq"
+    return "other"
+
+
+def cpu_snapshot() -> dict[str, float] | None:
+    """CPU seconds used so far, by kind of process (this client, gunicorn, PostgreSQL, the
+    RQ worker and its work horses, everything else), and the machine's idle and steal
+    seconds (/proc/stat); None where there is no /proc. A process's own time plus its
+    reaped children's: a child counts in itself while it lives, then in its parent
+    (the postmaster, the rqworker), so each second counts once across a difference."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    snap = dict.fromkeys(GROUPS, 0.0)
+    snap["idle"] = (fields[3] + fields[4]) / CLOCK_TICKS
+    snap["steal"] = (fields[7] if len(fields) > 7 else 0) / CLOCK_TICKS
+    snap["machine"] = sum(fields[:8]) / CLOCK_TICKS
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        used = sum(int(x) for x in rest[11:15]) / CLOCK_TICKS  # utime, stime, cutime, cstime
+        snap[_group(int(entry.name), comm)] += used
+    return snap
+
+
+def cpu_per_request(before: dict | None, after: dict | None, requests: int) -> dict | None:
+    """CPU ms per request by kind of process between two snapshots, and the machine's
+    idle and steal share: idle well above zero in a flat-out phase means the server
+    waited (on locks, commits, too few workers), not that it ran out of CPU."""
+    if before is None or after is None or not requests:
+        return None
+    wall = after["machine"] - before["machine"]
+    out = {g: (after[g] - before[g]) * 1000 / requests for g in GROUPS}
+    out["idle"] = (after["idle"] - before["idle"]) / wall if wall else 0.0
+    out["steal"] = (after["steal"] - before["steal"]) / wall if wall else 0.0
+    return out
+
+
 def _summary(latencies: list[float], statuses: dict[int, int], per_second: float) -> dict:
     latencies.sort()
     return {
@@ -64,9 +129,12 @@ async def flat_out(port: int, clients: int, seconds: float, make_request: Callab
             latencies.append((time.perf_counter() - start) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
 
+    before = cpu_snapshot()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return _summary(latencies, statuses, len(latencies) / (time.perf_counter() - started))
+    summary = _summary(latencies, statuses, len(latencies) / (time.perf_counter() - started))
+    summary["cpu"] = cpu_per_request(before, cpu_snapshot(), len(latencies))
+    return summary
 
 
 async def paced(port: int, clients: int, seconds: float, rate: float, make_request: Callable[[], Request]) -> dict:
@@ -110,10 +178,12 @@ def merged(runs: list[dict]) -> dict:
     for r in runs:
         for status, n in r["statuses"].items():
             statuses[status] = statuses.get(status, 0) + n
+    cpus = [r["cpu"] for r in runs if r.get("cpu")]
     return {
         "requests": sum(r["requests"] for r in runs),
         "per_second": statistics.fmean(r["per_second"] for r in runs),
         "p50": statistics.fmean(r["p50"] for r in runs),
         "p99": max(r["p99"] for r in runs),
         "statuses": statuses,
+        "cpu": {k: statistics.fmean(c[k] for c in cpus) for k in cpus[0]} if cpus else None,
     }
