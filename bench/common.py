@@ -253,3 +253,17 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int, *, reaped_children: bool = False) -> tuple[str, float]:
+    """A process's name and the CPU seconds it used so far (user + system; with
+    `reaped_children`, plus those of its children it waited for), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    used = fields[11:15] if reaped_children else fields[11:13]  # utime, stime[, cutime, cstime]
+    return comm, sum(int(x) for x in used) / CLOCK_TICKS

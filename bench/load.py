@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.common import percentile
+from bench.common import CLOCK_TICKS, percentile, process_cpu
 
 
 @dataclass
@@ -40,7 +40,6 @@ async def send(port: int, request: Request) -> int:
     return status
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 GROUPS = ("client", "gunicorn", "postgres", "rq", "other")
 
 
@@ -80,13 +79,9 @@ def cpu_snapshot() -> dict[str, float] | None:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                stat = f.read()
+            comm, used = process_cpu(int(entry.name), reaped_children=True)
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        rest = stat[stat.rindex(")") + 2 :].split()
-        used = sum(int(x) for x in rest[11:15]) / CLOCK_TICKS  # utime, stime, cutime, cstime
         snap[_group(int(entry.name), comm)] += used
     return snap
 

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import ROOT, bench_db, log, options, own_database, postgres_url_or_none
+from bench.common import ROOT, bench_db, log, options, own_database, postgres_url_or_none, process_cpu
 
 BENCH_DB = bench_db("reports_profile")
 BLOCK = 50  # requests per block; noop and report blocks alternate
@@ -138,13 +138,13 @@ def measure(n: int, top: int, worker_class: str = "") -> None:
                     continue
                 if profiled:
                     continue
-                db = _backend_cpu(backend)
+                db = process_cpu(backend)[1]
                 wall, cpu = time.perf_counter(), time.process_time()
                 for _ in range(block):
                     fn()
                 totals[name]["cpu"] += time.process_time() - cpu
                 totals[name]["wall"] += time.perf_counter() - wall
-                totals[name]["db"] += _backend_cpu(backend) - db
+                totals[name]["db"] += process_cpu(backend)[1] - db
             done += block
     per = {name: {k: v / n for k, v in t.items()} for name, t in totals.items()}
     log(f"{n} requests each through Django's test client, DEBUG off, PostgreSQL {connection.pg_version}")
@@ -197,13 +197,6 @@ def measure(n: int, top: int, worker_class: str = "") -> None:
     stats.sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
     log(out.getvalue())
-
-
-def _backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a PostgreSQL backend on this machine, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str]) -> int:
