@@ -2,7 +2,7 @@
 (indicators.observations). Every read is an index range on a time column
 (docs/indicators.md, "Reads"):
 
-- finished tasks: `execution_tasks.finished_at` (tasks_finished / tasks_finished_cover),
+- finished tasks: `execution_tasks.finished_at` (tasks_finished_at_cover),
   API tasks only: the AI client's backfills never move a trend;
 - registrations and the gate's answer: the task history's `history_date`
   (simple_history indexes it), the row written with the registration;

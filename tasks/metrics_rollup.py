@@ -290,7 +290,7 @@ def _raw_branch(
     part: int, since: datetime, until: datetime, query: Query, *, pending: bool, backfilled: bool
 ) -> tuple[str, list]:
     """One range of raw rows added up per type × model (an index-only scan of
-    tasks_finished_cover, or of tasks_rollup_pending for the pending tasks); the current
+    tasks_finished_at_cover, or of tasks_rollup_pending for the pending tasks); the current
     window's durations come along as an array, for its histograms. An edge range lies
     within one hour, so within one bucket: its start stands for its tasks' time; pending
     tasks are grouped per bucket. `backfilled` is counted here for the pending tasks only

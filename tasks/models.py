@@ -131,18 +131,31 @@ class ExecutionTask(models.Model):
     class Meta:
         db_table = "execution_tasks"
         indexes = [
+            # Every write of a task (registration, start, finish: none is a HOT update) inserts
+            # into each index whose condition the new row meets, so an index covers only the
+            # rows its readers ask for (migration 0012).
+            # The task list's filters, newest first (tasks.selectors.task_page).
             models.Index(fields=["status", "-id"], name="tasks_status_id"),
             models.Index(fields=["task_type", "-id"], name="tasks_type_id"),
-            models.Index(fields=["ai_model", "-id"], name="tasks_model_id"),
-            models.Index(fields=["customer_ref", "-id"], name="tasks_customer_id"),
-            models.Index(fields=["proposal_ref"], name="tasks_proposal"),
-            models.Index(fields=["status", "started_at"], name="tasks_status_started"),
-            models.Index(fields=["finished_at", "task_type", "ai_model"], name="tasks_finished"),
+            models.Index(
+                fields=["ai_model", "-id"], condition=models.Q(ai_model__isnull=False), name="tasks_model_set_id"
+            ),
+            models.Index(
+                fields=["customer_ref", "-id"],
+                condition=models.Q(customer_ref__isnull=False),
+                name="tasks_customer_set_id",
+            ),
+            models.Index(
+                fields=["proposal_ref"], condition=models.Q(proposal_ref__isnull=False), name="tasks_proposal_set"
+            ),
+            # Running tasks by start time (tasks.services.fail_abandoned_tasks).
+            models.Index(fields=["started_at"], condition=models.Q(status="running"), name="tasks_running_started"),
             # Metrics (tasks/metrics.py): a finished_at range read from the index alone.
             models.Index(
                 fields=["finished_at"],
                 include=["task_type", "ai_model", "status", "duration_ms"],
-                name="tasks_finished_cover",
+                condition=models.Q(finished_at__isnull=False),
+                name="tasks_finished_at_cover",
             ),
             # The gate's model metrics: a model's last N tasks FSAR saw finish, by finish time
             # (reviews.selectors.model_metric); migration 0008.

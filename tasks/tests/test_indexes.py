@@ -34,11 +34,12 @@ def some_tasks():
 @pytest.mark.parametrize(
     "filters,indexes",
     [
-        # Two indexes lead with status; on tiny data the planner may take either.
-        ({"status": "running"}, {"tasks_status_id", "tasks_status_started"}),
+        # tasks_running_started holds exactly the running rows; on tiny data the planner may take either.
+        ({"status": "running"}, {"tasks_status_id", "tasks_running_started"}),
         ({"task_type": "self_improvement"}, {"tasks_type_id"}),
-        ({"ai_model": "gpt-5.1"}, {"tasks_model_id"}),
-        ({"customer_ref": "cust_acme"}, {"tasks_customer_id"}),
+        ({"ai_model": "gpt-5.1"}, {"tasks_model_set_id"}),
+        ({"customer_ref": "cust_acme"}, {"tasks_customer_set_id"}),
+        ({"proposal_ref": "fsar_x"}, {"tasks_proposal_set"}),
     ],
 )
 def test_filtered_lists_use_their_index(filters, indexes):
@@ -49,3 +50,19 @@ def test_filtered_lists_use_their_index(filters, indexes):
 
 def test_the_unfiltered_newest_first_list_walks_the_primary_key():
     assert "execution_tasks_pkey" in plan_for(list_sql())
+
+
+def test_abandoned_running_tasks_are_found_through_the_running_only_index():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tasks.services import fail_abandoned_tasks
+
+    ExecutionTask.objects.create(external_id="r1", task_type="implement_idea", status="running",
+                                 started_at=timezone.now() - timedelta(days=2))  # fmt: skip
+    with CaptureQueriesContext(connection) as ctx:
+        assert fail_abandoned_tasks() == 1
+    (find,) = [q["sql"] for q in ctx.captured_queries if "started_at\" <" in q["sql"]]
+    plan = plan_for(find)
+    assert "Seq Scan" not in plan and "tasks_running_started" in plan, plan
