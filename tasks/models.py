@@ -146,7 +146,9 @@ class ExecutionTask(models.Model):
                 name="tasks_customer_set_id",
             ),
             models.Index(
-                fields=["proposal_ref"], condition=models.Q(proposal_ref__isnull=False), name="tasks_proposal_set"
+                fields=["proposal_ref", "-id"],
+                condition=models.Q(proposal_ref__isnull=False),
+                name="tasks_proposal_set_id",
             ),
             # Running tasks by start time (tasks.services.fail_abandoned_tasks).
             models.Index(fields=["started_at"], condition=models.Q(status="running"), name="tasks_running_started"),

@@ -4,9 +4,10 @@ Registration, start and finish each write a new version of the task's row (none 
 HOT update: each changes an indexed column), and every version goes into every index
 whose condition it meets. So each index now holds only the rows its readers ask for:
 
-- `tasks_model_set_id`, `tasks_customer_set_id`, `tasks_proposal_set`: the task list's
-  filters are equalities, so rows without a model, customer or proposal are left out
-  (most tasks have no proposal);
+- `tasks_model_set_id`, `tasks_customer_set_id`, `tasks_proposal_set_id`: the task
+  list's filters are equalities, so rows without a model, customer or proposal are left
+  out (most tasks have no proposal); the proposal's index is now `(proposal_ref, id
+  DESC)` like the others, so a proposal's tasks come newest first without a sort;
 - `tasks_running_started`: `(started_at) WHERE status = 'running'` replaces
   `(status, started_at)`; its only reader is `fail_abandoned_tasks`;
 - `tasks_finished_at_cover`: the metrics' covering index over finished rows only, so a
@@ -41,7 +42,7 @@ REPLACED = [
     (
         models.Index(fields=["proposal_ref"], name="tasks_proposal"),
         models.Index(
-            fields=["proposal_ref"], condition=models.Q(proposal_ref__isnull=False), name="tasks_proposal_set"
+            fields=["proposal_ref", "-id"], condition=models.Q(proposal_ref__isnull=False), name="tasks_proposal_set_id"
         ),
     ),
     (
