@@ -62,10 +62,11 @@ def test_abandoned_running_tasks_are_found_through_the_running_only_index():
 
     from tasks.services import fail_abandoned_tasks
 
-    ExecutionTask.objects.create(external_id="r1", task_type="implement_idea", status="running",
-                                 started_at=timezone.now() - timedelta(days=2))  # fmt: skip
+    ExecutionTask.objects.create(
+        external_id="r1", task_type="implement_idea", status="running", started_at=timezone.now() - timedelta(days=2)
+    )
     with CaptureQueriesContext(connection) as ctx:
         assert fail_abandoned_tasks() == 1
-    (find,) = [q["sql"] for q in ctx.captured_queries if "started_at\" <" in q["sql"]]
+    (find,) = [q["sql"] for q in ctx.captured_queries if 'started_at" <' in q["sql"]]
     plan = plan_for(find)
     assert "Seq Scan" not in plan and "tasks_running_started" in plan, plan
