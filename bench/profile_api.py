@@ -21,10 +21,15 @@ bench/gate.py's goal is stated in. Also the SQL statements one request of each m
 --profile=NAME (noop, register, start, finish): a cProfile top list of that
 endpoint over one more round of N requests (--sort=tottime|cumulative, --top=40).
 --queries: print each endpoint's SQL.
+The report also gives the CPU each request spent in Python's cyclic garbage collector
+(gc.callbacks), and --gc-freeze calls gc.freeze() after the warm-up, as gunicorn's
+master does before it forks a worker (gunicorn.conf.py): the objects the project
+imported are then never scanned again.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
@@ -140,18 +145,34 @@ def main(argv: list[str]) -> int:
 
     calls = {"noop": noop, "register": register, "start": start, "finish": finish}
 
+    in_gc = [0.0, 0.0]  # CPU seconds in the collector so far; when the current collection began
+
+    def collecting(stage: str, _info: dict) -> None:
+        if stage == "start":
+            in_gc[1] = time.process_time()
+        else:
+            in_gc[0] += time.process_time() - in_gc[1]
+
+    gc.callbacks.append(collecting)
+    gc_ms: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+
     def phase(name: str, count: int) -> float:
-        """CPU ms per request of `count` requests of one endpoint."""
+        """CPU ms per request of `count` requests of one endpoint (and, in gc_ms, the
+        collector's share of it)."""
         if name == "start":
             to_start[:] = registered[-count:]
         call = calls[name]
+        gc_before = in_gc[0]
         began = time.process_time()
         for _ in range(count):
             call()
+        gc_ms[name].append((in_gc[0] - gc_before) * 1000 / count)
         return (time.process_time() - began) * 1000 / count
 
     for name in ENDPOINTS:  # warm-up: imports, caches, the connection
         phase(name, 20)
+    if "--gc-freeze" in argv:
+        gc.freeze()
     queries = {}
     for name in ENDPOINTS:
         if name == "start":
@@ -161,18 +182,23 @@ def main(argv: list[str]) -> int:
         queries[name] = [q["sql"] for q in captured.captured_queries]
 
     figures: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+    for series in gc_ms.values():
+        series.clear()
     for _ in range(rounds):
         for name in ENDPOINTS:
             figures[name].append(phase(name, n))
 
     log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; Django test client, DEBUG off)")
-    log("| endpoint | best ms | median ms | SQL statements | ratio to noop (best) | ratio (median) |")
-    log("|---|---|---|---|---|---|")
+    log(f"gc.freeze() after the warm-up: {'yes' if '--gc-freeze' in argv else 'no'}")
+    log(
+        "| endpoint | best ms | median ms | of which GC (median) | SQL statements | ratio to noop (best) | ratio (median) |"
+    )  # noqa: E501
+    log("|---|---|---|---|---|---|---|")
     noop_best, noop_median = min(figures["noop"]), statistics.median(figures["noop"])
     for name in ENDPOINTS:
         best, median = min(figures[name]), statistics.median(figures[name])
         log(
-            f"| {name} | {best:.3f} | {median:.3f} | {len(queries[name])} | "
+            f"| {name} | {best:.3f} | {median:.3f} | {statistics.median(gc_ms[name]):.3f} | {len(queries[name])} | "
             f"{noop_best / best:.2f} | {noop_median / median:.2f} |"
         )
     log(
