@@ -191,8 +191,9 @@ def main(argv: list[str]) -> int:
     log(f"{rounds} rounds of {n} requests each, CPU ms per request (process_time; Django test client, DEBUG off)")
     log(f"gc.freeze() after the warm-up: {'yes' if '--gc-freeze' in argv else 'no'}")
     log(
-        "| endpoint | best ms | median ms | of which GC (median) | SQL statements | ratio to noop (best) | ratio (median) |"
-    )  # noqa: E501
+        "| endpoint | best ms | median ms | of which GC (median) | SQL statements "
+        "| ratio to noop (best) | ratio (median) |"
+    )
     log("|---|---|---|---|---|---|---|")
     noop_best, noop_median = min(figures["noop"]), statistics.median(figures["noop"])
     for name in ENDPOINTS:
