@@ -160,6 +160,18 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_SERVER_SIDE_BINDING", True):
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
+    # A prepared statement keeps its parse, but by default PostgreSQL switches it to one
+    # generic plan after five executions when that plan looks no dearer on average: made
+    # without the values, it cannot see that `status = 'held'` matches a handful of rows
+    # where `status = 'succeeded'` matches millions, and walked a million-task table's
+    # primary key for the held list (107 ms instead of 0.2: docs/benchmarks.md). So every
+    # execution is planned for its values (PostgreSQL's plan_cache_mode; `auto` is its default).
+    PLAN_CACHE_MODES = ("force_custom_plan", "auto", "force_generic_plan")
+    DB_PLAN_CACHE_MODE = os.environ.get("DB_PLAN_CACHE_MODE", "").strip() or PLAN_CACHE_MODES[0]
+    if DB_PLAN_CACHE_MODE not in PLAN_CACHE_MODES:
+        raise ImproperlyConfigured(f"DB_PLAN_CACHE_MODE must be one of {', '.join(PLAN_CACHE_MODES)}")
+    _options = DATABASES["default"]["OPTIONS"]
+    _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode={DB_PLAN_CACHE_MODE}".strip()
 # A connection pool per process (psycopg_pool, Django's own) instead of one connection per
 # thread: for threaded workers (gthread), such as the decision long-poll's, where threads
 # outnumber the connections PostgreSQL should see. Replaces persistent connections.

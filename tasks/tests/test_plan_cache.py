@@ -1,0 +1,79 @@
+"""Prepared statements are planned for their values (fsar/settings.py, DB_PLAN_CACHE_MODE).
+
+With PostgreSQL's default plan_cache_mode (`auto`), a statement prepared by psycopg
+(server-side binding, prepare_threshold 2) switches to one generic plan after five
+executions. For `status = $1 ORDER BY id DESC LIMIT 51`, on a table where almost every
+task succeeded, that plan walks the primary key backwards and filters, which is right
+for `succeeded` and reads the whole table for `held`: the held list took 107 ms instead
+of 0.2 on a million tasks (docs/benchmarks.md)."""
+
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from fsar.tests.test_settings import BASE_ENV, ROOT
+from tasks.models import ExecutionTask
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres(reason="PostgreSQL's prepared statements and plan cache")]
+
+HELD_LIST = "SELECT id FROM execution_tasks WHERE status = $1 ORDER BY id DESC LIMIT 51"
+
+
+@pytest.fixture
+def mostly_succeeded():
+    ExecutionTask.objects.bulk_create(
+        ExecutionTask(external_id=f"s{i}", task_type="implement_idea", status="succeeded") for i in range(5000)
+    )
+    ExecutionTask.objects.create(external_id="h1", task_type="implement_idea", status="held")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE execution_tasks")
+
+
+def plan_after_common_runs(cursor) -> str:
+    """The plan of the held list once the same prepared statement ran ten times for
+    the common status (enough for `auto` to settle on its generic plan)."""
+    cursor.execute(f"PREPARE held_list(text) AS {HELD_LIST}")
+    for _ in range(10):
+        cursor.execute("EXECUTE held_list('succeeded')")
+    cursor.execute("EXPLAIN EXECUTE held_list('held')")
+    plan = "\n".join(row[0] for row in cursor.fetchall())
+    cursor.execute("DEALLOCATE held_list")
+    return plan
+
+
+def test_connections_plan_each_execution_for_its_values(mostly_succeeded):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_custom_plan",)
+        plan = plan_after_common_runs(cursor)
+    assert "$1" not in plan and "'held'" in plan and "tasks_status_id" in plan, plan
+
+
+def test_the_generic_plan_this_prevents(mostly_succeeded):
+    """What `auto` does to the same statement (the regression the setting is there for):
+    if PostgreSQL ever stops choosing the generic plan here, this test says so."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = auto")
+        plan = plan_after_common_runs(cursor)
+    assert "$1" in plan, plan
+
+
+def test_an_unknown_plan_cache_mode_refuses_to_start():
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={
+            **BASE_ENV,
+            "DJANGO_SETTINGS_MODULE": "fsar.settings",
+            "DEBUG": "1",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+            "DB_PLAN_CACHE_MODE": "sometimes",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DB_PLAN_CACHE_MODE must be one of force_custom_plan, auto, force_generic_plan" in result.stderr
