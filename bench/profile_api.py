@@ -22,9 +22,9 @@ bench/gate.py's goal is stated in. Also the SQL statements one request of each m
 endpoint over one more round of N requests (--sort=tottime|cumulative, --top=40).
 --queries: print each endpoint's SQL.
 The report also gives the CPU each request spent in Python's cyclic garbage collector
-(gc.callbacks), and --gc-freeze calls gc.freeze() after the warm-up, as gunicorn's
-master does before it forks a worker (gunicorn.conf.py): the objects the project
-imported are then never scanned again.
+(gc.callbacks), and --gc-freeze calls gc.freeze() after the warm-up, as a gunicorn
+master could before it forks a worker (the objects the project imported then never
+scanned again; gunicorn.conf.py does not, as it measured to save nothing).
 """
 
 from __future__ import annotations

@@ -7,13 +7,10 @@ task succeeded, that plan walks the primary key backwards and filters, which is 
 for `succeeded` and reads the whole table for `held`: the held list took 107 ms instead
 of 0.2 on a million tasks (docs/benchmarks.md)."""
 
-import subprocess
-import sys
-
 import pytest
 from django.db import connection
 
-from fsar.tests.test_settings import BASE_ENV, ROOT
+from fsar.tests.test_settings import run_django
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres(reason="PostgreSQL's prepared statements and plan cache")]
 
@@ -63,19 +60,11 @@ def test_the_generic_plan_this_prevents():
 
 
 def test_an_unknown_plan_cache_mode_refuses_to_start():
-    result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env={
-            **BASE_ENV,
-            "DJANGO_SETTINGS_MODULE": "fsar.settings",
-            "DEBUG": "1",
-            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
-            "DB_PLAN_CACHE_MODE": "sometimes",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {
+        "DEBUG": "1",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        "DB_PLAN_CACHE_MODE": "sometimes",
+    }
+    result = run_django("", env)
     assert result.returncode != 0
     assert "DB_PLAN_CACHE_MODE must be one of force_custom_plan, auto, force_generic_plan" in result.stderr
