@@ -12,11 +12,23 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-deps: $(PY)
-	$(PIP) install --quiet -r requirements.txt
+# Each install leaves a stamp in the virtualenv, so a second `make test` (or CI's two
+# passes started at once) does not reinstall into a virtualenv another process is using:
+# pip reinstalls the editable client every time, and two at once collide. A changed
+# requirements file or client pyproject.toml makes the stamp stale; `make clean` drops it.
+DEPS_STAMP := $(VENV)/.deps-installed
+DEV_DEPS_STAMP := $(VENV)/.dev-deps-installed
 
-dev-deps: $(PY)
+deps: $(DEPS_STAMP)
+dev-deps: $(DEV_DEPS_STAMP)
+
+$(DEPS_STAMP): requirements.txt | $(PY)
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_DEPS_STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml | $(PY)
 	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@ $(DEPS_STAMP)
 
 # Debian's Chromium for the browser tests (Playwright must not download its own).
 browser:
