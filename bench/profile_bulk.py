@@ -102,9 +102,9 @@ def main(argv: list[str]) -> int:
         if "--without-fold" in argv:
             # An experiment, not a mode of the code: the request with the rollup fold left out
             # (rolled back), what it would cost were the fold off the request path.
-            from tasks import rollups
-
-            fold, rollups.fold_rows = rollups.fold_rows, lambda rows: 0
+            folds = _folds()
+            for module, name, _ in folds:
+                setattr(module, name, lambda *args, **kwargs: 0)
             try:
                 with transaction.atomic():
                     body = bulk_body(rows(f"n{run}", 400 + run))
@@ -113,7 +113,8 @@ def main(argv: list[str]) -> int:
                     assert response.status_code == 200, response.content[:300]
                     transaction.set_rollback(True)
             finally:
-                rollups.fold_rows = fold
+                for module, name, fold in folds:
+                    setattr(module, name, fold)
 
         # The phases.
         body = bulk_body(rows(f"p{run}", 300 + run))
@@ -153,12 +154,18 @@ def _build(parsed):
     ]  # fmt: skip
 
 
+def _folds():
+    """The rollup folds a backfill may call, as (module, name, function): the fold of
+    Python rows (SQLite's path) and the one computed by PostgreSQL."""
+    from tasks import rollup_fold, rollups
+
+    return [(rollups, "fold_rows", rollups.fold_rows), (rollup_fold, "fold_select", rollup_fold.fold_select)]
+
+
 def _phases(backfill, rows, actor):
     """The insert, then the commit, in one transaction; the insert's statements and its
     rollup fold timed on their own (logged per run)."""
     from django.db import connection, transaction
-
-    from tasks import rollups
 
     atomic = transaction.atomic()
     statements: list[tuple[str, float]] = []
@@ -172,23 +179,28 @@ def _phases(backfill, rows, actor):
 
     def insert():
         atomic.__enter__()
-        fold = rollups.fold_rows
+        folds = _folds()
         spent = []
 
-        def timed_fold(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fold(*args, **kwargs)
-            finally:
-                spent.append(time.perf_counter() - start)
+        def timed(fold):
+            def timed_fold(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return fold(*args, **kwargs)
+                finally:
+                    spent.append(time.perf_counter() - start)
 
-        rollups.fold_rows = timed_fold
+            return timed_fold
+
+        for module, name, fold in folds:
+            setattr(module, name, timed(fold))
         try:
             with connection.execute_wrapper(timed_statement):
                 backfill._insert(rows, actor=actor)
         finally:
-            rollups.fold_rows = fold
-        log(f"    fold_rows {spent[0] * 1000 if spent else 0:.1f} ms; statements:")
+            for module, name, fold in folds:
+                setattr(module, name, fold)
+        log(f"    the rollup fold {sum(spent) * 1000:.1f} ms; statements:")
         for sql, seconds in statements:
             log(f"      {seconds * 1000:8.1f} ms  {sql}")
 

@@ -49,6 +49,22 @@ def bucket_index(value: int) -> int:
     return -1 - bucket_index(-value)
 
 
+# The boundaries a bigint can hold, as a PostgreSQL array literal (BOUNDS' last one is past
+# 2**63; a value below it counts the same boundaries without it). A literal rather than a
+# parameter: psycopg would dump its ~2,000 elements one by one for every statement.
+_BOUNDS_SQL = "'{" + ",".join(str(bound) for bound in BOUNDS if bound < 2**63) + "}'::bigint[]"
+
+
+def bucket_index_sql(value: str) -> str:
+    """`bucket_index` of a bigint SQL expression, for PostgreSQL (NULL stays NULL):
+    width_bucket(v, boundaries) is how many boundaries are ≤ v, bisect_right's answer.
+    A test compares the two at every boundary and on random durations."""
+    return (
+        f"CASE WHEN {value} >= 0 THEN width_bucket({value}, {_BOUNDS_SQL}) - 1 "
+        f"ELSE -width_bucket(-({value}), {_BOUNDS_SQL}) END"
+    )
+
+
 def representative(index: int) -> float:
     """The value a bucket stands for: within MAX_RELATIVE_ERROR of any value in it."""
     if index < 0:

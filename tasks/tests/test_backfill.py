@@ -210,8 +210,33 @@ def test_a_large_backfill_folds_exactly_and_its_retry_changes_nothing(agent):
     assert again == first
 
 
-def test_a_backfill_failing_in_its_fold_stores_nothing(agent, monkeypatch):
+def test_a_second_backfill_into_the_same_hours_with_some_rows_already_stored_stays_exact(agent):
+    """A backfill, then one that repeats part of it (unchanged) and adds tasks into the
+    same hours (their rollup rows merged, below and above the stored durations) and
+    into hours of their own."""
     from tasks import rollups
+    from tasks.tests.test_rollups import assert_rollups_match_raw
+
+    first = spread_rows(300, "wide")
+    assert bulk(agent, first).json() == {"created": 300, "unchanged": 0}
+    again = [dict(r, external_id=f"again-{n}") for n, r in enumerate(first[::2])]
+    instant = [dict(r, external_id=f"instant-{n}", started_at=r["finished_at"]) for n, r in enumerate(first[100:140])]
+    slow = [dict(r, external_id=f"slow-{n}", started_at=(timezone.now() - timedelta(days=9)).isoformat())
+            for n, r in enumerate(first[200:210])]  # fmt: skip
+    own = spread_rows(300, "own")[::30]
+    for n, r in enumerate(own):
+        r["finished_at"] = (timezone.now() - timedelta(minutes=n + 1)).isoformat()
+    response = bulk(agent, first[:50] + again + instant + slow + own)
+    assert response.json() == {"created": 150 + 40 + 10 + 10, "unchanged": 50}
+    stored = assert_rollups_match_raw(timezone.now() - timedelta(days=30), timezone.now() + timedelta(days=1))
+    days = [t for (period, *_), t in stored.items() if period == rollups.PERIOD_DAY]
+    assert sum(t.count for t in days) == sum(t.backfilled for t in days) == 510
+    hours = [t for (period, *_), t in stored.items() if period == rollups.PERIOD_HOUR]
+    assert max(sum(t.histogram.values()) for t in hours) >= 3  # rows merged twice over
+
+
+def test_a_backfill_failing_in_its_fold_stores_nothing(agent, monkeypatch):
+    from tasks import rollup_fold, rollups
 
     def broken(rows):
         list(rows)
@@ -219,6 +244,7 @@ def test_a_backfill_failing_in_its_fold_stores_nothing(agent, monkeypatch):
 
     monkeypatch.setattr(rollups, "fold_rows", broken)
     monkeypatch.setattr(rollups, "fold_tasks", broken)
+    monkeypatch.setattr(rollup_fold, "fold_select", broken)  # PostgreSQL's
     assert bulk(agent, spread_rows(50, "half")).status_code == 500  # after the tasks and history rows went in
     assert not ExecutionTask.objects.exists()
     assert not ExecutionTask.history.exists()
