@@ -20,7 +20,7 @@ Four set-based statements whatever the number of tasks:
    again) and COPYed into a second temporary table. Merging the dense JSON lists in
    SQL goes element by element through the executor: ~0.6 ms a row, 4-6 s for a
    10,000-task backfill's ~6,800 rows where this takes well under a second
-   (docs/benchmarks.md).
+   (docs/metrics.md).
 4. one `UPDATE` adding the counts, sums and maxima in SQL and writing the merged
    histograms: one write per rollup row.
 """

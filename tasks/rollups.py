@@ -22,7 +22,8 @@ Why and how (docs/metrics.md):
   of the two places. The rollup engine reads the pending tasks of the hours it
   answers from rollups from the raw rows (a partial index of pending tasks), in
   the same snapshot as the rollup rows: the answer is exact whatever the lag.
-  Backfills (`fold_tasks`) still fold in their own transaction. On PostgreSQL one
+  Backfills (`fold_tasks`; on PostgreSQL `rollup_fold.fold_select`, the same fold
+  computed by the database) still fold in their own transaction. On PostgreSQL one
   `INSERT … ON CONFLICT DO UPDATE` adds counts and merges histograms in SQL, so
   two tasks finishing at once in the same hour both count (row lock, keys in a
   fixed order, no deadlock); elsewhere (SQLite, one writer at a time) the rows
