@@ -9,7 +9,11 @@ members, an API key with every scope, open invoices for the webhooks), starts
 gunicorn (sync workers, DEBUG off) and one `rqworker` at nice 10 (as
 docs/deployment.md runs them). Then:
 
-1. capacity: the mix below flat out for 10 s with --clients closed-loop clients;
+1. capacity: the mix below flat out for 10 s with --clients closed-loop clients, then
+   the drain of the jobs it queued; the capacity is the machine's cores over the CPU
+   per request all of it cost (FSAR's processes and the client). The flat-out rate
+   alone overstates it: the rqworker, at nice 10, does little while gunicorn is
+   saturated, and the flat-out phase leaves its jobs behind;
 2. the soak: the same mix at half that rate (or --rate requests/s), open loop
    (latency counted from when each request was due), for --minutes.
 
@@ -180,6 +184,17 @@ def setup_database(env: dict, invoices: int) -> str:
     if out.returncode:
         raise RuntimeError(f"setting up the database failed:\n{out.stderr[-3000:]}")
     return out.stdout.strip().splitlines()[-1]
+
+
+def sustained_capacity(before: dict | None, after: dict | None, requests: int) -> float | None:
+    """Requests a second the machine's cores sustain at the CPU per request measured
+    between two snapshots (the client, gunicorn, PostgreSQL and the RQ worker; not
+    whatever else runs on the machine)."""
+    cpu = cpu_per_request(before, after, requests)
+    if cpu is None:
+        return None
+    ours = sum(cpu[g] for g in GROUPS if g != "other")
+    return (os.cpu_count() or 1) * 1000 / ours if ours else None
 
 
 def host_probe() -> float:
@@ -401,6 +416,7 @@ class Soak:
             f"flat out: {done} requests in {elapsed:.1f} s; slowest per kind (s): "
             + ", ".join(f"{k} {v:.2f}" for k, v in sorted(slowest.items()))
         )
+        self.flat_out_requests = done
         return done / elapsed
 
     async def paced(self, seconds: float, rate: float, minutes: dict, on_minute) -> None:
@@ -488,18 +504,27 @@ class Soak:
         refresher = asyncio.create_task(self.refresh_cases(stop))
         log("warming up and measuring capacity (the mix flat out, 10 s) …")
         await self.flat_out(3)
-        capacity = await self.flat_out(10)
-        rate = rate or capacity / 2
+        await asyncio.to_thread(settle, self.env, before="measuring")  # the warm-up's jobs are not counted
+        cpu_before = cpu_snapshot()
+        flat_out = await self.flat_out(10)
         # Minute one is the yardstick: it starts once the worker has worked off what the
         # flat-out phase queued (held reports' cases, Stripe events), as gate's paced phases do.
         await asyncio.to_thread(settle, self.env)
+        # The capacity is what the machine sustains: the flat-out rate leaves the jobs its
+        # requests queued for later (the rqworker runs at nice 10 and gets little CPU while
+        # gunicorn is saturated), so it overstates it. Counted instead: the machine's cores
+        # over the CPU each request costs FSAR's processes and the client, over the flat-out
+        # phase and the drain of what it queued.
+        capacity = sustained_capacity(cpu_before, cpu_snapshot(), self.flat_out_requests) or flat_out
+        log(f"flat out {flat_out:.0f} req/s, leaving jobs behind; sustained capacity {capacity:.0f} req/s")
+        rate = rate or capacity / 2
         # Items, not requests: start_finish is two requests. Pace items so that requests come at `rate`.
         per_item = sum(2 if kind == "start_finish" else 1 for kind in MIX) / len(MIX)
         item_rate = rate / per_item
         before = self.rss(master, worker)
         self.checkpoints = checkpoint_stats(self.env)
         load_before = os.getloadavg()
-        log(f"capacity {capacity:.0f} req/s flat out; soaking at {rate:.0f} req/s for {minutes:g} min …")
+        log(f"soaking at {rate:.0f} req/s for {minutes:g} min …")
         self.cpu = cpu_snapshot()
         by_minute: dict = collections.defaultdict(
             lambda: {"latencies": [], "statuses": collections.Counter(), "kinds": collections.defaultdict(list)}
