@@ -160,7 +160,7 @@ def force_checkpoint(env: dict) -> float:
     return time.perf_counter() - began
 
 
-def settle(env: dict, timeout: float = 120) -> None:
+def settle(env: dict, timeout: float = 120, before: str = "the paced load") -> None:
     """Wait until the RQ queue is empty and no job is running, then write out what was
     written before with a CHECKPOINT (force_checkpoint); log what was waiting, how long
     it took, and any autovacuum at work on the bench's database then."""
@@ -178,7 +178,7 @@ def settle(env: dict, timeout: float = 120) -> None:
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
         ).fetchone()[0]
     log(
-        f"before the paced load: {waiting} jobs queued or running, drained in "
+        f"before {before}: {waiting} jobs queued or running, drained in "
         f"{time.perf_counter() - began:.1f} s ({left} left); autovacuum workers at work: {vacuums}; "
         f"a CHECKPOINT of what was written before it took {force_checkpoint(env):.1f} s"
     )

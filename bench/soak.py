@@ -9,7 +9,11 @@ members, an API key with every scope, open invoices for the webhooks), starts
 gunicorn (sync workers, DEBUG off) and one `rqworker` at nice 10 (as
 docs/deployment.md runs them). Then:
 
-1. capacity: the mix below flat out for 10 s with --clients closed-loop clients;
+1. capacity: the mix below flat out for 10 s with --clients closed-loop clients, then
+   the drain of the jobs it queued; the capacity is the machine's cores over the CPU
+   per request all of it cost (FSAR's processes and the client). The flat-out rate
+   alone overstates it: the rqworker, at nice 10, does little while gunicorn is
+   saturated, and the flat-out phase leaves its jobs behind;
 2. the soak: the same mix at half that rate (or --rate requests/s), open loop
    (latency counted from when each request was due), for --minutes.
 
@@ -72,6 +76,7 @@ from bench.common import (
     started_processes,
     wait_for,
 )
+from bench.load import GROUPS, cpu_per_request, cpu_snapshot
 
 BENCH_DB = "fsar_bench_soak"
 SECRET = "whsec_bench_soak"
@@ -181,6 +186,28 @@ def setup_database(env: dict, invoices: int) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def sustained_capacity(before: dict | None, after: dict | None, requests: int) -> float | None:
+    """Requests a second the machine's cores sustain at the CPU per request measured
+    between two snapshots (the client, gunicorn, PostgreSQL and the RQ worker; not
+    whatever else runs on the machine)."""
+    cpu = cpu_per_request(before, after, requests)
+    if cpu is None:
+        return None
+    ours = sum(cpu[g] for g in GROUPS if g != "other")
+    return (os.cpu_count() or 1) * 1000 / ours if ours else None
+
+
+def host_probe() -> float:
+    """CPU ms this thread needs for a fixed piece of pure-Python work. Our own load is the
+    same every minute, so when this rises the host is giving each of our cycles less (a
+    neighbour on the same cores, a lower clock), and every request slows with it."""
+    began = time.thread_time()
+    total = 0
+    for i in range(300_000):
+        total += i * i % 7
+    return (time.thread_time() - began) * 1000
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of `pid` in KiB (0 if it is gone)."""
     try:
@@ -238,6 +265,8 @@ class Soak:
         self.invoice = itertools.count()
         self.registered: collections.deque[int] = collections.deque(maxlen=5000)
         self.sessions: dict[str, dict[str, str]] = {}
+        self.cpu: dict | None = None
+        self.cpu_by_minute: dict[int, tuple[float, float, float]] = {}
         self.login_locks = collections.defaultdict(asyncio.Lock)
         self.open_cases: list[tuple[int, int]] = []
         self.run_id = int(time.time())
@@ -387,6 +416,7 @@ class Soak:
             f"flat out: {done} requests in {elapsed:.1f} s; slowest per kind (s): "
             + ", ".join(f"{k} {v:.2f}" for k, v in sorted(slowest.items()))
         )
+        self.flat_out_requests = done
         return done / elapsed
 
     async def paced(self, seconds: float, rate: float, minutes: dict, on_minute) -> None:
@@ -416,13 +446,29 @@ class Soak:
 
         ticking = asyncio.create_task(clock())
         await asyncio.gather(*(client(k) for k in range(senders)))
-        ticking.cancel()
+        await ticking  # the last minute ends (and is read) just after its last request is due
 
-    def readings(self, n: int) -> None:
+    def readings(self, n: int, requests: int) -> None:
         """What might make a later minute slower than the first, logged as minute n ends:
-        the tables with the most dead rows, checkpoints so far, autovacuums running, the job queue."""
+        the CPU each request cost that minute (by kind of process) and the machine's idle
+        share, the host probe, the tables with the most dead rows, the oldest snapshot
+        holding back vacuum, checkpoints so far, autovacuums running, the job queue.
+
+        CPU per request that stays flat while latency grows points at the host or at
+        waiting; CPU per request that grows points at our own work (bloat, a growing read)."""
         import redis
 
+        now = cpu_snapshot()
+        cpu = cpu_per_request(self.cpu, now, requests)
+        self.cpu = now
+        probe = host_probe()
+        if cpu is not None:
+            self.cpu_by_minute[n] = (sum(cpu[g] for g in GROUPS), cpu["idle"], probe)
+            log(
+                f"  minute {n} CPU ms per request: "
+                + ", ".join(f"{g} {cpu[g]:.2f}" for g in GROUPS)
+                + f"; idle {cpu['idle'] * 100:.0f}%, steal {cpu['steal'] * 100:.0f}%; host probe {probe:.1f} ms"
+            )
         with bench_connection(self.env) as conn:
             tables = conn.execute(
                 "SELECT relname, n_live_tup, n_dead_tup, autovacuum_count FROM pg_stat_user_tables "
@@ -431,6 +477,11 @@ class Soak:
             vacuuming = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'autovacuum:%'"
             vacuums = conn.execute(vacuuming).fetchone()[0]
             pending = conn.execute("SELECT count(*) FROM execution_tasks WHERE rollup_pending").fetchone()[0]
+            # Vacuum cannot remove a row version a snapshot in this database may still see.
+            horizon = conn.execute(
+                "SELECT coalesce(max(age(backend_xmin)), 0), coalesce(max(now() - xact_start), interval '0') "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
         queued = redis.Redis.from_url(self.env["REDIS_URL"]).llen("rq:queue:default")
         begun, synced = checkpoint_stats(self.env)
         began_before, synced_before = self.checkpoints
@@ -438,8 +489,9 @@ class Soak:
         log(
             f"  after minute {n}: checkpoints begun {begun - began_before}, time in their syncs "
             f"{synced - synced_before:.0f} ms, autovacuums running {vacuums}, "
-            f"jobs queued {queued}, rollup pending {pending}; most dead rows: "
-            + ", ".join(f"{t} {live}/{dead} (av {count})" for t, live, dead, count in tables)
+            f"jobs queued {queued}, rollup pending {pending}; oldest snapshot {horizon[0]} transactions old, "
+            f"longest transaction {horizon[1].total_seconds():.1f} s; most dead rows: "
+            + ", ".join(f"{t} {dead} dead/{live} live ({count} autovacuums)" for t, live, dead, count in tables)
         )
 
     def rss(self, master: subprocess.Popen, worker: subprocess.Popen) -> dict[str, int]:
@@ -452,22 +504,33 @@ class Soak:
         refresher = asyncio.create_task(self.refresh_cases(stop))
         log("warming up and measuring capacity (the mix flat out, 10 s) …")
         await self.flat_out(3)
-        capacity = await self.flat_out(10)
-        rate = rate or capacity / 2
+        await asyncio.to_thread(settle, self.env, before="measuring")  # the warm-up's jobs are not counted
+        cpu_before = cpu_snapshot()
+        flat_out = await self.flat_out(10)
         # Minute one is the yardstick: it starts once the worker has worked off what the
         # flat-out phase queued (held reports' cases, Stripe events), as gate's paced phases do.
         await asyncio.to_thread(settle, self.env)
+        # The capacity is what the machine sustains: the flat-out rate leaves the jobs its
+        # requests queued for later (the rqworker runs at nice 10 and gets little CPU while
+        # gunicorn is saturated), so it overstates it. Counted instead: the machine's cores
+        # over the CPU each request costs FSAR's processes and the client, over the flat-out
+        # phase and the drain of what it queued.
+        capacity = sustained_capacity(cpu_before, cpu_snapshot(), self.flat_out_requests) or flat_out
+        log(f"flat out {flat_out:.0f} req/s, leaving jobs behind; sustained capacity {capacity:.0f} req/s")
+        rate = rate or capacity / 2
         # Items, not requests: start_finish is two requests. Pace items so that requests come at `rate`.
         per_item = sum(2 if kind == "start_finish" else 1 for kind in MIX) / len(MIX)
         item_rate = rate / per_item
         before = self.rss(master, worker)
         self.checkpoints = checkpoint_stats(self.env)
         load_before = os.getloadavg()
-        log(f"capacity {capacity:.0f} req/s flat out; soaking at {rate:.0f} req/s for {minutes:g} min …")
+        log(f"soaking at {rate:.0f} req/s for {minutes:g} min …")
+        self.cpu = cpu_snapshot()
         by_minute: dict = collections.defaultdict(
             lambda: {"latencies": [], "statuses": collections.Counter(), "kinds": collections.defaultdict(list)}
         )
         snapshots: dict[int, dict[str, int]] = {}
+        readings: list[asyncio.Future] = []
 
         def on_minute(n: int) -> None:
             if n == 1:
@@ -485,9 +548,12 @@ class Soak:
                     for kind, v in sorted(data["kinds"].items())
                 )
             )
-            asyncio.get_running_loop().run_in_executor(None, self.readings, n)
+            readings.append(
+                asyncio.get_running_loop().run_in_executor(None, self.readings, n, sum(data["statuses"].values()))
+            )
 
         await self.paced(minutes * 60, item_rate, by_minute, on_minute)
+        await asyncio.gather(*readings)  # the last minute's readings, before the table
         after = self.rss(master, worker)
         one = snapshots.get(1, before)
         stop.set()
@@ -499,8 +565,8 @@ class Soak:
             f"gunicorn {workers} sync workers, 1 rqworker at nice {WORKER_NICE}, PostgreSQL {pg_version(self.env)}; "
             f"load average at start {load_before[0]:.2f}, at end {os.getloadavg()[0]:.2f}"
         )
-        log("| minute | requests | p50 ms | p99 ms | 5xx | statuses |")
-        log("|---|---|---|---|---|---|")
+        log("| minute | requests | p50 ms | p99 ms | 5xx | statuses | CPU ms/request | idle | host probe ms |")
+        log("|---|---|---|---|---|---|---|---|---|")
         first_p99 = None
         worst_ratio, errors = 0.0, 0
         for minute in sorted(by_minute):
@@ -513,9 +579,10 @@ class Soak:
             worst_ratio = max(worst_ratio, p99 / first_p99)
             fivexx = sum(n for status, n in data["statuses"].items() if status >= 500 or status == 0)
             errors += fivexx
+            cpu, idle, probe = self.cpu_by_minute.get(minute + 1, (float("nan"),) * 3)
             log(
                 f"| {minute + 1} | {sum(data['statuses'].values())} | {p50:.1f} | {p99:.1f} | {fivexx} | "
-                f"{dict(sorted(data['statuses'].items()))} |"
+                f"{dict(sorted(data['statuses'].items()))} | {cpu:.2f} | {idle * 100:.0f}% | {probe:.1f} |"
             )
         # Growth is judged from the end of minute one: a worker's first jobs and pages import
         # and cache what it needs once (the rqworker grows by a third in its first minute).

@@ -273,7 +273,9 @@ AUDITS_MAX_BODY_BYTES = env_int("AUDITS_MAX_BODY_BYTES", 2 * AUDITS_MAX_REPORT_B
 AUDITS_CASE_QUORUM = env_int("AUDITS_CASE_QUORUM", 1)
 
 # Background jobs. Without REDIS_URL, jobs run inline in the calling process
-# through a fakeredis connection (RECIPES.md); with it, real rqworker processes.
+# through a fakeredis connection (RECIPES.md); with it, real rqworker processes,
+# which run each job in their own process instead of forking one per job (core/worker.py).
+RQ = {"WORKER_CLASS": "core.worker.Worker"}
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
