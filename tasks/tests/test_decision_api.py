@@ -263,3 +263,36 @@ def test_with_redis_a_change_made_elsewhere_wakes_the_waiter_through_pub_sub(age
     assert body["status"] == "denied"
     assert decisions.listener.subscribed.is_set()
     assert answered - releaser.decided < 1.0
+
+
+def test_an_announcement_redis_cannot_take_wakes_this_processs_waiters_and_never_raises(settings, caplog):
+    """Nothing listens on port 1: both attempts (the kept connection, then a new one)
+    fail, and the waiters here are woken instead, as without Redis."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    event = decisions.waiters.add(41)
+    try:
+        decisions._publish(41)
+        assert event.is_set()
+    finally:
+        decisions.waiters.remove(41, event)
+    assert "Could not announce a change of task 41 on Redis" in caplog.text
+
+
+@pytest.mark.postgres(reason="needs REDIS_URL, which CI's PostgreSQL pass sets")
+def test_the_publisher_reaches_subscribers_and_replaces_a_connection_that_was_dropped():
+    import redis
+    from django.conf import settings
+
+    assert settings.REDIS_URL, "CI's PostgreSQL pass sets REDIS_URL"
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub()
+    listener.subscribe("fsar:test:publisher")
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
+    publisher = decisions.Publisher()
+    assert publisher.publish(settings.REDIS_URL, "fsar:test:publisher", "1") == 1
+    kept = publisher._connection
+    kept._sock.shutdown(socket.SHUT_RDWR)  # as Redis dropping an idle client would
+    assert publisher.publish(settings.REDIS_URL, "fsar:test:publisher", "2") == 1
+    assert publisher._connection is not kept
+    received = [listener.get_message(timeout=2) for _ in range(2)]
+    assert [m["data"] for m in received] == [b"1", b"2"]
+    listener.close()
