@@ -198,6 +198,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (it never answers a login: RolesBackend's refusal stops there); it can go once those
 # have expired (SESSION_COOKIE_AGE, two weeks, after the change).
 AUTHENTICATION_BACKENDS = ["core.auth.RolesBackend", "django.contrib.auth.backends.ModelBackend"]
+# Django's database sessions, the session row read by a statement built once (core/sessions.py).
+SESSION_ENGINE = "core.sessions"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

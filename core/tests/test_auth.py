@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from core.auth import RolesBackend
 from core.roles import ALL_ROLES, COMMITTEE, OPERATORS, user_roles
+from core.sql import select_once
 from fsar.testing import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +83,8 @@ def test_a_refused_login_hashes_the_password_once(client, operator, monkeypatch,
     response = client.post(reverse("login"), {"username": username, "password": "nope"})
     assert response.status_code == 200 and b"did not match" in response.content
     assert hashed == ["nope"]
+
+
+def test_a_statement_built_once_takes_exactly_one_parameter():
+    with pytest.raises(ValueError, match="2 parameters"):
+        select_once("two", connection, lambda: get_user_model().objects.filter(pk=1, username="x"))
