@@ -193,6 +193,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The session's user is read with its role groups in one statement (core/auth.py).
+# Django's ModelBackend stays second only for sessions logged in before that backend
+# (it never answers a login: RolesBackend's refusal stops there); it can go once those
+# have expired (SESSION_COOKIE_AGE, two weeks, after the change).
+AUTHENTICATION_BACKENDS = ["core.auth.RolesBackend", "django.contrib.auth.backends.ModelBackend"]
+# Django's database sessions, the session row read by a statement built once (core/sessions.py).
+SESSION_ENGINE = "core.sessions"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

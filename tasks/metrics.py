@@ -127,10 +127,16 @@ def aggregate(query: Query, *, engine: Engine | None = None) -> dict[Key, Stats]
     return aggregate_python(query)
 
 
+# Each task type's place in TaskType (an unknown type after them), and the bucket that sorts
+# first: looked up per group rather than built again (TaskType.values is a new list on every read).
+_TYPE_RANK = {task_type: rank for rank, task_type in enumerate(TaskType.values)}
+_FIRST = datetime.min.replace(tzinfo=UTC)
+
+
 def _group_order(key: Key) -> tuple:
     bucket, task_type, ai_model = key
-    type_rank = TaskType.values.index(task_type) if task_type in TaskType.values else len(TaskType.values)
-    return (bucket or datetime.min.replace(tzinfo=UTC), type_rank, task_type, ai_model is None, ai_model or "")
+    type_rank = _TYPE_RANK.get(task_type, len(_TYPE_RANK))
+    return (bucket or _FIRST, type_rank, task_type, ai_model is None, ai_model or "")
 
 
 def _totals(query: Query, engine: Engine | None) -> dict[Key, Stats]:

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from core.roles import OPERATORS, role_required
 from tasks import metrics, metrics_display, selectors
-from tasks.charts import chart, model_trend, present, table_rows, with_backfilled
+from tasks.charts import chart, model_trend, present, table_rows, window_options, window_shown, with_backfilled
 from tasks.models import TaskStatus, TaskType
 
 
@@ -35,7 +35,8 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
         **overview,
         "errors": errors,
         "window_choice": choice,
-        "window_choices": [(key, label) for key, (label, _) in metrics_display.WINDOW_CHOICES.items()],
+        "window_options": window_options(metrics_display.WINDOW_CHOICES, choice),
+        "window_shown": window_shown(window.since, window.until),
         "task_type_label": labels.get(task_type, task_type),
         "rows": [
             with_backfilled(present(group, labels), backfilled, by_model=task_type is not None)

@@ -271,8 +271,8 @@ def test_the_invoice_list_makes_a_pinned_number_of_queries(client, acme_user, ac
     _invoices(acme, n)
     client.force_login(acme_user)
     client.get(reverse("billing:invoices"))  # the session's first read
-    # session, user, groups (role check), customer, the page
-    with django_assert_num_queries(5):
+    # session, user with its groups (role check; core/auth.py), customer, the page
+    with django_assert_num_queries(4):
         client.get(reverse("billing:invoices"))
 
 
@@ -314,6 +314,6 @@ def test_the_runs_page_makes_a_pinned_number_of_queries(client, operator, acme, 
     _runs(n, acme)
     client.force_login(operator)
     client.get(reverse("billing:runs"))
-    # session, user, groups (role check), the page of runs, their summaries in one query
-    with django_assert_num_queries(5):
+    # session, user with its groups (role check; core/auth.py), the page of runs, their summaries in one query
+    with django_assert_num_queries(4):
         client.get(reverse("billing:runs"))

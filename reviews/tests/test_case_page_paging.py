@@ -63,12 +63,12 @@ def _grow(case_id, post_report, voter, commenter, n):
     services.vote_cast(case_id=case_id, member=voter, choice="approve", rationale=WHY)
 
 
-# Session, user, groups; the case, its reports (with submitters), votes, recusals, lookalikes,
+# Session, user with its groups (core/auth.py); the case, its reports (with submitters), votes, recusals, lookalikes,
 # a page of held tasks, comments; the subject panels and who may vote (membership, submitters,
 # recusal, vote: 9); the timeline's case, vote, recusal and comment history; for a member who
 # may vote, the first-view record (one INSERT … ON CONFLICT DO NOTHING, on every view). Few or
 # many: the same. (A report's case: its submitters without the upper apps' subjects query.)
-CASE_PAGE_QUERIES = 23
+CASE_PAGE_QUERIES = 22
 
 
 @pytest.mark.parametrize("many", [False, True])

@@ -10,11 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.template import Context, Template
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
+from django.utils.formats import localize
 from playwright.sync_api import Page, expect
 
 from fsar.testing import PASSWORD
+from tasks import charts
 from tasks.formatting import duration, exact_ms
+from tasks.metrics_display import WINDOW_CHOICES
+from tasks.metrics_query import Window
 from tasks.models import ExecutionTask, TaskMetricsRollup, TaskStatus
 from tasks.tests.test_metrics import make_task, random_tasks, store
 
@@ -84,7 +90,7 @@ def test_drilling_down_from_a_type_shows_its_models(client, operator):
 def test_the_table_rows_built_in_python_escape_what_they_show_and_mark_the_slowest(client, operator):
     """The table's rows are HTML made in tasks/charts.py: a model name is escaped in its
     attribute, its sort key and its link; the slowest model and the regressed one are marked."""
-    odd = '<b>"x"&\'y\'</b>'
+    odd = "<b>\"x\"&'y'</b>"
     store(
         make_task(finished_at=NOW - timedelta(days=1), ai_model=odd, duration_ms=5000),
         make_task(finished_at=NOW - timedelta(days=8), ai_model=odd, duration_ms=1000),
@@ -102,6 +108,42 @@ def test_the_table_rows_built_in_python_escape_what_they_show_and_mark_the_slowe
     assert '<td class="num bad" data-field="mean_ms_change" data-sort="4.0">+400.0%</td>' in html
     assert '<tr data-task-type="implement_idea" data-ai-model=""\n          class="">' in html
     assert '<th scope="row" data-sort="(no model recorded)">\n          (no model recorded)\n        </th>' in html
+
+
+@pytest.mark.parametrize("language", ["en-us", "de", "fr"])
+@pytest.mark.parametrize("grouping", [False, True])
+def test_the_rows_sort_keys_are_what_localize_printed(settings, language, grouping):
+    """table_rows formats its raw figures with the separators looked up once per table:
+    the same text as `localize` per value, in any language, grouped or not."""
+    settings.USE_THOUSAND_SEPARATOR = grouping
+    values = [0, 7, -3, 1_234_567, 1234.5, 0.0523, -0.1234, 1e-05, -2.5e-07, 1e16, 123_456_789.1, 2.0]
+    with translation.override(language):
+        formatted = charts.number_format()
+        assert [formatted(v) for v in values] == [localize(v) for v in values]
+
+
+# The window's header and menu as the template printed them (tasks/charts.py builds them now).
+_WINDOW_AS_TEMPLATED = Template(
+    '{{ w.since.isoformat }}|{{ w.until.isoformat }}|{{ w.since|date:"Y-m-d H:i" }}|{{ w.until|date:"Y-m-d H:i" }}|'
+    '{{ w.length.days|default:"1" }}{% if w.length.days %} day{{ w.length.days|pluralize }}{% else %} day{% endif %}'
+)
+_OPTIONS_AS_TEMPLATED = Template(
+    '{% for key, label in choices %}<option value="{{ key }}"{% if key == choice %} selected{% endif %}>'
+    "{{ label }}</option>{% endfor %}"
+)
+
+
+@pytest.mark.parametrize("length", [timedelta(hours=12), *[length for _, length in WINDOW_CHOICES.values()]])
+def test_the_window_header_and_menu_read_as_the_template_wrote_them(length):
+    until = datetime(2026, 11, 20, 12, 34, 56, 789012, tzinfo=UTC)
+    window = Window(until - length, until)
+    shown = charts.window_shown(window.since, window.until)
+    expected = _WINDOW_AS_TEMPLATED.render(Context({"w": window}))
+    assert "|".join(shown[k] for k in ("since_iso", "until_iso", "since", "until", "previous")) == expected
+    choices = [(key, label) for key, (label, _) in WINDOW_CHOICES.items()]
+    for choice in (*WINDOW_CHOICES, "none"):
+        menu = _OPTIONS_AS_TEMPLATED.render(Context({"choices": choices, "choice": choice}))
+        assert charts.window_options(WINDOW_CHOICES, choice) == menu
 
 
 @pytest.mark.django_db
@@ -281,8 +323,12 @@ def test_the_rollup_engine_marks_backfilled_tasks_as_the_raw_rows_do_in_whole_ho
             [(r["task_type"], r["count"], r["backfilled"]) for r in by_type.context["rows"]],
             [(r["ai_model"], r["count"], r["backfilled"]) for r in by_model.context["rows"]],
         )
-    assert answers["rollup"] == answers["exact"] == (
-        [("implement_idea", 6, 5), ("self_improvement", 1, 1)],
-        [("gpt-5.1", 4, 3), ("llama-4-70b", 2, 2)],
+    assert (
+        answers["rollup"]
+        == answers["exact"]
+        == (
+            [("implement_idea", 6, 5), ("self_improvement", 1, 1)],
+            [("gpt-5.1", 4, 3), ("llama-4-70b", 2, 2)],
+        )
     )
     assert TaskMetricsRollup.objects.filter(backfilled__gt=0).exists()  # the whole hours' marks came from rollups
