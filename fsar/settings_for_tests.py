@@ -6,7 +6,18 @@ subprocesses tests start (manage.py, rqworker) inherit both through the
 environment. The DEBUG=0 paths are tested in subprocesses that set it."""
 
 import os
+from urllib.parse import urlparse
 
 os.environ["DEBUG"] = "1"
+
+# Under pytest-xdist (`pytest -n N`, CI's PostgreSQL pass) each worker process gets its
+# own test database (pytest-django adds its name, gw0, gw1…) and, here, its own Redis
+# database: REDIS_URL's plus the worker's number. Tests count and clear what they
+# enqueue, and the processes they start inherit the environment.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    _url = urlparse(os.environ["REDIS_URL"])
+    _database = int(_url.path.strip("/") or 0) + int(_worker[2:])
+    os.environ["REDIS_URL"] = _url._replace(path=f"/{_database}").geturl()
 
 from fsar.settings import *  # noqa: E402, F403
