@@ -12,11 +12,13 @@ os.environ["DEBUG"] = "1"
 
 # Under pytest-xdist (`pytest -n N`, CI's PostgreSQL pass) each worker process gets its
 # own test database (pytest-django adds its name, gw0, gw1…) and, here, its own Redis
-# database: REDIS_URL's plus the worker's number. Tests count and clear what they
-# enqueue, and the processes they start inherit the environment.
+# database: the run's REDIS_URL's plus the worker's number. Tests count and clear what
+# they enqueue. The processes tests start (rqworker, gunicorn) load these settings with
+# the worker's environment, so the offset is taken from the run's URL, kept aside the
+# first time, never from an already shifted one.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
-    _url = urlparse(os.environ["REDIS_URL"])
+    _url = urlparse(os.environ.setdefault("FSAR_TESTS_RUN_REDIS_URL", os.environ["REDIS_URL"]))
     _database = int(_url.path.strip("/") or 0) + int(_worker[2:])
     os.environ["REDIS_URL"] = _url._replace(path=f"/{_database}").geturl()
 
