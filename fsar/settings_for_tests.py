@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 os.environ["DEBUG"] = "1"
 
-# Under pytest-xdist (`pytest -n N`, CI's PostgreSQL pass) each worker process gets its
+# Under pytest-xdist (`pytest -n N`, with PostgreSQL and Redis) each worker process gets its
 # own test database (pytest-django adds its name, gw0, gw1…) and, here, its own Redis
 # database: the run's REDIS_URL's plus the worker's number. Tests count and clear what
 # they enqueue. The processes tests start (rqworker, gunicorn) load these settings with
