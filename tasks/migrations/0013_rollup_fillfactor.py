@@ -5,7 +5,7 @@ key) gets a new entry. Every fold updates rows in place that way (a finished tas
 three rows, a backfill's thousands: 6,800 rows for 10,000 tasks over a month). Packed
 full, as before, a row's new version went to another page with two new index entries;
 a 10,000-task backfill's UPDATE of its rollup rows took about twice as long
-(docs/benchmarks.md).
+(bench/profile_bulk.py).
 
 On PostgreSQL only (SQLite has no such setting). It applies to pages written from now
 on; `VACUUM FULL tasks_metrics_rollup` repacks the existing rows with the room

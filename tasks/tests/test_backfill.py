@@ -304,3 +304,21 @@ def test_a_backfill_whose_insert_conflicts_while_the_merge_runs_stores_nothing(a
     assert response.status_code == 409, response.content
     assert ExecutionTask.objects.count() == ExecutionTask.history.count() == 40
     assert rollup_totals() == before
+
+
+def test_task_history_names_its_user_without_a_database_constraint(agent, django_user_model):
+    """Migration 0014: no foreign key constraint checks each history row's user when a
+    backfill commits (one check per row); deleting a user still clears the user of its
+    history rows, as Django's SET_NULL does it."""
+    from django.db import connection
+
+    bulk(agent, [row(1), row(2)])
+    table = ExecutionTask.history.model._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    assert not [c for c in constraints.values() if c["foreign_key"] and c["columns"] == ["history_user_id"]]
+    other = django_user_model.objects.create_user(username="someone-else")
+    ExecutionTask.history.filter(external_id="hist-1").update(history_user=other)
+    other.delete()
+    assert ExecutionTask.history.get(external_id="hist-1").history_user_id is None
+    assert ExecutionTask.history.get(external_id="hist-2").history_user_id is not None
