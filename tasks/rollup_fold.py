@@ -144,8 +144,10 @@ def fold_select(select: str, params: Sequence | None = None, *, meanwhile: Calla
             merging = _InThread(_merged, found)
             try:
                 meanwhile()
-            finally:
-                merged = merging.result()
+            except BaseException:
+                merging.join()  # the statement's error is the one to report (a conflict: a 409)
+                raise
+            merged = merging.result()
         if found:
             _write_merged(cursor, merged)
             cursor.execute(_UPDATE)
@@ -170,6 +172,9 @@ class _InThread:
             self._value = fn(*args)
         except BaseException as exc:  # handed to the caller by result()
             self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
 
     def result(self):
         self._thread.join()

@@ -322,3 +322,16 @@ def test_task_history_names_its_user_without_a_database_constraint(agent, django
     other.delete()
     assert ExecutionTask.history.get(external_id="hist-1").history_user_id is None
     assert ExecutionTask.history.get(external_id="hist-2").history_user_id is not None
+
+
+@pytest.mark.postgres(reason="the merge beside the insert is PostgreSQL's path")
+def test_a_conflicting_insert_is_the_error_reported_even_if_the_merge_beside_it_fails(agent, monkeypatch):
+    from tasks import backfill, rollup_fold
+
+    assert bulk(agent, spread_rows(40, "first")).json() == {"created": 40, "unchanged": 0}
+    compare = backfill.backfill_compare
+    monkeypatch.setattr(backfill, "backfill_compare", lambda rows: (compare(rows)[0] + rows[:1], 0))
+    monkeypatch.setattr(rollup_fold, "add_to_stored", lambda stored, delta: 1 / 0)
+    response = bulk(agent, spread_rows(1, "first") + spread_rows(40, "second"))
+    assert response.status_code == 409, response.content
+    assert ExecutionTask.objects.count() == 40
