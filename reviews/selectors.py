@@ -417,8 +417,9 @@ def submitters_of(case_ids: Iterable[int], *, kinds: Iterable[str] | None = None
 
     Resolved when asked (at vote time, for the tally, for notifications), never
     stored. A few queries whatever the number of cases, each reading rows in
-    proportion to the cases' reports and keys, not their tasks (_task_keys_of). `kinds`, when the caller knows the cases' kinds:
-    the subjects' query is left out when none of them is an upper app's."""
+    proportion to the cases' reports and keys, not their tasks (_task_keys_of).
+    `kinds`, when the caller knows the cases' kinds: the subjects' query is left
+    out when none of them is an upper app's."""
     ids = list(case_ids)
     found: dict[int, dict[int, str]] = {case_id: {} for case_id in ids}
     if not ids:

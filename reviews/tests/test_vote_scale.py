@@ -108,17 +108,17 @@ def test_the_keys_of_a_case_are_read_in_index_probes_not_per_task(make_api_key):
     hold(None, 3000, keys)  # the rest of the table: tasks on no case
     for other in range(40, 60):
         hold(other, 20, keys)
-    read = {}
+    read, calls = {}, []
+
+    def capture(execute, sql, params, many, context):
+        calls.append((sql, params))
+        return execute(sql, params, many, context)
+
     for case_id, n in ((3, 3), (4, 3000)):
         hold(case_id, n, keys)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE execution_tasks")
-        calls = []
-
-        def capture(execute, sql, params, many, context):
-            calls.append((sql, params))
-            return execute(sql, params, many, context)
-
+        calls.clear()
         with connection.execute_wrapper(capture):
             assert {k for _, k in selectors._task_keys_of([case_id])} == {key.pk for key in keys}
         ((sql, params),) = calls
