@@ -195,6 +195,11 @@ class ExecutionTask(models.Model):
                 condition=models.Q(gate_case__isnull=False),
                 name="tasks_gate_case",
             ),
+            # The tasks a case holds, oldest first (reviews.selectors.held_tasks_for_case: the
+            # case page and the case's decision). tasks_gate_case also keeps the tasks a case has
+            # released, so a case that decided on thousands read them all for a page of held ones;
+            # only a held task's write enters this one (migration 0015).
+            models.Index(fields=["gate_case", "id"], condition=models.Q(status="held"), name="tasks_case_held"),
         ]
 
     def __str__(self) -> str:
