@@ -8,13 +8,23 @@ with `@<group>` at collection. pytest-xdist 3.8.0 writes that suffix to
 if unmarked, silently (pytest-dev/pytest-xdist#1386). This hook adds the suffix
 the way pytest-xdist means to, after pytest-xdist's own, only in a worker of a
 loadgroup run, and only where it is missing (an older pytest, or a fixed
-pytest-xdist, leaves nothing to do). fsar/tests/test_xdist_groups.py runs a
-grouped pair of modules under `-n 2 --dist loadgroup` and checks one worker ran both.
+pytest-xdist, leaves nothing to do).
+
+And loadgroup keeps the collection's order: by default pytest-xdist sends the
+largest group first, which would run the fault tests (transactional: their
+teardown empties the tables, and serialized_rollback keeps Django from putting
+the content types back) before the tests pytest-django orders ahead of them, on a
+database those then find empty. fsar/tests/test_xdist_groups.py checks both.
 """
 
 from __future__ import annotations
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", None) == "loadgroup":
+        config.option.loadscopereorder = False  # as --no-loadscope-reorder
 
 
 @pytest.hookimpl(trylast=True)
