@@ -19,6 +19,9 @@ from django.conf import settings
 
 from fsar.testing import APPROVE, CHROMIUM, CHROMIUM_ARGS, NOW, PASSWORD, make_user, run_rq_worker_burst
 
+# `--dist loadgroup` keeps each xdist_group on one worker (pytest 9.2 needs this plugin: see it).
+pytest_plugins = ["fsar.tests.xdist_groups"]
+
 # live_server runs in a thread while sync Playwright drives the browser.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

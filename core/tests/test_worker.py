@@ -22,7 +22,10 @@ from fsar.tests.faults_support import admin_connection
 
 redis_server, started = faults_support.redis_server, faults_support.started
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.xdist_group("faults"),  # with the fault tests, on one xdist worker (docs/testing.md)
+]
 needs_postgres = pytest.mark.postgres(reason="terminates the worker's PostgreSQL backend")
 
 

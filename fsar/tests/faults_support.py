@@ -9,6 +9,11 @@ The fixtures (`started`, `redis_server`, `agent_secret`) are imported by the
 test modules that use them. Ports: FSAR_FAULTS_REDIS_PORTS /
 FSAR_FAULTS_HTTP_PORTS ("6390-6399") restrict the ports tried; by default the
 system picks free ones.
+
+The fault tests (and core/tests/test_worker.py, which also starts a redis-server and
+terminates a backend) are marked `xdist_group("faults")`: under `pytest -n 2 --dist
+loadgroup` (CI's PostgreSQL pass) one worker runs them one after another, so two of
+them never share the machine's cores, whatever the other worker runs beside them.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ agent_secret, redis_server, started = faults_support.agent_secret, faults_suppor
 pytestmark = [
     pytest.mark.postgres(reason="kills PostgreSQL connections, Redis and workers"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.xdist_group("faults"),  # one xdist worker runs them one after another (docs/testing.md)
 ]
 
 
@@ -102,7 +103,7 @@ def test_gunicorn_worker_killed_mid_request_leaves_no_partial_rows(started, redi
     sender.start()
     eventually(lambda: ExecutionTask.objects.filter(external_id="killed-victim").exists(), timeout=30,
                what="the held registration commits")  # fmt: skip
-    eventually(lambda: worker_talking_to(server, redis_server.port) is not None, timeout=10,
+    eventually(lambda: worker_talking_to(server, redis_server.port) is not None, timeout=30,
                what="the victim's worker waits on Redis")  # fmt: skip
     os.kill(worker_talking_to(server, redis_server.port), signal.SIGKILL)
     sender.join(timeout=30)

@@ -30,6 +30,7 @@ agent_secret, redis_server, started = faults_support.agent_secret, faults_suppor
 pytestmark = [
     pytest.mark.postgres(reason="kills PostgreSQL connections, Redis and workers"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.xdist_group("faults"),  # one xdist worker runs them one after another (docs/testing.md)
 ]
 
 

@@ -35,6 +35,7 @@ redis_server, started = faults_support.redis_server, faults_support.started
 pytestmark = [
     pytest.mark.postgres(reason="kills PostgreSQL connections, Redis and workers"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.xdist_group("faults"),  # one xdist worker runs them one after another (docs/testing.md)
 ]
 
 
@@ -71,13 +72,13 @@ def test_rq_worker_killed_mid_drain_and_mid_callback_applies_once_and_delivers_a
         locker.execute("SELECT id FROM billing_invoice WHERE stripe_invoice_id = 'in_faults_10' FOR UPDATE")
         worker = rqworker(env)
         started.extend([worker, cron(env)])
-        eventually(lambda: StripeEvent.objects.filter(status="processed").count() == 10, timeout=60,
+        eventually(lambda: StripeEvent.objects.filter(status="processed").count() == 10, timeout=120,
                    what="the drain applied the first ten events")  # fmt: skip
         time.sleep(0.3)
         worker.kill()
         locker.rollback()
     started.append(rqworker(env))
-    eventually(lambda: not StripeEvent.objects.exclude(status="processed").exists(), timeout=60,
+    eventually(lambda: not StripeEvent.objects.exclude(status="processed").exists(), timeout=120,
                what="a new worker applies the rest")  # fmt: skip
     assert_events_applied_once(events)
 
@@ -94,13 +95,13 @@ def test_rq_worker_killed_mid_drain_and_mid_callback_applies_once_and_delivers_a
         for delivery, task in zip(deliveries, tasks, strict=True):
             delivery.payload = {"event_id": str(delivery.event_id), "type": "released", "task": {"id": task.pk}}
         CallbackDelivery.objects.bulk_create(deliveries)  # due now: the cron's retry enqueues them
-        assert receiver.arrived.wait(60), "no callback reached the fifth request"
+        assert receiver.arrived.wait(120), "no callback reached the fifth request"
         busy = [w for w in started if isinstance(w, Started) and "rqworker" in w.log.name and w.alive()]
         for w in busy:
             w.kill()
         receiver.release.set()
         started.append(rqworker(env))
-        eventually(lambda: not CallbackDelivery.objects.exclude(status="delivered").exists(), timeout=60,
+        eventually(lambda: not CallbackDelivery.objects.exclude(status="delivered").exists(), timeout=120,
                    what="every callback is delivered")  # fmt: skip
     finally:
         receiver.stop()

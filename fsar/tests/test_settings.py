@@ -2,6 +2,7 @@
 missing or published secrets, and `check --deploy` is clean with the
 production environment documented in docs/deployment.md."""
 
+import json
 import os
 import re
 import secrets
@@ -148,3 +149,28 @@ def test_with_debug_on_it_starts_on_the_development_keys(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "False"]
+
+
+def test_under_xdist_each_worker_has_its_redis_database_and_what_it_starts_keeps_the_url_it_is_given(tmp_path):
+    """fsar/settings_for_tests.py under `pytest -n 2`: worker gw1 moves the run's REDIS_URL
+    (db 9) to db 10, once; an rqworker it starts with its environment stays on db 10, not
+    11; a gunicorn a fault test starts on its private redis-server stays on that server
+    (when it was moved back to the run's Redis, killing the private one killed nothing)."""
+    code = "import json, os; import fsar.settings_for_tests as s; print(json.dumps([s.REDIS_URL, dict(os.environ)]))"
+
+    def load_test_settings(env: dict[str, str]) -> tuple[str, dict[str, str]]:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        url, environ = json.loads(result.stdout)
+        return url, environ
+
+    run = {**BASE_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}", "PYTEST_XDIST_WORKER": "gw1"}
+    url, worker = load_test_settings({**run, "REDIS_URL": "redis://127.0.0.1:6379/9"})
+    assert url == worker["REDIS_URL"] == "redis://127.0.0.1:6379/10"
+    assert load_test_settings(worker)[0] == "redis://127.0.0.1:6379/10"
+    assert load_test_settings({**worker, "REDIS_URL": "redis://127.0.0.1:6391/0"})[0] == "redis://127.0.0.1:6391/0"
+    url, first = load_test_settings({**run, "PYTEST_XDIST_WORKER": "gw0", "REDIS_URL": "redis://127.0.0.1:6379/9"})
+    assert url == "redis://127.0.0.1:6379/9"
+    assert load_test_settings({**first, "REDIS_URL": "redis://127.0.0.1:6391/0"})[0] == "redis://127.0.0.1:6391/0"
