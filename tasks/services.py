@@ -7,6 +7,7 @@ who (user and API key) and why in the task's history.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
-from tasks.signals import task_finished
+from tasks.signals import FINISHED_ROW, finish_writes, task_finished
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +372,6 @@ def _start(*, task_id: int, actor: Actor) -> tuple[ExecutionTask, bool]:
     return task, False
 
 
-@transaction.atomic
 def task_finish(
     *,
     task_id: int,
@@ -381,18 +381,30 @@ def task_finish(
     tokens: int | None = None,
     error: str = "",
 ) -> ExecutionTask:
-    """running → succeeded | failed, recording duration, cost and tokens.
+    """running → succeeded | failed, recording duration, cost and tokens, with what
+    other apps write when a task finishes (tasks.signals.finish_writes: billing's
+    usage), all or nothing.
 
     Repeating the same finish is a harmless retry; a different one is a conflict."""
     if outcome not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
         raise InvalidTaskInput("outcome must be 'succeeded' or 'failed'", field="outcome")
-    finished = _finish_at_once(
-        task_id=task_id, actor=actor, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error
-    )
-    if finished is not None:
-        decisions.announce(finished.pk)
-        _announce_finished(finished)
-        return finished
+    finish = {"outcome": outcome, "cost_micros": cost_micros, "tokens": tokens, "error": error}
+    if updates_in_one_statement(ExecutionTask):
+        # The common finish is one statement, which commits alone (an implicit
+        # transaction) unless a receiver of task_finished must run in its transaction.
+        with transaction.atomic() if task_finished.has_listeners() else nullcontext():
+            finished = _finish_at_once(task_id=task_id, actor=actor, **finish)
+            if finished is not None:
+                decisions.announce(finished.pk)
+                _announce_finished(finished)
+                return finished
+    return _finish_locked(task_id=task_id, actor=actor, **finish)
+
+
+@transaction.atomic
+def _finish_locked(
+    *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
+) -> ExecutionTask:
     task = _locked(task_id, actor=actor)
     if task.is_finished:
         same = (
@@ -408,6 +420,8 @@ def task_finish(
         raise InvalidTransition(f"cannot finish a task that is {task.status}; start it first")
     _finish(task, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error, now=timezone.now())
     _save_with_history(task, actor=actor, reason=f"finished: {outcome}", fields=FINISH_FIELDS)
+    for write in finish_writes.values():
+        write.run(task)
     _announce_finished(task)
     return task
 
@@ -415,15 +429,14 @@ def task_finish(
 def _finish_at_once(
     *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
 ) -> ExecutionTask | None:
-    """The common finish on PostgreSQL, in task_finish's transaction: one statement
-    that finishes the task only while it is `running` (and the key's own), as
-    `_finish` would (its duration computed by the database from `started_at`, to
-    the millisecond as `duration_ms` does), copies its history row, and returns it:
-    no separate locked read. None (nothing written) when the locked path must
+    """The common finish on PostgreSQL: one statement that finishes the task only
+    while it is `running` (and the key's own), as `_finish` would (its duration
+    computed by the database from `started_at`, to the millisecond as `duration_ms`
+    does), copies its history row, makes every finish write (billing's usage) from
+    the finished row, and returns the task: no separate locked read, and outside a
+    transaction none of its own. None (nothing written) when the locked path must
     answer: a retry, a task not running, another key's, or one that does not exist."""
     connection = transaction.get_connection()
-    if not updates_in_one_statement(ExecutionTask):
-        return None
     copy, history = copy_changed_sql(
         ExecutionTask,
         connection,
@@ -433,7 +446,7 @@ def _finish_at_once(
     )
     by_key = actor.api_key is not None
     read = _read_sql(connection, by_key=by_key, lock=False)
-    statement = _finish_sql(connection, by_key=by_key, copy=copy)
+    statement = _finish_sql(connection, by_key=by_key, copy=copy, writes=tuple(finish_writes))
     now = timezone.now()
     params = [outcome, now, True, now, cost_micros, tokens, error or "", task_id]
     with connection.cursor() as cursor:
@@ -444,23 +457,26 @@ def _finish_at_once(
     return read.task(row, connection)
 
 
-_FINISHES: dict[tuple[bool, str], str] = {}
+_FINISHES: dict[tuple[bool, str, tuple[str, ...]], str] = {}
 
 
-def _finish_sql(connection, *, by_key: bool, copy: str) -> str:
-    key = (by_key, copy)
+def _finish_sql(connection, *, by_key: bool, copy: str, writes: tuple[str, ...]) -> str:
+    key = (by_key, copy, writes)
     if key not in _FINISHES:
         meta = ExecutionTask._meta
         qn = connection.ops.quote_name
         columns = ", ".join(qn(f.column) for f in meta.concrete_fields)
         owner = " AND submitted_by_id = %s" if by_key else ""
+        parts = "".join(f", finish_write_{i} AS ({finish_writes[name].sql()})" for i, name in enumerate(writes))
         # `_finish`'s fields (FINISH_FIELDS); duration_ms as duration_ms() computes it:
         # whole milliseconds, rounded down (PostgreSQL's EXTRACT(EPOCH …) is exact numeric).
+        table = qn(meta.db_table)
         _FINISHES[key] = (
-            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET status = %s, finished_at = %s, rollup_pending = %s, "
+            f"WITH {FINISHED_ROW} AS (UPDATE {table} SET status = %s, finished_at = %s, rollup_pending = %s, "
             "duration_ms = FLOOR(EXTRACT(EPOCH FROM (%s::timestamptz - started_at)) * 1000)::bigint, "
             f"cost_micros = %s, tokens = %s, error = %s WHERE id = %s{owner} AND status = '{TaskStatus.RUNNING.value}' "
-            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}changed) SELECT {columns} FROM changed"
+            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}{FINISHED_ROW}){parts} "
+            f"SELECT {columns} FROM {FINISHED_ROW}"
         )
     return _FINISHES[key]
 
