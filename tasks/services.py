@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
@@ -27,7 +27,16 @@ from core.history import (
 )
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
-from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
+from tasks.gate import (
+    GateDecision,
+    GateNeedsTransaction,
+    GateUnavailable,
+    ReadWithTask,
+    ask_gate,
+    gate_deadline,
+    recheck_gate,
+    recheck_read_with_task,
+)
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
 from tasks.signals import FINISHED_ROW, finish_writes, task_finished
 
@@ -232,17 +241,26 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
 def _locked(task_id: int, *, actor: Actor | None = None, lock: bool = True) -> ExecutionTask:
     """The task, row-locked (unless `lock` is False). For an API key, only one of its
     own tasks: another key's answers exactly as a task that does not exist."""
+    return _read_task(task_id, actor=actor, lock=lock)[0]
+
+
+def _read_task(
+    task_id: int, *, actor: Actor | None = None, lock: bool = True, with_gate: ReadWithTask | None = None
+) -> tuple[ExecutionTask, tuple]:
+    """_locked's task, and the values of `with_gate` (the re-check gate's own read),
+    read beside it in the same statement (empty without one)."""
     # A written-out query (start, finish and cancel each read one task this way): a
     # queryset costs more to compile than the read itself (docs/benchmarks.md).
     connection = transaction.get_connection()
     by_key = actor is not None and actor.api_key is not None
-    read = _read_sql(connection, by_key=by_key, lock=lock)
+    read = _read_sql(connection, by_key=by_key, lock=lock, with_gate=with_gate)
     with connection.cursor() as cursor:
         cursor.execute(read.sql, [task_id, actor.api_key.pk] if by_key else [task_id])
         row = cursor.fetchone()
     if row is None:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
-    return read.task(row, connection)
+    width = len(read.attnames)
+    return read.task(row[:width], connection), tuple(row[width:])
 
 
 @dataclass(frozen=True)
@@ -263,20 +281,31 @@ class _Read:
         return ExecutionTask.from_db(connection.alias, self.attnames, values)
 
 
-_READS: dict[tuple[str, bool, bool], _Read] = {}
+_READS: dict[tuple[str, bool, bool, ReadWithTask | None], _Read] = {}
 
 
-def _read_sql(connection, *, by_key: bool, lock: bool) -> _Read:
-    key = (connection.vendor, by_key, lock)
+def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask | None = None) -> _Read:
+    key = (connection.vendor, by_key, lock, with_gate)
     if key not in _READS:
         meta = ExecutionTask._meta
         fields = meta.concrete_fields
         qn = connection.ops.quote_name
-        sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(meta.db_table)} WHERE id = %s"
-        if by_key:
-            sql += " AND submitted_by_id = %s"
-        if lock and connection.features.has_select_for_update:
-            sql += " FOR UPDATE"
+        table = qn(meta.db_table)
+        if with_gate is None:
+            sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {table} WHERE id = %s"
+            if by_key:
+                sql += " AND submitted_by_id = %s"
+            if lock and connection.features.has_select_for_update:
+                sql += " FOR UPDATE"
+        else:  # the gate's row beside the task's (NULLs where it has none); never locked
+            sql = (
+                f"SELECT {', '.join(f't.{qn(f.column)}' for f in fields)}, g.* FROM {table} t "
+                f"LEFT JOIN LATERAL ({with_gate.sql(connection)}) g ON true WHERE t.id = %s"
+            )
+            if by_key:
+                sql += " AND t.submitted_by_id = %s"
+            if lock:
+                raise ValueError("the gate's read goes with an unlocked read of the task")
         converters = []
         for position, field in enumerate(fields):
             col = field.get_col(meta.db_table)
@@ -318,7 +347,9 @@ def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
 
 def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
     """The common start, without a transaction of its own (PostgreSQL, outside one):
-    the task read without a lock, the gate asked again, and the task set running
+    the task read without a lock (with what the gate reads on every start, its
+    ReadWithTask: the gate's state row, in the same statement and under the gate's
+    deadline), the gate asked again, and the task set running
     with its history row by one statement that is a compare-and-set on everything
     the answer was given for (status and gate fields as read): two round trips
     (BEGIN, COMMIT) fewer. None when the locked path (`_start`) must answer instead:
@@ -328,12 +359,20 @@ def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
     another key's) and a gate that cannot decide answer as on the locked path."""
     if not updates_in_one_statement(ExecutionTask) or transaction.get_connection().in_atomic_block:
         return None
-    task = _locked(task_id, actor=actor, lock=False)
+    with_gate = recheck_read_with_task()
+    try:
+        # The gate's read, in the task's, is bounded by the gate's deadline as its own would be.
+        with gate_deadline() if with_gate is not None else nullcontext():
+            task, gate_read = _read_task(task_id, actor=actor, lock=False, with_gate=with_gate)
+    except DatabaseError:
+        if with_gate is None:
+            raise
+        return None  # past the deadline (or failing): the locked path asks the gate on its own and answers
     if task.status != TaskStatus.REGISTERED:
         return None
     as_read = {name: getattr(task, name) for name in GATE_FIELDS}
     try:
-        decision = recheck_gate(task)
+        decision = recheck_gate(task, read=gate_read if with_gate is not None else None)
     except GateNeedsTransaction:
         return None
     if decision.decision != "allow":
