@@ -149,7 +149,13 @@ class _StatementTimeout:
             return execute(sql, params, many, context)
         connection = context["connection"]
         if params is not None:
-            sql = connection.ops.compose_sql(sql, params)
+            if type(params) in (list, tuple) and all(type(value) is int for value in params):
+                # Ids (start's read of the task with the gate's state): written out as the
+                # driver would (a negative number after a space, never `--`), without the
+                # client-side cursor compose_sql opens for each query.
+                sql = sql % tuple(str(value) if value >= 0 else f" {value}" for value in params)
+            else:
+                sql = connection.ops.compose_sql(sql, params)
         suffix = "; SET LOCAL statement_timeout TO DEFAULT" if connection.in_atomic_block else ""
         result = execute(self.prefix + sql + suffix, None, many, context)
         context["cursor"].cursor.nextset()  # past the SET, onto the query's own result

@@ -134,3 +134,23 @@ def test_with_the_gates_state_row_missing_a_start_is_held(agent):
     response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
     assert response.status_code == 409 and GATE_STATE_MISSING in response.json()["detail"]
     assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.HELD
+
+
+def test_the_gates_deadline_writes_ids_out_as_the_driver_would(settings):
+    """The deadline's one message writes its parameters into the query: whole numbers
+    as psycopg's mogrify would (a negative one after a space, so `1 -%s` stays a
+    subtraction), anything else by mogrify itself."""
+    from psycopg import ClientCursor
+
+    from tasks.gate import gate_deadline
+
+    settings.GATE_STATEMENT_TIMEOUT_MS = 1234
+    query = "SELECT %s, 1 -%s, '100%%', current_setting('statement_timeout')"
+    with gate_deadline(), connection.cursor() as cursor:
+        cursor.execute(query, [5, -3])
+        assert cursor.fetchone() == (5, 4, "100%", "1234ms")
+        cursor.execute("SELECT %s, %s", [7, "it's"])
+        assert cursor.fetchone() == (7, "it's")
+    with connection.cursor() as cursor:
+        written = ClientCursor(cursor.connection).mogrify(query, [5, -3])
+    assert written == query % ("5", " -3")
