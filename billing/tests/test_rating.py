@@ -133,7 +133,7 @@ def test_an_inactive_offering_rates_nothing(acme, per_task_offering, finish_task
 
 
 @pytest.mark.postgres(reason="the finishing statement with its writes as CTEs is PostgreSQL's (tasks.services)")
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_finish_rates_its_usage_in_the_one_statement_that_finishes_the_task(acme, offerings, api_key):
     """No transaction and no statement of billing's own: the UPDATE that finishes the
     task, its history row and the usage record commit together, as one statement."""
