@@ -162,28 +162,63 @@ def _folds():
     return [(rollups, "fold_rows", rollups.fold_rows), (rollup_fold, "fold_select", rollup_fold.fold_select)]
 
 
+def _server_cpu(connection):
+    """A function giving the CPU seconds the connection's PostgreSQL backend has used,
+    read from /proc when the server runs on this machine (else it gives None): less
+    disturbed by other load than wall time, and PostgreSQL's share of a statement."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        stat = f"/proc/{cursor.fetchone()[0]}/stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float | None:
+        try:
+            with open(stat) as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+    return cpu
+
+
 def _phases(backfill, rows, actor):
     """The insert, then the commit, in one transaction; the insert's statements and its
     rollup fold timed on their own (logged per run)."""
     from django.db import connection, transaction
 
     atomic = transaction.atomic()
-    statements: list[tuple[str, float]] = []
+    statements: list[tuple[str, float, float | None]] = []
+    server_cpu = _server_cpu(connection)
 
     def timed_statement(execute, sql, params, many, context):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu()
         try:
             return execute(sql, params, many, context)
         finally:
-            statements.append((" ".join(sql.split())[:60], time.perf_counter() - start))
+            spent_cpu = server_cpu() - cpu if cpu is not None else None
+            statements.append((" ".join(sql.split())[:60], time.perf_counter() - start, spent_cpu))
 
     def insert():
         atomic.__enter__()
         folds = _folds()
-        spent = []
+        spent, beside = [], []
 
         def timed(fold):
             def timed_fold(*args, **kwargs):
+                # The fold runs the tasks' insert itself (`meanwhile`, beside its merge):
+                # timed apart, and left out of the fold's own time.
+                if kwargs.get("meanwhile") is not None:
+                    meanwhile = kwargs["meanwhile"]
+
+                    def timed_meanwhile():
+                        start = time.perf_counter()
+                        try:
+                            return meanwhile()
+                        finally:
+                            beside.append(time.perf_counter() - start)
+
+                    kwargs["meanwhile"] = timed_meanwhile
                 start = time.perf_counter()
                 try:
                     return fold(*args, **kwargs)
@@ -200,9 +235,13 @@ def _phases(backfill, rows, actor):
         finally:
             for module, name, fold in folds:
                 setattr(module, name, fold)
-        log(f"    the rollup fold {sum(spent) * 1000:.1f} ms; statements:")
-        for sql, seconds in statements:
-            log(f"      {seconds * 1000:8.1f} ms  {sql}")
+        log(
+            f"    the rollup fold {(sum(spent) - sum(beside)) * 1000:.1f} ms, the tasks' insert run beside its "
+            f"merge {sum(beside) * 1000:.1f} ms; statements:"
+        )
+        for sql, seconds, cpu in statements:
+            on_server = f"(server CPU {cpu * 1000:4.0f} ms)" if cpu is not None else ""
+            log(f"      {seconds * 1000:8.1f} ms {on_server} {sql}")
 
     def commit():
         atomic.__exit__(None, None, None)

@@ -416,9 +416,10 @@ def submitters_of(case_ids: Iterable[int], *, kinds: Iterable[str] | None = None
       makes neither of them a neutral reviewer.
 
     Resolved when asked (at vote time, for the tally, for notifications), never
-    stored. A few queries whatever the number of cases (the tasks through the
-    partial index tasks_gate_case). `kinds`, when the caller knows the cases' kinds:
-    the subjects' query is left out when none of them is an upper app's."""
+    stored. A few queries whatever the number of cases, each reading rows in
+    proportion to the cases' reports and keys, not their tasks (_task_keys_of).
+    `kinds`, when the caller knows the cases' kinds: the subjects' query is left
+    out when none of them is an upper app's."""
     ids = list(case_ids)
     found: dict[int, dict[int, str]] = {case_id: {} for case_id in ids}
     if not ids:
@@ -439,8 +440,7 @@ def submitters_of(case_ids: Iterable[int], *, kinds: Iterable[str] | None = None
             found[case_id].setdefault(uploader, f"you uploaded report {report_id}")
         if key_id is not None:
             sent_by_key.setdefault(key_id, {}).setdefault(case_id, f"sent report {report_id}")
-    tasks = ExecutionTask.objects.filter(gate_case__in=[str(i) for i in ids], submitted_by__isnull=False)
-    for gate_case, key_id in tasks.values_list("gate_case", "submitted_by_id").order_by().distinct():
+    for gate_case, key_id in _task_keys_of(ids):
         sent_by_key.setdefault(key_id, {}).setdefault(int(gate_case), "registered tasks this case decides on")
     if sent_by_key:
         owners = ApiKey.history.filter(id__in=sent_by_key).values_list("id", "name", "owner_id").order_by().distinct()
@@ -449,6 +449,41 @@ def submitters_of(case_ids: Iterable[int], *, kinds: Iterable[str] | None = None
             for case_id, what in sent_by_key[key_id].items():
                 found[case_id].setdefault(owner, f"your API key {name!r} {what}")
     return found
+
+
+def _task_keys_of(case_ids: list[int]) -> list[tuple[str, int]]:
+    """Each distinct (case, API key) among the tasks the cases decide on (`gate_case`,
+    held on them or allowed through their approval), by a loose scan of the partial
+    index tasks_gate_case (gate_case, submitted_by): per case, the first entry from
+    the case on with a key, then the first entry past (case, that key), and so on
+    until the entry found belongs to another case; one index probe each. The rows
+    read grow with the number of keys, not of tasks: a case of one model collects
+    thousands of held tasks from the few keys that registered them, and a DISTINCT
+    read every one of their index entries, twice a vote. One statement whatever the
+    number of cases and keys.
+
+    Each probe asks for the index's own order (gate_case, submitted_by) from a bound
+    on both, never `gate_case = x ORDER BY submitted_by`, which the key's own index
+    (submitted_by) also answers: the planner could walk that one, through every task
+    of the keys past the last, for a case with few tasks in its statistics."""
+    connection = connections[router.db_for_read(ExecutionTask)]
+    qn = connection.ops.quote_name
+    table, case, key = qn(ExecutionTask._meta.db_table), qn("gate_case"), qn("submitted_by_id")
+    probe = (
+        f"SELECT CASE WHEN t.{case} = {{at}}.id THEN t.{key} END FROM {table} t WHERE t.{case} IS NOT NULL AND "
+        f"{{bound}} ORDER BY t.{case}, t.{key} LIMIT 1"
+    )
+    first = probe.format(at="c", bound=f"t.{case} >= c.id AND t.{key} IS NOT NULL")
+    after = probe.format(at="k", bound=f"(t.{case}, t.{key}) > (k.id, k.key_id)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE c (id) AS (VALUES {', '.join(['(%s)'] * len(case_ids))}), "
+            f"k (id, key_id) AS (SELECT c.id, ({first}) FROM c UNION ALL "
+            f"SELECT k.id, ({after}) FROM k WHERE k.key_id IS NOT NULL) "
+            "SELECT id, key_id FROM k WHERE key_id IS NOT NULL",
+            [str(i) for i in case_ids],
+        )
+        return cursor.fetchall()
 
 
 def submitters(case: Case) -> dict[int, str]:

@@ -13,7 +13,13 @@ from reviews.models import (
     Case,
     CaseStatus,
 )
-from reviews.selectors import case_changes_since, eligible_member_ids, why_cannot_vote
+from reviews.selectors import (
+    VOTABLE_STATUSES,
+    case_changes_since,
+    eligible_member_ids,
+    remember_submitters,
+    why_cannot_vote,
+)
 from reviews.services.cases import case_decide
 from reviews.services.common import _chain, check_rationale
 from reviews.services.errors import NotAllowed
@@ -40,6 +46,10 @@ def vote_cast(*, case_id: int, member, choice: str, rationale: str, version: int
         raise NotAllowed(f"choice must be one of {', '.join(Vote.Choice.values)}", field="choice")
     rationale = check_rationale(rationale)
     case = Case.objects.select_for_update().get(pk=case_id)
+    if case.status in VOTABLE_STATUSES:
+        # Asked twice (why_cannot_vote, the tally's eligible members): resolved once, under
+        # the case's lock, which a task joining the case takes too (services.gate).
+        remember_submitters(case)
     reason = why_cannot_vote(case, member)
     if reason:
         raise NotAllowed(f"You cannot vote: {reason}.")

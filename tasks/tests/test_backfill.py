@@ -263,3 +263,75 @@ def test_every_backfilled_task_has_one_history_row_with_its_values(agent, api_ke
         assert {f: row[f] for f in fields} == tasks[row["id"]]
         assert (row["history_type"], row["history_change_reason"]) == ("+", "backfilled")
         assert row["history_api_key_id"] == api_key[0].pk
+
+
+def rollup_totals() -> list[tuple]:
+    """Every rollup row, every column but the id."""
+    from tasks.models import TaskMetricsRollup
+
+    fields = [f.attname for f in TaskMetricsRollup._meta.concrete_fields if f.attname != "id"]
+    return sorted(TaskMetricsRollup.objects.values_list(*fields), key=repr)
+
+
+@pytest.mark.postgres(reason="the merge beside the insert is PostgreSQL's path")
+def test_a_backfill_failing_in_its_histogram_merge_after_the_insert_stores_nothing(agent, monkeypatch):
+    """On PostgreSQL the tasks and history rows go in while another thread merges the
+    rollup histograms; a failure there still undoes the whole backfill."""
+    from tasks import rollup_fold
+
+    assert bulk(agent, spread_rows(40, "first")).json() == {"created": 40, "unchanged": 0}
+    before = rollup_totals()
+
+    def broken(stored, delta):
+        raise RuntimeError("the merge broke")
+
+    monkeypatch.setattr(rollup_fold, "add_to_stored", broken)
+    assert bulk(agent, spread_rows(40, "second")).status_code == 500
+    assert ExecutionTask.objects.count() == ExecutionTask.history.count() == 40
+    assert rollup_totals() == before
+
+
+def test_a_backfill_whose_insert_conflicts_while_the_merge_runs_stores_nothing(agent, monkeypatch):
+    """Another request stored one of the external_ids between the idempotency read and
+    the insert: a 409, and nothing of the backfill (tasks, history, rollups) stays."""
+    from tasks import backfill
+
+    assert bulk(agent, spread_rows(40, "first")).json() == {"created": 40, "unchanged": 0}
+    before = rollup_totals()
+    compare = backfill.backfill_compare
+    monkeypatch.setattr(backfill, "backfill_compare", lambda rows: (compare(rows)[0] + rows[:1], 0))
+    response = bulk(agent, spread_rows(1, "first") + spread_rows(40, "second"))
+    assert response.status_code == 409, response.content
+    assert ExecutionTask.objects.count() == ExecutionTask.history.count() == 40
+    assert rollup_totals() == before
+
+
+def test_task_history_names_its_user_without_a_database_constraint(agent, django_user_model):
+    """Migration 0014: no foreign key constraint checks each history row's user when a
+    backfill commits (one check per row); deleting a user still clears the user of its
+    history rows, as Django's SET_NULL does it."""
+    from django.db import connection
+
+    bulk(agent, [row(1), row(2)])
+    table = ExecutionTask.history.model._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    assert not [c for c in constraints.values() if c["foreign_key"] and c["columns"] == ["history_user_id"]]
+    other = django_user_model.objects.create_user(username="someone-else")
+    ExecutionTask.history.filter(external_id="hist-1").update(history_user=other)
+    other.delete()
+    assert ExecutionTask.history.get(external_id="hist-1").history_user_id is None
+    assert ExecutionTask.history.get(external_id="hist-2").history_user_id is not None
+
+
+@pytest.mark.postgres(reason="the merge beside the insert is PostgreSQL's path")
+def test_a_conflicting_insert_is_the_error_reported_even_if_the_merge_beside_it_fails(agent, monkeypatch):
+    from tasks import backfill, rollup_fold
+
+    assert bulk(agent, spread_rows(40, "first")).json() == {"created": 40, "unchanged": 0}
+    compare = backfill.backfill_compare
+    monkeypatch.setattr(backfill, "backfill_compare", lambda rows: (compare(rows)[0] + rows[:1], 0))
+    monkeypatch.setattr(rollup_fold, "add_to_stored", lambda stored, delta: 1 / 0)
+    response = bulk(agent, spread_rows(1, "first") + spread_rows(40, "second"))
+    assert response.status_code == 409, response.content
+    assert ExecutionTask.objects.count() == 40

@@ -186,3 +186,14 @@ def test_the_sql_fold_counts_the_rollup_rows_it_changed_and_ignores_unfinished_t
     assert fold_in_sql(tasks) == 3  # its hour, six-hour block and day
     assert fold_in_sql(tasks[1:]) == 0
     assert TaskMetricsRollup.objects.filter(count=1).count() == 3
+
+
+@in_postgresql
+def test_rollup_pages_keep_room_for_hot_updates():
+    """Migration 0013: folding into a rollup row writes its new version on the same page
+    (a HOT update, no index entries) only if the page has room for it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [TaskMetricsRollup._meta.db_table])
+        assert "fillfactor=60" in cursor.fetchone()[0]
