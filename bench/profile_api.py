@@ -16,7 +16,10 @@ real gate), `POST /api/v1/tasks/{id}/start` on the tasks just registered (the
 gate's re-check), then `/finish` on them. Rounds alternate so that noise hits all
 alike; the report gives CPU ms per request (the best round's and the median's) and
 each endpoint's ratio to noop as throughput (noop ms / endpoint ms), the figure
-bench/gate.py's goal is stated in. Also the SQL statements one request of each makes.
+bench/gate.py's goal is stated in. Also the SQL statements one request of each makes,
+and the CPU PostgreSQL's backend spent per request (its /proc/PID/schedstat, when the
+server runs on this machine; 0 where it does not), with the ratio counting both, as
+bench/gate.py's CPU figures do (which also count its clients and anything else).
 
 --profile=NAME (noop, register, start, finish): a cProfile top list of that
 endpoint over one more round of N requests (--sort=tottime|cumulative, --top=40).
@@ -30,6 +33,7 @@ scanned again; gunicorn.conf.py does not, as it measured to save nothing).
 from __future__ import annotations
 
 import gc
+import math
 import os
 import statistics
 import sys
@@ -155,6 +159,21 @@ def main(argv: list[str]) -> int:
 
     gc.callbacks.append(collecting)
     gc_ms: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+    pg_ms: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
+
+    def backend() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    def backend_cpu(pid: int) -> float:
+        """CPU seconds PostgreSQL's backend `pid` (on this machine) has run, from the
+        scheduler's nanosecond count (0 where /proc does not show it)."""
+        try:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                return int(stat.read().split()[0]) / 1e9
+        except OSError:
+            return 0.0
 
     def phase(name: str, count: int) -> float:
         """CPU ms per request of `count` requests of one endpoint (and, in gc_ms, the
@@ -162,12 +181,17 @@ def main(argv: list[str]) -> int:
         if name == "start":
             to_start[:] = registered[-count:]
         call = calls[name]
+        pid = backend()
+        pg_before = backend_cpu(pid)
         gc_before = in_gc[0]
         began = time.process_time()
         for _ in range(count):
             call()
+        spent = time.process_time() - began
         gc_ms[name].append((in_gc[0] - gc_before) * 1000 / count)
-        return (time.process_time() - began) * 1000 / count
+        # The same backend throughout (the connection is kept: DB_CONN_MAX_AGE), or no figure.
+        pg_ms[name].append((backend_cpu(pid) - pg_before) * 1000 / count if backend() == pid else math.nan)
+        return spent * 1000 / count
 
     for name in ENDPOINTS:  # warm-up: imports, caches, the connection
         phase(name, 20)
@@ -182,7 +206,7 @@ def main(argv: list[str]) -> int:
         queries[name] = [q["sql"] for q in captured.captured_queries]
 
     figures: dict[str, list[float]] = {name: [] for name in ENDPOINTS}
-    for series in gc_ms.values():
+    for series in (*gc_ms.values(), *pg_ms.values()):
         series.clear()
     for _ in range(rounds):
         for name in ENDPOINTS:
@@ -192,21 +216,30 @@ def main(argv: list[str]) -> int:
     log(f"gc.freeze() after the warm-up: {'yes' if '--gc-freeze' in argv else 'no'}")
     log(
         "| endpoint | best ms | median ms | of which GC (median) | SQL statements "
-        "| ratio to noop (best) | ratio (median) |"
+        "| ratio to noop (best) | ratio (median) | PostgreSQL ms (median) | with it: ratio (median) |"
     )
-    log("|---|---|---|---|---|---|---|")
+    log("|---|---|---|---|---|---|---|---|---|")
     noop_best, noop_median = min(figures["noop"]), statistics.median(figures["noop"])
+    both = {name: [py + pg for py, pg in zip(figures[name], pg_ms[name], strict=True)] for name in ENDPOINTS}
     for name in ENDPOINTS:
         best, median = min(figures[name]), statistics.median(figures[name])
         log(
             f"| {name} | {best:.3f} | {median:.3f} | {statistics.median(gc_ms[name]):.3f} | {len(queries[name])} | "
-            f"{noop_best / best:.2f} | {noop_median / median:.2f} |"
+            f"{noop_best / best:.2f} | {noop_median / median:.2f} | {statistics.median(pg_ms[name]):.3f} | "
+            f"{statistics.median(both['noop']) / statistics.median(both[name]):.2f} |"
         )
     log(
         "SUMMARY "
         + " ".join(f"{name}={statistics.median(figures[name]):.3f}ms" for name in ENDPOINTS)
         + " "
         + " ".join(f"{name}/noop={noop_median / statistics.median(figures[name]):.2f}" for name in ENDPOINTS[1:])
+        + " pg "
+        + " ".join(f"{name}={statistics.median(pg_ms[name]):.3f}ms" for name in ENDPOINTS)
+        + " with pg "
+        + " ".join(
+            f"{name}/noop={statistics.median(both['noop']) / statistics.median(both[name]):.2f}"
+            for name in ENDPOINTS[1:]
+        )
     )
     if "--queries" in argv:
         for name in ENDPOINTS:

@@ -7,6 +7,6 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import receivers
-        from tasks.signals import task_finished
+        from tasks.signals import write_on_finish
 
-        task_finished.connect(receivers.rate_finished_task, dispatch_uid="billing.rate_finished_task")
+        write_on_finish("billing.usage", receivers.RATE_FINISHED_TASK)

@@ -1,8 +1,9 @@
-"""Signal receivers: usage is rated the moment a task finishes, in its transaction."""
+"""What billing does when a task finishes: rate its usage, in the transaction that
+finishes it (tasks.signals.finish_writes, registered in BillingConfig.ready)."""
 
-from billing.services import usage_rate
+from billing.services import usage_rate, usage_rate_sql
+from tasks.signals import FinishWrite
 
-
-def rate_finished_task(sender, task, **kwargs) -> None:
-    # One statement (billing.services.usage_rate): the finish path does not need the record back.
-    usage_rate(task=task)
+# On PostgreSQL one part of the statement that finishes the task; elsewhere (and on the
+# locked path) one statement of its own (billing.services.usage_rate).
+RATE_FINISHED_TASK = FinishWrite(run=lambda task: usage_rate(task=task), sql=usage_rate_sql)

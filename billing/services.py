@@ -15,6 +15,7 @@ from billing import money
 from billing.models import Customer, OfferingTaskType, ServiceOffering, UsageRecord
 from billing.stripe_client import BillingError
 from tasks.models import ExecutionTask, TaskSource, TaskStatus, TaskType
+from tasks.signals import FINISHED_ROW
 
 # Customers and offerings
 
@@ -224,9 +225,50 @@ RETURNING id
 _rate_sql: str | None = None
 
 
+# The same rating as a part of the statement that finishes a task (PostgreSQL;
+# tasks.signals.finish_writes): the task is read from the finished row itself, billable
+# as is_billable says, rated at its finish (occurred and recorded as it finished).
+_RATE_FINISHED = """
+INSERT INTO {usage} (task_id, customer_id, offering_id, unit, quantity, unit_price_micros, amount_micros,
+                     cost_micros, occurred_at, recorded_at)
+SELECT p.id, c.id, o.id, o.unit, {quantity}, o.unit_price_micros, {amount}, p.cost_micros, p.finished_at, p.finished_at
+  FROM (SELECT id, customer_ref, task_type, COALESCE(cost_micros, 0) AS cost_micros, finished_at,
+               CAST(COALESCE(tokens, 0) AS bigint) AS tokens
+          FROM {finished}
+         WHERE status = '{succeeded}' AND source = '{api}' AND customer_ref <> '') AS p
+  JOIN {customer} AS c ON c.customer_ref = p.customer_ref
+  JOIN {covers} AS t ON t.task_type = p.task_type
+  JOIN {offering} AS o ON o.id = t.offering_id
+ WHERE o.active
+ LIMIT 1
+ON CONFLICT (task_id) DO NOTHING
+"""
+_rate_finished_sql: str | None = None
+
+
+def usage_rate_sql() -> str:
+    """usage_rate as a query over the finished task's row (tasks.signals.FINISHED_ROW),
+    for the statement that finishes it; no parameters."""
+    global _rate_finished_sql
+    if _rate_finished_sql is None:
+        _rate_finished_sql = _RATE_FINISHED.format(
+            usage=UsageRecord._meta.db_table,
+            customer=Customer._meta.db_table,
+            covers=OfferingTaskType._meta.db_table,
+            offering=ServiceOffering._meta.db_table,
+            quantity=_QUANTITY,
+            amount=money.RATE_SQL.format(unit="o.unit", price="o.unit_price_micros", quantity=_QUANTITY),
+            finished=FINISHED_ROW,
+            succeeded=TaskStatus.SUCCEEDED.value,
+            api=TaskSource.API.value,
+        ).strip()
+    return _rate_finished_sql
+
+
 def usage_rate(*, task: ExecutionTask) -> bool:
     """Rate a finished task and store its UsageRecord, in one statement in the caller's
-    transaction (the task_finished signal); True when a record was stored now. False
+    transaction (tasks.signals.finish_writes; usage_rate_sql is the same in the
+    statement that finishes a task on PostgreSQL); True when a record was stored now. False
     when the task is not billable, its customer is unknown, no active offering covers
     its type, or it was rated already (a record per task, by the unique key)."""
     global _rate_sql

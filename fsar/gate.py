@@ -17,11 +17,14 @@ reviews never imports indicators, and the question is asked only when a rule
 that reaches the task uses the condition.
 """
 
+from django.db import DEFAULT_DB_ALIAS
+
 from assurance.gate import audit_decision
 from deployments.gate import model_decision
 from reviews import selectors as review_selectors
 from reviews import services as review_services
-from tasks.gate import GateDecision, GateUnavailable
+from reviews.models import GateState
+from tasks.gate import GateDecision, GateUnavailable, ReadWithTask
 from tasks.models import ExecutionTask
 from tasks.services import InvalidTaskInput
 
@@ -61,18 +64,38 @@ def decide(task: ExecutionTask) -> GateDecision:
         raise UnknownProposal(str(exc), field="proposal_id") from exc
 
 
-def recheck(task: ExecutionTask) -> GateDecision:
+def recheck(task: ExecutionTask, *, read: tuple | None = None) -> GateDecision:
     """The gate's answer now for a task stored as allowed, inside the transaction
     that would start it (so a case it reopens commits with the task held on it):
     the same parts in the same order as `decide`, so a model version revoked or
-    lapsed since registration stops the task at start too."""
-    state = review_selectors.gate_state()
+    lapsed since registration stops the task at start too. `read`: the gate's
+    state row as `tasks` read it with the task (recheck.read_with_task)."""
+    state = review_selectors.gate_state() if read is None else _gate_state_from(read)
     by_model = model_decision(task.ai_model, rules_version=state.rules_version) or audit_decision(
         task.ai_model, rules_version=state.rules_version
     )
     if by_model is not None:
         return by_model
     return review_services.recheck_task(task, state=state, alert_firing=model_alert_firing)
+
+
+def _gate_state_sql(connection) -> str:
+    """reviews.selectors.gate_state()'s read, for `tasks` to make with its read of the task."""
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in GateState._meta.concrete_fields)
+    return f"SELECT {columns} FROM {qn(GateState._meta.db_table)} WHERE {qn('id')} = 1"
+
+
+def _gate_state_from(row: tuple) -> GateState:
+    """The gate state a row of _gate_state_sql holds; a row of NULLs (none there):
+    gate_state() itself, which fails closed and says so."""
+    if row[0] is None:
+        return review_selectors.gate_state()
+    return GateState.from_db(DEFAULT_DB_ALIAS, [f.attname for f in GateState._meta.concrete_fields], row)
+
+
+# Every start reads the gate's state: in the same statement as the task (tasks.services).
+recheck.read_with_task = ReadWithTask(sql=_gate_state_sql)
 
 
 def task_gate_details(tasks: list[ExecutionTask]) -> dict[int, dict]:

@@ -68,18 +68,38 @@ def ask_gate(task: ExecutionTask) -> GateDecision:
     return _ask("TASK_GATE", task)
 
 
-def recheck_gate(task: ExecutionTask) -> GateDecision:
+def recheck_gate(task: ExecutionTask, *, read: tuple | None = None) -> GateDecision:
     """The gate's answer now, for a task stored as allowed that is about to begin
     (settings.TASK_GATE_RECHECK): asked at `start`, inside its transaction, so
     that a pause, a revoked or lapsed approval, a revision, a rejection or a
-    policy change since registration is seen at the moment of use."""
-    return _ask("TASK_GATE_RECHECK", task)
+    policy change since registration is seen at the moment of use.
+
+    `read`: the values of the gate's ReadWithTask, read in the same statement as
+    the task (the gate is then asked with them instead of reading them itself)."""
+    return _ask("TASK_GATE_RECHECK", task, read)
 
 
-def _ask(setting: str, task: ExecutionTask) -> GateDecision:
+@dataclass(frozen=True)
+class ReadWithTask:
+    """What a re-check gate reads on every start, for `tasks` to read in the same
+    statement as the task itself (one round trip fewer): `sql(connection)` is a
+    query of one row and no parameters (joined to the task's read as a LATERAL
+    subquery: a row of NULLs where it has none), and the gate, the callable that
+    has this as its `read_with_task`, is asked as `gate(task, read=<its values>)`."""
+
+    sql: Callable[..., str]
+
+
+def recheck_read_with_task() -> ReadWithTask | None:
+    """The re-check gate's ReadWithTask, if it has one."""
+    return getattr(_gate("TASK_GATE_RECHECK"), "read_with_task", None)
+
+
+def _ask(setting: str, task: ExecutionTask, read: tuple | None = None) -> GateDecision:
     try:
         with gate_deadline():
-            decision = _gate(setting)(task)
+            gate = _gate(setting)
+            decision = gate(task) if read is None else gate(task, read=read)
     except GateUnavailable:
         raise
     except GateNeedsTransaction as exc:
@@ -129,7 +149,13 @@ class _StatementTimeout:
             return execute(sql, params, many, context)
         connection = context["connection"]
         if params is not None:
-            sql = connection.ops.compose_sql(sql, params)
+            if type(params) in (list, tuple) and all(type(value) is int for value in params):
+                # Ids (start's read of the task with the gate's state): written out as the
+                # driver would (a negative number after a space, never `--`), without the
+                # client-side cursor compose_sql opens for each query.
+                sql = sql % tuple(str(value) if value >= 0 else f" {value}" for value in params)
+            else:
+                sql = connection.ops.compose_sql(sql, params)
         suffix = "; SET LOCAL statement_timeout TO DEFAULT" if connection.in_atomic_block else ""
         result = execute(self.prefix + sql + suffix, None, many, context)
         context["cursor"].cursor.nextset()  # past the SET, onto the query's own result

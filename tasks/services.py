@@ -7,12 +7,13 @@ who (user and API key) and why in the task's history.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.chain import actor_name, audit_append
@@ -26,9 +27,18 @@ from core.history import (
 )
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
-from tasks.gate import GateDecision, GateNeedsTransaction, GateUnavailable, ask_gate, recheck_gate
+from tasks.gate import (
+    GateDecision,
+    GateNeedsTransaction,
+    GateUnavailable,
+    ReadWithTask,
+    ask_gate,
+    gate_deadline,
+    recheck_gate,
+    recheck_read_with_task,
+)
 from tasks.models import ApiKey, ExecutionTask, TaskSource, TaskStatus
-from tasks.signals import task_finished
+from tasks.signals import FINISHED_ROW, finish_writes, task_finished
 
 logger = logging.getLogger(__name__)
 
@@ -231,17 +241,26 @@ def _apply_decision(task: ExecutionTask, decision: GateDecision) -> None:
 def _locked(task_id: int, *, actor: Actor | None = None, lock: bool = True) -> ExecutionTask:
     """The task, row-locked (unless `lock` is False). For an API key, only one of its
     own tasks: another key's answers exactly as a task that does not exist."""
+    return _read_task(task_id, actor=actor, lock=lock)[0]
+
+
+def _read_task(
+    task_id: int, *, actor: Actor | None = None, lock: bool = True, with_gate: ReadWithTask | None = None
+) -> tuple[ExecutionTask, tuple]:
+    """_locked's task, and the values of `with_gate` (the re-check gate's own read),
+    read beside it in the same statement (empty without one)."""
     # A written-out query (start, finish and cancel each read one task this way): a
     # queryset costs more to compile than the read itself (docs/benchmarks.md).
     connection = transaction.get_connection()
     by_key = actor is not None and actor.api_key is not None
-    read = _read_sql(connection, by_key=by_key, lock=lock)
+    read = _read_sql(connection, by_key=by_key, lock=lock, with_gate=with_gate)
     with connection.cursor() as cursor:
         cursor.execute(read.sql, [task_id, actor.api_key.pk] if by_key else [task_id])
         row = cursor.fetchone()
     if row is None:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
-    return read.task(row, connection)
+    width = len(read.attnames)
+    return read.task(row[:width], connection), tuple(row[width:])
 
 
 @dataclass(frozen=True)
@@ -262,20 +281,31 @@ class _Read:
         return ExecutionTask.from_db(connection.alias, self.attnames, values)
 
 
-_READS: dict[tuple[str, bool, bool], _Read] = {}
+_READS: dict[tuple[str, bool, bool, ReadWithTask | None], _Read] = {}
 
 
-def _read_sql(connection, *, by_key: bool, lock: bool) -> _Read:
-    key = (connection.vendor, by_key, lock)
+def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask | None = None) -> _Read:
+    key = (connection.vendor, by_key, lock, with_gate)
     if key not in _READS:
         meta = ExecutionTask._meta
         fields = meta.concrete_fields
         qn = connection.ops.quote_name
-        sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(meta.db_table)} WHERE id = %s"
-        if by_key:
-            sql += " AND submitted_by_id = %s"
-        if lock and connection.features.has_select_for_update:
-            sql += " FOR UPDATE"
+        table = qn(meta.db_table)
+        if with_gate is None:
+            sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {table} WHERE id = %s"
+            if by_key:
+                sql += " AND submitted_by_id = %s"
+            if lock and connection.features.has_select_for_update:
+                sql += " FOR UPDATE"
+        else:  # the gate's row beside the task's (NULLs where it has none); never locked
+            sql = (
+                f"SELECT {', '.join(f't.{qn(f.column)}' for f in fields)}, g.* FROM {table} t "
+                f"LEFT JOIN LATERAL ({with_gate.sql(connection)}) g ON true WHERE t.id = %s"
+            )
+            if by_key:
+                sql += " AND t.submitted_by_id = %s"
+            if lock:
+                raise ValueError("the gate's read goes with an unlocked read of the task")
         converters = []
         for position, field in enumerate(fields):
             col = field.get_col(meta.db_table)
@@ -317,7 +347,9 @@ def task_start(*, task_id: int, actor: Actor) -> ExecutionTask:
 
 def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
     """The common start, without a transaction of its own (PostgreSQL, outside one):
-    the task read without a lock, the gate asked again, and the task set running
+    the task read without a lock (with what the gate reads on every start, its
+    ReadWithTask: the gate's state row, in the same statement and under the gate's
+    deadline), the gate asked again, and the task set running
     with its history row by one statement that is a compare-and-set on everything
     the answer was given for (status and gate fields as read): two round trips
     (BEGIN, COMMIT) fewer. None when the locked path (`_start`) must answer instead:
@@ -327,12 +359,20 @@ def _start_at_once(*, task_id: int, actor: Actor) -> ExecutionTask | None:
     another key's) and a gate that cannot decide answer as on the locked path."""
     if not updates_in_one_statement(ExecutionTask) or transaction.get_connection().in_atomic_block:
         return None
-    task = _locked(task_id, actor=actor, lock=False)
+    with_gate = recheck_read_with_task()
+    try:
+        # The gate's read, in the task's, is bounded by the gate's deadline as its own would be.
+        with gate_deadline() if with_gate is not None else nullcontext():
+            task, gate_read = _read_task(task_id, actor=actor, lock=False, with_gate=with_gate)
+    except DatabaseError:
+        if with_gate is None:
+            raise
+        return None  # past the deadline (or failing): the locked path asks the gate on its own and answers
     if task.status != TaskStatus.REGISTERED:
         return None
     as_read = {name: getattr(task, name) for name in GATE_FIELDS}
     try:
-        decision = recheck_gate(task)
+        decision = recheck_gate(task, read=gate_read if with_gate is not None else None)
     except GateNeedsTransaction:
         return None
     if decision.decision != "allow":
@@ -371,7 +411,6 @@ def _start(*, task_id: int, actor: Actor) -> tuple[ExecutionTask, bool]:
     return task, False
 
 
-@transaction.atomic
 def task_finish(
     *,
     task_id: int,
@@ -381,18 +420,30 @@ def task_finish(
     tokens: int | None = None,
     error: str = "",
 ) -> ExecutionTask:
-    """running → succeeded | failed, recording duration, cost and tokens.
+    """running → succeeded | failed, recording duration, cost and tokens, with what
+    other apps write when a task finishes (tasks.signals.finish_writes: billing's
+    usage), all or nothing.
 
     Repeating the same finish is a harmless retry; a different one is a conflict."""
     if outcome not in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
         raise InvalidTaskInput("outcome must be 'succeeded' or 'failed'", field="outcome")
-    finished = _finish_at_once(
-        task_id=task_id, actor=actor, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error
-    )
-    if finished is not None:
-        decisions.announce(finished.pk)
-        _announce_finished(finished)
-        return finished
+    finish = {"outcome": outcome, "cost_micros": cost_micros, "tokens": tokens, "error": error}
+    if updates_in_one_statement(ExecutionTask):
+        # The common finish is one statement, which commits alone (an implicit
+        # transaction) unless a receiver of task_finished must run in its transaction.
+        with transaction.atomic() if task_finished.has_listeners() else nullcontext():
+            finished = _finish_at_once(task_id=task_id, actor=actor, **finish)
+            if finished is not None:
+                decisions.announce(finished.pk)
+                _announce_finished(finished)
+                return finished
+    return _finish_locked(task_id=task_id, actor=actor, **finish)
+
+
+@transaction.atomic
+def _finish_locked(
+    *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
+) -> ExecutionTask:
     task = _locked(task_id, actor=actor)
     if task.is_finished:
         same = (
@@ -408,6 +459,8 @@ def task_finish(
         raise InvalidTransition(f"cannot finish a task that is {task.status}; start it first")
     _finish(task, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error, now=timezone.now())
     _save_with_history(task, actor=actor, reason=f"finished: {outcome}", fields=FINISH_FIELDS)
+    for write in finish_writes.values():
+        write.run(task)
     _announce_finished(task)
     return task
 
@@ -415,15 +468,14 @@ def task_finish(
 def _finish_at_once(
     *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
 ) -> ExecutionTask | None:
-    """The common finish on PostgreSQL, in task_finish's transaction: one statement
-    that finishes the task only while it is `running` (and the key's own), as
-    `_finish` would (its duration computed by the database from `started_at`, to
-    the millisecond as `duration_ms` does), copies its history row, and returns it:
-    no separate locked read. None (nothing written) when the locked path must
+    """The common finish on PostgreSQL: one statement that finishes the task only
+    while it is `running` (and the key's own), as `_finish` would (its duration
+    computed by the database from `started_at`, to the millisecond as `duration_ms`
+    does), copies its history row, makes every finish write (billing's usage) from
+    the finished row, and returns the task: no separate locked read, and outside a
+    transaction none of its own. None (nothing written) when the locked path must
     answer: a retry, a task not running, another key's, or one that does not exist."""
     connection = transaction.get_connection()
-    if not updates_in_one_statement(ExecutionTask):
-        return None
     copy, history = copy_changed_sql(
         ExecutionTask,
         connection,
@@ -433,7 +485,7 @@ def _finish_at_once(
     )
     by_key = actor.api_key is not None
     read = _read_sql(connection, by_key=by_key, lock=False)
-    statement = _finish_sql(connection, by_key=by_key, copy=copy)
+    statement = _finish_sql(connection, by_key=by_key, copy=copy, writes=tuple(finish_writes))
     now = timezone.now()
     params = [outcome, now, True, now, cost_micros, tokens, error or "", task_id]
     with connection.cursor() as cursor:
@@ -444,23 +496,26 @@ def _finish_at_once(
     return read.task(row, connection)
 
 
-_FINISHES: dict[tuple[bool, str], str] = {}
+_FINISHES: dict[tuple[bool, str, tuple[str, ...]], str] = {}
 
 
-def _finish_sql(connection, *, by_key: bool, copy: str) -> str:
-    key = (by_key, copy)
+def _finish_sql(connection, *, by_key: bool, copy: str, writes: tuple[str, ...]) -> str:
+    key = (by_key, copy, writes)
     if key not in _FINISHES:
         meta = ExecutionTask._meta
         qn = connection.ops.quote_name
         columns = ", ".join(qn(f.column) for f in meta.concrete_fields)
         owner = " AND submitted_by_id = %s" if by_key else ""
+        parts = "".join(f", finish_write_{i} AS ({finish_writes[name].sql()})" for i, name in enumerate(writes))
         # `_finish`'s fields (FINISH_FIELDS); duration_ms as duration_ms() computes it:
         # whole milliseconds, rounded down (PostgreSQL's EXTRACT(EPOCH …) is exact numeric).
+        table = qn(meta.db_table)
         _FINISHES[key] = (
-            f"WITH changed AS (UPDATE {qn(meta.db_table)} SET status = %s, finished_at = %s, rollup_pending = %s, "
+            f"WITH {FINISHED_ROW} AS (UPDATE {table} SET status = %s, finished_at = %s, rollup_pending = %s, "
             "duration_ms = FLOOR(EXTRACT(EPOCH FROM (%s::timestamptz - started_at)) * 1000)::bigint, "
             f"cost_micros = %s, tokens = %s, error = %s WHERE id = %s{owner} AND status = '{TaskStatus.RUNNING.value}' "
-            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}changed) SELECT {columns} FROM changed"
+            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}{FINISHED_ROW}){parts} "
+            f"SELECT {columns} FROM {FINISHED_ROW}"
         )
     return _FINISHES[key]
 

@@ -1,5 +1,5 @@
 """Billing fixtures: two customers with their users, two offerings, tasks that
-finish through the real task services (so the task_finished signal rates them),
+finish through the real task services (so billing's finish write, tasks.signals.finish_writes, rates them),
 and a fake Stripe on `responses`."""
 
 from __future__ import annotations

@@ -130,3 +130,77 @@ def test_an_inactive_offering_rates_nothing(acme, per_task_offering, finish_task
     task = finish_task()
     assert services.usage_record_for_task(task=task) is None
     assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.postgres(reason="the finishing statement with its writes as CTEs is PostgreSQL's (tasks.services)")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_finish_rates_its_usage_in_the_one_statement_that_finishes_the_task(acme, offerings, api_key):
+    """No transaction and no statement of billing's own: the UPDATE that finishes the
+    task, its history row and the usage record commit together, as one statement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.services import task_register, task_start
+
+    actor = Actor.for_key(api_key[0])
+    task, _ = task_register(
+        actor=actor, external_id="one", task_type=TaskType.SELF_IMPROVEMENT, customer_ref="cust_acme"
+    )
+    task_start(task_id=task.pk, actor=actor)
+    with CaptureQueriesContext(connection) as queries:
+        task = task_finish(task_id=task.pk, actor=actor, outcome="succeeded", tokens=1_250, cost_micros=9)
+    assert len(queries) == 1, [q["sql"] for q in queries]  # no BEGIN, no COMMIT, no INSERT of its own
+    assert queries[0]["sql"].startswith("WITH changed AS (UPDATE") and "billing_usagerecord" in queries[0]["sql"]
+    record = UsageRecord.objects.get(task=task)
+    assert (record.customer, record.unit, record.quantity, record.unit_price_micros, record.amount_micros) == (
+        acme, "1k_tokens", 1_250, 2_000, 2_500)  # fmt: skip
+    assert (record.cost_micros, record.occurred_at, record.recorded_at) == (9, task.finished_at, task.finished_at)
+    assert task.history.latest().history_change_reason == "finished: succeeded"
+
+
+RATED = ("customer_id", "offering_id", "unit", "quantity", "unit_price_micros", "amount_micros", "cost_micros")
+
+
+@pytest.mark.postgres(reason="compares the finishing statement's rating with usage_rate's")
+@pytest.mark.parametrize(
+    ("task_type", "tokens", "cost_micros"),
+    [
+        (TaskType.IMPLEMENT_IDEA, None, None),
+        (TaskType.IMPLEMENT_IDEA, 7, 3),
+        (TaskType.SELF_IMPROVEMENT, None, 5),
+        (TaskType.SELF_IMPROVEMENT, 1_499, None),
+        (TaskType.SELF_IMPROVEMENT, 2_147_483_647, 9_223_372_036_854_775_807),
+    ],
+)
+def test_the_finishing_statement_rates_a_task_as_usage_rate_does(
+    acme, offerings, finish_task, task_type, tokens, cost_micros
+):
+    task = finish_task(task_type=task_type, tokens=tokens, cost_micros=cost_micros)
+    in_statement = UsageRecord.objects.filter(task=task).values(*RATED, "occurred_at").get()
+    UsageRecord.objects.filter(task=task).delete()
+    assert services.usage_rate(task=task) is True
+    assert UsageRecord.objects.filter(task=task).values(*RATED, "occurred_at").get() == in_statement
+
+
+def test_a_task_finished_receiver_runs_in_the_finishing_transaction(acme, offerings, finish_task):
+    """A receiver of task_finished that fails undoes the finish, its history row and
+    its usage: the finish is one transaction with its receivers (the common path
+    commits alone only while task_finished has none)."""
+    from tasks.models import ExecutionTask
+    from tasks.signals import task_finished
+
+    def refuse(sender, task, **kwargs):
+        raise RuntimeError("refused")
+
+    task_finished.connect(refuse, dispatch_uid="test-refuse")
+    try:
+        with pytest.raises(RuntimeError):
+            finish_task(customer_ref="cust_acme")
+    finally:
+        task_finished.disconnect(dispatch_uid="test-refuse")
+    task = ExecutionTask.objects.get()
+    assert task.status == "running" and task.finished_at is None
+    assert not task.history.filter(history_change_reason__startswith="finished").exists()
+    assert not UsageRecord.objects.exists()
+    task = finish_task(customer_ref="cust_acme")  # the next one, with no receiver, finishes and is rated
+    assert UsageRecord.objects.filter(task=task).count() == 1

@@ -104,3 +104,53 @@ def test_with_the_real_gate_a_start_after_a_pause_is_refused_and_held(agent, ope
     stored = ExecutionTask.objects.get(pk=task["id"])
     assert (stored.status, stored.gate_policy, stored.started_at) == (TaskStatus.HELD, "global-pause", None)
     assert stored.history.latest().history_change_reason == "start refused; gate now: hold"
+
+
+def test_with_the_real_gate_the_task_and_the_gates_state_are_read_in_one_statement(agent):
+    """The composed gate's one read on every start (the gate's state row) goes with the
+    task's read (tasks.gate.ReadWithTask): a start is the key's read, that one read and
+    the compare-and-set. (Its deadline: reviews/tests/test_gate_fails_closed.py.)"""
+    plain = {"external_id": "t0", "task_type": "implement_idea", "customer": "cust_acme"}
+    warm = post(agent, "/api/v1/tasks", plain).json()["id"]
+    post(agent, f"/api/v1/tasks/{warm}/start", {})  # the rule cache and the key's last-used time
+    task_id = post(agent, "/api/v1/tasks", {**plain, "external_id": "t1"}).json()["id"]
+    with CaptureQueriesContext(connection) as queries:
+        assert post(agent, f"/api/v1/tasks/{task_id}/start", {}).status_code == 200
+    statements = [q["sql"] for q in queries]
+    assert len(statements) == 3, statements
+    reads = [sql for sql in statements if "reviews_gatestate" in sql]
+    assert len(reads) == 1 and '"execution_tasks" t LEFT JOIN LATERAL' in reads[0]
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.RUNNING
+
+
+def test_with_the_gates_state_row_missing_a_start_is_held(agent):
+    """A row of NULLs beside the task (no gate state row) is no state at all: the gate
+    fails closed, as its own read does (reviews.selectors.gate_state)."""
+    from reviews.models import GateState
+    from reviews.selectors import GATE_STATE_MISSING
+
+    task_id = post(agent, "/api/v1/tasks", {"external_id": "t1", "task_type": "implement_idea"}).json()["id"]
+    GateState.objects.all().delete()
+    response = post(agent, f"/api/v1/tasks/{task_id}/start", {})
+    assert response.status_code == 409 and GATE_STATE_MISSING in response.json()["detail"]
+    assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.HELD
+
+
+def test_the_gates_deadline_writes_ids_out_as_the_driver_would(settings):
+    """The deadline's one message writes its parameters into the query: whole numbers
+    as psycopg's mogrify would (a negative one after a space, so `1 -%s` stays a
+    subtraction), anything else by mogrify itself."""
+    from psycopg import ClientCursor
+
+    from tasks.gate import gate_deadline
+
+    settings.GATE_STATEMENT_TIMEOUT_MS = 1234
+    query = "SELECT %s, 1 -%s, '100%%', current_setting('statement_timeout')"
+    with gate_deadline(), connection.cursor() as cursor:
+        cursor.execute(query, [5, -3])
+        assert cursor.fetchone() == (5, 4, "100%", "1234ms")
+        cursor.execute("SELECT %s, %s", [7, "it's"])
+        assert cursor.fetchone() == (7, "it's")
+    with connection.cursor() as cursor:
+        written = ClientCursor(cursor.connection).mogrify(query, [5, -3])
+    assert written == query % ("5", " -3")
