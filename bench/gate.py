@@ -1,7 +1,7 @@
 """The execution gate on the hot path, under gunicorn, PostgreSQL and RQ workers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \\
-        .venv/bin/python -m bench gate [--seconds=N] [--clients=16] [--workers=N] [--rate=200] [--keep]
+        .venv/bin/python -m bench gate [--seconds=N] [--rounds=5] [--clients=16] [--workers=N] [--rate=200] [--keep]
 
 Creates its own database (fsar_bench_gate), migrates it (the default policy
 plus two more rules, so the gate walks six rules, one of them reading a model's
@@ -77,6 +77,7 @@ def main(argv: list[str]) -> int:
     clients = int(opts.get("clients", 16))
     workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
     rate = float(opts.get("rate", 200))
+    rounds = int(opts.get("rounds", 5))
     url = postgres_url_or_none("gate", needs_redis=True)
     if url is None:
         return 2
@@ -95,7 +96,7 @@ def main(argv: list[str]) -> int:
             "DB_CONN_MAX_AGE": "600",
             "PYTHONWARNINGS": "ignore::UserWarning",
         }
-        return run(env, processes, seconds=seconds, clients=clients, workers=workers, rate=rate)
+        return run(env, processes, seconds=seconds, rounds=rounds, clients=clients, workers=workers, rate=rate)
 
 
 def setup_database(env: dict) -> str:
@@ -176,7 +177,7 @@ def log_cpu(rows) -> None:
         log(f"| {name} | {total:.2f} | {parts} | {c['idle']:.0%} | {c['steal']:.0%} |")
 
 
-def run(env: dict, processes: list, *, seconds: float, clients: int, workers: int, rate: float) -> int:
+def run(env: dict, processes: list, *, seconds: float, rounds: int, clients: int, workers: int, rate: float) -> int:
     log(f"setting up {BENCH_DB} …")
     secret = setup_database(env)
     port, bare_port = free_port(), free_port()
@@ -230,13 +231,18 @@ def run(env: dict, processes: list, *, seconds: float, clients: int, workers: in
         await flat_out(port, clients, 1, start)
         await flat_out(port, clients, 1, finish)
         results = {"noop": [], "task": [], "bare": [], "start": [], "bare_start": [], "finish": []}
-        for _ in range(2):  # alternate, so noise on the shared machine hits all alike
-            results["noop"].append(await flat_out(port, clients, seconds / 2, noop))
-            results["task"].append(await flat_out(port, clients, seconds / 2, task))
-            results["bare"].append(await flat_out(bare_port, clients, seconds / 2, task))
-            results["start"].append(await flat_out(port, clients, seconds / 2, start))
-            results["bare_start"].append(await flat_out(bare_port, clients, seconds / 2, start))
-            results["finish"].append(await flat_out(port, clients, seconds / 2, finish))
+        # Alternate, so noise on the shared machine hits all alike: each endpoint's `seconds` in
+        # `rounds` slices (five by default: with two, a host that slowed for half a minute
+        # moved single ratios by ±0.06 between consecutive runs; noop's own CPU per request
+        # varied by 30% from one run to the next, 2026-12-01).
+        slice_ = seconds / rounds
+        for _ in range(rounds):
+            results["noop"].append(await flat_out(port, clients, slice_, noop))
+            results["task"].append(await flat_out(port, clients, slice_, task))
+            results["bare"].append(await flat_out(bare_port, clients, slice_, task))
+            results["start"].append(await flat_out(port, clients, slice_, start))
+            results["bare_start"].append(await flat_out(bare_port, clients, slice_, start))
+            results["finish"].append(await flat_out(port, clients, slice_, finish))
         results["proposal"] = [await flat_out(port, clients, seconds / 2, proposal)]
         # Latency below saturation: the same 16 clients at a fixed offered rate, once the
         # worker has drained what the flat-out phases left it (held reports' cases and
