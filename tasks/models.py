@@ -113,7 +113,13 @@ class ExecutionTask(models.Model):
     customer_ref = models.CharField(max_length=200, null=True, blank=True)
     proposal_ref = models.CharField(max_length=200, null=True, blank=True)
     source = models.CharField(max_length=20, choices=TaskSource.choices, null=True, blank=True)
-    submitted_by = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks")
+    # No foreign key constraint in the database (migration 0016): keys are never deleted (revoked
+    # instead; the admin cannot delete one), the key is always the authenticated one, and the
+    # deferred check looked the same key up again for every task written at commit, a tenth
+    # of a 10,000-task backfill's database time. Deleting a key through the ORM still clears it.
+    submitted_by = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", db_constraint=False
+    )
     gate_decision = models.CharField(max_length=10, null=True, blank=True)
     gate_reason = models.TextField(null=True, blank=True)
     gate_policy = models.CharField(max_length=200, null=True, blank=True)

@@ -324,6 +324,26 @@ def test_task_history_names_its_user_without_a_database_constraint(agent, django
     assert ExecutionTask.history.get(external_id="hist-2").history_user_id is not None
 
 
+def test_tasks_name_their_key_without_a_database_constraint(agent, make_api_key):
+    """Migration 0016: no foreign key constraint checks each task's key when a backfill
+    commits (one check per row); the column stays indexed, and deleting a key through the
+    ORM still clears its tasks' key, as Django's SET_NULL does it."""
+    from django.db import connection
+
+    bulk(agent, [row(1), row(2)])
+    table = ExecutionTask._meta.db_table
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    on_key = [c for c in constraints.values() if c["columns"] == ["submitted_by_id"]]
+    assert on_key and not [c for c in on_key if c["foreign_key"]], on_key
+    assert [c for c in on_key if c["index"]], on_key
+    other, _ = make_api_key()
+    ExecutionTask.objects.filter(external_id="hist-1").update(submitted_by=other)
+    other.delete()
+    assert ExecutionTask.objects.get(external_id="hist-1").submitted_by_id is None
+    assert ExecutionTask.objects.get(external_id="hist-2").submitted_by_id is not None
+
+
 @pytest.mark.postgres(reason="the merge beside the insert is PostgreSQL's path")
 def test_a_conflicting_insert_is_the_error_reported_even_if_the_merge_beside_it_fails(agent, monkeypatch):
     from tasks import backfill, rollup_fold
