@@ -22,6 +22,7 @@ the day's traffic (docs: the report of wt/rqmem).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -167,6 +168,7 @@ def run(total: int, trace: bool, snaps: list[int], queue_name: str = "default") 
         if trace:
             for s in snaps:
                 if s not in snapshots and done >= s:
+                    gc.collect()  # cyclic garbage not yet collected is not growth
                     snapshots[s] = tracemalloc.take_snapshot().filter_traces(
                         [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *")]
                     )
