@@ -40,6 +40,12 @@ os.environ.setdefault("DB_CONN_MAX_AGE", "600")
 os.environ.setdefault("MODELS_UNREGISTERED", "allow")
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_bench_rqmem")
 
+# It writes into the database DATABASE_URL names (it does not create its own, as the other
+# benchmarks do): only into one named as a throwaway, never by accident into a real one.
+_name = os.environ.get("DATABASE_URL", "").rsplit("/", 1)[-1].split("?")[0]
+if not (_name.startswith("fsar_bench") or _name.startswith("fsar_rqmem")):
+    sys.exit(f"bench.rqmem writes into DATABASE_URL's database: name one fsar_bench* or fsar_rqmem*, not {_name!r}")
+
 import django  # noqa: E402
 
 django.setup()
