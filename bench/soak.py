@@ -34,8 +34,9 @@ also gives p50/p99 per kind of request, the checkpoints begun and the time spent
 their syncs, autovacuums at work, the job queue and the metrics rollups' backlog.
 
 Reports p50/p99 per minute and the 5xx count, and the resident memory (RSS) of
-each gunicorn worker and of the rqworker at the start and at the end. Goals: no
-5xx, every minute's p99 within 1.5× of minute one's, RSS growth under 10%.
+each gunicorn worker and of the rqworker at the start and at the end (and after each
+minute, as a series). Goals: no 5xx, every minute's p99 within 1.5× of minute one's, RSS
+growth under 10%.
 Exits 1 when a goal is missed. Drops the database at the end unless --keep.
 """
 
@@ -533,8 +534,9 @@ class Soak:
         readings: list[asyncio.Future] = []
 
         def on_minute(n: int) -> None:
-            if n == 1:
-                snapshots[1] = self.rss(master, worker)
+            # Every minute, so that a step (a periodic job's peak kept by the allocator: the
+            # quarter-hourly indicators_tick) shows as one, apart from a steady leak.
+            snapshots[n] = self.rss(master, worker)
             data = by_minute[n - 1]
             latencies = sorted(data["latencies"])
             log(
@@ -609,6 +611,9 @@ class Soak:
             if first_workers:
                 worst_growth = max(worst_growth, growth)
             log(f"| {name} (started during the soak) | — | — | {after[name] / 1024:.1f} | — | {growth * 100:+.1f}% |")
+        for name in before:
+            series = [snapshots[n].get(name, 0) / 1024 for n in sorted(snapshots)]
+            log(f"{name} RSS after each minute (MiB): " + ", ".join(f"{mib:.1f}" for mib in series))
         log(
             f"5xx (and dropped connections): {errors} (goal 0); worst minute's p99 / minute one's: {worst_ratio:.2f} "
             f"(goal ≤ 1.5); worst RSS growth after minute one {worst_growth * 100:.1f}% (goal < 10%)"
