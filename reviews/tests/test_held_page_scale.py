@@ -4,12 +4,12 @@ tasks.0015). A case of one model collects thousands of tasks; once approved, the
 released but keep their gate_case, and the case page's held list read them all."""
 
 import itertools
-import json
 
 import pytest
 from django.db import connection
 
 from reviews import selectors
+from reviews.tests.support import one_statement_analyzed, rows_read
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres(reason="EXPLAIN ANALYZE of PostgreSQL query plans")]
@@ -23,12 +23,6 @@ def tasks_on(gate_case: int, n: int, status: str) -> None:
         )
         for _ in range(n)
     )
-
-
-def _plan_nodes(node):
-    yield node
-    for child in node.get("Plans", ()):
-        yield from _plan_nodes(child)
 
 
 def test_a_page_of_held_tasks_reads_only_the_held_tasks_of_its_case():
@@ -45,33 +39,16 @@ def test_a_page_of_held_tasks_reads_only_the_held_tasks_of_its_case():
         tasks_on(case_id, 2, TaskStatus.HELD)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE execution_tasks")
-        calls = []
-
-        def capture(execute, sql, params, many, context, calls=calls):
-            calls.append((sql, params))
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(capture):
-            page, after = selectors.held_tasks_page(case_id)
+        (page, after), nodes = one_statement_analyzed(lambda case_id=case_id: selectors.held_tasks_page(case_id))
         assert [t.external_id for t in page] == list(
             ExecutionTask.objects.filter(gate_case=str(case_id), status=TaskStatus.HELD)
             .order_by("id")
             .values_list("external_id", flat=True)
         )
         assert len(page) == 2 and after is None
-        ((sql, params),) = calls
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            (plan,) = cursor.fetchone()
-        plan = plan if isinstance(plan, list) else json.loads(plan)
-        nodes = list(_plan_nodes(plan[0]["Plan"]))
         # An index scan, or a bitmap heap scan over a bitmap index scan: either way only this index.
-        assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"tasks_case_held"}, plan
+        assert {node["Index Name"] for node in nodes if "Index Name" in node} == {"tasks_case_held"}, nodes
         scans = [node for node in nodes if node.get("Relation Name") == "execution_tasks"]
-        assert scans and not any(node["Node Type"] == "Seq Scan" for node in scans), plan
-        read[released] = sum(
-            (node["Actual Rows"] + node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0))
-            * node["Actual Loops"]
-            for node in scans
-        )
+        assert scans and not any(node["Node Type"] == "Seq Scan" for node in scans), nodes
+        read[released] = rows_read(scans)
     assert read[3] == read[3000] == 2, read

@@ -4,7 +4,6 @@ tasks_gate_case, once per vote, not by a DISTINCT over every task (the soak's he
 model collects thousands of tasks on one case)."""
 
 import itertools
-import json
 
 import pytest
 from django.db import connection
@@ -12,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from reviews import selectors, services
 from reviews.models import Case, PolicyRule
+from reviews.tests.support import one_statement_analyzed, rows_read
 from tasks.models import ExecutionTask, TaskStatus
 
 pytestmark = pytest.mark.django_db
@@ -96,40 +96,21 @@ def test_a_vote_reads_the_cases_tasks_once_and_as_often_for_30_as_for_3(client, 
     assert Case.objects.get(pk=large).status == "approved"
 
 
-def _plan_nodes(node):
-    yield node
-    for child in node.get("Plans", ()):
-        yield from _plan_nodes(child)
-
-
 @pytest.mark.postgres(reason="EXPLAIN ANALYZE of PostgreSQL query plans")
 def test_the_keys_of_a_case_are_read_in_index_probes_not_per_task(make_api_key):
     keys = [make_api_key()[0] for _ in range(2)]
     hold(None, 3000, keys)  # the rest of the table: tasks on no case
     for other in range(40, 60):
         hold(other, 20, keys)
-    read, calls = {}, []
-
-    def capture(execute, sql, params, many, context):
-        calls.append((sql, params))
-        return execute(sql, params, many, context)
-
+    read = {}
     for case_id, n in ((3, 3), (4, 3000)):
         hold(case_id, n, keys)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE execution_tasks")
-        calls.clear()
-        with connection.execute_wrapper(capture):
-            assert {k for _, k in selectors._task_keys_of([case_id])} == {key.pk for key in keys}
-        ((sql, params),) = calls
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            (plan,) = cursor.fetchone()
-        plan = plan if isinstance(plan, list) else json.loads(plan)
-        scans = [node for node in _plan_nodes(plan[0]["Plan"]) if node.get("Relation Name") == "execution_tasks"]
-        assert scans and {node.get("Index Name") for node in scans} == {"tasks_gate_case"}, plan
-        read[n] = sum(
-            (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"] for node in scans
-        )
+        found, nodes = one_statement_analyzed(lambda case_id=case_id: selectors._task_keys_of([case_id]))
+        assert {k for _, k in found} == {key.pk for key in keys}
+        scans = [node for node in nodes if node.get("Relation Name") == "execution_tasks"]
+        assert scans and {node.get("Index Name") for node in scans} == {"tasks_gate_case"}, nodes
+        read[n] = rows_read(scans)
     # Two keys: the first probe, one past each key (the last past one finds the next case, or nothing).
     assert read[3] == read[3000] <= 3, read
