@@ -246,18 +246,25 @@ ON CONFLICT (task_id) DO NOTHING
 _rate_finished_sql: str | None = None
 
 
+def _rate_parts() -> dict[str, str]:
+    """The tables and expressions both ratings (_RATE, _RATE_FINISHED) are written with."""
+    return {
+        "usage": UsageRecord._meta.db_table,
+        "customer": Customer._meta.db_table,
+        "covers": OfferingTaskType._meta.db_table,
+        "offering": ServiceOffering._meta.db_table,
+        "quantity": _QUANTITY,
+        "amount": money.RATE_SQL.format(unit="o.unit", price="o.unit_price_micros", quantity=_QUANTITY),
+    }
+
+
 def usage_rate_sql() -> str:
     """usage_rate as a query over the finished task's row (tasks.signals.FINISHED_ROW),
     for the statement that finishes it; no parameters."""
     global _rate_finished_sql
     if _rate_finished_sql is None:
         _rate_finished_sql = _RATE_FINISHED.format(
-            usage=UsageRecord._meta.db_table,
-            customer=Customer._meta.db_table,
-            covers=OfferingTaskType._meta.db_table,
-            offering=ServiceOffering._meta.db_table,
-            quantity=_QUANTITY,
-            amount=money.RATE_SQL.format(unit="o.unit", price="o.unit_price_micros", quantity=_QUANTITY),
+            **_rate_parts(),
             finished=FINISHED_ROW,
             succeeded=TaskStatus.SUCCEEDED.value,
             api=TaskSource.API.value,
@@ -275,14 +282,7 @@ def usage_rate(*, task: ExecutionTask) -> bool:
     if not is_billable(task):
         return False
     if _rate_sql is None:
-        _rate_sql = _RATE.format(
-            usage=UsageRecord._meta.db_table,
-            customer=Customer._meta.db_table,
-            covers=OfferingTaskType._meta.db_table,
-            offering=ServiceOffering._meta.db_table,
-            quantity=_QUANTITY,
-            amount=money.RATE_SQL.format(unit="o.unit", price="o.unit_price_micros", quantity=_QUANTITY),
-        )
+        _rate_sql = _RATE.format(**_rate_parts())
     connection = transaction.get_connection()
     moment = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
