@@ -30,8 +30,8 @@ Four set-based statements whatever the number of tasks:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection, transaction
 
@@ -141,13 +141,12 @@ def fold_select(select: str, params: Sequence | None = None, *, meanwhile: Calla
             if meanwhile is not None:
                 meanwhile()
         else:
-            merging = _InThread(_merged, found)
-            try:
+            # Leaving the block waits for the merge; a failing statement's error is the one
+            # raised (a conflict: a 409), whatever the merge did.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-fold-merge") as pool:
+                merging = pool.submit(_merged, found)
                 meanwhile()
-            except BaseException:
-                merging.join()  # the statement's error is the one to report (a conflict: a 409)
-                raise
-            merged = merging.result()
+                merged = merging.result()
         if found:
             _write_merged(cursor, merged)
             cursor.execute(_UPDATE)
@@ -156,31 +155,6 @@ def fold_select(select: str, params: Sequence | None = None, *, meanwhile: Calla
             cursor.execute("DROP TABLE rollup_fold_merged")
         cursor.execute("DROP TABLE rollup_fold_delta")
     return changed
-
-
-class _InThread:
-    """`fn(*args)` run in a thread of its own; `result()` waits for it and returns its
-    value or raises its exception."""
-
-    def __init__(self, fn: Callable, *args) -> None:
-        self._value = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(fn, *args), name="rollup-fold-merge", daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable, *args) -> None:
-        try:
-            self._value = fn(*args)
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _merged(found: list[tuple[int, str, str]]) -> str:
