@@ -484,12 +484,13 @@ class Soak:
                 "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).fetchone()
         queued = redis.Redis.from_url(self.env["REDIS_URL"]).llen("rq:queue:default")
-        begun, synced = checkpoint_stats(self.env)
-        began_before, synced_before = self.checkpoints
-        self.checkpoints = (begun, synced)
+        begun, synced, segments = checkpoint_stats(self.env)
+        began_before, synced_before, segments_before = self.checkpoints
+        self.checkpoints = (begun, synced, segments)
         log(
             f"  after minute {n}: checkpoints begun {begun - began_before}, time in their syncs "
-            f"{synced - synced_before:.0f} ms, autovacuums running {vacuums}, "
+            f"{synced - synced_before:.0f} ms, WAL segments created {max(0, segments - segments_before)}, "
+            f"autovacuums running {vacuums}, "
             f"jobs queued {queued}, rollup pending {pending}; oldest snapshot {horizon[0]} transactions old, "
             f"longest transaction {horizon[1].total_seconds():.1f} s; most dead rows: "
             + ", ".join(f"{t} {dead} dead/{live} live ({count} autovacuums)" for t, live, dead, count in tables)
