@@ -2,6 +2,11 @@
 the points of one bucket. Pure: the periodic job feeds it rows read from the
 database by index ranges (indicators/sources.py); the simulation's fast path
 feeds it the generator's rows directly. Both get the same points.
+
+The model series go through per task type × model sums (`ModelGroup`,
+`points_of_groups`): the periodic job has the database compute them
+(`sources.model_groups`), so a day of tasks never comes into its memory; the fast
+path sums its observations into the same groups (`model_groups`).
 """
 
 from __future__ import annotations
