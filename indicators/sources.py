@@ -69,7 +69,8 @@ def _p95_by_ranks(start: datetime, end: datetime) -> dict[GroupKey, float]:
             rank=Window(RowNumber(), partition_by=group, order_by=F("duration_ms").asc()),
             size=Window(Count("pk"), partition_by=group),
         )
-        # Ranks (from 0) within one of the position: its floor and its ceiling among them.
+        # ROW_NUMBER counts from 1: the rows whose index (from 0) is within one of the
+        # position, its floor and its ceiling among them (two or three rows a group).
         .filter(rank__gte=position, rank__lte=position + 2)
         .values_list("task_type", "model_label", "rank", "size", "duration_ms")
     )
