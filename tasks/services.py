@@ -25,6 +25,7 @@ from core.history import (
     update_with_history,
     updates_in_one_statement,
 )
+from core.prepared import GenericRead
 from tasks import decisions
 from tasks.auth import KEY_PREFIX, generate_secret
 from tasks.gate import (
@@ -254,8 +255,12 @@ def _read_task(
     connection = transaction.get_connection()
     by_key = actor is not None and actor.api_key is not None
     read = _read_sql(connection, by_key=by_key, lock=lock, with_gate=with_gate)
+    params = [task_id, actor.api_key.pk] if by_key else [task_id]
     with connection.cursor() as cursor:
-        cursor.execute(read.sql, [task_id, actor.api_key.pk] if by_key else [task_id])
+        if read.generic is not None and not connection.in_atomic_block and GenericRead.usable(connection):
+            read.generic.run(cursor, params)
+        else:
+            cursor.execute(read.sql, params)
         row = cursor.fetchone()
     if row is None:
         raise ExecutionTask.DoesNotExist(f"No task with id {task_id}.")
@@ -270,6 +275,9 @@ class _Read:
     # Per column that has any: its position, and what turns its database value into
     # the ORM's (JSON decoded, SQLite's booleans and datetimes), as the query compiler would.
     converters: list[tuple[int, Any, list]]
+    # start's read with the gate's state (outside a transaction, on PostgreSQL): prepared
+    # once per connection and run with a generic plan (core.prepared), as it reads by key.
+    generic: GenericRead | None = None
 
     def task(self, row, connection) -> ExecutionTask:
         """The task a row of this read (its columns, in order) holds."""
@@ -312,7 +320,10 @@ def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask |
             steps = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
             if steps:
                 converters.append((position, col, steps))
-        _READS[key] = _Read(sql=sql, attnames=[f.attname for f in fields], converters=converters)
+        generic = None
+        if with_gate is not None and connection.vendor == "postgresql":
+            generic = GenericRead("task_read_with_gate", sql, ("bigint", "bigint") if by_key else ("bigint",))
+        _READS[key] = _Read(sql=sql, attnames=[f.attname for f in fields], converters=converters, generic=generic)
     return _READS[key]
 
 

@@ -118,9 +118,66 @@ def test_with_the_real_gate_the_task_and_the_gates_state_are_read_in_one_stateme
         assert post(agent, f"/api/v1/tasks/{task_id}/start", {}).status_code == 200
     statements = [q["sql"] for q in queries]
     assert len(statements) == 3, statements
-    reads = [sql for sql in statements if "reviews_gatestate" in sql]
-    assert len(reads) == 1 and '"execution_tasks" t LEFT JOIN LATERAL' in reads[0]
+    reads = [sql for sql in statements if "EXECUTE fsar_task_read_with_gate_" in sql]
+    assert len(reads) == 1, statements
+    assert '"execution_tasks" t LEFT JOIN LATERAL' in prepared_statement(reads[0])
+    assert "reviews_gatestate" in prepared_statement(reads[0])
     assert ExecutionTask.objects.get(pk=task_id).status == TaskStatus.RUNNING
+
+
+def prepared_statement(read: str) -> str:
+    """The definition of the statement a read EXECUTEs, as prepared on this connection."""
+    name = read.split("EXECUTE ", 1)[1].split("(", 1)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE name = %s", [name])
+        return cursor.fetchone()[0]
+
+
+def test_the_read_with_the_gate_is_prepared_once_and_runs_with_a_generic_plan(agent):
+    """Connections plan each execution for its values (fsar/settings.py); this read, by
+    primary key, is prepared once per connection and executed with a generic plan
+    (core.prepared): PostgreSQL neither parses nor plans it again on each start."""
+    plain = {"external_id": "t0", "task_type": "implement_idea", "customer": "cust_acme"}
+    ids = [post(agent, "/api/v1/tasks", {**plain, "external_id": f"t{i}"}).json()["id"] for i in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        for task_id in ids:
+            assert post(agent, f"/api/v1/tasks/{task_id}/start", {}).status_code == 200
+    statements = [q["sql"] for q in queries]
+    assert sum(sql.startswith("PREPARE fsar_task_read_with_gate_") for sql in statements) <= 1, statements
+    reads = [sql for sql in statements if "EXECUTE fsar_task_read_with_gate_" in sql]
+    assert len(reads) == 3 and all("SET LOCAL plan_cache_mode = force_generic_plan" in sql for sql in reads)
+    name = reads[0].split("EXECUTE ", 1)[1].split("(", 1)[0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s", [name])
+        generic, custom = cursor.fetchone()
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_custom_plan",)  # the connection's own setting is untouched
+    assert generic >= 3 and custom == 0
+
+
+def test_a_start_whose_prepared_read_is_gone_still_answers_and_prepares_it_again(agent):
+    """A session that lost the statement (DEALLOCATE, a server-side reset) fails that one
+    read; the locked path answers the start, and the next start prepares it again."""
+    plain = {"external_id": "t0", "task_type": "implement_idea", "customer": "cust_acme"}
+    ids = [post(agent, "/api/v1/tasks", {**plain, "external_id": f"t{i}"}).json()["id"] for i in range(3)]
+    assert post(agent, f"/api/v1/tasks/{ids[0]}/start", {}).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'fsar_task_read_with_gate_%%'")
+        (gone,) = cursor.fetchone()
+        cursor.execute(f"DEALLOCATE {gone}")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(agent, f"/api/v1/tasks/{ids[1]}/start", {})
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    assert any(q["sql"].startswith("BEGIN") or "FOR UPDATE" in q["sql"] for q in queries), "the locked path answered"
+    task = ExecutionTask.objects.get(pk=ids[1])
+    assert task.status == TaskStatus.RUNNING and task.history.latest().history_change_reason == "started"
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(agent, f"/api/v1/tasks/{ids[2]}/start", {}).status_code == 200
+    statements = [q["sql"] for q in queries]
+    assert any(sql.startswith("PREPARE fsar_task_read_with_gate_") for sql in statements), statements
+    assert not any(gone + "(" in sql for sql in statements)
 
 
 def test_with_the_gates_state_row_missing_a_start_is_held(agent):
