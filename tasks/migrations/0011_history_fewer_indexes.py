@@ -5,27 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("tasks", "0010_rollup_backfilled"),
+        ('tasks', '0010_rollup_backfilled'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="historicalexecutiontask",
-            name="external_id",
+            model_name='historicalexecutiontask',
+            name='external_id',
             field=models.CharField(max_length=200),
         ),
         migrations.AlterField(
-            model_name="historicalexecutiontask",
-            name="submitted_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="tasks.apikey",
-            ),
+            model_name='historicalexecutiontask',
+            name='submitted_by',
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='tasks.apikey'),
         ),
     ]
