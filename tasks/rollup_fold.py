@@ -44,13 +44,14 @@ def _deltas_sql(select: str) -> str:
     """The deltas of the tasks `select` gives, one row per rollup key, in the key's order."""
     return f"""
 WITH tasks AS (
-    SELECT date_bin('1 hour', t.finished_at, {_ORIGIN}) AS hour, t.task_type::text AS task_type,
-           t.ai_model::text AS ai_model, t.status::text AS status, t.duration_ms::bigint AS duration_ms,
+    SELECT date_bin('1 hour', t.finished_at, {_ORIGIN}) AS hour, t.task_type::text COLLATE "C" AS task_type,
+           t.ai_model::text COLLATE "C" AS ai_model, t.status::text AS status, t.duration_ms::bigint AS duration_ms,
            t.source::text AS source, {bucket_index_sql("t.duration_ms::bigint")} AS bucket
       FROM ({select}) AS t (finished_at, task_type, ai_model, status, duration_ms, source)
      WHERE t.finished_at IS NOT NULL AND t.status IN {_FINISHED}
 ), buckets AS (
-    SELECT p.period, p.start, t.task_type, t.ai_model IS NOT NULL AS has_model, coalesce(t.ai_model, '') AS model,
+    SELECT p.period COLLATE "C" AS period, p.start, t.task_type, t.ai_model IS NOT NULL AS has_model,
+           coalesce(t.ai_model, '') AS model,
            t.bucket, count(*) AS tasks, count(*) FILTER (WHERE t.status = '{FAILED}') AS failed,
            count(t.duration_ms) AS timed, sum(t.duration_ms) AS sum_ms, max(t.duration_ms) AS max_ms,
            count(*) FILTER (WHERE t.source = '{BACKFILL}') AS backfilled
