@@ -138,15 +138,22 @@ def bench_connection(env: dict):
     return psycopg.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path[1:])
 
 
-def checkpoint_stats(env: dict) -> tuple[int, float]:
-    """PostgreSQL's checkpoints begun so far (timed and requested), and the time spent in
+def checkpoint_stats(env: dict) -> tuple[int, float, int]:
+    """PostgreSQL's checkpoints begun so far (timed and requested), the time spent in
     their sync phases (ms): a sync is what stalls commits, so a change in it tells that a
-    checkpoint ended meanwhile."""
+    checkpoint ended meanwhile; and the number of WAL segment files in pg_wal.
+
+    A rise in the segment count means PostgreSQL created new segments meanwhile instead of
+    reusing ones a checkpoint recycled: with `wal_init_zero` (the default) the backend that
+    needs one writes 16 MB of zeros and syncs them while holding the WAL write lock, and
+    every commit waits (44–95 ms each on this machine kind, 2026-12-01, against a 2 ms
+    median commit: docs/deployment.md, "WAL segments")."""
     with bench_connection(env) as conn:
         row = conn.execute(
-            "SELECT checkpoints_timed + checkpoints_req, checkpoint_sync_time FROM pg_stat_bgwriter"
+            "SELECT checkpoints_timed + checkpoints_req, checkpoint_sync_time, "
+            "(SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$') FROM pg_stat_bgwriter"
         ).fetchone()
-    return int(row[0]), float(row[1])
+    return int(row[0]), float(row[1]), int(row[2])
 
 
 def force_checkpoint(env: dict) -> float:

@@ -249,12 +249,13 @@ def run(env: dict, processes: list, *, seconds: float, rounds: int, clients: int
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
         for name, request in (("paced_noop", noop), ("paced_task", task)):
-            begun, synced = checkpoint_stats(env)
+            begun, synced, segments = checkpoint_stats(env)
             results[name] = [await paced(port, clients, seconds, rate, request)]
-            begun_after, synced_after = checkpoint_stats(env)
+            begun_after, synced_after, segments_after = checkpoint_stats(env)
             log(
                 f"{name}: {results[name][0]['tail']}; checkpoints begun during it: {begun_after - begun}, "
-                f"time in checkpoint syncs during it: {synced_after - synced:.0f} ms"
+                f"time in checkpoint syncs during it: {synced_after - synced:.0f} ms, "
+                f"WAL segments created during it: {max(0, segments_after - segments)}"
             )
         return results
 

@@ -83,6 +83,7 @@ BENCH_DB = "fsar_bench_soak"
 SECRET = "whsec_bench_soak"
 PASSWORD = "soak-committee-password-1"
 MEMBERS = ["soak-alice", "soak-bob", "soak-carol"]
+RELOGIN_SECONDS = {member: 480 + 120 * k for k, member in enumerate(MEMBERS)}  # under the 15 minutes
 MODELS = ["gpt-5.1", "claude-sonnet-5", "llama-4-70b"]
 TASK_TYPES = ["implement_idea", "idea_implementation", "self_improvement"]
 # One cycle of the mix: 20 requests.
@@ -330,12 +331,15 @@ class Soak:
         if not self.open_cases:
             return await self.register()
         member = random.choice(MEMBERS)
-        # Votes need a login within 15 minutes: a member logs in again every 10, once. The
-        # lock keeps the member's concurrent votes from each logging in (a herd of password
-        # hashes, ~0.3 s of CPU each, stalled every request for a second at minute 10).
+        # Votes need a login within 15 minutes: a member logs in again after 8, 10 or 12
+        # (by member), once. The lock keeps the member's concurrent votes from each logging in
+        # (a herd of password hashes, ~0.3 s of CPU each, stalled every request for a second
+        # at minute 10); the staggering keeps the three members, who first logged in together
+        # when the soak began, from logging in again in the same second, as people don't
+        # (all three at minute 10 made it 1.51x minute one's p99, 2026-12-01).
         async with self.login_locks[member]:
             session = self.sessions.get(member)
-            if session is None or time.time() - float(session["at"]) > 600:
+            if session is None or time.time() - float(session["at"]) > RELOGIN_SECONDS[member]:
                 session = await self.login(member)
         case_id, version = random.choice(self.open_cases)
         form = urlencode({
@@ -484,12 +488,13 @@ class Soak:
                 "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).fetchone()
         queued = redis.Redis.from_url(self.env["REDIS_URL"]).llen("rq:queue:default")
-        begun, synced = checkpoint_stats(self.env)
-        began_before, synced_before = self.checkpoints
-        self.checkpoints = (begun, synced)
+        begun, synced, segments = checkpoint_stats(self.env)
+        began_before, synced_before, segments_before = self.checkpoints
+        self.checkpoints = (begun, synced, segments)
         log(
             f"  after minute {n}: checkpoints begun {begun - began_before}, time in their syncs "
-            f"{synced - synced_before:.0f} ms, autovacuums running {vacuums}, "
+            f"{synced - synced_before:.0f} ms, WAL segments created {max(0, segments - segments_before)}, "
+            f"autovacuums running {vacuums}, "
             f"jobs queued {queued}, rollup pending {pending}; oldest snapshot {horizon[0]} transactions old, "
             f"longest transaction {horizon[1].total_seconds():.1f} s; most dead rows: "
             + ", ".join(f"{t} {dead} dead/{live} live ({count} autovacuums)" for t, live, dead, count in tables)

@@ -174,7 +174,10 @@ class UsageRecord(models.Model):
     so a later price change never rewrites what was billed."""
 
     task = models.OneToOneField(ExecutionTask, on_delete=models.PROTECT, related_name="usage_record")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage")
+    # Every billed finish writes a row here: no index the others already give. A customer's
+    # usage is found by usage_customer_time (its first column), an invoice line's by
+    # usage_invoice_line, not by the indexes Django would add for the two foreign keys.
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage", db_index=False)
     offering = models.ForeignKey(ServiceOffering, on_delete=models.PROTECT, related_name="usage")
     unit = models.CharField(max_length=20, choices=ServiceOffering.Unit.choices)
     quantity = models.BigIntegerField(help_text="1 per task, or the tokens used")
@@ -184,7 +187,7 @@ class UsageRecord(models.Model):
     occurred_at = models.DateTimeField(help_text="When the task finished.")
     recorded_at = models.DateTimeField(default=timezone.now)
     invoice_line = models.ForeignKey(
-        InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_records"
+        InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_records", db_index=False
     )
 
     class Meta:

@@ -2,6 +2,11 @@
 the points of one bucket. Pure: the periodic job feeds it rows read from the
 database by index ranges (indicators/sources.py); the simulation's fast path
 feeds it the generator's rows directly. Both get the same points.
+
+The model series go through per task type × model sums (`ModelGroup`,
+`points_of_groups`): the periodic job has the database compute them
+(`sources.model_groups`), so a day of tasks never comes into its memory; the fast
+path sums its observations into the same groups (`model_groups`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -73,42 +78,102 @@ Key = tuple[str, str]  # (series key, label key)
 Points = dict[Key, tuple[float, int, dict]]  # → (value, n, labels)
 
 
+def percentile_of(n: int, fraction: float, value_at: Callable[[int], float]) -> float:
+    """percentile_cont over n sorted values, `value_at(i)` the i-th (from 0): linear
+    interpolation between the two neighbouring ranks, the operations PostgreSQL's
+    percentile_cont does (first + (position − floor)·(second − first)). Only the
+    two ranks are asked for, so a caller can fetch just those."""
+    position = fraction * (n - 1)
+    low, high = math.floor(position), math.ceil(position)
+    first = value_at(low)
+    return first + (value_at(high) - first) * (position - low)
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     """percentile_cont: linear interpolation between the two neighbouring ranks."""
     ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return percentile_of(len(ordered), fraction, ordered.__getitem__)
 
 
 def _put(points: Points, key: str, labels: dict, value: float, n: int) -> None:
     points[(key, label_key(labels))] = (float(value), int(n), labels)
 
 
-def model_points(tasks: Iterable[TaskObs], registrations: Iterable[RegistrationObs]) -> Points:
-    """Per task type × model: mean and p95 duration, failure rate, cost per task
-    (finished tasks), share held or denied (registrations)."""
-    groups: dict[tuple[str, str], list[TaskObs]] = defaultdict(list)
+@dataclass
+class ModelGroup:
+    """One task type × model of a bucket, summed: what its model points are computed
+    from (`points_of_groups`). The periodic job has the database sum them per group
+    (indicators.sources.model_groups), so its memory does not grow with a day's
+    tasks; `model_groups` sums observations the same way (the simulation's fast path)."""
+
+    task_type: str
+    ai_model: str  # NO_MODEL when the task names none
+    finished: int = 0
+    failed: int = 0
+    timed: int = 0  # finished with a duration
+    sum_ms: int = 0
+    p95_ms: float | None = None  # percentile_cont(0.95) of the durations
+    costed: int = 0  # finished with a cost
+    sum_cost: int = 0
+    registered: int = 0
+    held: int = 0  # held or denied at registration
+
+
+GroupKey = tuple[str, str]  # (task_type, ai_model or NO_MODEL)
+P95 = 0.95
+
+
+def model_groups(tasks: Iterable[TaskObs], registrations: Iterable[RegistrationObs]) -> dict[GroupKey, ModelGroup]:
+    """The groups of observations, as the database sums them."""
+    groups: dict[GroupKey, ModelGroup] = {}
+    durations: dict[GroupKey, list[float]] = defaultdict(list)
     for t in tasks:
-        groups[(t.task_type, t.ai_model or NO_MODEL)].append(t)
-    points: Points = {}
-    for (task_type, model), rows in groups.items():
-        labels = {"task_type": task_type, "ai_model": model}
-        durations = [float(t.duration_ms) for t in rows if t.duration_ms is not None]
-        if durations:
-            _put(points, "model.mean_ms", labels, sum(durations) / len(durations), len(durations))
-            _put(points, "model.p95_ms", labels, _percentile(durations, 0.95), len(durations))
-        _put(points, "model.failure_rate", labels, sum(t.failed for t in rows) / len(rows), len(rows))
-        costs = [t.cost_micros for t in rows if t.cost_micros is not None]
-        if costs:
-            _put(points, "model.cost_micros", labels, sum(costs) / len(costs), len(costs))
-    held: dict[tuple[str, str], list[bool]] = defaultdict(list)
+        key = (t.task_type, t.ai_model or NO_MODEL)
+        group = groups.get(key) or groups.setdefault(key, ModelGroup(*key))
+        group.finished += 1
+        group.failed += bool(t.failed)
+        if t.duration_ms is not None:
+            group.timed += 1
+            group.sum_ms += t.duration_ms
+            durations[key].append(float(t.duration_ms))
+        if t.cost_micros is not None:
+            group.costed += 1
+            group.sum_cost += t.cost_micros
+    for key, values in durations.items():
+        groups[key].p95_ms = _percentile(values, P95)
     for r in registrations:
-        held[(r.task_type, r.ai_model or NO_MODEL)].append(r.held)
-    for (task_type, model), flags in held.items():
-        labels = {"task_type": task_type, "ai_model": model}
-        _put(points, "model.held_share", labels, sum(flags) / len(flags), len(flags))
+        key = (r.task_type, r.ai_model or NO_MODEL)
+        group = groups.get(key) or groups.setdefault(key, ModelGroup(*key))
+        group.registered += 1
+        group.held += bool(r.held)
+    return groups
+
+
+def points_of_groups(groups: Iterable[ModelGroup]) -> Points:
+    """Per task type × model: mean and p95 duration, failure rate, cost per task
+    (finished tasks), share held or denied (registrations). Means are integer sums
+    over counts: the same floats as summing the values as floats (exact below 2⁵³)."""
+    groups = sorted(groups, key=lambda g: (g.task_type, g.ai_model))
+    points: Points = {}
+    for g in groups:
+        labels = {"task_type": g.task_type, "ai_model": g.ai_model}
+        if g.timed:
+            _put(points, "model.mean_ms", labels, g.sum_ms / g.timed, g.timed)
+            _put(points, "model.p95_ms", labels, g.p95_ms, g.timed)
+        if g.finished:
+            _put(points, "model.failure_rate", labels, g.failed / g.finished, g.finished)
+        if g.costed:
+            _put(points, "model.cost_micros", labels, g.sum_cost / g.costed, g.costed)
+    for g in groups:
+        if g.registered:
+            labels = {"task_type": g.task_type, "ai_model": g.ai_model}
+            _put(points, "model.held_share", labels, g.held / g.registered, g.registered)
     return points
+
+
+def model_points(tasks: Iterable[TaskObs], registrations: Iterable[RegistrationObs]) -> Points:
+    """The model points of observations (the simulation's fast path)."""
+    return points_of_groups(model_groups(tasks, registrations).values())
 
 
 def committee_points(decided: Iterable[CaseObs], due: Iterable[CaseObs], votes: Iterable[VoteObs]) -> Points:

@@ -1,5 +1,7 @@
 """Reads of the tasks and reviews tables for one time range, as observations
-(indicators.observations). Every read is an index range on a time column
+(indicators.observations), and for the model series as sums per task type × model
+(`model_groups`: the database aggregates, so memory does not grow with the
+rows). Every read is an index range on a time column
 (docs/indicators.md, "Reads"):
 
 - finished tasks: `execution_tasks.finished_at` (tasks_finished_at_cover),
@@ -14,11 +16,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.apps import apps
+from django.db import connection
+from django.db.models import Aggregate, Count, ExpressionWrapper, F, FloatField, Q, Sum, TextField, Value, Window
+from django.db.models.functions import Coalesce, NullIf, RowNumber
 
-from indicators.observations import CaseObs, RegistrationObs, TaskObs, VoteObs
+from indicators.observations import NO_MODEL, P95, CaseObs, GroupKey, ModelGroup, VoteObs, percentile_of
 from reviews.models import DECIDED_STATUSES, Case, CaseStatus, Vote
 from tasks.models import FINISHED_STATUSES, ExecutionTask, TaskSource, TaskStatus
 
@@ -28,24 +34,106 @@ SLACK = timedelta(minutes=5)
 HELD = (TaskStatus.HELD.value, TaskStatus.DENIED.value)
 
 
-def finished_tasks(start: datetime, end: datetime) -> list[TaskObs]:
-    rows = ExecutionTask.objects.filter(
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression), in
+    float8: the same operations as observations.percentile_of."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s::float8) WITHIN GROUP (ORDER BY (%(expressions)s)::float8)"
+    output_field = FloatField()
+
+    def __init__(self, expression, *, fraction: float):
+        super().__init__(expression, fraction=float(fraction))
+
+
+# The group's model label: a task naming no model (null or empty) is NO_MODEL's, as in observations.
+MODEL_LABEL = Coalesce(NullIf("ai_model", Value("")), Value(NO_MODEL), output_field=TextField())
+
+
+def _finished_api_tasks(start: datetime, end: datetime):
+    return ExecutionTask.objects.filter(
         finished_at__gte=start, finished_at__lt=end, status__in=FINISHED_STATUSES, source=TaskSource.API
-    ).values_list("finished_at", "task_type", "ai_model", "status", "duration_ms", "cost_micros")
-    return [TaskObs(at, tt, model, status == TaskStatus.FAILED, ms, cost) for at, tt, model, status, ms, cost in rows]
+    ).order_by()
 
 
-def registrations(start: datetime, end: datetime) -> list[RegistrationObs]:
+def _p95_by_ranks(start: datetime, end: datetime) -> dict[GroupKey, float]:
+    """Without percentile_cont (SQLite): per group, only the rows at the ranks around
+    P95·(n − 1) (window functions), interpolated as percentile_of does."""
+    group = [F("task_type"), F("model_label")]
+    position = ExpressionWrapper((F("size") - 1) * Value(P95), output_field=FloatField())
+    rows = (
+        _finished_api_tasks(start, end)
+        .filter(duration_ms__isnull=False)
+        .annotate(model_label=MODEL_LABEL)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=group, order_by=F("duration_ms").asc()),
+            size=Window(Count("pk"), partition_by=group),
+        )
+        # ROW_NUMBER counts from 1: the rows whose index (from 0) is within one of the
+        # position, its floor and its ceiling among them (two or three rows a group).
+        .filter(rank__gte=position, rank__lte=position + 2)
+        .values_list("task_type", "model_label", "rank", "size", "duration_ms")
+    )
+    ranked: dict[GroupKey, dict[int, float]] = defaultdict(dict)
+    sizes: dict[GroupKey, int] = {}
+    for task_type, model, rank, size, ms in rows:
+        ranked[(task_type, model)][rank - 1] = float(ms)
+        sizes[(task_type, model)] = size
+    return {key: percentile_of(sizes[key], P95, values.__getitem__) for key, values in ranked.items()}
+
+
+def model_groups(start: datetime, end: datetime) -> list[ModelGroup]:
+    """The finished API tasks (by finished_at) and API registrations (the history's
+    `+` rows) of [start, end), summed per task type × model by the database: the
+    rows never come into Python, whatever a day's traffic."""
+    postgres = connection.vendor == "postgresql"
+    sums = {
+        "finished": Count("pk"),
+        "failed": Count("pk", filter=Q(status=TaskStatus.FAILED)),
+        "timed": Count("duration_ms"),
+        "sum_ms": Sum("duration_ms"),
+        "costed": Count("cost_micros"),
+        "sum_cost": Sum("cost_micros"),
+    }
+    if postgres:
+        sums["p95_ms"] = PercentileCont("duration_ms", fraction=P95)
+    tasks = _finished_api_tasks(start, end).annotate(model_label=MODEL_LABEL).values("task_type", "model_label")
+    groups: dict[GroupKey, ModelGroup] = {}
+    for row in tasks.annotate(**sums):
+        key = (row["task_type"], row["model_label"])
+        groups[key] = ModelGroup(
+            *key,
+            finished=row["finished"],
+            failed=row["failed"],
+            timed=row["timed"],
+            sum_ms=int(row["sum_ms"] or 0),  # PostgreSQL's sum of a bigint is an exact numeric
+            p95_ms=row.get("p95_ms"),
+            costed=row["costed"],
+            sum_cost=int(row["sum_cost"] or 0),
+        )
+    if not postgres:
+        for key, p95 in _p95_by_ranks(start, end).items():
+            groups[key].p95_ms = p95
     history = ExecutionTask.history.model
-    rows = history.objects.filter(
-        history_type="+",
-        history_date__gte=start - SLACK,
-        history_date__lt=end + SLACK,
-        created_at__gte=start,
-        created_at__lt=end,
-        source=TaskSource.API,
-    ).values_list("created_at", "task_type", "ai_model", "status")
-    return [RegistrationObs(at, tt, model, status in HELD) for at, tt, model, status in rows]
+    registered = (
+        history.objects.filter(
+            history_type="+",
+            history_date__gte=start - SLACK,
+            history_date__lt=end + SLACK,
+            created_at__gte=start,
+            created_at__lt=end,
+            source=TaskSource.API,
+        )
+        .order_by()
+        .annotate(model_label=MODEL_LABEL)
+        .values("task_type", "model_label")
+        .annotate(registered=Count("pk"), held=Count("pk", filter=Q(status__in=HELD)))
+    )
+    for row in registered:
+        key = (row["task_type"], row["model_label"])
+        group = groups.get(key) or groups.setdefault(key, ModelGroup(*key))
+        group.registered, group.held = row["registered"], row["held"]
+    return list(groups.values())
 
 
 def _case_views():

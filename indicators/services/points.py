@@ -19,7 +19,7 @@ from django.utils import timezone
 from indicators import sources
 from indicators.catalog import SERIES
 from indicators.models import Period, Point, Series
-from indicators.observations import DUPLICATE_LOOKBACK, Points, committee_points, model_points, reviewer_points
+from indicators.observations import DUPLICATE_LOOKBACK, Points, committee_points, points_of_groups, reviewer_points
 
 LENGTH = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1)}
 
@@ -33,7 +33,7 @@ def bucket_start(period: str, moment: datetime) -> datetime:
 
 def bucket_observations(start: datetime, end: datetime) -> Points:
     """Every series' point over [start, end), from the database."""
-    points = model_points(sources.finished_tasks(start, end), sources.registrations(start, end))
+    points = points_of_groups(sources.model_groups(start, end))
     votes = sources.votes(start, end)
     points.update(committee_points(sources.decided_cases(start, end), sources.due_cases(start, end), votes))
     earlier = sources.votes(start - DUPLICATE_LOOKBACK, start)
