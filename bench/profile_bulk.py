@@ -202,23 +202,10 @@ def _phases(backfill, rows, actor):
     def insert():
         atomic.__enter__()
         folds = _folds()
-        spent, beside = [], []
+        spent = []
 
         def timed(fold):
             def timed_fold(*args, **kwargs):
-                # The fold runs the tasks' insert itself (`meanwhile`, beside its merge):
-                # timed apart, and left out of the fold's own time.
-                if kwargs.get("meanwhile") is not None:
-                    meanwhile = kwargs["meanwhile"]
-
-                    def timed_meanwhile():
-                        start = time.perf_counter()
-                        try:
-                            return meanwhile()
-                        finally:
-                            beside.append(time.perf_counter() - start)
-
-                    kwargs["meanwhile"] = timed_meanwhile
                 start = time.perf_counter()
                 try:
                     return fold(*args, **kwargs)
@@ -235,10 +222,7 @@ def _phases(backfill, rows, actor):
         finally:
             for module, name, fold in folds:
                 setattr(module, name, fold)
-        log(
-            f"    the rollup fold {(sum(spent) - sum(beside)) * 1000:.1f} ms, the tasks' insert run beside its "
-            f"merge {sum(beside) * 1000:.1f} ms; statements:"
-        )
+        log(f"    the rollup fold {sum(spent) * 1000:.1f} ms; statements:")
         for sql, seconds, cpu in statements:
             on_server = f"(server CPU {cpu * 1000:4.0f} ms)" if cpu is not None else ""
             log(f"      {seconds * 1000:8.1f} ms {on_server} {sql}")

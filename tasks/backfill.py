@@ -6,10 +6,9 @@ naming its index and field), `backfill_compare` splits the rows into new ones an
 ones already stored with the same values (a retry: "unchanged"; other values: a
 409), and `_insert` writes the new ones, their history rows and their rollups in
 one transaction. On PostgreSQL the insert is set-based: the tasks COPYed into a
-temporary table, the rollup fold computed by the database from the same table
-(`rollup_fold.fold_select`; docs/metrics.md, docs/benchmarks.md), and, while the
-fold merges its histograms in Python, one statement inserting the tasks from that
-table and copying their history rows from what it inserted;
+temporary table, one statement inserting the tasks from that table and copying their
+history rows from what it inserted, then the rollup fold computed by the database from
+the same table (`rollup_fold.fold_select`; docs/metrics.md, docs/benchmarks.md);
 elsewhere (SQLite) simple-history's bulk path and `rollups.fold_tasks`.
 """
 
@@ -217,13 +216,12 @@ _COLUMNS = (
 
 
 def _insert_postgresql(rows: list[BackfillRow], *, actor: Actor) -> None:
-    """The tasks COPYed into a temporary table, then the rollup fold computed by the
-    database from it (tasks/rollup_fold.py), which runs, once its rollup rows are
-    locked and read, the statement inserting the tasks from that table and copying
-    their history rows from what that INSERT returns (`WITH new_rows AS (INSERT …
-    RETURNING *) INSERT INTO history … SELECT … FROM new_rows`: no ids fetched and
-    looked up again) while its histogram merge runs in Python beside it. The rollup rows are locked from before the
-    insert to the commit, as long as the request's database work.
+    """The tasks COPYed into a temporary table; one statement inserting the tasks from
+    that table and copying their history rows from what that INSERT returns (`WITH
+    new_rows AS (INSERT … RETURNING *) INSERT INTO history … SELECT … FROM new_rows`: no
+    ids fetched and looked up again); then the rollup fold computed by the database from
+    the same table (tasks/rollup_fold.py), which locks the rollup rows it adds to until
+    the commit: after the insert, so that they are held for the fold and commit only.
     (One array parameter per column, for unnest, cost more than the COPY: psycopg
     dumps a list element by element, about 2.5 µs each, 0.3 s for 10,000 rows of 12
     columns.)"""
@@ -250,19 +248,14 @@ def _insert_postgresql(rows: list[BackfillRow], *, actor: Actor) -> None:
             for r, duration in zip(rows, durations, strict=True):
                 write((r.external_id, r.task_type, r.status, r.started_at, r.started_at, r.finished_at, duration,
                        r.cost_micros, r.tokens, r.error, r.ai_model, r.customer_ref))  # fmt: skip
-
-        def insert() -> None:
-            cursor.execute(
-                f"WITH new_rows AS (INSERT INTO execution_tasks ({columns}, payload, source, submitted_by_id) "  # noqa: S608 - fixed names
-                f"SELECT {columns}, '{{}}'::jsonb, %s, %s FROM backfill_rows RETURNING *) {history_sql}",
-                [TaskSource.BACKFILL.value, actor.api_key.pk if actor.api_key else None, *history],
-            )
-
-        # The rollups from the same temporary table, computed by the database (no Python per
-        # task); the tasks and their history rows go in while the fold merges its histograms.
+        cursor.execute(
+            f"WITH new_rows AS (INSERT INTO execution_tasks ({columns}, payload, source, submitted_by_id) "  # noqa: S608 - fixed names
+            f"SELECT {columns}, '{{}}'::jsonb, %s, %s FROM backfill_rows RETURNING *) {history_sql}",
+            [TaskSource.BACKFILL.value, actor.api_key.pk if actor.api_key else None, *history],
+        )
+        # The rollups from the same temporary table, computed by the database (no Python per task).
         rollup_fold.fold_select(
             f"SELECT finished_at, task_type, ai_model, status, duration_ms, '{TaskSource.BACKFILL.value}' "  # noqa: S608 - a constant
-            "FROM backfill_rows",
-            meanwhile=insert,
+            "FROM backfill_rows"
         )
         cursor.execute("DROP TABLE backfill_rows")

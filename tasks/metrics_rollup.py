@@ -306,7 +306,7 @@ def _raw_branch(
     return (
         f"SELECT {part}, {moment}, task_type::text, ai_model::text, count(*), "
         f"count(*) FILTER (WHERE status = '{FAILED}'), count(duration_ms), coalesce(sum(duration_ms), 0)::bigint, "
-        f"max(duration_ms), NULL::jsonb, {durations}, {counted} FROM {_TASK_TABLE} "
+        f"max(duration_ms), NULL::bigint[], {durations}, {counted} FROM {_TASK_TABLE} "
         f"WHERE finished_at >= %s AND finished_at < %s AND status IN {_FINISHED_SQL}"
         f"{' AND rollup_pending' if pending else ''}{filters} GROUP BY task_type, ai_model{group}",
         [*moment_params, since, until, *params],
@@ -319,8 +319,8 @@ def _backfilled_branch(since: datetime, until: datetime, query: Query) -> tuple[
     statement's generic plan can use it)."""
     filters, params = _filters(query, rollup=False)
     return (
-        f"SELECT {_CURRENT}, %s::timestamptz, task_type::text, ai_model::text, 0, 0, 0, 0, NULL::bigint, NULL::jsonb, "
-        f"NULL::bigint[], "
+        f"SELECT {_CURRENT}, %s::timestamptz, task_type::text, ai_model::text, 0, 0, 0, 0, NULL::bigint, "
+        f"NULL::bigint[], NULL::bigint[], "
         f"count(*) FROM {_TASK_TABLE} WHERE finished_at >= %s AND finished_at < %s AND source = '{BACKFILL}' "
         f"AND status IN {_FINISHED_SQL}{filters} GROUP BY task_type, ai_model",
         [since, since, until, *params],
@@ -412,7 +412,7 @@ def window_pair(
             else:
                 columns = "NULL::timestamptz, task_type::text, CASE WHEN has_model THEN model END, "
                 columns += "sum(count)::bigint, sum(failed)::bigint, sum(timed)::bigint, sum(sum_ms)::bigint, "
-                columns += "max(max_ms), NULL::jsonb, NULL::bigint[], 0"
+                columns += "max(max_ms), NULL::bigint[], NULL::bigint[], 0"
                 grouping = " GROUP BY task_type, has_model, model"
             branches.append(
                 (
@@ -475,8 +475,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _decoded(stored: list) -> list:
-    """The stored histograms of one read, decoded: Django reads jsonb as text (its
-    JSONField decodes), and so does a raw cursor; all of them in one json.loads."""
+    """The stored histograms of one read, decoded: on PostgreSQL they are bigint[] and come
+    decoded as lists (psycopg); elsewhere (SQLite) a raw cursor reads the JSON text, all of
+    it decoded in one json.loads."""
     if all(isinstance(histogram, str) for histogram in stored):
         return json.loads(f"[{','.join(stored)}]")
     return [json.loads(histogram) if isinstance(histogram, str) else histogram for histogram in stored]

@@ -28,6 +28,34 @@ class TaskStatus(models.TextChoices):
 FINISHED_STATUSES = (TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value)
 
 
+class HistogramField(models.JSONField):
+    """A rollup's dense histogram, a list of integers: `bigint[]` on PostgreSQL, where a
+    fold adds a delta to it in the database (`tasks_histogram_add`, migration 0017:
+    a few array element writes, where a jsonb list had to be printed, parsed and written
+    again whole); JSON text elsewhere (SQLite), as a JSONField. Either way Python sees a
+    list of ints."""
+
+    def db_type(self, connection):
+        if connection.vendor == "postgresql":
+            return "bigint[]"
+        return super().db_type(connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if connection.vendor == "postgresql":
+            return None if value is None else list(value)
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def get_placeholder(self, value, compiler, connection):
+        # Having one keeps Django's bulk_create on PostgreSQL off its UNNEST(%s::bigint[][])
+        # form, which cannot hold lists of several lengths; rows are inserted as VALUES.
+        return "%s"
+
+    def from_db_value(self, value, expression, connection):
+        if isinstance(value, list):  # PostgreSQL's array, already decoded
+            return value
+        return super().from_db_value(value, expression, connection)
+
+
 class TaskSource(models.TextChoices):
     API = "api", "Registered through the API"
     BACKFILL = "backfill", "Backfilled history"
@@ -248,7 +276,7 @@ class TaskMetricsRollup(models.Model):
     # Of `count`, the tasks the AI side backfilled (source=backfill): the metrics page marks them.
     backfilled = models.BigIntegerField(default=0, db_default=0)
     # [first bucket index (tasks.histograms.bucket_index), its tasks, the next bucket's, …]; [] when empty.
-    histogram = models.JSONField(default=list)
+    histogram = HistogramField(default=list)
 
     class Meta:
         db_table = "tasks_metrics_rollup"

@@ -37,7 +37,6 @@ Why and how (docs/metrics.md):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -135,11 +134,10 @@ def _key_order(key: RollupKey) -> tuple:
 # order, creating the missing ones empty and locking the others without writing them
 # (ON CONFLICT DO UPDATE … WHERE false locks the conflicting row and leaves it as it
 # is); the rows are read, added up in Python, copied into a second temporary table and
-# written back with one UPDATE. Merging the dense
-# JSON histograms in SQL cost about half a millisecond per row, which made a backfill's
-# fold seconds long; passing 10,000 rows as array parameters (psycopg dumps them element
-# by element) or as one JSON document (json_to_recordset spills to disk) cost more than
-# the statements (docs/benchmarks.md). Every writer, this one and _upsert_few, takes its
+# written back with one UPDATE. (A backfill's fold, the large one, is computed by the
+# database instead: tasks/rollup_fold.py.) Passing 10,000 rows as array parameters
+# (psycopg dumps them element by element) or as one JSON document (json_to_recordset
+# spills to disk) cost more than the statements (docs/benchmarks.md). Every writer, this one and _upsert_few, takes its
 # rows (existing or new) in one pass in the key's order, so concurrent writers cannot
 # deadlock on them (taking the new ones first and the existing ones after did:
 # test_large_and_small_folds_at_the_same_time_into_the_same_rows_all_count); a row stays
@@ -154,11 +152,11 @@ _TEMP_KEYS = (
 )
 _TEMP_SET = (
     "CREATE TEMPORARY TABLE rollup_fold_set (id bigint, count bigint, failed bigint, timed bigint, sum_ms bigint, "
-    "max_ms bigint, backfilled bigint, histogram jsonb) ON COMMIT DROP"
+    "max_ms bigint, backfilled bigint, histogram bigint[]) ON COMMIT DROP"
 )
 _ENSURE = f"""
 INSERT INTO tasks_metrics_rollup AS r ({_KEY}, count, failed, timed, sum_ms, backfilled, histogram)
-SELECT {_KEY}, 0, 0, 0, 0, 0, '[]'::jsonb FROM rollup_fold_keys ORDER BY {_ORDER}
+SELECT {_KEY}, 0, 0, 0, 0, 0, '{{}}'::bigint[] FROM rollup_fold_keys ORDER BY {_ORDER}
 ON CONFLICT ({_KEY}) DO UPDATE SET count = r.count WHERE false
 """
 _READ = f"""
@@ -175,15 +173,16 @@ UPDATE tasks_metrics_rollup AS r
 
 
 # Up to this many rows, one statement that adds the counts and merges the histograms in
-# SQL on the locked row (about half a millisecond a row, and no temporary tables: the
+# SQL on the locked row (`tasks_histogram_add`, migration 0017; no temporary tables: the
 # drain's usual few rows); above it, the temporary-table fold below.
 FEW_ROWS = 200
 _UPSERT_FEW = """
 INSERT INTO tasks_metrics_rollup AS r
        (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, backfilled, histogram)
-SELECT period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, backfilled, histogram
+SELECT period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, backfilled,
+       histogram::bigint[]
   FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::boolean[], %s::text[], %s::bigint[], %s::bigint[],
-              %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::jsonb[]) WITH ORDINALITY
+              %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[]) WITH ORDINALITY
        AS d (period, start, task_type, has_model, model, count, failed, timed, sum_ms, max_ms, backfilled, histogram, n)
  ORDER BY n
 ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
@@ -193,19 +192,14 @@ ON CONFLICT (period, start, task_type, has_model, model) DO UPDATE SET
     sum_ms = r.sum_ms + EXCLUDED.sum_ms,
     max_ms = GREATEST(r.max_ms, EXCLUDED.max_ms),
     backfilled = r.backfilled + EXCLUDED.backfilled,
-    histogram = (
-        -- Both dense lists ([first index, counts…]) added bucket by bucket, then dense again.
-        WITH counts AS (
-            SELECT (h ->> 0)::int + a.position - 2 AS bucket, sum(a.tasks::bigint) AS tasks
-              FROM (VALUES (r.histogram), (EXCLUDED.histogram)) AS s (h),
-                   jsonb_array_elements_text(h) WITH ORDINALITY AS a (tasks, position)
-             WHERE a.position > 1
-             GROUP BY 1)
-        SELECT CASE WHEN count(*) = 0 THEN '[]'::jsonb
-                    ELSE jsonb_build_array(min(g.bucket)) || jsonb_agg(coalesce(c.tasks, 0) ORDER BY g.bucket) END
-          FROM (SELECT generate_series(min(bucket), max(bucket)) AS bucket FROM counts) AS g
-          LEFT JOIN counts AS c USING (bucket))
+    histogram = tasks_histogram_add(r.histogram, EXCLUDED.histogram)
 """
+
+
+def _array_literal(counts: list[int]) -> str:
+    """A dense histogram as a PostgreSQL array literal (`{3,1,0,2}`), one text element of
+    an array parameter: arrays of arrays must all have one length, histograms do not."""
+    return "{" + ",".join(map(str, counts)) + "}"
 
 
 def _upsert_few(deltas: dict[RollupKey, Totals]) -> None:
@@ -215,7 +209,7 @@ def _upsert_few(deltas: dict[RollupKey, Totals]) -> None:
         period, start, task_type, ai_model = key
         t = deltas[key]
         values = (period, start, task_type, ai_model is not None, ai_model or "", t.count, t.failed, t.timed,
-                  t.sum_ms, t.max_ms, t.backfilled, json.dumps(dense(t.histogram)))  # fmt: skip
+                  t.sum_ms, t.max_ms, t.backfilled, _array_literal(dense(t.histogram)))  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     with connection.cursor() as cursor:
@@ -242,10 +236,7 @@ def _upsert_postgresql(deltas: dict[RollupKey, Totals]) -> None:
             if delta.max_ms is not None and (max_ms is None or delta.max_ms > max_ms):
                 max_ms = delta.max_ms
             if delta.histogram:
-                stored = json.loads(stored) if isinstance(stored, str) else stored
-                stored = json.dumps(merge_dense(stored, delta.histogram))
-            elif not isinstance(stored, str):
-                stored = json.dumps(stored)
+                stored = merge_dense(stored, delta.histogram)
             written.append((row_id, count + delta.count, failed + delta.failed, timed + delta.timed,
                             sum_ms + delta.sum_ms, max_ms, backfilled + delta.backfilled, stored))  # fmt: skip
         if len(written) != len(deltas):  # cannot happen: every key was created or found above
@@ -409,9 +400,7 @@ def rebuild_day(day: datetime) -> int:
     TaskMetricsRollup.objects.filter(start__gte=day, start__lt=end).delete()
     # The day's pending tasks are counted here rather than by the drain; one that finishes
     # after this statement stays pending, and out of the rows read next (module docstring).
-    ExecutionTask.objects.filter(pending(), finished_at__gte=day, finished_at__lt=end).update(
-        rollup_pending=False
-    )
+    ExecutionTask.objects.filter(pending(), finished_at__gte=day, finished_at__lt=end).update(rollup_pending=False)
     deltas = accumulate(raw_rows(day, end, folded_only=True))
     if deltas:
         # Nothing else writes these rows meanwhile (lock, or SQLite's single writer): plain inserts.

@@ -235,3 +235,58 @@ def test_the_backfilled_count_migration_fills_the_rollup_rows_from_the_raw_rows(
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()
         executor.migrate(leaves)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_histogram_migration_converts_stored_histograms_both_ways():
+    """Migration 0017: jsonb histograms become bigint[] on PostgreSQL and back, values
+    kept (an empty one, a negative first bucket, a count beyond 32 bits), and the fold's
+    sum function comes and goes with them; on SQLite the JSON text stays as it is."""
+    from datetime import UTC, datetime
+
+    from tasks.models import TaskMetricsRollup
+
+    stored = {"implement_idea": [3, 1, 0, 2], "idea_implementation": [], "self_improvement": [-4, 7, 5_000_000_000]}
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+
+    def column_type() -> str | None:
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = 'tasks_metrics_rollup'::regclass AND attname = 'histogram'"
+            )
+            return cursor.fetchone()[0]
+
+    def has_function() -> bool | None:
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_proc WHERE proname = 'tasks_histogram_add'")
+            return cursor.fetchone()[0] == 1
+
+    executor = MigrationExecutor(connection)
+    leaves = executor.loader.graph.leaf_nodes()
+    try:
+        executor.migrate([("tasks", "0016_task_key_without_db_constraint")])
+        apps = executor.loader.project_state([("tasks", "0016_task_key_without_db_constraint")]).apps
+        Rollup = apps.get_model("tasks", "TaskMetricsRollup")
+        for task_type, histogram in stored.items():
+            Rollup.objects.create(period="day", start=day, task_type=task_type, has_model=False, model="",
+                                  count=1, histogram=histogram)  # fmt: skip
+        assert column_type() in (None, "jsonb") and has_function() in (None, False)
+        executor = MigrationExecutor(connection)
+        executor.migrate([("tasks", "0017_rollup_histogram_bigint_array")])
+        assert column_type() in (None, "bigint[]") and has_function() in (None, True)
+        assert {r.task_type: r.histogram for r in TaskMetricsRollup.objects.all()} == stored
+        executor = MigrationExecutor(connection)
+        executor.migrate([("tasks", "0016_task_key_without_db_constraint")])
+        assert column_type() in (None, "jsonb") and has_function() in (None, False)
+        apps = executor.loader.project_state([("tasks", "0016_task_key_without_db_constraint")]).apps
+        back = apps.get_model("tasks", "TaskMetricsRollup").objects.all()
+        assert {r.task_type: r.histogram for r in back} == stored
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(leaves)

@@ -4,7 +4,7 @@ leaves: same keys, counts, sums, maxima and histograms, bucket by bucket."""
 
 from __future__ import annotations
 
-import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,17 +59,44 @@ def test_the_sql_bucket_index_is_bucket_index_for_any_duration(values):
     assert sql_bucket_indexes(values) == [histograms.bucket_index(v) for v in values]
 
 
-histogram_dicts = st.dictionaries(st.integers(-60, 60), st.integers(1, 10**12), max_size=12)
+def sql_histogram_sums(pairs: list[tuple[list[int], list[int]]]) -> list[list[int]]:
+    """tasks_histogram_add(stored, delta) of each (stored, delta) pair of dense lists, in one statement."""
+    from django.db import connection
+
+    literal = rollups._array_literal
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tasks_histogram_add(s::bigint[], d::bigint[]) "
+            "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u (s, d, n) ORDER BY n",
+            [[literal(stored) for stored, _ in pairs], [literal(delta) for _, delta in pairs]],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
-@given(histogram_dicts, histogram_dicts, st.sampled_from([", ", ","]))
-def test_a_delta_added_to_a_stored_histograms_text_is_the_sum_bucket_by_bucket(stored, delta, separator):
-    """`add_to_stored`, the SQL fold's merge: whether the delta lies inside the stored
-    range, below it, above it, around it, or either is empty; the stored text as
-    PostgreSQL writes jsonb or compact."""
-    both = {i: stored.get(i, 0) + delta.get(i, 0) for i in stored.keys() | delta.keys()}
-    text = json.dumps(histograms.dense(stored), separators=(separator, ":"))
-    assert json.loads(rollup_fold.add_to_stored(text, histograms.dense(delta))) == histograms.dense(both)
+@in_postgresql
+def test_the_databases_histogram_sum_is_the_python_folds_bucket_by_bucket():
+    """`tasks_histogram_add` (migration 0017), the SQL fold's merge of a stored histogram
+    and a delta: whether the delta lies inside the stored range, below it, above it,
+    around it, overlapping one end, or either is empty; as `rollups.merge_dense` adds them."""
+    rng = random.Random(17)
+
+    def histogram() -> dict[int, int]:
+        low = rng.randint(-60, 60)
+        return {
+            rng.randint(low, low + rng.choice([0, 3, 40])): rng.choice([1, 2, 10**12]) for _ in range(rng.randint(0, 8))
+        }
+
+    cases = [({}, {}), ({5: 1}, {}), ({}, {5: 1}), ({5: 1}, {5: 2}), ({5: 1, 9: 1}, {2: 1}), ({5: 1}, {7: 3, 12: 1}),
+             ({5: 1, 9: 1}, {1: 1, 12: 1}), ({5: 1, 9: 1}, {4: 1, 6: 2}), ({-3: 1}, {-7: 2, 4: 1})]  # fmt: skip
+    cases += [(histogram(), histogram()) for _ in range(600)]
+    pairs = [(histograms.dense(stored), histograms.dense(delta)) for stored, delta in cases]
+    want = [
+        histograms.dense({i: stored.get(i, 0) + delta.get(i, 0) for i in stored.keys() | delta.keys()})
+        for stored, delta in cases
+    ]
+    assert sql_histogram_sums(pairs) == want
+    assert want == [rollups.merge_dense(stored, delta) if delta else stored for (stored, _), (_, delta) in
+                    zip(pairs, cases, strict=True)]  # fmt: skip
 
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
