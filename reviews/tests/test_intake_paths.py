@@ -148,6 +148,11 @@ def test_the_gate_state_and_rejected_precedent_read_together_as_apart(post_repor
         Case.objects.filter(reports__report_id=report_id).update(status=CaseStatus.REJECTED)
     state, precedent = both_ways()
     assert precedent.report_id == "r2" and not state.paused
+    # A later report with the same proposal whose case is not rejected (held for the
+    # precedent: its case is open) is not one: still the latest rejected.
+    assert post_report(report_md("r3", severity=30, proposal="the same proposal")).status_code == 201
+    assert Report.objects.get(report_id="r3").case.status == CaseStatus.OPEN
+    assert both_ways()[1].report_id == "r2"
     with CaptureQueriesContext(connection) as queries:
         selectors.gate_state_and_rejected_precedent(fp)
     assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
