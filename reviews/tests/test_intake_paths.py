@@ -206,3 +206,40 @@ def test_a_held_report_refused_by_the_database_leaves_no_case(post_report, monke
     assert response.status_code == 503
     assert (Case.objects.count(), Case.history.count(), Report.objects.count(), Report.history.count()) == (0, 0, 0, 0)
     assert enqueued == []
+
+
+def test_a_report_names_its_key_and_history_user_without_database_constraints(
+    post_report, api_key, make_api_key, django_user_model
+):
+    """Migration 0014: no foreign key constraint checks a report's key, nor its history
+    row's user, when it commits (each was a lookup planned anew per report); the key's
+    column stays indexed, and deleting a key or a user through the ORM still clears them
+    (Django's SET_NULL). On PostgreSQL the report table keeps no LIKE-prefix
+    (varchar_pattern_ops) index, which cost every report three index entries."""
+    assert post_report(report_md("r1")).status_code == 201
+    assert post_report(report_md("r2")).status_code == 201
+    history = Report.history.model._meta.db_table
+    with connection.cursor() as cursor:
+        on_report = connection.introspection.get_constraints(cursor, Report._meta.db_table)
+        on_history = connection.introspection.get_constraints(cursor, history)
+    on_key = [c for c in on_report.values() if c["columns"] == ["submitted_by_id"]]
+    assert on_key and not [c for c in on_key if c["foreign_key"]], on_key
+    assert [c for c in on_key if c["index"]], on_key
+    assert not [c for c in on_history.values() if c["foreign_key"] and c["columns"] == ["history_user_id"]]
+    # The other foreign keys keep their constraints.
+    assert [c for c in on_report.values() if c["foreign_key"] and c["columns"] == ["case_id"]]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [Report._meta.db_table])
+            definitions = [row[0] for row in cursor.fetchall()]
+        assert definitions and not [d for d in definitions if "pattern_ops" in d], definitions
+    other_key, _ = make_api_key()
+    other_user = django_user_model.objects.create_user(username="someone-else")
+    Report.objects.filter(report_id="r1").update(submitted_by=other_key)
+    Report.history.filter(report_id="r1").update(history_user=other_user)
+    other_key.delete()
+    other_user.delete()
+    assert Report.objects.get(report_id="r1").submitted_by_id is None
+    assert Report.history.get(report_id="r1").history_user_id is None
+    assert Report.objects.get(report_id="r2").submitted_by_id == api_key[0].pk
+    assert Report.history.get(report_id="r2").history_user_id == api_key[0].owner_id
