@@ -197,6 +197,9 @@ def rejected_precedent(fingerprint: str) -> Report | None:
     return None if row is None else Report.from_db(connection.alias, ["id", "report_id", "case_id"], row)
 
 
+_STATE_AND_PRECEDENT: dict[str, str] = {}
+
+
 def gate_state_and_rejected_precedent(fingerprint: str) -> tuple[GateState, Report | None]:
     """gate_state() and rejected_precedent(fingerprint) (None for an empty fingerprint),
     which every report received reads: on PostgreSQL in one round trip (the
@@ -205,14 +208,16 @@ def gate_state_and_rejected_precedent(fingerprint: str) -> tuple[GateState, Repo
     if connection.vendor != "postgresql" or not fingerprint:
         return gate_state(), rejected_precedent(fingerprint) if fingerprint else None
     fields = GateState._meta.concrete_fields
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
+    sql = _STATE_AND_PRECEDENT.get(connection.vendor)
+    if sql is None:  # written once (per vendor): the statement is the same for every report
+        qn = connection.ops.quote_name
+        sql = _STATE_AND_PRECEDENT[connection.vendor] = (
             f"SELECT {', '.join(f'g.{qn(f.column)}' for f in fields)}, p.* FROM (SELECT 1) one "
             f"LEFT JOIN {qn(GateState._meta.db_table)} g ON g.{qn('id')} = 1 "
-            f"LEFT JOIN LATERAL ({_precedent_sql(connection)}) p ON true",
-            [fingerprint, CaseStatus.REJECTED],
+            f"LEFT JOIN LATERAL ({_precedent_sql(connection)}) p ON true"
         )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [fingerprint, CaseStatus.REJECTED])
         row = cursor.fetchone()
     state_row, precedent_row = row[: len(fields)], row[len(fields) :]
     if state_row[0] is None:  # the row is missing: gate_state() fails closed and says so

@@ -243,3 +243,49 @@ def test_a_report_names_its_key_and_history_user_without_database_constraints(
     assert Report.history.get(report_id="r1").history_user_id is None
     assert Report.objects.get(report_id="r2").submitted_by_id == api_key[0].pk
     assert Report.history.get(report_id="r2").history_user_id == api_key[0].owner_id
+
+
+@pytest.mark.postgres(reason="a report stored on an assumed decision is PostgreSQL's one-statement path")
+def test_a_report_decided_on_the_cached_rules_is_stored_only_if_they_and_no_precedent_hold(post_report, alice):
+    """With the rules cached, a report that writes only itself is decided without a read
+    and stored with one statement that checks the gate's rules version and that no
+    rejected report has its proposal; when either does not hold, nothing is written by it
+    and the report is decided on what is read: the same decisions as reading first."""
+    from reviews.models import PolicyRule
+
+    def stored(report_id, **fields):
+        with CaptureQueriesContext(connection) as queries:
+            response = post_report(report_md(report_id, **fields))
+        assert response.status_code == 201, response.content
+        return response.json()["gate"], [q["sql"] for q in queries if "reviews_" in q["sql"]]
+
+    stored("warm-up")  # the rules are read and cached
+    gate, sqls = stored("a1")
+    assert gate["decision"] == "allow"
+    (only,) = sqls  # no read of the gate's state before it: one statement, committed alone
+    assert only.startswith("WITH new_row AS (INSERT INTO") and "reviews_gatestate" in only
+    (history,) = Report.history.filter(report_id="a1")
+    assert history.history_change_reason == "received (markdown); gate: allow"
+    assert Report.objects.get(report_id="a1").pk == gate_report_pk("a1")
+    # A rule added: the cached rules are stale, the statement writes nothing, and the
+    # report is decided on the new rules.
+    PolicyRule.objects.create(name="no-crypto", priority=1, proposal_words="crypto", action="deny")
+    gate, sqls = stored("d1", proposal="implement_idea: mine crypto")
+    assert (gate["decision"], gate["policy"]) == ("deny", "no-crypto")
+    assert len(sqls) > 1
+    gate, sqls = stored("d2", proposal="implement_idea: more crypto")  # cached again: one statement
+    assert (gate["decision"], gate["policy"], len(sqls)) == ("deny", "no-crypto", 1)
+    # A rejected precedent: the statement writes nothing, and the report is held for it.
+    held, _ = stored("h1", severity=30, proposal="implement_idea: the same thing")
+    services.case_decide(case_id=held["case"], decision="rejected", by=alice, rationale="No.")
+    gate, sqls = stored("h2", proposal="implement_idea: the same thing")
+    assert (gate["decision"], gate["rejected_precedent"]) == ("hold", "h1")
+    assert gate["case"] not in (None, held["case"]) and len(sqls) > 1
+    assert list(Report.objects.order_by("id").values_list("report_id", flat=True)) == [
+        "warm-up", "a1", "d1", "d2", "h1", "h2",
+    ]  # fmt: skip
+    assert Report.history.count() == 6
+
+
+def gate_report_pk(report_id: str) -> int:
+    return Report.history.get(report_id=report_id).id
