@@ -192,6 +192,13 @@ def active_rules(version: str) -> tuple[Rule, ...]:
     return rules
 
 
+def cached_version() -> str | None:
+    """The rules version whose rules this process holds (active_rules answers it without
+    reading), or None: what the intake assumes is still current, and checks in the
+    statement that stores the report (services.intake._store_assuming)."""
+    return _cache["version"]  # type: ignore[return-value]
+
+
 def clear_cache() -> None:
     with _cache_lock:
         _cache["version"] = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 
 from django.db import DatabaseError, connections, router, transaction
@@ -16,6 +17,7 @@ from reviews.models import (
     Action,
     Case,
     CaseStatus,
+    GateState,
     Report,
 )
 from reviews.reports import ReportInvalid, ReportRecord, ReportTooLarge, parse_any, proposal_folded
@@ -95,9 +97,18 @@ def _store_new(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, us
     statement commits alone, outside a transaction (two round trips fewer); so does a
     report that opens a new case, with the case and both history rows
     (_insert_with_new_case). A report that reopens or joins a case is stored inside a
-    transaction with it."""
+    transaction with it.
+
+    Before all that, the common report (new, allowed or denied, no case) is decided
+    without reading and stored with one statement that checks what the decision
+    assumed (_store_assuming); only when it did not hold is the decision read and made."""
+    alone = inserts_in_one_statement(Report) and not transaction.get_connection().in_atomic_block
+    if alone:
+        report = _store_assuming(record, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
+        if report is not None:
+            return report
     prepared = _prepare(record)
-    if inserts_in_one_statement(Report) and not transaction.get_connection().in_atomic_block:
+    if alone:
         try:
             return _store_report(record, prepared, raw=raw, raw_format=raw_format, api_key=api_key, user=user)
         except _NeedsTransaction:
@@ -239,7 +250,27 @@ def _store_report(
         )
 
     decision, case = _place(decision, record, joined, revise=revise, open_case=open_case)
-    report = Report(
+    report = _new_report(
+        record, fp=fp, now=now, previous=previous, case=case, decision=decision, raw=raw, raw_format=raw_format,
+        api_key=api_key, user=user, honeypot=honeypot,
+    )  # fmt: skip
+    # The history row is copied by the database (core.history; no receiver but
+    # simple-history's listens to a report's save).
+    how = "seeded as a honeypot" if honeypot else "received"
+    reason, user = f"{how} ({raw_format}); gate: {decision.action}", recorded_by or submitter
+    if opened:
+        ((case, why),) = opened
+        _insert_with_new_case(report, case, reason=reason, user=user, case_reason=why, case_user=submitter)
+        _case_opened(case)  # committed: enqueued now
+    else:
+        save_with_history(report, reason=reason, user=user)
+    return report
+
+
+def _new_report(
+    record: ReportRecord, *, fp, now, previous, case, decision, raw, raw_format, api_key, user, honeypot
+) -> Report:
+    return Report(
         report_id=record.id,
         timestamp=record.timestamp,
         severity=record.severity,
@@ -263,17 +294,71 @@ def _store_report(
         gate_values=decision.values,
         honeypot=honeypot,
     )
-    # The history row is copied by the database (core.history; no receiver but
-    # simple-history's listens to a report's save).
-    how = "seeded as a honeypot" if honeypot else "received"
-    reason, user = f"{how} ({raw_format}); gate: {decision.action}", recorded_by or submitter
-    if opened:
-        ((case, why),) = opened
-        _insert_with_new_case(report, case, reason=reason, user=user, case_reason=why, case_user=submitter)
-        _case_opened(case)  # committed: enqueued now
-    else:
-        save_with_history(report, reason=reason, user=user)
-    return report
+
+
+def _store_assuming(record: ReportRecord, *, raw: bytes, raw_format: str, api_key, user) -> Report | None:
+    """Store a new report that writes only itself (no revision; allowed below the
+    advisory severity, or denied) with one statement and no read before it, outside a
+    transaction (PostgreSQL): decided on the rules this process holds (policy.cached_version)
+    and no rejected precedent, and inserted with its history row only if, as the
+    statement sees the database, the gate's rules version is still that one and no
+    rejected report has the same proposal (_insert_if_assumed). Returns None, having
+    written nothing, when the report is not of that kind or the assumption did not
+    hold: it is then decided on what is read (_prepare), as before. The same decision
+    either way; one round trip instead of two for most reports."""
+    version = policy.cached_version()
+    if version is None or record.supersedes is not None:
+        return None
+    decision = _decision(record, policy.active_rules(version), None)
+    if decision.action == Action.HOLD or (
+        decision.action == Action.ALLOW and decision.advisory_threshold(record.severity) is not None
+    ):
+        return None  # it opens a case
+    fp = fingerprint(record.proposal)
+    report = _new_report(
+        record, fp=fp, now=timezone.now(), previous=None, case=None, decision=decision, raw=raw,
+        raw_format=raw_format, api_key=api_key, user=user, honeypot=False,
+    )  # fmt: skip
+    submitter = user or (api_key.owner if api_key else None)
+    reason = f"received ({raw_format}); gate: {decision.action}"
+    return report if _insert_if_assumed(report, version=version, reason=reason, user=submitter) else None
+
+
+_IF_ASSUMED: dict[str, str] = {}
+
+
+def _insert_if_assumed(report: Report, *, version: str, reason: str, user) -> bool:
+    """Insert a new report and its history row (copied by the database, as
+    save_with_history does) with one statement, which commits alone, if the gate's
+    rules version is `version` and no rejected report has the report's fingerprint
+    (selectors' precedent read, in the statement): False, nothing written, if not.
+    Sets the primary key."""
+    connection = connections[router.db_for_write(Report, instance=report)]
+    history, history_params = copy_history_sql(Report, connection, reason=reason, user=user, source="new_row")
+    if connection.vendor not in _IF_ASSUMED:
+        qn = connection.ops.quote_name
+        fields = insert_fields(Report)
+        # INSERT … SELECT (a WHERE needs it) types its values by their casts, not by the
+        # columns as VALUES does; cast to the column's type without its length, so that a
+        # value too long is refused as by VALUES, not cut.
+        values = ", ".join(f"CAST(%s AS {re.sub(r'[(].*[)]', '', f.db_type(connection))})" for f in fields)
+        state = qn(GateState._meta.db_table)
+        _IF_ASSUMED[connection.vendor] = (
+            f"WITH new_row AS (INSERT INTO {qn(Report._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+            f"SELECT {values} WHERE EXISTS (SELECT 1 FROM {state} WHERE {qn('id')} = 1 AND {qn('rules_version')} = %s) "
+            f"AND NOT EXISTS ({selectors._precedent_sql(connection)}) RETURNING *) "
+            f"{history} RETURNING {qn('id')}"
+        )
+    params = [*insert_values(report, connection), version, report.fingerprint, CaseStatus.REJECTED, *history_params]
+    with connection.cursor() as cursor:
+        cursor.execute(_IF_ASSUMED[connection.vendor], params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    report.pk = row[0]
+    report._state.adding = False
+    report._state.db = connection.alias
+    return True
 
 
 _WITH_NEW_CASE: dict[str, str] = {}
@@ -333,13 +418,18 @@ def _decide(record: ReportRecord, fp: str) -> ReportDecision:
     hold when a report with the same proposal was rejected before."""
     # The gate's state and the rejected precedent: one round trip on PostgreSQL.
     state, precedent = selectors.gate_state_and_rejected_precedent(fp)
+    return _decision(record, policy.active_rules(state.rules_version), precedent)
+
+
+def _decision(record: ReportRecord, rules: tuple[policy.Rule, ...], precedent: Report | None) -> ReportDecision:
+    """_decide's decision from the rules and the precedent it read."""
     subject = policy.Subject(
         task_type=record.task_type,
         severity=record.severity,
         block_execution=record.block_execution,
         proposal=record.proposal,
     )
-    matched = policy.first_match(policy.active_rules(state.rules_version), subject)
+    matched = policy.first_match(rules, subject)
     if matched:
         rule, values = matched
         decision = ReportDecision(rule.action, rule, values, rule.describe(values), rule.name)
