@@ -27,7 +27,7 @@ from billing.models import Customer, Invoice, InvoiceStatus, Payment, StripeEven
 from core.history import save_with_history
 from core.jobs import enqueue_on_commit
 from core.jsonwalk import LONE_SURROGATE_MESSAGE, SURROGATE_ESCAPE, json_keys_and_scalars, lone_surrogate_path
-from core.sql import insert_sql, insert_values
+from core.sql import insert_sql, insert_values, mark_saved
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ def _insert_once(event: StripeEvent) -> bool:
         row = cursor.fetchone()
     if row is None:
         return False
-    event.pk = row[0]
-    event._state.adding = False
-    event._state.db = connection.alias
+    mark_saved(event, row[0], connection)
     return True
 
 

@@ -25,7 +25,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from core.sql import insert_sql, insert_values
+from core.sql import insert_sql, insert_values, mark_saved
 
 _REQUEST_USER = object()
 
@@ -130,14 +130,12 @@ def save_with_history(instance: Model, *, reason: str = "", user: Any = _REQUEST
             row = insert_values(instance, connection)
             if sql.insert_and_copy:
                 cursor.execute(sql.insert_and_copy, [*row, *history])
-                instance.pk = cursor.fetchone()[0]
+                mark_saved(instance, cursor.fetchone()[0], connection)
             else:
                 cursor.execute(sql.insert, row)
                 returns = connection.features.can_return_columns_from_insert
-                instance.pk = cursor.fetchone()[0] if returns else cursor.lastrowid
+                mark_saved(instance, cursor.fetchone()[0] if returns else cursor.lastrowid, connection)
                 cursor.execute(sql.copy, [*history, instance.pk])
-            instance._state.adding = False
-            instance._state.db = connection.alias
             return
         instance.skip_history_when_saving = True
         try:

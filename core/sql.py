@@ -54,3 +54,11 @@ def insert_values(instance: Model, connection) -> list:
     """The parameters for insert_sql: each field's value as the ORM would save it on
     an insert (defaults applied, auto_now filled)."""
     return [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in insert_fields(type(instance))]
+
+
+def mark_saved(instance: Model, pk, connection) -> None:
+    """An instance our own INSERT wrote: its primary key set, and saved on `connection`'s
+    database as far as the ORM knows (as `save()` would leave it)."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias

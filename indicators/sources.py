@@ -114,16 +114,9 @@ def model_groups(start: datetime, end: datetime) -> list[ModelGroup]:
     if not postgres:
         for key, p95 in _p95_by_ranks(start, end).items():
             groups[key].p95_ms = p95
-    history = ExecutionTask.history.model
     registered = (
-        history.objects.filter(
-            history_type="+",
-            history_date__gte=start - SLACK,
-            history_date__lt=end + SLACK,
-            created_at__gte=start,
-            created_at__lt=end,
-            source=TaskSource.API,
-        )
+        _added_in(ExecutionTask.history.model, start, end)
+        .filter(source=TaskSource.API)
         .order_by()
         .annotate(model_label=MODEL_LABEL)
         .values("task_type", "model_label")
@@ -134,6 +127,18 @@ def model_groups(start: datetime, end: datetime) -> list[ModelGroup]:
         group = groups.get(key) or groups.setdefault(key, ModelGroup(*key))
         group.registered, group.held = row["registered"], row["held"]
     return list(groups.values())
+
+
+def _added_in(history_model, start: datetime, end: datetime):
+    """The history rows of the rows created in [start, end): their "+" rows, by the
+    history date's index (within SLACK of the creation time they copy)."""
+    return history_model.objects.filter(
+        history_type="+",
+        history_date__gte=start - SLACK,
+        history_date__lt=end + SLACK,
+        created_at__gte=start,
+        created_at__lt=end,
+    )
 
 
 def _case_views():
@@ -197,15 +202,10 @@ def due_cases(start: datetime, end: datetime) -> list[CaseObs]:
 
 
 def votes(start: datetime, end: datetime) -> list[VoteObs]:
-    history = Vote.history.model
     rows = list(
-        history.objects.filter(
-            history_type="+",
-            history_date__gte=start - SLACK,
-            history_date__lt=end + SLACK,
-            created_at__gte=start,
-            created_at__lt=end,
-        ).values_list("id", "case_id", "case_version", "member_id", "created_at", "choice", "rationale")
+        _added_in(Vote.history.model, start, end).values_list(
+            "id", "case_id", "case_version", "member_id", "created_at", "choice", "rationale"
+        )
     )
     views = _first_views({(c, v, m) for _, c, v, m, *_ in rows})
     finals = dict(

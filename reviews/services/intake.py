@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.chain import actor_name
 from core.history import copy_history_sql, inserts_in_one_statement, save_with_history
-from core.sql import insert_fields, insert_sql, insert_values
+from core.sql import insert_fields, insert_sql, insert_values, mark_saved
 from reviews import policy, selectors
 from reviews.models import (
     Action,
@@ -355,9 +355,7 @@ def _insert_if_assumed(report: Report, *, version: str, reason: str, user) -> bo
         row = cursor.fetchone()
     if row is None:
         return False
-    report.pk = row[0]
-    report._state.adding = False
-    report._state.db = connection.alias
+    mark_saved(report, row[0], connection)
     return True
 
 
@@ -394,10 +392,9 @@ def _insert_with_new_case(report: Report, case: Case, *, reason: str, user, case
             _WITH_NEW_CASE[connection.vendor],
             [*insert_values(case, connection), *case_params, *row, *report_params],
         )
-        report.pk, case.pk = cursor.fetchone()
-    for instance in (case, report):
-        instance._state.adding = False
-        instance._state.db = connection.alias
+        report_pk, case_pk = cursor.fetchone()
+    mark_saved(case, case_pk, connection)
+    mark_saved(report, report_pk, connection)
     report.case = case
 
 
