@@ -28,7 +28,11 @@ class ExecutionTaskAdmin(ReadOnlyHistoryAdmin):
         "gate_decision",
     )
     list_filter = ("status", "task_type", "source", "gate_decision")
-    search_fields = ("=external_id", "=ai_model", "=customer_ref", "=proposal_ref")
+    # Exact, case-sensitive matches, each served by its index: the admin's "=" prefix is
+    # iexact, UPPER(column) = UPPER(term) on PostgreSQL, which no index serves (a scan of
+    # every task per search). The ids are case-sensitive everywhere else too (the API's).
+    search_fields = ("external_id__exact", "ai_model__exact", "customer_ref__exact", "proposal_ref__exact")
+    search_help_text = "An exact external id, model, customer or proposal id (case-sensitive)."
     show_full_result_count = False
     list_per_page = 50
     ordering = ("-id",)

@@ -80,3 +80,23 @@ def test_bulk_actions_report_what_they_did_and_what_they_refused(client, operato
     running.refresh_from_db()
     assert running.status == TaskStatus.CANCELLED
     assert running.history.latest().history_user == operator
+
+
+def test_the_task_search_finds_an_exact_id_and_nothing_partial(client, operator):
+    for external_id, customer in (("job-Alpha-1", "cust_acme"), ("job-alpha-10", "")):
+        ExecutionTask.objects.create(
+            external_id=external_id, task_type="implement_idea", status="succeeded", customer_ref=customer or None
+        )
+    client.force_login(operator)
+    url = reverse("admin:tasks_executiontask_changelist")
+
+    def found(term):
+        response = client.get(url, {"q": term})
+        assert response.status_code == 200
+        return sorted(t.external_id for t in response.context["cl"].result_list)
+
+    assert found("job-Alpha-1") == ["job-Alpha-1"]
+    assert found("cust_acme") == ["job-Alpha-1"]
+    assert found("job-alpha-1") == []  # case-sensitive, as the API's ids are
+    assert found("job-") == []  # an exact id, not a fragment
+    assert "exact external id" in client.get(url).content.decode()

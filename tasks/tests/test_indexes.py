@@ -74,3 +74,24 @@ def test_abandoned_running_tasks_are_found_through_the_running_only_index():
         cursor.execute("DROP INDEX tasks_status_id")
     plan = plan_for(find)
     assert "Seq Scan" not in plan and "tasks_running_started" in plan, plan
+
+
+@pytest.mark.parametrize("term,index", [("t3", "execution_tasks_external_id_key"), ("cust_x", "tasks_customer_set_id")])
+def test_the_admin_search_is_served_by_the_indexes(client, operator, term, index):
+    """Not UPPER(column) = UPPER(term) (the admin's "=" search), which no index serves."""
+    from django.urls import reverse
+
+    client.force_login(operator)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse("admin:tasks_executiontask_changelist"), {"q": term})
+    assert response.status_code == 200
+    searches = [q["sql"] for q in ctx.captured_queries if 'FROM "execution_tasks"' in q["sql"] and term in q["sql"]]
+    assert len(searches) == 2  # the matches counted, and the page of them
+    for search in searches:
+        assert "UPPER" not in search
+        assert "Seq Scan" not in plan_for(search)
+    # Counting the matches reads them all: through each searched column's index (the page
+    # may as well walk the primary key newest first on a few rows, and stop at 51).
+    (count,) = [search for search in searches if "COUNT(*)" in search]
+    plan = plan_for(count)
+    assert index in plan and "execution_tasks_external_id_key" in plan, plan
