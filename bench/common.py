@@ -156,6 +156,68 @@ def checkpoint_stats(env: dict) -> tuple[int, float, int]:
     return int(row[0]), float(row[1]), int(row[2])
 
 
+class CommitProbe:
+    """The disk's share of a commit's latency, watched while a benchmark runs: a thread
+    that commits one tiny row every `every` seconds on its own connection, durably (as
+    the app's commits are), and keeps each commit's start and latency.
+
+    A commit waits for PostgreSQL's WAL flush, and on a shared machine the flush can
+    stall for hundreds of milliseconds with nothing else running (2026-12-01: 10 stalls
+    over 100 ms a minute on an idle machine, the worst 0.75 s, with synchronous_commit off
+    none over 5 ms: docs/benchmarks.md). Every request that commits then waits, whatever
+    its code does; requests that do not commit (the trivial endpoint) do not. `stalls(t0,
+    t1)` says how much of a phase the disk stalled, so a slow phase can be told from a
+    slow request path. About 50 commits a second: a few percent of one core."""
+
+    def __init__(self, env: dict, every: float = 0.02, stall_ms: float = 25.0) -> None:
+        import threading
+
+        self.env, self.every, self.stall_ms = env, every, stall_ms
+        self.commits: list[tuple[float, float]] = []  # (time.monotonic() at start, ms)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-probe", daemon=True)
+
+    def __enter__(self) -> CommitProbe:
+        with bench_connection(self.env) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz)")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        with bench_connection(self.env) as conn:
+            conn.autocommit = True
+            while not self._stop.is_set():
+                began = time.monotonic()
+                conn.execute("INSERT INTO bench_commit_probe (at) VALUES (now())")
+                self.commits.append((began, (time.monotonic() - began) * 1000))
+                self._stop.wait(self.every)
+
+    def stalls(self, windows: list[tuple[float, float]]) -> dict:
+        """Over the time windows (time.monotonic() pairs): the probe's commits, how many
+        took `stall_ms` or more, their summed time, and the worst."""
+        inside = [ms for at, ms in self.commits if any(t0 <= at < t1 for t0, t1 in windows)]
+        slow = [ms for ms in inside if ms >= self.stall_ms]
+        return {
+            "commits": len(inside),
+            "stalls": len(slow),
+            "stalled_ms": sum(slow),
+            "worst_ms": max(inside, default=0),
+        }
+
+    def describe(self, windows: list[tuple[float, float]]) -> str:
+        s = self.stalls(windows)
+        seconds = sum(t1 - t0 for t0, t1 in windows)
+        return (
+            f"{s['stalls']} of the probe's {s['commits']} commits took {self.stall_ms:.0f} ms or more "
+            f"({s['stalled_ms']:.0f} ms in all, {s['stalled_ms'] / 10 / max(seconds, 1e-9):.1f}% of "
+            f"{seconds:.0f} s; worst {s['worst_ms']:.0f} ms)"
+        )
+
+
 def force_checkpoint(env: dict) -> float:
     """Write out what the setup dirtied now (a CHECKPOINT, as the superuser the bench
     connects as), so that a timed checkpoint does not flush the setup's bulk loads during

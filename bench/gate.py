@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \\
         .venv/bin/python -m bench gate [--seconds=N] [--rounds=5] [--clients=16] [--workers=N] [--rate=200] [--keep]
+        [--disk-probe] [--async-commit]
 
 Creates its own database (fsar_bench_gate), migrates it (the default policy
 plus two more rules, so the gate walks six rules, one of them reading a model's
@@ -27,6 +28,13 @@ and alternating so that noise hits both alike:
    clients queue: each waits clients / throughput on average (Little's law).
 
 Drops the database at the end unless --keep.
+
+--disk-probe: a thread commits a tiny row every 20 ms throughout (bench.common.CommitProbe)
+and the run says, per endpoint, how long the disk's WAL flush stalled during its phases:
+every committing request waits behind such a stall, the trivial endpoint (no commit) does
+not. --async-commit (a diagnostic, never how FSAR runs): the servers' and the worker's
+commits do not wait for the flush (synchronous_commit off), which shows the request path's
+own latency with the disk's stalls taken out.
 """
 
 from __future__ import annotations
@@ -38,10 +46,13 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from contextlib import nullcontext
 
 from bench.common import (
     ROOT,
     WORKER_NICE,
+    CommitProbe,
     bench_connection,
     bench_db,
     checkpoint_stats,
@@ -78,6 +89,7 @@ def main(argv: list[str]) -> int:
     workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
     rate = float(opts.get("rate", 200))
     rounds = int(opts.get("rounds", 5))
+    probe, async_commit = "--disk-probe" in argv, "--async-commit" in argv
     url = postgres_url_or_none("gate", needs_redis=True)
     if url is None:
         return 2
@@ -95,8 +107,11 @@ def main(argv: list[str]) -> int:
             "API_RATE_LIMIT_REQUESTS": "0",
             "DB_CONN_MAX_AGE": "600",
             "PYTHONWARNINGS": "ignore::UserWarning",
+            **({"BENCH_ASYNC_COMMIT": "1"} if async_commit else {}),
         }
-        return run(env, processes, seconds=seconds, rounds=rounds, clients=clients, workers=workers, rate=rate)
+        return run(
+            env, processes, seconds=seconds, rounds=rounds, clients=clients, workers=workers, rate=rate, probe=probe
+        )
 
 
 def setup_database(env: dict) -> str:
@@ -177,7 +192,9 @@ def log_cpu(rows) -> None:
         log(f"| {name} | {total:.2f} | {parts} | {c['idle']:.0%} | {c['steal']:.0%} |")
 
 
-def run(env: dict, processes: list, *, seconds: float, rounds: int, clients: int, workers: int, rate: float) -> int:
+def run(
+    env: dict, processes: list, *, seconds: float, rounds: int, clients: int, workers: int, rate: float, probe: bool
+) -> int:
     log(f"setting up {BENCH_DB} …")
     secret = setup_database(env)
     port, bare_port = free_port(), free_port()
@@ -237,29 +254,43 @@ def run(env: dict, processes: list, *, seconds: float, rounds: int, clients: int
         # varied by 30% from one run to the next, 2026-12-01).
         slice_ = seconds / rounds
         for _ in range(rounds):
-            results["noop"].append(await flat_out(port, clients, slice_, noop))
-            results["task"].append(await flat_out(port, clients, slice_, task))
-            results["bare"].append(await flat_out(bare_port, clients, slice_, task))
-            results["start"].append(await flat_out(port, clients, slice_, start))
-            results["bare_start"].append(await flat_out(bare_port, clients, slice_, start))
-            results["finish"].append(await flat_out(port, clients, slice_, finish))
-        results["proposal"] = [await flat_out(port, clients, seconds / 2, proposal)]
+            results["noop"].append(await measured("noop", flat_out(port, clients, slice_, noop)))
+            results["task"].append(await measured("task", flat_out(port, clients, slice_, task)))
+            results["bare"].append(await measured("bare", flat_out(bare_port, clients, slice_, task)))
+            results["start"].append(await measured("start", flat_out(port, clients, slice_, start)))
+            results["bare_start"].append(await measured("bare_start", flat_out(bare_port, clients, slice_, start)))
+            results["finish"].append(await measured("finish", flat_out(port, clients, slice_, finish)))
+        results["proposal"] = [await measured("proposal", flat_out(port, clients, seconds / 2, proposal))]
         # Latency below saturation: the same 16 clients at a fixed offered rate, once the
         # worker has drained what the flat-out phases left it (held reports' cases and
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
         for name, request in (("paced_noop", noop), ("paced_task", task)):
             begun, synced, segments = checkpoint_stats(env)
-            results[name] = [await paced(port, clients, seconds, rate, request)]
+            results[name] = [await measured(name, paced(port, clients, seconds, rate, request))]
             begun_after, synced_after, segments_after = checkpoint_stats(env)
             log(
                 f"{name}: {results[name][0]['tail']}; checkpoints begun during it: {begun_after - begun}, "
                 f"time in checkpoint syncs during it: {synced_after - synced:.0f} ms, "
                 f"WAL segments created during it: {max(0, segments_after - segments)}"
+                + (f"; disk: {disk.describe(windows[name])}" if disk else "")
             )
         return results
 
-    results = asyncio.run(phases())
+    windows: dict[str, list[tuple[float, float]]] = {}
+
+    async def measured(name: str, phase):
+        began = time.monotonic()
+        result = await phase
+        windows.setdefault(name, []).append((began, time.monotonic()))
+        return result
+
+    with CommitProbe(env) if probe else nullcontext() as disk:
+        results = asyncio.run(phases())
+    if disk:
+        log("the disk's WAL flush during each endpoint's phases (a thread committing a tiny row every 20 ms):")
+        for name in ("noop", "task", "bare", "start", "bare_start", "finish", "proposal", "paced_noop", "paced_task"):
+            log(f"  {name}: {disk.describe(windows[name])}")
 
     noop_r, task_r, prop_r = merged(results["noop"]), merged(results["task"]), merged(results["proposal"])
     bare_r = merged(results["bare"])
