@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "soak": "bench.soak",
     "audits": "bench.audits",
     "rollback": "bench.rollback",
+    "commits": "bench.commits",
 }
 # Run only when named (`python -m bench soak`): twenty minutes by default.
 ON_REQUEST = {"soak"}
