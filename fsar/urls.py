@@ -11,6 +11,8 @@ admin.site.site_title = "FSAR admin"
 # The model list is on the admin's home page; without the sidebar, wide lists (tasks) fit a laptop screen.
 admin.site.enable_nav_sidebar = False
 
+handler500 = "fsar.views.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

@@ -1,20 +1,37 @@
-"""Project views: the home page (the operator dashboard), /healthz and /healthz/ready."""
+"""Project views: the home page (the operator dashboard), /healthz and /healthz/ready, and
+the page a person sees when a request fails on our side (handler500)."""
+
+import logging
+import sys
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.defaults import server_error as django_server_error
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from billing import selectors as billing_selectors
 from billing import stripe_client
 from core.roles import COMMITTEE, CUSTOMERS, OPERATORS, has_role
 from fsar import dashboard, health
+from fsar.api import UNAVAILABLE_RETRY_AFTER_SECONDS
 from reviews import selectors as review_selectors
+
+logger = logging.getLogger(__name__)
+
+# What a page cannot do without for a moment (a restart, a failover, a killed connection, a
+# cancelled statement): the same failures the API answers 503 + Retry-After for (fsar/api.py).
+UNREACHABLE = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -76,3 +93,19 @@ def _has_health_token(request: HttpRequest) -> bool:
     token = settings.HEALTHZ_TOKEN
     given = request.headers.get("Authorization", "")
     return bool(token) and constant_time_compare(given, f"Bearer {token}")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500, for pages (the API answers JSON itself). Called while the exception is
+    being handled: when the database or Redis could not be reached, a 503 with Retry-After
+    and a page that says so (a person can retry in a moment, and a proxy or monitor can
+    tell an outage from a bug); anything else, the plain 500 page. Neither page reads the
+    database or the session: both render without a request context."""
+    failure = sys.exc_info()[1]
+    if isinstance(failure, UNREACHABLE):
+        logger.warning("Unavailable in %s %s: %s", request.method, request.path, failure)
+        what = "Redis" if isinstance(failure, (RedisConnectionError, RedisTimeoutError)) else "its database"
+        response = HttpResponse(loader.get_template("503.html").render({"what": what}), status=503)
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+        return response
+    return django_server_error(request)
