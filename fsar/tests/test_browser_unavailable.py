@@ -12,7 +12,7 @@ from fsar.testing import log_in
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.postgres(reason="the live server's connections refused and terminated for real"),
 ]
 

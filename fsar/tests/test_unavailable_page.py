@@ -5,13 +5,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.postgres(reason="pg_terminate_backend: the page's own connection killed for real"),
-]
 
-
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def reconnect_after():
     yield
     connection.close()  # the test database is flushed on a live connection
@@ -27,6 +22,11 @@ def kill_this_connection() -> None:
 
 
 @pytest.mark.parametrize("page", ["/tasks/held/", "/"])
+@pytest.mark.usefixtures("reconnect_after")
+# Transactional (the connection is killed for real), with the data the migrations made (the
+# role groups) put back afterwards, as every transactional test here does.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.postgres(reason="pg_terminate_backend: the page's own connection killed for real")
 def test_a_page_whose_database_went_away_answers_503_and_the_next_request_recovers(client, operator, page, caplog):
     client.force_login(operator)
     assert client.get(page).status_code == 200
@@ -45,6 +45,7 @@ def test_a_page_whose_database_went_away_answers_503_and_the_next_request_recove
     assert client.get(page).status_code == 200
 
 
+@pytest.mark.django_db
 def test_any_other_failure_is_still_the_500_page(client, operator, monkeypatch):
     from fsar import dashboard
 
