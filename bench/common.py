@@ -165,9 +165,9 @@ class CommitProbe:
     stall for hundreds of milliseconds with nothing else running (2026-12-01: 10 stalls
     over 100 ms a minute on an idle machine, the worst 0.75 s, with synchronous_commit off
     none over 5 ms: docs/benchmarks.md). Every request that commits then waits, whatever
-    its code does; requests that do not commit (the trivial endpoint) do not. `stalls(t0,
-    t1)` says how much of a phase the disk stalled, so a slow phase can be told from a
-    slow request path. About 50 commits a second: a few percent of one core."""
+    its code does; requests that do not commit (the trivial endpoint) do not.
+    `stalls(windows)` says how much of a phase (its time windows) the disk stalled, so a
+    slow phase can be told from a slow request path. About 50 commits a second: a few percent of one core."""
 
     def __init__(self, env: dict, every: float = 0.02, stall_ms: float = 25.0) -> None:
         import threading
