@@ -1,7 +1,6 @@
 """Project views: the home page (the operator dashboard), /healthz and /healthz/ready, and
 the page a person sees when a request fails on our side (handler500)."""
 
-import logging
 import sys
 
 from django.conf import settings
@@ -27,11 +26,10 @@ from fsar import dashboard, health
 from fsar.api import UNAVAILABLE_RETRY_AFTER_SECONDS
 from reviews import selectors as review_selectors
 
-logger = logging.getLogger(__name__)
-
 # What a page cannot do without for a moment (a restart, a failover, a killed connection, a
 # cancelled statement): the same failures the API answers 503 + Retry-After for (fsar/api.py).
-UNREACHABLE = (DatabaseOperationalError, DatabaseInterfaceError, RedisConnectionError, RedisTimeoutError)
+DATABASE_UNREACHABLE = (DatabaseOperationalError, DatabaseInterfaceError)
+REDIS_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -100,11 +98,11 @@ def server_error(request: HttpRequest) -> HttpResponse:
     being handled: when the database or Redis could not be reached, a 503 with Retry-After
     and a page that says so (a person can retry in a moment, and a proxy or monitor can
     tell an outage from a bug); anything else, the plain 500 page. Neither page reads the
-    database or the session: both render without a request context."""
+    database or the session: both render without a request context. Django logs either
+    with its traceback (django.request, "Service Unavailable: <path>")."""
     failure = sys.exc_info()[1]
-    if isinstance(failure, UNREACHABLE):
-        logger.warning("Unavailable in %s %s: %s", request.method, request.path, failure)
-        what = "Redis" if isinstance(failure, (RedisConnectionError, RedisTimeoutError)) else "its database"
+    if isinstance(failure, DATABASE_UNREACHABLE + REDIS_UNREACHABLE):
+        what = "Redis" if isinstance(failure, REDIS_UNREACHABLE) else "its database"
         response = HttpResponse(loader.get_template("503.html").render({"what": what}), status=503)
         response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
         return response

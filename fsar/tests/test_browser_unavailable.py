@@ -2,13 +2,13 @@
 shows the "cannot reach its database" page (503), and its "try again" link brings the
 dashboard back once the database is there again."""
 
-import psycopg
 import psycopg.sql
 import pytest
 from django.db import connection
 from playwright.sync_api import Page, expect
 
 from fsar.testing import log_in
+from fsar.tests.faults_support import admin_connection
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,10 +23,8 @@ def refuse_the_sites_connections(refuse: bool) -> None:
     database cannot refuse connections from inside itself). This test's own stays."""
     connection.ensure_connection()
     mine = connection.connection.info.backend_pid
-    params = connection.get_connection_params()
-    conninfo = {k: params[k] for k in ("host", "port", "user", "password") if params.get(k)}
     name = connection.settings_dict["NAME"]
-    with psycopg.connect(**conninfo, dbname="postgres", autocommit=True) as admin:
+    with admin_connection(dbname="postgres") as admin:
         quoted = psycopg.sql.Identifier(name)
         admin.execute(
             psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(

@@ -1,9 +1,10 @@
 """A page whose database connection is killed mid-flight answers 503 with Retry-After and
 a page saying so, not the 500 page (the API's 503 is fsar/tests/test_faults_postgres.py)."""
 
-import psycopg
 import pytest
 from django.db import connection
+
+from fsar.tests.faults_support import admin_connection
 
 
 @pytest.fixture
@@ -15,9 +16,7 @@ def reconnect_after():
 def kill_this_connection() -> None:
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
-    params = connection.get_connection_params()
-    conninfo = {k: params[k] for k in ("host", "port", "user", "password", "dbname") if params.get(k)}
-    with psycopg.connect(**conninfo, autocommit=True) as other:
+    with admin_connection() as other:
         assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
 
 
@@ -38,7 +37,7 @@ def test_a_page_whose_database_went_away_answers_503_and_the_next_request_recove
     body = response.content.decode()
     assert "FSAR cannot reach its database right now" in body and "was not confirmed" in body
     assert "Something went wrong on our side" not in body and "Traceback" not in body
-    assert f"Unavailable in GET {page}" in caplog.text
+    assert f"Service Unavailable: {page}" in caplog.text  # django.request, with the traceback
     # A server closes the broken connection at the end of the request (Django's
     # close_old_connections, which the test client leaves out): the next one reconnects.
     connection.close()
