@@ -229,6 +229,19 @@ def force_checkpoint(env: dict) -> float:
     return time.perf_counter() - began
 
 
+def drain(env: dict, timeout: float = 60) -> int:
+    """Wait until the RQ queue is empty and no job is running; returns the jobs that were
+    waiting or running."""
+    import redis
+    from rq import Queue
+
+    queue = Queue("default", connection=redis.Redis.from_url(env["REDIS_URL"]))
+    waiting, began = queue.count + queue.started_job_registry.count, time.perf_counter()
+    while queue.count + queue.started_job_registry.count and time.perf_counter() - began < timeout:
+        time.sleep(0.05)
+    return waiting
+
+
 def settle(env: dict, timeout: float = 120, before: str = "the paced load") -> None:
     """Wait until the RQ queue is empty and no job is running, then write out what was
     written before with a CHECKPOINT (force_checkpoint); log what was waiting, how long
@@ -236,11 +249,9 @@ def settle(env: dict, timeout: float = 120, before: str = "the paced load") -> N
     import redis
     from rq import Queue
 
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    queue = Queue("default", connection=connection)
-    waiting, began = queue.count + queue.started_job_registry.count, time.perf_counter()
-    while queue.count + queue.started_job_registry.count and time.perf_counter() - began < timeout:
-        time.sleep(0.2)
+    began = time.perf_counter()
+    waiting = drain(env, timeout)
+    queue = Queue("default", connection=redis.Redis.from_url(env["REDIS_URL"]))
     left = queue.count + queue.started_job_registry.count
     with bench_connection(env) as conn:
         vacuums = conn.execute(

@@ -1,7 +1,7 @@
 """The execution gate on the hot path, under gunicorn, PostgreSQL and RQ workers.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \\
-        .venv/bin/python -m bench gate [--seconds=N] [--rounds=5] [--clients=16] [--workers=N] [--rate=200] [--keep]
+        .venv/bin/python -m bench gate [--seconds=N] [--rounds=5] [--clients=16] [--workers=N] [--rate=auto|N] [--keep]
         [--disk-probe] [--async-commit]
 
 Creates its own database (fsar_bench_gate), migrates it (the default policy
@@ -21,11 +21,13 @@ and alternating so that noise hits both alike:
    then `POST /api/v1/tasks/{id}/start` (the gate's re-check; on the allow-all
    server the re-check is replaced too) and `/finish`, on pools of registered and
    running tasks loaded beforehand;
-2. `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
-   tenth opens a case), reports/s;
-3. both endpoints again at a fixed offered rate (--rate, requests/s over all
-   clients) instead of flat out: latency below saturation. Flat out, closed-loop
-   clients queue: each waits clients / throughput on average (Little's law).
+   then `POST /api/v1/proposals` (markdown reports: parse, policy, insert; every
+   tenth opens a case; the worker's jobs drained after each slice), reports/s;
+2. noop and registration again at a fixed offered rate instead of flat out: latency
+   below saturation. Flat out, closed-loop clients queue: each waits clients /
+   throughput on average (Little's law). --rate=N offers N requests/s over all
+   clients; the default (auto) offers 0.145× the noop's flat-out rate of this run,
+   what 200/s was on the host issue 21 was measured on (ISSUE_NOOP below).
 
 Drops the database at the end unless --keep.
 
@@ -56,6 +58,7 @@ from bench.common import (
     bench_connection,
     bench_db,
     checkpoint_stats,
+    drain,
     free_port,
     log,
     options,
@@ -71,6 +74,15 @@ from bench.load import GROUPS, Request, flat_out, merged, paced
 
 BENCH_DB = bench_db("gate")
 POOL = 30_000  # registered tasks to start, running tasks to finish
+# Issue 21's two absolute figures (300 reports/s; p99 ≤ 25 ms at 200 requests/s offered)
+# were set on a host whose noop answered 1,378–1,579 req/s. Hosts of the same kind here
+# have run noop at 299–770 req/s (docs/benchmarks.md), the same code: an absolute rate
+# measures the host. The same figures as shares of the noop measured in the same run, with
+# the slowest noop of the issue's range (the strictest translation): reports ≥ 300 / 1,378
+# = 0.218× noop, and the paced phases offered 200 / 1,378 = 0.145× noop's flat-out rate.
+ISSUE_NOOP = 1_378
+REPORTS_SHARE = 300 / ISSUE_NOOP
+PACED_SHARE = 200 / ISSUE_NOOP
 
 
 def report_markdown(report_id: str, i: int) -> bytes:
@@ -87,7 +99,7 @@ def main(argv: list[str]) -> int:
     seconds = float(opts.get("seconds", 10))
     clients = int(opts.get("clients", 16))
     workers = int(opts.get("workers", (os.cpu_count() or 2) * 2 + 1))
-    rate = float(opts.get("rate", 200))
+    rate = None if opts.get("rate", "auto") == "auto" else float(opts["rate"])
     rounds = int(opts.get("rounds", 5))
     probe, async_commit = "--disk-probe" in argv, "--async-commit" in argv
     url = postgres_url_or_none("gate", needs_redis=True)
@@ -193,7 +205,15 @@ def log_cpu(rows) -> None:
 
 
 def run(
-    env: dict, processes: list, *, seconds: float, rounds: int, clients: int, workers: int, rate: float, probe: bool
+    env: dict,
+    processes: list,
+    *,
+    seconds: float,
+    rounds: int,
+    clients: int,
+    workers: int,
+    rate: float | None,
+    probe: bool,
 ) -> int:
     log(f"setting up {BENCH_DB} …")
     secret = setup_database(env)
@@ -247,7 +267,9 @@ def run(
         await flat_out(bare_port, clients, 2, task)
         await flat_out(port, clients, 1, start)
         await flat_out(port, clients, 1, finish)
-        results = {"noop": [], "task": [], "bare": [], "start": [], "bare_start": [], "finish": []}
+        await flat_out(port, clients, 1, proposal)
+        await asyncio.to_thread(drain, env)
+        results = {"noop": [], "task": [], "bare": [], "start": [], "bare_start": [], "finish": [], "proposal": []}
         # Alternate, so noise on the shared machine hits all alike: each endpoint's `seconds` in
         # `rounds` slices (five by default: with two, a host that slowed for half a minute
         # moved single ratios by ±0.06 between consecutive runs; noop's own CPU per request
@@ -260,14 +282,21 @@ def run(
             results["start"].append(await measured("start", flat_out(port, clients, slice_, start)))
             results["bare_start"].append(await measured("bare_start", flat_out(bare_port, clients, slice_, start)))
             results["finish"].append(await measured("finish", flat_out(port, clients, slice_, finish)))
-        results["proposal"] = [await measured("proposal", flat_out(port, clients, seconds / 2, proposal))]
+            results["proposal"].append(await measured("proposal", flat_out(port, clients, slice_, proposal)))
+            # A held report's job (its case's mail) runs on the worker after the answer: drained
+            # before the next slice, so it does not slow the next round's noop.
+            await asyncio.to_thread(drain, env)
         # Latency below saturation: the same 16 clients at a fixed offered rate, once the
         # worker has drained what the flat-out phases left it (held reports' cases and
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
+        offered = rate if rate is not None else PACED_SHARE * merged(results["noop"])["per_second"]
+        results["offered"] = offered
+        how = "--rate" if rate is not None else f"{PACED_SHARE:.3f}× noop's flat-out rate"
+        log(f"paced phases: {offered:.0f} requests/s offered ({how})")
         for name, request in (("paced_noop", noop), ("paced_task", task)):
             begun, synced, segments = checkpoint_stats(env)
-            results[name] = [await measured(name, paced(port, clients, seconds, rate, request))]
+            results[name] = [await measured(name, paced(port, clients, seconds, offered, request))]
             begun_after, synced_after, segments_after = checkpoint_stats(env)
             log(
                 f"{name}: {results[name][0]['tail']}; checkpoints begun during it: {begun_after - begun}, "
@@ -296,6 +325,7 @@ def run(
     bare_r = merged(results["bare"])
     start_r, bare_start_r, finish_r = merged(results["start"]), merged(results["bare_start"]), merged(results["finish"])
     paced_noop, paced_task = merged(results["paced_noop"]), merged(results["paced_task"])
+    rate = results["offered"]
     ratio = task_r["per_second"] / noop_r["per_second"]
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log(
@@ -339,7 +369,8 @@ def run(
     log(
         f"start/noop: {start_r['per_second'] / noop_r['per_second']:.2f}, "
         f"finish/noop: {finish_r['per_second'] / noop_r['per_second']:.2f} (goal ≥ 0.50 each); "
-        f"reports/s: {prop_r['per_second']:.0f} (goal ≥ 300)"
+        f"reports/s: {prop_r['per_second']:.0f} (issue 21's goal ≥ 300 on its host), reports/noop: "
+        f"{prop_r['per_second'] / noop_r['per_second']:.3f} (the same goal on this host: ≥ {REPORTS_SHARE:.3f})"
     )
     log(f"gate/allow-all registration throughput ratio: {task_r['per_second'] / bare_r['per_second']:.2f}")
     log(f"re-check/allow-all start throughput ratio: {start_r['per_second'] / bare_start_r['per_second']:.2f}")
@@ -347,7 +378,8 @@ def run(
         f"SUMMARY noop={noop_r['per_second']:.0f}/s tasks={ratio:.2f} start="
         f"{start_r['per_second'] / noop_r['per_second']:.2f} "
         f"finish={finish_r['per_second'] / noop_r['per_second']:.2f} "
-        f"reports={prop_r['per_second']:.0f}/s load={os.getloadavg()}"
+        f"reports={prop_r['per_second']:.0f}/s ({prop_r['per_second'] / noop_r['per_second']:.3f}) "
+        f"paced@{rate:.0f}/s p99={paced_task['p99']:.1f}ms load={os.getloadavg()}"
     )
     seen = {}
     for r in (noop_r, task_r, bare_r, start_r, bare_start_r, finish_r, prop_r, paced_noop, paced_task):
