@@ -335,6 +335,24 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def alternating_medians_ms(calls: dict[str, tuple[Callable[[], object], int]], rounds: int) -> dict[str, float]:
+    """Median wall time in ms of each named call, the calls alternating: `rounds` rounds,
+    each making every call its given number of times in turn, after one warm-up call each.
+    A baseline and what is divided by it then see the same moments of a noisy host (timed
+    one after the other, a 7-day raw query's median moved by a third between runs while
+    the calls timed after it did not)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn, _ in calls.values():
+        fn()
+    for _ in range(rounds):
+        for name, (fn, per_round) in calls.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

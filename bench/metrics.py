@@ -25,7 +25,9 @@ with COPY, then in the same run:
    the table, the earlier baseline: it pays for indexes of 20,000 entries where
    the API pays for indexes of a million, 4-7 times less on this machine.
 
-Each timing is the median of several runs after one warm-up. Drops the
+Each timing is the median of several runs after one warm-up; the raw query and the
+rollup reads divided by it are timed alternating, round by round (since 2026-12-01 21:00;
+before, one after the other). Drops the
 database at the end unless --keep.
 """
 
@@ -41,7 +43,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import bench_db, log, median_ms, options, own_database, postgres_url_or_none
+from bench.common import alternating_medians_ms, bench_db, log, median_ms, options, own_database, postgres_url_or_none
 
 BENCH_DB = bench_db("metrics")
 RUNS = 7
@@ -364,12 +366,13 @@ def measure_window(connection, client, page_client, *, label: str, days: int, wi
     exact_body = client.get("/api/v1/metrics/tasks", {**params, "exact": "true"}).json()
     worst = check_agreement(rollup_body["groups"], exact_body["groups"], histograms.MAX_RELATIVE_ERROR)
 
-    raw_ms = median_ms(raw, runs=RUNS)
-    # The fast calls get more runs: on a shared machine their medians are the noisier.
-    endpoint_ms = median_ms(endpoint, runs=21)
+    # The raw query (the baseline) and the rollup reads alternate, so that both see the same
+    # moments of the host: the fast calls get more runs, their medians being the noisier.
+    timed = alternating_medians_ms(
+        {"raw": (raw, 1), "endpoint": (endpoint, 3), "by_type": (by_type, 3), "page": (page, 2)}, rounds=RUNS
+    )
+    raw_ms, endpoint_ms, by_type_ms, page_ms = timed["raw"], timed["endpoint"], timed["by_type"], timed["page"]
     exact_ms = median_ms(endpoint_exact, runs=3)
-    by_type_ms = median_ms(by_type, runs=21)
-    page_ms = median_ms(page, runs=9)
     log(
         f"window {label}: {in_window:,} finished tasks; raw percentile_cont SQL {raw_ms:.1f} ms; "
         f"GET /metrics/tasks?group_by=ai_model from rollups {endpoint_ms:.1f} ms (ratio {endpoint_ms / raw_ms:.3f}), "
