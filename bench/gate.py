@@ -76,7 +76,7 @@ BENCH_DB = bench_db("gate")
 POOL = 30_000  # registered tasks to start, running tasks to finish
 # Issue 21's two absolute figures (300 reports/s; p99 ≤ 25 ms at 200 requests/s offered)
 # were set on a host whose noop answered 1,378–1,579 req/s. Hosts of the same kind here
-# have run noop at 299–770 req/s (docs/benchmarks.md), the same code: an absolute rate
+# have run noop at 260–770 req/s (docs/benchmarks.md), the same code: an absolute rate
 # measures the host. The same figures as shares of the noop measured in the same run, with
 # the slowest noop of the issue's range (the strictest translation): reports ≥ 300 / 1,378
 # = 0.218× noop, and the paced phases offered 200 / 1,378 = 0.145× noop's flat-out rate.
@@ -290,8 +290,7 @@ def run(
         # worker has drained what the flat-out phases left it (held reports' cases and
         # mails), so the phase measures the request path, not a backlog being worked off.
         await asyncio.to_thread(settle, env)
-        offered = rate if rate is not None else PACED_SHARE * merged(results["noop"])["per_second"]
-        results["offered"] = offered
+        offered = paced_at["rate"] = rate if rate is not None else PACED_SHARE * merged(results["noop"])["per_second"]
         how = "--rate" if rate is not None else f"{PACED_SHARE:.3f}× noop's flat-out rate"
         log(f"paced phases: {offered:.0f} requests/s offered ({how})")
         for name, request in (("paced_noop", noop), ("paced_task", task)):
@@ -307,6 +306,7 @@ def run(
         return results
 
     windows: dict[str, list[tuple[float, float]]] = {}
+    paced_at: dict[str, float] = {}  # the rate the paced phases were offered
 
     async def measured(name: str, phase):
         began = time.monotonic()
@@ -325,7 +325,7 @@ def run(
     bare_r = merged(results["bare"])
     start_r, bare_start_r, finish_r = merged(results["start"]), merged(results["bare_start"]), merged(results["finish"])
     paced_noop, paced_task = merged(results["paced_noop"]), merged(results["paced_task"])
-    rate = results["offered"]
+    rate = paced_at["rate"]
     ratio = task_r["per_second"] / noop_r["per_second"]
     log(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     log(
