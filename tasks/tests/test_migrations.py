@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,40 +36,72 @@ def manage(database_url: str, *args: str, check: bool = True) -> subprocess.Comp
     )
 
 
-# --- migrating a populated table forward and back (the test database itself) ---
+# --- migrating a populated table forward and back ---
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_ai_model_migration_keeps_rows_forward_and_back_and_reads_null():
-    executor = MigrationExecutor(connection)
-    leaves = executor.loader.graph.leaf_nodes()
+@contextmanager
+def temporary_database(tmp_path: Path) -> Iterator[tuple[str, Callable[[str], list]]]:
+    """A database of its own, of the suite's kind (a SQLite file, or a PostgreSQL database
+    on the suite's server, dropped after): its URL for `manage`, and a function running one
+    script there (no parameters, autocommit) and returning the rows of its last statement."""
+    if connection.vendor != "postgresql":
+        path = tmp_path / "own.sqlite3"
+
+        def run_sqlite(sql: str) -> list:
+            with sqlite3.connect(path) as db:
+                return db.execute(sql).fetchall()
+
+        yield f"sqlite:///{path}", run_sqlite
+        return
+    import psycopg
+
+    settings = connection.settings_dict
+    name = f"fsar_own_{uuid.uuid4().hex[:8]}"
+    host, port, user = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432, settings["USER"] or "postgres"
+    admin_dsn = f"host={host} port={port} user={user} dbname=postgres"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def run_postgres(sql: str) -> list:
+        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}", autocommit=True) as db:
+            cursor = db.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
     try:
-        executor.migrate([("tasks", "0001_initial")])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO execution_tasks (external_id, task_type, status, payload, created_at, error) "
-                "VALUES ('old-1', 'implement_idea', 'succeeded', '{}', CURRENT_TIMESTAMP, ''), "
-                "('old-2', 'self_improvement', 'failed', '{}', CURRENT_TIMESTAMP, 'x')"
-            )
-        executor = MigrationExecutor(connection)
-        executor.migrate([("tasks", "0002_executiontask_ai_model")])
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT external_id, ai_model FROM execution_tasks ORDER BY external_id")
-            assert cursor.fetchall() == [("old-1", None), ("old-2", None)]
-        executor = MigrationExecutor(connection)
-        executor.migrate([("tasks", "0001_initial")])
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT external_id FROM execution_tasks ORDER BY external_id")
-            assert cursor.fetchall() == [("old-1",), ("old-2",)]
-            columns = [c.name for c in connection.introspection.get_table_description(cursor, "execution_tasks")]
-        assert "ai_model" not in columns
+        yield f"postgres://{user}@{host}:{port}/{name}", run_postgres
     finally:
-        executor = MigrationExecutor(connection)
-        executor.loader.build_graph()
-        executor.migrate(leaves)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM execution_tasks WHERE ai_model IS NULL")
-        assert cursor.fetchone() == (2,)
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_ai_model_migration_keeps_rows_forward_and_back_and_reads_null(tmp_path):
+    """tasks.0002 forward, back and forward again on a table holding rows, in a database of
+    the suite's kind of its own: only tasks' own migrations move (the test database's
+    whole project was unapplied and applied again for this, 3-4 minutes on a slow host).
+    Rows surviving every later migration too is the legacy adoption tests' (below)."""
+    with temporary_database(tmp_path) as (url, run):
+        manage(url, "migrate", "tasks", "0001_initial", "--noinput")
+        run(
+            "INSERT INTO execution_tasks (external_id, task_type, status, payload, created_at, error) "
+            "VALUES ('old-1', 'implement_idea', 'succeeded', '{}', CURRENT_TIMESTAMP, ''), "
+            "('old-2', 'self_improvement', 'failed', '{}', CURRENT_TIMESTAMP, 'x')"
+        )
+        manage(url, "migrate", "tasks", "0002_executiontask_ai_model", "--noinput")
+        assert run("SELECT external_id, ai_model FROM execution_tasks ORDER BY external_id") == [
+            ("old-1", None),
+            ("old-2", None),
+        ]
+        manage(url, "migrate", "tasks", "0001_initial", "--noinput")
+        assert run("SELECT external_id FROM execution_tasks ORDER BY external_id") == [("old-1",), ("old-2",)]
+        assert "ai_model" not in {row[0] for row in run(_COLUMNS[url.split(":")[0]])}
+        manage(url, "migrate", "tasks", "0002_executiontask_ai_model", "--noinput")
+        assert run("SELECT count(*) FROM execution_tasks WHERE ai_model IS NULL") == [(2,)]
+
+
+_COLUMNS = {
+    "sqlite": "SELECT name FROM pragma_table_info('execution_tasks')",
+    "postgres": "SELECT column_name FROM information_schema.columns WHERE table_name = 'execution_tasks'",
+}
 
 
 def test_the_ai_model_migration_adds_a_nullable_column_without_a_default():
@@ -99,28 +133,14 @@ def test_a_legacy_sqlite_database_is_adopted_with_fake_initial(tmp_path):
 
 
 @pytest.mark.postgres(reason="adopting a legacy PostgreSQL database")
-def test_a_legacy_postgresql_database_is_adopted_with_fake_initial():
-    import psycopg
-
-    settings = connection.settings_dict
-    name = f"fsar_legacy_{uuid.uuid4().hex[:8]}"
-    host, port, user = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432, settings["USER"] or "postgres"
-    admin_dsn = f"host={host} port={port} user={user} dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}", autocommit=True) as db:
-            db.execute((LEGACY / "execution_tasks.postgresql.sql").read_text())
-        url = f"postgres://{user}@{host}:{port}/{name}"
+def test_a_legacy_postgresql_database_is_adopted_with_fake_initial(tmp_path):
+    with temporary_database(tmp_path) as (url, run):
+        run((LEGACY / "execution_tasks.postgresql.sql").read_text())
         result = manage(url, "migrate", "--fake-initial", "--noinput")
         assert "tasks.0001_initial... FAKED" in result.stdout
-        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}") as db:
-            rows = db.execute("SELECT external_id, ai_model FROM execution_tasks ORDER BY id").fetchall()
+        rows = run("SELECT external_id, ai_model FROM execution_tasks ORDER BY id")
         assert rows == [("legacy-0001", None), ("legacy-0002", None), ("legacy-0003", None)]
         assert manage(url, "checkschema").returncode == 0
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- the schema check: the seed report's bug ---
