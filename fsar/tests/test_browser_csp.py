@@ -4,6 +4,7 @@ from another origin), and a hostile report's remote images are never requested."
 
 import io
 import json
+import warnings
 from urllib.parse import urlsplit
 
 import pytest
@@ -68,6 +69,27 @@ def pages_for(role: str, *, case_id: int, invoice_id: int, run_id: int, version:
     }[role]  # fmt: skip
 
 
+def settled(page: Page, url: str, in_flight: set[str], name: str):
+    """Goes to the page and waits until the network is idle. Twice in CI (2026-12-01, four
+    test processes and their browsers on two cores) the operator's task list was still
+    loading after 30 s, once only, and never here under the same load: a page that does
+    not settle is loaded once more, with a warning naming what was still in flight, and
+    fails the test if it does not settle again."""
+    reply = page.goto(url)
+    try:
+        page.wait_for_load_state("networkidle")
+        return reply
+    except PlaywrightTimeoutError:
+        warnings.warn(f"{name}: still loading after 30 s, loaded again: {sorted(in_flight)}", stacklevel=1)
+    in_flight.clear()
+    reply = page.goto(url)
+    try:
+        page.wait_for_load_state("networkidle")
+    except PlaywrightTimeoutError as exc:
+        raise AssertionError(f"{name}: still loading after 30 s, twice: {sorted(in_flight)}") from exc
+    return reply
+
+
 @pytest.fixture
 def demo_key() -> str:
     """The demo data (`make run`'s), small; returns the AI side's API key."""
@@ -93,6 +115,10 @@ def test_every_main_page_loads_with_no_csp_violation_and_no_remote_request(page:
     page.context.add_init_script(LISTEN)
     page.on("request", lambda r: urlsplit(r.url).netloc not in (origin, "") and elsewhere.append(r.url))
     page.on("console", lambda m: "Content Security Policy" in m.text and console.append(m.text))
+    in_flight: set[str] = set()  # named when a page does not settle
+    page.on("request", lambda r: in_flight.add(r.url))
+    page.on("requestfinished", lambda r: in_flight.discard(r.url))
+    page.on("requestfailed", lambda r: in_flight.discard(r.url))
 
     problems = {}
     for role in ("anonymous", "operator", "alice", "customer"):
@@ -108,11 +134,7 @@ def test_every_main_page_loads_with_no_csp_violation_and_no_remote_request(page:
             if not run_id and "/runs/0/" in path:
                 continue
             console.clear()
-            reply = page.goto(f"{live_server.url}{path}")
-            try:
-                page.wait_for_load_state("networkidle")
-            except PlaywrightTimeoutError as exc:  # once in CI (2026-12-01), under load: name the page
-                raise AssertionError(f"{role} {path}: still loading after 30 s") from exc
+            reply = settled(page, f"{live_server.url}{path}", in_flight, f"{role} {path}")
             assert reply is not None and "Content-Security-Policy" in {k.title() for k in reply.headers}, path
             violations = page.evaluate("window.__csp") + console
             if violations:
