@@ -229,30 +229,32 @@ def force_checkpoint(env: dict) -> float:
     return time.perf_counter() - began
 
 
-def drain(env: dict, timeout: float = 60) -> int:
-    """Wait until the RQ queue is empty and no job is running; returns the jobs that were
-    waiting or running."""
+def drain(env: dict, timeout: float = 60) -> tuple[int, int]:
+    """Wait until the RQ queue is empty and no job is running, `timeout` seconds at most;
+    returns the jobs waiting or running before, and those left at the end (0 unless it
+    timed out)."""
     import redis
     from rq import Queue
 
     queue = Queue("default", connection=redis.Redis.from_url(env["REDIS_URL"]))
-    waiting, began = queue.count + queue.started_job_registry.count, time.perf_counter()
-    while queue.count + queue.started_job_registry.count and time.perf_counter() - began < timeout:
+
+    def jobs() -> int:
+        return queue.count + queue.started_job_registry.count
+
+    waiting = left = jobs()
+    began = time.perf_counter()
+    while left and time.perf_counter() - began < timeout:
         time.sleep(0.05)
-    return waiting
+        left = jobs()
+    return waiting, left
 
 
 def settle(env: dict, timeout: float = 120, before: str = "the paced load") -> None:
     """Wait until the RQ queue is empty and no job is running, then write out what was
     written before with a CHECKPOINT (force_checkpoint); log what was waiting, how long
     it took, and any autovacuum at work on the bench's database then."""
-    import redis
-    from rq import Queue
-
     began = time.perf_counter()
-    waiting = drain(env, timeout)
-    queue = Queue("default", connection=redis.Redis.from_url(env["REDIS_URL"]))
-    left = queue.count + queue.started_job_registry.count
+    waiting, left = drain(env, timeout)
     with bench_connection(env) as conn:
         vacuums = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
