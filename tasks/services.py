@@ -292,6 +292,19 @@ class _Read:
 _READS: dict[tuple[str, bool, bool, ReadWithTask | None], _Read] = {}
 
 
+def only_by_id(conditions: str) -> str:
+    """`conditions` on a task read or written by id, as one expression no index can serve,
+    so that the primary key is the only way in. Written as plain conditions beside
+    `id = %s`, the planner weighed other indexes against the primary key (one row estimated
+    either way), and where the statistics did not yet know the rows (a key newer than the
+    table's last ANALYZE, or tasks started since) it took the key's own index, or the
+    running tasks' one, walking every task the key had registered, or every running one,
+    on each start and finish: a cost growing with them until the next ANALYZE (seen at 321
+    rows, 0.19 ms; tasks/tests/test_owner_plan.py). A CASE hides its conditions from the
+    planner's choice of index (and from partial indexes' predicates); NULL is not true."""
+    return f"CASE WHEN {conditions} THEN true ELSE false END"
+
+
 def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask | None = None) -> _Read:
     key = (connection.vendor, by_key, lock, with_gate)
     if key not in _READS:
@@ -302,7 +315,7 @@ def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask |
         if with_gate is None:
             sql = f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {table} WHERE id = %s"
             if by_key:
-                sql += " AND submitted_by_id = %s"
+                sql += f" AND {only_by_id('submitted_by_id = %s')}"
             if lock and connection.features.has_select_for_update:
                 sql += " FOR UPDATE"
         else:  # the gate's row beside the task's (NULLs where it has none); never locked
@@ -311,7 +324,7 @@ def _read_sql(connection, *, by_key: bool, lock: bool, with_gate: ReadWithTask |
                 f"LEFT JOIN LATERAL ({with_gate.sql(connection)}) g ON true WHERE t.id = %s"
             )
             if by_key:
-                sql += " AND t.submitted_by_id = %s"
+                sql += f" AND {only_by_id('t.submitted_by_id = %s')}"
             if lock:
                 raise ValueError("the gate's read goes with an unlocked read of the task")
         converters = []
@@ -524,8 +537,9 @@ def _finish_sql(connection, *, by_key: bool, copy: str, writes: tuple[str, ...])
         _FINISHES[key] = (
             f"WITH {FINISHED_ROW} AS (UPDATE {table} SET status = %s, finished_at = %s, rollup_pending = %s, "
             "duration_ms = FLOOR(EXTRACT(EPOCH FROM (%s::timestamptz - started_at)) * 1000)::bigint, "
-            f"cost_micros = %s, tokens = %s, error = %s WHERE id = %s{owner} AND status = '{TaskStatus.RUNNING.value}' "
-            f"AND started_at IS NOT NULL RETURNING *), copied AS ({copy}{FINISHED_ROW}){parts} "
+            f"cost_micros = %s, tokens = %s, error = %s WHERE id = %s AND "
+            + only_by_id(f"status = '{TaskStatus.RUNNING.value}' AND started_at IS NOT NULL{owner}")
+            + f" RETURNING *), copied AS ({copy}{FINISHED_ROW}){parts} "
             f"SELECT {columns} FROM {FINISHED_ROW}"
         )
     return _FINISHES[key]
