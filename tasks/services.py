@@ -500,6 +500,22 @@ def _finish_at_once(
     transaction none of its own. None (nothing written) when the locked path must
     answer: a retry, a task not running, another key's, or one that does not exist."""
     connection = transaction.get_connection()
+    statement, params = _finish_statement(
+        connection, task_id=task_id, actor=actor, outcome=outcome, cost_micros=cost_micros, tokens=tokens, error=error
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _read_sql(connection, by_key=actor.api_key is not None, lock=False).task(row, connection)
+
+
+def _finish_statement(
+    connection, *, task_id: int, actor: Actor, outcome: str, cost_micros: int | None, tokens: int | None, error: str
+) -> tuple[str, list]:
+    """`_finish_at_once`'s statement and its parameters (tasks/tests/test_owner_plan.py
+    EXPLAINs the same)."""
     copy, history = copy_changed_sql(
         ExecutionTask,
         connection,
@@ -508,16 +524,10 @@ def _finish_at_once(
         history_api_key_id=actor.api_key.pk if actor.api_key else None,
     )
     by_key = actor.api_key is not None
-    read = _read_sql(connection, by_key=by_key, lock=False)
     statement = _finish_sql(connection, by_key=by_key, copy=copy, writes=tuple(finish_writes))
     now = timezone.now()
     params = [outcome, now, True, now, cost_micros, tokens, error or "", task_id]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, *([actor.api_key.pk] if by_key else []), *history])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return read.task(row, connection)
+    return statement, [*params, *([actor.api_key.pk] if by_key else []), *history]
 
 
 _FINISHES: dict[tuple[bool, str, tuple[str, ...]], str] = {}

@@ -12,11 +12,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from core.history import copy_changed_sql
 from tasks import services
 from tasks.gate import recheck_read_with_task
 from tasks.models import ExecutionTask
-from tasks.signals import finish_writes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres(reason="EXPLAIN of PostgreSQL query plans")]
 
@@ -75,11 +73,10 @@ def test_starts_read_with_the_gate_goes_through_the_primary_key(new_key_with_man
 
 def test_the_finishing_statement_goes_through_the_primary_key(new_key_with_many_tasks):
     key, task = new_key_with_many_tasks
-    copy, history = copy_changed_sql(ExecutionTask, connection, reason="finished: succeeded", user=None,
-                                     history_api_key_id=key.pk)  # fmt: skip
-    statement = services._finish_sql(connection, by_key=True, copy=copy, writes=tuple(finish_writes))
-    now = timezone.now()
-    params = ["succeeded", now, True, now, 1000, 100, "", task.pk, key.pk, *history]
+    statement, params = services._finish_statement(
+        connection, task_id=task.pk, actor=services.Actor.for_key(key), outcome="succeeded",
+        cost_micros=1000, tokens=100, error="",
+    )  # fmt: skip
     assert_by_primary_key(plan_of(statement, params))
 
 
