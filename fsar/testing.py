@@ -116,6 +116,18 @@ def live_database_url() -> str:
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+def admin_connection(autocommit: bool = True, dbname: str | None = None):
+    """A psycopg connection of the test's own to the test database (or `dbname` on its server)."""
+    import psycopg
+    from django.db import connection
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432, user=s.get("USER") or "postgres",
+        password=s.get("PASSWORD") or None, dbname=dbname or s["NAME"], autocommit=autocommit,
+    )  # fmt: skip
+
+
 def run_rq_worker_burst(timeout: int = 120) -> subprocess.CompletedProcess:
     """Run a real `rqworker --burst` against the test database until the queue is empty.
     Needs REDIS_URL (CI's PostgreSQL pass) and a transactional test."""

@@ -17,8 +17,8 @@ from rq import Queue
 from rq.worker import SimpleWorker
 
 from core.worker import Worker
+from fsar.testing import admin_connection
 from fsar.tests import faults_support
-from fsar.tests.faults_support import admin_connection
 
 redis_server, started = faults_support.redis_server, faults_support.started
 

@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 import stripe
 
@@ -256,17 +255,6 @@ def eventually(check, *, timeout: float = 30, every: float = 0.1, what: str = ""
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what or check}")
         time.sleep(every)
-
-
-def admin_connection(autocommit: bool = True, dbname: str | None = None) -> psycopg.Connection:
-    """A connection of the test's own to the test database (or `dbname`)."""
-    from django.db import connection
-
-    s = connection.settings_dict
-    return psycopg.connect(
-        host=s.get("HOST") or "127.0.0.1", port=s.get("PORT") or 5432, user=s.get("USER") or "postgres",
-        password=s.get("PASSWORD") or None, dbname=dbname or s["NAME"], autocommit=autocommit,
-    )  # fmt: skip
 
 
 # The product's state

@@ -7,8 +7,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import Page, expect
 
-from fsar.testing import log_in
-from fsar.tests.faults_support import admin_connection
+from fsar.testing import admin_connection, log_in
 
 pytestmark = [
     pytest.mark.browser,

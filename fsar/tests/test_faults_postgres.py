@@ -14,11 +14,11 @@ import time
 import httpx
 import pytest
 
+from fsar.testing import admin_connection
 from fsar.tests import faults_support
 from fsar.tests.faults_support import (
     WEB_APP_NAME,
     Gunicorn,
-    admin_connection,
     assert_registered_once_each,
     process_env,
     registration,

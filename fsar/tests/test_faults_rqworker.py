@@ -13,12 +13,12 @@ import time
 import httpx
 import pytest
 
+from fsar.testing import admin_connection
 from fsar.tests import faults_support
 from fsar.tests.faults_support import (
     CallbackReceiver,
     Gunicorn,
     Started,
-    admin_connection,
     assert_events_applied_once,
     cron,
     deliver,

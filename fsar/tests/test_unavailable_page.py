@@ -4,7 +4,7 @@ a page saying so, not the 500 page (the API's 503 is fsar/tests/test_faults_post
 import pytest
 from django.db import connection
 
-from fsar.tests.faults_support import admin_connection
+from fsar.testing import admin_connection
 
 
 @pytest.fixture

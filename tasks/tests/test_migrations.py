@@ -18,6 +18,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from fsar.testing import admin_connection, live_database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 LEGACY = Path(__file__).parent / "fixtures" / "legacy"
 
@@ -53,24 +55,19 @@ def temporary_database(tmp_path: Path) -> Iterator[tuple[str, Callable[[str], li
 
         yield f"sqlite:///{path}", run_sqlite
         return
-    import psycopg
-
-    settings = connection.settings_dict
     name = f"fsar_own_{uuid.uuid4().hex[:8]}"
-    host, port, user = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432, settings["USER"] or "postgres"
-    admin_dsn = f"host={host} port={port} user={user} dbname=postgres"
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+    with admin_connection(dbname="postgres") as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
 
     def run_postgres(sql: str) -> list:
-        with psycopg.connect(f"host={host} port={port} user={user} dbname={name}", autocommit=True) as db:
+        with admin_connection(dbname=name) as db:
             cursor = db.execute(sql)
             return cursor.fetchall() if cursor.description else []
 
     try:
-        yield f"postgres://{user}@{host}:{port}/{name}", run_postgres
+        yield f"{live_database_url().rsplit('/', 1)[0]}/{name}", run_postgres
     finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        with admin_connection(dbname="postgres") as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
